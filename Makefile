@@ -1,0 +1,29 @@
+# vertkp: `make install` sets up everything, `make test` runs the whole suite.
+PYTHON ?= python3
+PIP = $(PYTHON) -m pip
+# detectron2 is not on PyPI: it is built from its upstream source, after torch.
+DETECTRON2_SOURCE ?= git+https://github.com/facebookresearch/detectron2.git
+PYTEST_ARGS ?=
+STAMP = .make
+
+.PHONY: install deps detectron2 test
+
+install: deps detectron2
+
+# Python dependencies (torch and torchvision included), reinstalled when setup.py changes.
+deps: $(STAMP)/deps
+$(STAMP)/deps: setup.py
+	$(PIP) install 'setuptools<81' wheel
+	$(PIP) install -e '.[dev]'
+	@mkdir -p $(STAMP) && touch $@
+
+# Only when `import detectron2` fails. setuptools<81: detectron2 still imports pkg_resources.
+detectron2: deps
+	@if $(PYTHON) -c "import detectron2" 2>/dev/null; then echo "detectron2 is installed"; \
+	else $(PIP) install --no-build-isolation '$(DETECTRON2_SOURCE)'; fi
+
+test: deps
+	@$(PYTHON) -c "import detectron2" 2>/dev/null \
+	  || $(PIP) install --no-build-isolation '$(DETECTRON2_SOURCE)' \
+	  || echo "vertkp: detectron2 could not be installed from $(DETECTRON2_SOURCE); the tests that need it will be SKIPPED (see README, Install)"
+	$(PYTHON) -m pytest $(PYTEST_ARGS)

@@ -1,0 +1,302 @@
+"""Reader and converter for BUU-LSPINE (Klinwichit et al., Applied Sciences
+2023, 13(15):8646). Layout: ``datasets/README.md``.
+
+``<root>/{AP,LA}/NNNN-S-AAAYv.jpg`` with a headerless CSV of the same stem,
+one endplate a row: ``x1,y1,x2,y2,label`` (absolute pixels).
+  LA (lateral, facing left): 11 rows L1a, L1b, ..., L5a, L5b, S1a;
+      a = superior endplate, b = inferior; point 1 anterior (image-left).
+  AP: 10 rows L1a..L5b; point 1 image-left.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+from tqdm import tqdm
+
+from .conversion import CocoBuilder, SourceVertebra
+from .images import image_size, is_image_file
+from .report import ConversionReport, InvalidInput
+
+__all__ = [
+    "VIEWS",
+    "LEVELS",
+    "BuuName",
+    "parse_name",
+    "read_csv_rows",
+    "vertebrae_from_rows",
+    "split_patients",
+    "read_pixel_spacing",
+    "convert_buu_lspine",
+]
+
+# view -> (folder, view digit in the file name, number of CSV rows)
+VIEWS = {"lateral": ("LA", "1", 11), "ap": ("AP", "0", 10)}
+LEVELS = ("L1", "L2", "L3", "L4", "L5", "S1")
+NAME = re.compile(r"^(?P<patient>\d{4})-(?P<sex>[FM])-(?P<age>\d{3})Y(?P<view>[01])$")
+
+
+class BuuName:
+    """Parsed ``NNNN-S-AAAYv`` name: patient id, sex F/M, age in years, view digit."""
+
+    __slots__ = ("patient", "sex", "age", "view_digit")
+
+    def __init__(self, patient: str, sex: str, age: int, view_digit: str):
+        self.patient, self.sex, self.age, self.view_digit = patient, sex, age, view_digit
+
+
+def parse_name(stem: str) -> Optional[BuuName]:
+    """Parse a BUU-LSPINE file stem; None if it does not follow ``NNNN-S-AAAYv``."""
+    m = NAME.match(stem)
+    if not m:
+        return None
+    return BuuName(m["patient"], m["sex"], int(m["age"]), m["view"])
+
+
+def read_csv_rows(path, n_rows: int) -> list:
+    """The rows of one CSV as (x1, y1, x2, y2, label) floats.
+
+    Blank lines are ignored. Raises InvalidInput for a wrong number of rows
+    or columns, or a non-numeric cell (naming line and column).
+    """
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            lines = [(n + 1, row) for n, row in enumerate(csv.reader(f)) if any(c.strip() for c in row)]
+    except UnicodeDecodeError as e:
+        raise InvalidInput(path, f"not a text CSV ({e})") from None
+    if len(lines) != n_rows:
+        raise InvalidInput(path, f"expected {n_rows} rows (one per endplate), got {len(lines)}")
+    rows = []
+    for n, row in lines:
+        if len(row) != 5:
+            raise InvalidInput(path, f"expected 5 columns x1,y1,x2,y2,label, got {len(row)}", f"line {n}")
+        vals = []
+        for c, cell in enumerate(row):
+            try:
+                vals.append(float(cell))
+            except ValueError:
+                raise InvalidInput(path, f"column {c + 1} is not a number: {cell.strip()!r}", f"line {n}") from None
+        rows.append(vals)
+    return rows
+
+
+def _label(value: float):
+    return int(value) if float(value).is_integer() else value
+
+
+def vertebrae_from_rows(rows: list, view: str) -> list:
+    """Source vertebrae from the CSV rows of one image.
+
+    Each lumbar vertebra takes its "a" (superior) and "b" (inferior) rows:
+    points [a1, a2, b1, b2], superior endplate (0, 1). A lateral S1 has only
+    its "a" row: points [a1, a2]. Point 1 is image-left in both views.
+    """
+    out = []
+    for i, level in enumerate(LEVELS[:5]):
+        a, b = rows[2 * i], rows[2 * i + 1]
+        pts = np.array([a[0:2], a[2:4], b[0:2], b[2:4]], dtype=np.float64)
+        out.append(SourceVertebra(pts, (0, 1), f"{level} (lines {2 * i + 1}-{2 * i + 2})", level,
+                                  [_label(a[4]), _label(b[4])]))
+    if view == "lateral":
+        s = rows[10]
+        out.append(SourceVertebra(np.array([s[0:2], s[2:4]], dtype=np.float64), (0, 1), "S1 (line 11)", "S1",
+                                  [_label(s[4])]))
+    return out
+
+
+def facing_from_rows(rows: list) -> Optional[str]:
+    """Lateral facing from the data: point 1 of each row is anterior, so the
+    patient faces image-left when point 1 is left of point 2 in most rows."""
+    left = sum(r[0] < r[2] for r in rows)
+    right = sum(r[0] > r[2] for r in rows)
+    if left == right:
+        return None
+    return "left" if left > right else "right"
+
+
+def split_patients(patients, val_fraction: float, seed: int) -> set:
+    """The patient ids of the validation split.
+
+    The sorted unique ids are shuffled with numpy's default_rng(seed) and the
+    first round(val_fraction * n) are taken: deterministic for a seed and the
+    same for both views of a patient.
+    """
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    ids = sorted(set(patients))
+    perm = np.random.default_rng(seed).permutation(len(ids))
+    n_val = int(round(val_fraction * len(ids)))
+    return {ids[k] for k in perm[:n_val]}
+
+
+def read_pixel_spacing(path) -> dict:
+    """Pixel spacing per image stem, in mm per pixel.
+
+    Accepts the full dataset's spreadsheet (.xlsx: sheet "Pixel Spacing" if
+    present, else the first sheet), a .csv with a header row, or a .json
+    object {file name or stem: mm}. The name column is the first whose values
+    are image names; the spacing column is the first numeric column whose
+    header mentions "spacing" or "mm", else the first numeric column.
+
+    Returns:
+        {stem: mm per pixel}
+
+    Raises:
+        InvalidInput: unreadable file, no name or spacing column, a
+            non-positive spacing.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInput(path, "pixel spacing file not found")
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise InvalidInput(path, f"malformed JSON ({e})") from None
+        if not isinstance(data, dict):
+            raise InvalidInput(path, "expected a JSON object {file name: mm per pixel}")
+        table = [["name", "spacing"]] + [[k, v] for k, v in data.items()]
+    elif suffix in (".xlsx", ".xlsm"):
+        import openpyxl
+
+        try:
+            wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        except Exception as e:  # openpyxl raises several unrelated types
+            raise InvalidInput(path, f"unreadable spreadsheet ({e})") from None
+        ws = wb["Pixel Spacing"] if "Pixel Spacing" in wb.sheetnames else wb.worksheets[0]
+        table = [list(r) for r in ws.iter_rows(values_only=True) if any(c is not None for c in r)]
+        wb.close()
+    elif suffix == ".csv":
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            table = [r for r in csv.reader(f) if any(c.strip() for c in r)]
+    else:
+        raise InvalidInput(path, "pixel spacing must be a .xlsx, .csv or .json file")
+    if len(table) < 2:
+        raise InvalidInput(path, "no rows of pixel spacing")
+    header, body = [str(h or "").strip().lower() for h in table[0]], table[1:]
+
+    def numeric(col):
+        try:
+            return all(float(r[col]) == float(r[col]) for r in body if col < len(r) and r[col] not in (None, ""))
+        except (TypeError, ValueError):
+            return False
+
+    cols = range(len(header))
+    name_col = next((c for c in cols if all(parse_name(Path(str(r[c])).stem) for r in body if c < len(r) and r[c])), None)
+    if name_col is None:
+        name_col = next((c for c in cols if not numeric(c)), None)
+    if name_col is None:
+        raise InvalidInput(path, "no column of image names")
+    nums = [c for c in cols if c != name_col and numeric(c)]
+    preferred = [c for c in nums if "spacing" in header[c] or "mm" in header[c]]
+    if not nums:
+        raise InvalidInput(path, "no numeric pixel spacing column")
+    sp_col = (preferred or nums)[0]
+    out = {}
+    for n, r in enumerate(body, start=2):
+        if name_col >= len(r) or sp_col >= len(r) or r[name_col] in (None, "") or r[sp_col] in (None, ""):
+            continue
+        mm = float(r[sp_col])
+        if not mm > 0:
+            raise InvalidInput(path, f"pixel spacing must be positive, got {mm}", f"row {n}")
+        out[Path(str(r[name_col]).strip()).stem] = mm
+    return out
+
+
+def convert_buu_lspine(
+    root,
+    view: str = "lateral",
+    output=None,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    pixel_spacing=None,
+    skip_invalid: bool = False,
+    progress: bool = True,
+) -> ConversionReport:
+    """Convert one view of BUU-LSPINE at ``root`` to COCO keypoint files.
+
+    Writes ``output/train.json``, ``output/val.json`` and
+    ``output/conversion_report.json``; ``output`` defaults to
+    ``root/coco/<view>``. Splits by patient id (``split_patients``, over the
+    patients of both views, so a patient's AP and LA images fall on the same
+    side). ``pixel_spacing``: a file for ``read_pixel_spacing``, or None.
+
+    Raises:
+        InvalidInput: the first bad input, when ``skip_invalid`` is False;
+            nothing is written then.
+    """
+    if view not in VIEWS:
+        raise ValueError(f"view must be one of {sorted(VIEWS)}, got {view!r}")
+    root = Path(root)
+    output = Path(output) if output is not None else root / "coco" / view
+    folder, digit, n_rows = VIEWS[view]
+    view_dir = root / folder
+    if not view_dir.is_dir():
+        raise InvalidInput(view_dir, f"missing {folder}/ folder for the {view} view (see datasets/README.md)")
+    report = ConversionReport(f"buu-lspine {view}")
+    builder = CocoBuilder(report, f"BUU-LSPINE {view} view (vertkp COCO keypoints)")
+    spacing = read_pixel_spacing(pixel_spacing) if pixel_spacing else {}
+
+    def fail(split, err):
+        if not skip_invalid:
+            raise err
+        report.skip(split, err)
+
+    images = {p.stem: p for p in sorted(view_dir.iterdir()) if p.is_file() and is_image_file(p)}
+    csvs = {p.stem: p for p in sorted(view_dir.iterdir()) if p.is_file() and p.suffix.lower() == ".csv"}
+    patients = {}
+    for d in ("AP", "LA"):
+        if (root / d).is_dir():
+            for p in (root / d).iterdir():
+                name = parse_name(p.stem)
+                if name:
+                    patients[p.stem] = name.patient
+    val_patients = split_patients(set(patients.values()), val_fraction, seed)
+
+    def split_of(stem):
+        return "val" if patients.get(stem) in val_patients else "train"
+
+    for stem in sorted(set(csvs) - set(images)):
+        fail(split_of(stem), InvalidInput(csvs[stem], f"label file without its image (no {stem}.jpg in {view_dir})"))
+    with_spacing = 0
+    for stem in tqdm(sorted(images), desc=f"buu-lspine {view}", disable=not progress, unit="img"):
+        img = images[stem]
+        split = split_of(stem)
+        try:
+            name = parse_name(stem)
+            if name is None:
+                raise InvalidInput(img, "file name does not follow NNNN-S-AAAYv (patient-sex-age, view digit)")
+            if name.view_digit != digit:
+                raise InvalidInput(img, f"view digit {name.view_digit} in the name, but the file is in {folder}/ "
+                                   f"(expected {digit})")
+            if stem not in csvs:
+                raise InvalidInput(img, f"image has no label file ({stem}.csv) in {view_dir}")
+            width, height = image_size(img)
+            report.read[split] += 1
+            rows = read_csv_rows(csvs[stem], n_rows)
+            facing = facing_from_rows(rows) if view == "lateral" else None
+            if view == "lateral" and facing != "left":
+                report.warn(split, csvs[stem], f"anterior points are not on the image-left (facing {facing})")
+            mm = spacing.get(stem)
+            builder.add_image(
+                split, img, img.relative_to(root).as_posix(), width, height,
+                vertebrae_from_rows(rows, view), csvs[stem],
+                source_stem=stem, view=view, pixel_spacing=mm, facing=facing,
+                patient_id=name.patient, sex=name.sex, age=name.age,
+            )
+            with_spacing += mm is not None
+        except InvalidInput as e:
+            fail(split, e)
+    report.notes.append(f"split by patient id with seed {seed}, val fraction {val_fraction}: "
+                        f"{len(val_patients)} of {len(set(patients.values()))} patients in val")
+    if pixel_spacing:
+        report.notes.append(f"pixel spacing from {pixel_spacing}: {with_spacing} of "
+                            f"{sum(report.images.values())} images")
+    builder.finish(output, ("train", "val"))
+    return report

@@ -1,0 +1,170 @@
+"""What both converters share: source vertebrae -> checked COCO records -> files.
+
+A converter reads its source into ``SourceVertebra`` objects, one per labelled
+vertebra, and hands them to :class:`CocoBuilder`, which validates them, puts
+the corners in the canonical order, and collects COCO images/annotations per
+split. ``finish`` writes every output file atomically, with the report.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..keypoints import canonical_order
+from .coco import make_annotation, make_coco, write_all_atomic
+from .report import ConversionReport, InvalidInput
+
+__all__ = ["SourceVertebra", "CocoBuilder", "order_corners"]
+
+
+@dataclass
+class SourceVertebra:
+    """One vertebra as the source gives it.
+
+    Attributes:
+        points: [4, 2] or [2, 2] pixels (x right, y down) in source order;
+            2 points means the superior endplate only (BUU's S1).
+        superior: indices of the superior endplate in ``points``, source-left
+            first; the other indices, in order, form the inferior endplate.
+        where: where it is in its file, for messages ("line 3", "vertebra 2").
+        level: "L1".."S1" when the source says, else None.
+        source_label: the source's label values for this vertebra.
+        coco_visibility: COCO flag per source point (2 labelled, 1 labelled
+            but not visible); None means all 2.
+    """
+
+    points: np.ndarray
+    superior: tuple
+    where: str
+    level: Optional[str] = None
+    source_label: Optional[list] = None
+    coco_visibility: Optional[Sequence[int]] = None
+
+
+def order_corners(v: SourceVertebra):
+    """Canonical corners of a source vertebra.
+
+    Returns:
+        (corners [4, 2], visible [4] bool, flags [4] int, reason) where
+        ``reason`` is "" when the source order was already canonical.
+
+    Raises:
+        ValueError: degenerate or malformed corners (message without path).
+    """
+    p = np.asarray(v.points, dtype=np.float64)
+    flags = list(v.coco_visibility) if v.coco_visibility is not None else [2] * len(p)
+    if p.shape == (2, 2):
+        # superior endplate only: left/right along the endplate, towards +x
+        i, j = v.superior
+        a, b = p[i], p[j]
+        if np.allclose(a, b):
+            raise ValueError("degenerate endplate: both corners coincide")
+        swapped = (b - a)[0] < 0
+        left, right = (b, a) if swapped else (a, b)
+        fl = [flags[j], flags[i]] if swapped else [flags[i], flags[j]]
+        corners = np.stack([left, right, np.zeros(2), np.zeros(2)])
+        reason = "source left/right order is swapped" if swapped else ""
+        return corners, np.array([True, True, False, False]), fl + [0, 0], reason
+    order = canonical_order(p, superior=v.superior)
+    # carry each point's flag along with it
+    src_flags = {tuple(pt): f for pt, f in zip(p.tolist(), flags)}
+    fl = [src_flags[tuple(c)] for c in order.corners.tolist()]
+    return order.corners, np.ones(4, dtype=bool), fl, order.reason
+
+
+class CocoBuilder:
+    """Collects checked COCO images and annotations per split.
+
+    Image and annotation ids run across all splits, so they are unique over
+    the train/val/test files of one conversion.
+    """
+
+    def __init__(self, report: ConversionReport, description: str):
+        self.report = report
+        self.description = description
+        self.images: dict = {}
+        self.annotations: dict = {}
+        self._next_image_id = 1
+        self._next_ann_id = 1
+
+    def add_image(
+        self,
+        split: str,
+        image_path: Path,
+        file_name: str,
+        width: int,
+        height: int,
+        vertebrae: Sequence[SourceVertebra],
+        label_path: Optional[Path] = None,
+        **extra,
+    ) -> dict:
+        """Check ``vertebrae`` and add the image with its annotations.
+
+        All-or-nothing: when one vertebra is invalid, InvalidInput is raised
+        (naming ``label_path`` and the vertebra) and nothing of the image is
+        added; the caller decides whether to stop or skip the image.
+        """
+        src = label_path or image_path
+        image_id = self._next_image_id
+        anns = []
+        for v in vertebrae:
+            p = np.asarray(v.points, dtype=np.float64)
+            if not np.all(np.isfinite(p)):
+                raise InvalidInput(src, "corner coordinates are not finite (NaN or inf)", v.where)
+            outside = (p[:, 0] < 0) | (p[:, 0] > width) | (p[:, 1] < 0) | (p[:, 1] > height)
+            if outside.any():
+                k = int(np.argmax(outside))
+                raise InvalidInput(
+                    src,
+                    f"corner {k + 1} at ({p[k, 0]:.2f}, {p[k, 1]:.2f}) lies outside the {width}x{height} image",
+                    v.where,
+                )
+            try:
+                corners, visible, flags, reason = order_corners(v)
+            except ValueError as e:
+                raise InvalidInput(src, str(e), v.where) from None
+            if reason:
+                self.report.warn(split, src, f"corners re-ordered by geometry: {reason}", v.where)
+            anns.append(
+                make_annotation(
+                    self._next_ann_id + len(anns),
+                    image_id,
+                    corners,
+                    visible,
+                    width,
+                    height,
+                    vertebra_level=v.level,
+                    source_label=v.source_label,
+                    coco_visibility=flags,
+                )
+            )
+        image = {"id": image_id, "file_name": file_name, "width": int(width), "height": int(height), **extra}
+        self.images.setdefault(split, []).append(image)
+        self.annotations.setdefault(split, []).extend(anns)
+        self._next_image_id += 1
+        self._next_ann_id += len(anns)
+        self.report.images[split] += 1
+        self.report.vertebrae[split] += len(anns)
+        return image
+
+    def finish(self, output: Path, splits: Sequence[str]) -> list:
+        """Write ``output/<split>.json`` for each split that has images (and
+        always for train and val), plus ``conversion_report.json``.
+
+        Returns:
+            the paths written.
+        """
+        files = {}
+        for split in splits:
+            if split in ("train", "val") or self.images.get(split):
+                files[Path(output) / f"{split}.json"] = make_coco(
+                    self.images.get(split, []),
+                    self.annotations.get(split, []),
+                    f"{self.description}, {split} split",
+                )
+        files[Path(output) / "conversion_report.json"] = self.report.as_dict()
+        write_all_atomic(files)
+        return list(files)
