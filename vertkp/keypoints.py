@@ -96,10 +96,10 @@ def _order_endplates(sup: np.ndarray, inf: np.ndarray) -> np.ndarray:
     return np.concatenate([sup, inf]).astype(np.float64)
 
 
-def _flatness(edge: np.ndarray) -> float:
-    """|dy| / |dx| of a 2-point edge: 0 for a horizontal edge."""
+def _angle(edge: np.ndarray) -> float:
+    """Angle of a 2-point edge from the image horizontal, in degrees [0, 90]."""
     d = np.abs(edge[1] - edge[0])
-    return float(d[1] / (d[0] + 1e-9))
+    return float(np.degrees(np.arctan2(d[1], d[0])))
 
 
 def canonical_order(points, superior=(0, 1)) -> CanonicalOrder:
@@ -113,10 +113,14 @@ def canonical_order(points, superior=(0, 1)) -> CanonicalOrder:
 
     The rule (documented in datasets/README.md):
       1. Endplates: the source's grouping is kept when its two endplates are
-         opposite sides of the quadrilateral. If they cross (the source paired
-         diagonal corners), the grouping is wrong and the corners are re-paired
-         by geometry: of the two ways to split the quadrilateral into two
-         opposite sides, the one whose sides are the flatter in the image.
+         opposite sides of the quadrilateral, unless they are both steeper than
+         60 degrees while the other two sides are both flatter than 30 degrees
+         (the source named the walls). If they cross (the source paired
+         diagonal corners) or are near-vertical in that way, the corners are
+         re-paired by geometry: of the ways to split the quadrilateral into
+         two opposite sides, the one whose sides are the flatter in the image.
+         Between 30 and 60 degrees geometry cannot tell an endplate from a
+         wall (a tilted S1 looks like that), so the source's grouping stands.
       2. Superior endplate: the one whose midpoint is higher in the image
          (smaller y). This holds for any tilt under 90 degrees.
       3. Left/right: along the vertebra's own endplate axis (see
@@ -140,12 +144,19 @@ def canonical_order(points, superior=(0, 1)) -> CanonicalOrder:
     reason = ""
     if _segments_cross(sup[0], sup[1], inf[0], inf[1]):
         reason = "source corner grouping pairs diagonal corners"
-        splits = [
+    else:
+        walls = (np.stack([sup[0], inf[0]]), np.stack([sup[1], inf[1]]))
+        if _segments_cross(*walls[0], *walls[1]):
+            walls = (np.stack([sup[0], inf[1]]), np.stack([sup[1], inf[0]]))
+        if min(_angle(sup), _angle(inf)) > 60 and max(_angle(walls[0]), _angle(walls[1])) < 30:
+            reason = "source endplates are near-vertical and its walls near-horizontal"
+    if reason:
+        splits = [(sup, inf)] + [
             (np.stack([sup[0], inf[0]]), np.stack([sup[1], inf[1]])),
             (np.stack([sup[0], inf[1]]), np.stack([sup[1], inf[0]])),
         ]
         splits = [s for s in splits if not _segments_cross(s[0][0], s[0][1], s[1][0], s[1][1])]
-        sup, inf = min(splits, key=lambda s: _flatness(s[0]) + _flatness(s[1]))
+        sup, inf = min(splits, key=lambda s: _angle(s[0]) + _angle(s[1]))
     if sup[:, 1].mean() > inf[:, 1].mean():
         reason = reason or "source superior endplate lies below its inferior endplate"
         sup, inf = inf, sup

@@ -1,0 +1,39 @@
+"""Shared fixtures. Tests that need detectron2 skip with a reason when it is absent."""
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+HAS_DETECTRON2 = importlib.util.find_spec("detectron2") is not None
+DETECTRON2_SKIP_REASON = "detectron2 is not installed (README, Install: it is built from its upstream source)"
+
+
+def pytest_terminal_summary(terminalreporter):
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if "detectron2" in str(r.longrepr)]
+    if skipped:
+        terminalreporter.write_line(
+            f"vertkp: {len(skipped)} test(s) that need detectron2 were SKIPPED because detectron2 is not "
+            "installed; install it (README, Install) to run them.",
+            yellow=True,
+        )
+
+
+@pytest.fixture
+def run_tool():
+    """Run ``tools/<name>.py`` with arguments in a subprocess; returns CompletedProcess."""
+    import subprocess
+
+    def run(name, *args, cwd=None, env=None):
+        e = dict(os.environ, **(env or {}))
+        return subprocess.run(
+            [sys.executable, str(REPO / "tools" / f"{name}.py"), *map(str, args)],
+            capture_output=True, text=True, cwd=cwd, env=e, timeout=600,
+        )
+
+    return run

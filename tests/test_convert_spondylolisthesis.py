@@ -1,0 +1,216 @@
+"""Mendeley spondylolisthesis converter on hand-built raw trees."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from raw_builders import KP_DIR, mendeley_tree, quad, roboflow_name, write_image
+from vertkp.data.coco import BOX_PAD_FRACTION
+from vertkp.data.spondylolisthesis import convert_spondylolisthesis, source_stem
+from vertkp.keypoints import OKS_SIGMAS
+
+SPINE = [quad(320, 120 + 70 * k, 90, 55, t) for k, t in enumerate((0, 5, -8, 12))] + [quad(340, 430, 90, 55, 45)]
+
+
+def good_tree(root):
+    items = [
+        ("train", roboflow_name("0001-F-037Y1", 0), "json", SPINE),
+        ("train", roboflow_name("0001-F-037Y1", 3), "txt", SPINE[1:]),  # an augmented copy
+        ("train", roboflow_name("hond_0007", 5), "txt", SPINE[:3]),
+        ("val", roboflow_name("0002-M-051Y1", 1), "json", SPINE[2:]),
+    ]
+    return mendeley_tree(root, items, test=["0003-F-060Y1.jpg"])
+
+
+def load(path):
+    return json.loads(Path(path).read_text())
+
+
+def corners_of(ann):
+    return np.array(ann["keypoints"], float).reshape(4, 3)[:, :2]
+
+
+def test_round_trip_both_label_formats(tmp_path):
+    truth = good_tree(tmp_path)
+    report = convert_spondylolisthesis(tmp_path, progress=False)
+    out = tmp_path / "coco"
+    assert sorted(p.name for p in out.iterdir()) == ["conversion_report.json", "test.json", "train.json", "val.json"]
+    n_checked = 0
+    for split in ("train", "val"):
+        coco = load(out / f"{split}.json")
+        assert coco["categories"][0]["keypoints"] == ["TL", "TR", "BL", "BR"]
+        anns = {}
+        for a in coco["annotations"]:
+            anns.setdefault(a["image_id"], []).append(a)
+        for im in coco["images"]:
+            stem = Path(im["file_name"]).stem
+            assert im["file_name"] == f"{KP_DIR.as_posix()}/images/{split}/{stem}.jpg"
+            assert (im["width"], im["height"]) == (640, 640)
+            assert im["source_stem"] == source_stem(stem)
+            assert im["view"] == "lateral" and im["pixel_spacing"] is None
+            exp_split, verts = truth[stem]
+            assert exp_split == split and len(anns[im["id"]]) == len(verts)
+            for a, c in zip(anns[im["id"]], verts):
+                # JSON keeps the source floats; TXT goes through /640 then *640
+                np.testing.assert_allclose(corners_of(a), c, rtol=0, atol=1e-9)
+                assert a["keypoints"][2::3] == [2, 2, 2, 2] and a["num_keypoints"] == 4
+                assert a["vertebra_level"] is None and a["source_label"] == [0]
+                x, y, w, h = a["bbox"]
+                lo, hi = c.min(0), c.max(0)
+                pad = BOX_PAD_FRACTION * max(hi - lo)
+                np.testing.assert_allclose([x, y, x + w, y + h], [*(lo - pad), *(hi + pad)])
+                assert a["area"] == pytest.approx(90 * 55)
+                n_checked += 1
+    assert n_checked == 5 + 4 + 3 + 3
+    test = load(out / "test.json")
+    assert [im["file_name"] for im in test["images"]] == ["Test/0003-F-060Y1.jpg"]
+    assert (test["images"][0]["width"], test["images"][0]["height"]) == (900, 1400)
+    assert test["annotations"] == []
+    rep = load(out / "conversion_report.json")
+    assert rep["per_split"]["train"] == {"label_files_read": 3, "images_written": 3, "vertebrae_written": 12,
+                                         "skipped": 0}
+    assert rep["n_skipped"] == 0 and rep["n_warnings"] == 0
+    assert report.images["test"] == 1
+    ids = [im["id"] for s in ("train", "val", "test") for im in load(out / f"{s}.json")["images"]]
+    assert len(ids) == len(set(ids))
+
+
+def test_pycocotools_scores_ground_truth_against_itself_ap_1(tmp_path):
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    good_tree(tmp_path)
+    convert_spondylolisthesis(tmp_path, progress=False)
+    gt = COCO(str(tmp_path / "coco" / "train.json"))
+    dets = [{"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"], "score": 1.0}
+            for a in gt.dataset["annotations"]]
+    ev = COCOeval(gt, gt.loadRes(dets), "keypoints")
+    ev.params.kpt_oks_sigmas = np.array(OKS_SIGMAS)
+    ev.evaluate(), ev.accumulate(), ev.summarize()
+    assert ev.stats[0] == pytest.approx(1.0)
+
+
+def test_stem_on_both_sides_of_the_split_is_reported(tmp_path):
+    mendeley_tree(tmp_path, [("train", roboflow_name("0009-F-037Y1", 0), "json", SPINE),
+                             ("val", roboflow_name("0009-F-037Y1", 4), "json", SPINE)])
+    report = convert_spondylolisthesis(tmp_path, progress=False)
+    assert [w["file"] for w in report.warnings] == ["0009-F-037Y1"]
+    assert "both train and val" in report.warnings[0]["message"]
+
+
+def test_order_that_disagrees_with_geometry_is_fixed_and_reported(tmp_path):
+    stem = roboflow_name("0004-F-037Y1", 0)
+    mendeley_tree(tmp_path, [("train", stem, "json", SPINE[:2])])
+    lbl = tmp_path / KP_DIR / "labels" / "train" / f"{stem}.json"
+    data = json.loads(lbl.read_text())
+    data["keypoints"][1] = [data["keypoints"][1][i] for i in (3, 2, 1, 0)]  # reversed order
+    lbl.write_text(json.dumps(data))
+    report = convert_spondylolisthesis(tmp_path, progress=False)
+    anns = load(tmp_path / "coco" / "train.json")["annotations"]
+    np.testing.assert_allclose(corners_of(anns[1]), SPINE[1])
+    assert [(w["where"], w["message"]) for w in report.warnings] == [
+        ("vertebra 2", "corners re-ordered by geometry: source superior endplate lies below its inferior endplate")]
+
+
+# (what to break, expected message fragment); each applied to the train image "B"
+BAD_CASES = {
+    "truncated_json": ("json", lambda p: p.write_text(p.read_text()[:40]), "malformed JSON"),
+    "three_corners": ("json", lambda p: p.write_text(json.dumps(
+        {"boxes": [[0, 0, 1, 1]], "keypoints": [[[10, 10, 1], [20, 10, 1], [10, 20, 1]]], "labels": [0]})),
+        "vertebra 1: expected 4 corners, got 3"),
+    "nan_json": ("json", lambda p: p.write_text(json.dumps(
+        {"boxes": [[0, 0, 1, 1]], "keypoints": [[[float("nan"), 10, 1], [20, 10, 1], [10, 20, 1], [20, 20, 1]]],
+         "labels": [0]})), "vertebra 1: corner coordinates are not finite"),
+    "txt_16_numbers": ("txt", lambda p: p.write_text(p.read_text().replace(" 1.0\n", "\n", 1)),
+                       "line 1: expected 17 numbers"),
+    "txt_not_a_number": ("txt", lambda p: p.write_text("0 0.5 0.5 0.1 0.1 x " + "0.5 " * 11 + "\n"),
+                         "line 1: not a number: 'x'"),
+    "txt_nan": ("txt", lambda p: p.write_text("0 0.5 0.5 0.1 0.1 nan " + "0.5 " * 11 + "\n"),
+                "line 1: corner coordinates are not finite"),
+    "out_of_image": ("json", lambda p: p.write_text(json.dumps(
+        {"boxes": [[0, 0, 1, 1]], "keypoints": [[[10, 10, 1], [700, 10, 1], [10, 20, 1], [20, 20, 1]]],
+         "labels": [0]})), "corner 2 at (700.00, 10.00) lies outside the 640x640 image"),
+    "absent_corner": ("json", lambda p: p.write_text(json.dumps(
+        {"boxes": [[0, 0, 1, 1]], "keypoints": [[[10, 10, 1], [0, 0, 0], [10, 20, 1], [20, 20, 1]]],
+         "labels": [0]})), "corner 2 is absent"),
+    "label_without_image": ("json", lambda p: (p.parents[2] / "images" / "train" / (p.stem + ".jpg")).unlink(),
+                            "label file without its image"),
+    "image_without_label": ("json", lambda p: p.unlink(), "image has no label file"),
+    "unreadable_image": ("json", lambda p: (p.parents[2] / "images" / "train" / (p.stem + ".jpg")).write_bytes(
+        (p.parents[2] / "images" / "train" / (p.stem + ".jpg")).read_bytes()[:300]), "unreadable image"),
+}
+
+
+def broken_tree(tmp_path, case):
+    fmt, breaker, _ = BAD_CASES[case]
+    bad = roboflow_name("0005-F-037Y1", 0)
+    mendeley_tree(tmp_path, [("train", roboflow_name("0006-F-037Y1", 0), "json", SPINE),
+                             ("train", bad, fmt, SPINE[:2]),
+                             ("val", roboflow_name("0007-F-037Y1", 0), "txt", SPINE)])
+    breaker(tmp_path / KP_DIR / "labels" / "train" / f"{bad}.{fmt}")
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CASES))
+def test_bad_input_stops_with_message_and_writes_nothing(tmp_path, run_tool, case):
+    broken_tree(tmp_path, case)
+    r = run_tool("convert_to_coco", "--dataset", "spondylolisthesis", "--root", tmp_path, "--quiet")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert BAD_CASES[case][2] in r.stderr
+    assert str(tmp_path / KP_DIR) in r.stderr  # names the file
+    assert not (tmp_path / "coco").exists()
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CASES))
+def test_skip_invalid_skips_only_the_broken_image_and_lists_it(tmp_path, run_tool, case):
+    broken_tree(tmp_path, case)
+    r = run_tool("convert_to_coco", "--dataset", "spondylolisthesis", "--root", tmp_path, "--quiet",
+                 "--skip-invalid")
+    assert r.returncode == 0, r.stderr
+    rep = load(tmp_path / "coco" / "conversion_report.json")
+    assert rep["n_skipped"] == 1
+    assert BAD_CASES[case][2] in rep["skipped"][0]["problem"] + ": " + rep["skipped"][0]["where"] or \
+        BAD_CASES[case][2] in rep["skipped"][0]["where"] + ": " + rep["skipped"][0]["problem"]
+    assert "skipped 1:" in r.stdout
+    train = load(tmp_path / "coco" / "train.json")
+    val = load(tmp_path / "coco" / "val.json")
+    kept = [Path(im["file_name"]).stem for im in train["images"]]
+    assert roboflow_name("0006-F-037Y1", 0) in kept and roboflow_name("0005-F-037Y1", 0) not in kept
+    assert len(train["annotations"]) == len(SPINE) and len(val["annotations"]) == len(SPINE)
+
+
+def test_no_half_written_file_when_serialising_fails(tmp_path, monkeypatch):
+    from vertkp.data import coco
+
+    good_tree(tmp_path)
+    calls = []
+    real_dump = json.dump
+
+    def failing_dump(obj, f, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+        return real_dump(obj, f, **kw)
+
+    monkeypatch.setattr(coco.json, "dump", failing_dump)
+    with pytest.raises(RuntimeError, match="disk full"):
+        convert_spondylolisthesis(tmp_path, progress=False)
+    assert list((tmp_path / "coco").iterdir()) == []
+
+
+def test_cli_summary_and_default_output(tmp_path, run_tool):
+    good_tree(tmp_path)
+    r = run_tool("convert_to_coco", "--dataset", "spondylolisthesis", "--root", tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "train  label files read     3  images     3  vertebrae     12  skipped    0" in r.stdout
+    assert "test images taken from: Test" in r.stdout
+    assert (tmp_path / "coco" / "val.json").is_file()
+    r = run_tool("convert_to_coco", "--dataset", "spondylolisthesis", "--root", tmp_path, "--view", "ap")
+    assert r.returncode == 2 and "--view applies to buu-lspine only" in r.stderr
+
+
+def test_grayscale_and_colour_images_are_read(tmp_path):
+    good_tree(tmp_path)
+    write_image(tmp_path / KP_DIR / "images" / "train" / f"{roboflow_name('hond_0007', 5)}.jpg", 640, 640, color=True)
+    convert_spondylolisthesis(tmp_path, progress=False)
+    assert len(load(tmp_path / "coco" / "train.json")["images"]) == 3
