@@ -136,11 +136,11 @@ BAD = {
 def test_bad_input(tmp_path, run_tool, case):
     buu_tree(tmp_path, PATIENTS[:3])
     BAD[case][0](tmp_path / "LA" / "0002-M-041Y1.csv")
-    r = run_tool("convert_to_coco", "--dataset", "buu-lspine", "--root", tmp_path, "--quiet")
+    r = run_tool("convert_to_coco", "--dataset", "buu-lspine", "--root", tmp_path, "--no-progress")
     assert r.returncode == 2 and BAD[case][1] in r.stderr, r.stderr
     assert str(tmp_path / "LA") in r.stderr
     assert not (tmp_path / "coco").exists()
-    r = run_tool("convert_to_coco", "--dataset", "buu-lspine", "--root", tmp_path, "--quiet", "--skip-invalid",
+    r = run_tool("convert_to_coco", "--dataset", "buu-lspine", "--root", tmp_path, "--no-progress", "--skip-invalid",
                  "--val-fraction", "0")
     assert r.returncode == 0, r.stderr
     rep = load(tmp_path / "coco" / "lateral" / "conversion_report.json")

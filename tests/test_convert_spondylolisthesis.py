@@ -154,7 +154,7 @@ def broken_tree(tmp_path, case):
 @pytest.mark.parametrize("case", sorted(BAD_CASES))
 def test_bad_input_stops_with_message_and_writes_nothing(tmp_path, run_tool, case):
     broken_tree(tmp_path, case)
-    r = run_tool("convert_to_coco", "--dataset", "spondylolisthesis", "--root", tmp_path, "--quiet")
+    r = run_tool("convert_to_coco", "--dataset", "spondylolisthesis", "--root", tmp_path, "--no-progress")
     assert r.returncode == 2, r.stdout + r.stderr
     assert BAD_CASES[case][2] in r.stderr
     assert str(tmp_path / KP_DIR) in r.stderr  # names the file
@@ -164,7 +164,7 @@ def test_bad_input_stops_with_message_and_writes_nothing(tmp_path, run_tool, cas
 @pytest.mark.parametrize("case", sorted(BAD_CASES))
 def test_skip_invalid_skips_only_the_broken_image_and_lists_it(tmp_path, run_tool, case):
     broken_tree(tmp_path, case)
-    r = run_tool("convert_to_coco", "--dataset", "spondylolisthesis", "--root", tmp_path, "--quiet",
+    r = run_tool("convert_to_coco", "--dataset", "spondylolisthesis", "--root", tmp_path, "--no-progress",
                  "--skip-invalid")
     assert r.returncode == 0, r.stderr
     rep = load(tmp_path / "coco" / "conversion_report.json")

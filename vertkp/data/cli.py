@@ -28,7 +28,7 @@ def convert_parser() -> argparse.ArgumentParser:
                    help="buu-lspine only: spreadsheet/CSV/JSON of mm per pixel by file name")
     p.add_argument("--skip-invalid", action="store_true",
                    help="skip broken images/labels (listed in OUT/conversion_report.json) instead of stopping")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p
 
 
@@ -43,12 +43,12 @@ def convert_main(argv=None) -> int:
                 parser.error(f"--{flag.replace('_', '-')} applies to buu-lspine only")
     try:
         if args.dataset == "spondylolisthesis":
-            report = convert_spondylolisthesis(args.root, args.output, args.skip_invalid, progress=not args.quiet)
+            report = convert_spondylolisthesis(args.root, args.output, args.skip_invalid, progress=not args.no_progress)
             out = args.output or args.root / "coco"
         else:
             report = convert_buu_lspine(
                 args.root, args.view, args.output, args.val_fraction, args.seed, args.pixel_spacing,
-                args.skip_invalid, progress=not args.quiet,
+                args.skip_invalid, progress=not args.no_progress,
             )
             out = args.output or args.root / "coco" / args.view
     except InvalidInput as e:

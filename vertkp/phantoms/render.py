@@ -35,9 +35,10 @@ def sample_style(rng: np.random.Generator) -> dict:
         "bone_gain": rng.uniform(0.75, 1.25),
         "rim_gain": rng.uniform(0.7, 1.4),
         "texture": rng.uniform(0.08, 0.2),
-        "blur_mm": rng.uniform(0.25, 0.55),
+        "blur_mm": rng.uniform(0.3, 0.65),
+        "diffuse_mm": rng.uniform(0.8, 1.6),
         "soft_blur_mm": rng.uniform(4.0, 9.0),
-        "window": (rng.uniform(0.0, 0.12), rng.uniform(0.82, 1.05)),
+        "window": (rng.uniform(0.0, 0.12), rng.uniform(0.9, 1.15)),
         "gamma": rng.uniform(0.75, 1.35),
         "quantum": rng.uniform(0.01, 0.035),
         "electronic": rng.uniform(0.004, 0.015),
@@ -133,9 +134,11 @@ def render(scene: Scene, width: int, height: int, style: dict, rng: np.random.Ge
     tex_sigma = max(0.35 * scene.px_per_mm, 0.6)
     tex = cv2.GaussianBlur(tex, (0, 0), tex_sigma) * (style["texture"] * 2.0 * tex_sigma)
     bone = np.zeros((height, width), np.float32)
+    diffuse = np.zeros((height, width), np.float32)
     for s in scene.shapes:
         if s.soft:
             continue
+        canvas = diffuse if s.diffuse else bone
         got = _coverage(s.points, width, height)
         if got is None:
             continue
@@ -148,8 +151,9 @@ def render(scene: Scene, width: int, height: int, style: dict, rng: np.random.Ge
                 (a0, a1, b0, b1), icov = inner
                 ring[a0 - y0:a1 - y0, b0 - x0:b1 - x0] -= icov
             add += s.rim * style["rim_gain"] * np.clip(ring, 0.0, 1.0)
-        bone[y0:y1, x0:x1] += add
-    img = img + style["bone_gain"] * bone
+        canvas[y0:y1, x0:x1] += add
+    diffuse = cv2.GaussianBlur(diffuse, (0, 0), max(style["diffuse_mm"] * scene.px_per_mm, 0.8))
+    img = img + style["bone_gain"] * (bone + diffuse)
     img = cv2.GaussianBlur(img, (0, 0), max(style["blur_mm"] * scene.px_per_mm, 0.4))
     lo, hi = style["window"]
     img = np.clip((img - lo) / (hi - lo), 0.0, 1.0) ** style["gamma"]
@@ -167,7 +171,9 @@ def _marker(img: np.ndarray, letter: str, corner: int) -> None:
     size, _ = cv2.getTextSize(letter, cv2.FONT_HERSHEY_SIMPLEX, scale, max(1, int(2 * scale)))
     x = int(0.03 * w) if corner % 2 == 0 else int(0.97 * w) - size[0]
     y = int(0.03 * h) + size[1] if corner < 2 else int(0.97 * h)
-    cv2.putText(img, letter, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, 0.95, max(1, int(2 * scale)), cv2.LINE_AA)
+    mask = np.zeros((h, w), np.uint8)  # OpenCV draws text on 8-bit images only
+    cv2.putText(mask, letter, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, 255, max(1, int(2 * scale)), cv2.LINE_AA)
+    np.maximum(img, mask.astype(np.float32) * (0.95 / 255.0), out=img)
 
 
 def tint(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -36,10 +36,12 @@ __all__ = [
     "sample_patient",
     "sample_slip_targets",
     "sample_lateral_targets",
+    "SLIP_CASES",
+    "NORMAL_SLIP_RANGE",
+    "lateral_percent",
     "build_lateral",
     "build_ap",
     "canonical_from_anatomical",
-    "lateral_percent",
     "rotation",
     "frame_affine",
     "apply_affine",
@@ -49,12 +51,13 @@ __all__ = [
 LATERAL_LEVELS = ("T8", "T9", "T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5", "S1")
 AP_LEVELS = ("T11", "T12", "L1", "L2", "L3", "L4", "L5")
 
-# Typical adult body height and endplate depth (lateral view), mm.
-_BODY_MM = {
-    "T8": (20.0, 27.0), "T9": (21.0, 28.0), "T10": (22.0, 29.5), "T11": (23.0, 31.0),
-    "T12": (24.5, 33.0), "L1": (26.0, 36.0), "L2": (27.0, 38.0), "L3": (28.0, 39.5),
-    "L4": (28.0, 40.5), "L5": (27.0, 41.0), "S1": (26.0, 41.0),
+# Typical adult body height (lateral view), mm. The endplate depth is the
+# height times 1.3-1.6 (lumbar) or 1.22-1.45 (thoracic); S1's is _S1_DEPTH_MM.
+_BODY_HEIGHT_MM = {
+    "T8": 20.0, "T9": 21.0, "T10": 22.0, "T11": 23.0, "T12": 24.5, "L1": 26.0,
+    "L2": 27.0, "L3": 28.0, "L4": 28.0, "L5": 27.0, "S1": 26.0,
 }
+_S1_DEPTH_MM = 41.0
 # Disc height below each level (mean of anterior and posterior), mm.
 _DISC_MM = {
     "T8": 5.0, "T9": 5.0, "T10": 5.5, "T11": 6.0, "T12": 7.0, "L1": 8.0,
@@ -79,7 +82,9 @@ class Shape:
         rim_mm: width of that band, mm.
         texture: amplitude of the trabecular texture multiplied into the fill.
         soft: True to draw it on the low-resolution, strongly blurred layer
-            (soft tissue, gas, air); False for sharp bone edges.
+            (soft tissue, gas, air); False for bone.
+        diffuse: bone seen through more tissue or at an angle (posterior
+            elements, pelvis): drawn on a layer blurred by about 1 mm.
     """
 
     points: np.ndarray
@@ -88,6 +93,7 @@ class Shape:
     rim_mm: float = 0.0
     texture: float = 0.0
     soft: bool = False
+    diffuse: bool = False
 
 
 @dataclass
@@ -191,13 +197,13 @@ def sample_patient(rng: np.random.Generator) -> dict:
     """Random shape parameters of one spine (mm and degrees)."""
     scale = rng.uniform(0.86, 1.14)
     bodies = {}
-    for level, (h, d) in _BODY_MM.items():
+    for level, h in _BODY_HEIGHT_MM.items():
         lumbar = level[0] != "T"
         ratio = rng.uniform(1.3, 1.6) if lumbar else rng.uniform(1.22, 1.45)
         h = h * scale * rng.uniform(0.94, 1.06)
         bodies[level] = {
             "height": h,
-            "depth": h * ratio if level != "S1" else d * scale * rng.uniform(0.92, 1.08),
+            "depth": h * ratio if level != "S1" else _S1_DEPTH_MM * scale * rng.uniform(0.92, 1.08),
             "inferior_ratio": rng.uniform(0.98, 1.05),
             "bulges": (rng.uniform(0.0, 0.025), rng.uniform(0.015, 0.04),
                        rng.uniform(0.0, 0.025), rng.uniform(0.025, 0.06)),
@@ -337,40 +343,43 @@ def _posterior_shapes(c: np.ndarray, level: str, pscale: float) -> list:
     else:
         spinous = at([(0.5, 0.1), (1.05, 0.12), (1.22, 0.38), (1.12, 0.76), (0.55, 0.72)])
     return [
-        Shape(pedicle, fill=0.16, rim=0.1, rim_mm=1.6, texture=0.3),
-        Shape(pillar, fill=0.14, rim=0.1, rim_mm=1.6, texture=0.3),
-        Shape(spinous, fill=0.1, rim=0.1, rim_mm=1.4, texture=0.3),
+        Shape(pedicle, fill=0.1, rim=0.09, rim_mm=1.8, texture=0.3, diffuse=True),
+        Shape(pillar, fill=0.08, rim=0.05, rim_mm=1.5, texture=0.3, diffuse=True),
+        Shape(spinous, fill=0.06, rim=0.05, rim_mm=1.5, texture=0.3, diffuse=True),
     ]
 
 
 def _sacrum_shapes(s1: np.ndarray, rng: np.random.Generator) -> list:
-    """S2..coccyx segments, sacral dorsal plate, iliac wing and femoral head (lateral, mm)."""
+    """S2..S5 and coccyx, the dorsal sacral mass, iliac wing and femoral head (lateral, mm)."""
     as_, ps, ai, pi = s1
     shapes = []
     w = np.linalg.norm(ps - as_)
+    post = _unit(ps - as_)
+    down = np.array([0.0, 1.0])  # model frame: y is caudal
     lower = np.stack([ai, pi])
     theta = np.degrees(np.arctan2(*(pi - ai)[::-1]))
-    for k, (hk, wk) in enumerate([(0.8, 0.78), (0.62, 0.62), (0.5, 0.48), (0.4, 0.36), (0.34, 0.26)]):
-        theta += rng.uniform(10.0, 18.0)  # sacral kyphosis: segments turn posteriorly downwards
+    fronts, backs = [ai], [pi]
+    for k, (hk, wk) in enumerate([(0.6, 0.85), (0.5, 0.72), (0.42, 0.58), (0.35, 0.45), (0.3, 0.32)]):
+        theta += rng.uniform(5.0, 11.0)  # sacral kyphosis: the sacrum curls forwards caudally
         e = _direction(theta)
-        gap = 0.04 * w
-        top_mid = lower.mean(axis=0) - _cranial(e) * gap
+        top_mid = lower.mean(axis=0) - _cranial(e) * 0.04 * w
+        bot_mid = top_mid - _cranial(e) * hk * w
         top = np.stack([top_mid - e * wk * w / 2, top_mid + e * wk * w / 2])
-        bot_w = wk * 0.85 * w
-        bot_mid = top_mid - _cranial(e) * hk * 0.75 * w
-        bot = np.stack([bot_mid - e * bot_w / 2, bot_mid + e * bot_w / 2])
+        bot = np.stack([bot_mid - e * wk * 0.85 * w / 2, bot_mid + e * wk * 0.85 * w / 2])
         quad = np.stack([top[0], top[1], bot[1], bot[0]])
-        fill = 0.22 if k < 4 else 0.16
-        shapes.append(Shape(body_outline(quad, (0.01, 0.02, 0.01, 0.03)), fill, 0.1, 1.5, 0.5))
+        shapes.append(Shape(body_outline(quad, (0.01, 0.02, 0.01, 0.03)), 0.16 - 0.02 * k, 0.06, 1.5, 0.5,
+                            diffuse=k > 0))
+        fronts.append(bot[0])
+        backs.append(bot[1] + e * (0.3 - 0.05 * k) * w)
         lower = bot
-    # dorsal plate of the sacrum and the iliac wing that overlies L5/S1
-    back = ps + _unit(ps - as_) * 0.45 * w
-    plate = np.stack([ps, back, back + (lower[1] - ps) * 0.9 + _unit(ps - as_) * 0.1 * w, lower[1]])
-    shapes.append(Shape(plate, 0.07, 0.06, 1.5, 0.3))
-    centre = ps + _unit(ps - as_) * rng.uniform(0.1, 0.6) * w - _cranial(_unit(ps - as_)) * rng.uniform(-0.3, 0.4) * w
-    shapes.append(Shape(ellipse(centre, 1.9 * w, 1.45 * w, rng.uniform(-25, 25)), 0.07, 0.08, 2.0, 0.2))
-    head = as_ - _unit(ps - as_) * rng.uniform(0.1, 0.6) * w - _cranial(_unit(ps - as_)) * rng.uniform(2.3, 3.0) * w
-    shapes.append(Shape(ellipse(head, 0.62 * w, 0.62 * w), 0.14, 0.12, 2.5, 0.3))
+    # dorsal sacral mass (canal, laminae, crests) behind the segments
+    dorsal = np.concatenate([[ps, ps + post * 0.4 * w], backs[1:], fronts[::-1][:1]])
+    shapes.insert(0, Shape(dorsal, 0.07, 0.04, 1.5, 0.3, diffuse=True))
+    centre = ps + post * rng.uniform(0.1, 0.6) * w + down * rng.uniform(0.0, 0.6) * w
+    shapes.insert(0, Shape(ellipse(centre, 1.9 * w, 1.45 * w, rng.uniform(-25, 25)), 0.05, 0.04, 3.0, 0.2,
+                           diffuse=True))
+    head = as_ + post * rng.uniform(-0.4, 0.3) * w + down * rng.uniform(2.4, 3.0) * w
+    shapes.insert(0, Shape(ellipse(head, 0.62 * w, 0.62 * w), 0.1, 0.08, 2.5, 0.3, diffuse=True))
     return shapes
 
 
@@ -431,32 +440,35 @@ def build_lateral(patient: dict, targets: dict, distort: np.ndarray, rng: np.ran
         bul = bodies[level]["bulges"]
         ring = np.stack([c[0], c[1], c[3], c[2]])  # AS -> PS -> PI -> AI
         # sides: superior endplate, posterior wall, inferior endplate, anterior wall
-        shapes.append(Shape(body_outline(ring, bul), fill=0.3, rim=0.22, rim_mm=2.2, texture=1.0))
+        shapes.append(Shape(body_outline(ring, bul), fill=0.3, rim=0.13, rim_mm=1.6, texture=1.0))
     return Scene("lateral", LATERAL_LEVELS, corners, shapes)
 
 
 def _soft_tissue_lateral(corners: np.ndarray, rng: np.random.Generator) -> list:
-    """Air behind the back, bowel gas in front of the spine and a few ribs (mm, soft layer)."""
+    """Air behind the back, paraspinal density, bowel gas and a few ribs (mm, soft layer)."""
     shapes = []
-    ps = corners[:, 1]
-    e = _unit(corners[:, 1] - corners[:, 0]).mean(axis=0)
-    back = ps + _unit(e) * rng.uniform(95.0, 140.0)
-    top = np.array([[0.0, -400.0]]) + back[:1] * [1, 0]
-    bottom = np.array([[0.0, 400.0]]) + back[-1:] * [1, 0]
+    e = _unit(_unit(corners[:, 1] - corners[:, 0]).mean(axis=0))  # mean posterior direction
+    back = corners[:, 1] + e * rng.uniform(95.0, 140.0)
+    top = np.array([[back[0, 0], -400.0]])
+    bottom = np.array([[back[-1, 0], 400.0]])
     air = np.concatenate([top, back, bottom, bottom + [600.0, 0.0], top + [600.0, 0.0]])
     shapes.append(Shape(air, fill=-0.22, soft=True))
+    front = corners[:, 0] - e * rng.uniform(5.0, 20.0)
+    behind = corners[:, 1] + e * rng.uniform(40.0, 70.0)
+    shapes.append(Shape(np.concatenate([front, behind[::-1]]), fill=rng.uniform(0.03, 0.08), soft=True))
     anterior = corners[:, 0]
     for _ in range(int(rng.integers(2, 7))):
         k = int(rng.integers(3, len(corners)))
-        c = anterior[k] - _unit(e) * rng.uniform(25.0, 110.0) + [0.0, rng.uniform(-20, 20)]
+        c = anterior[k] - e * rng.uniform(25.0, 110.0) + [0.0, rng.uniform(-20, 20)]
         shapes.append(Shape(ellipse(c, rng.uniform(8, 30), rng.uniform(6, 18), rng.uniform(0, 180), 24),
                             fill=-rng.uniform(0.05, 0.12), soft=True))
     for k in range(0, 5):  # ribs project across the thoracic levels
         c = corners[k]
-        start = c[1] + _unit(c[3] - c[1]) * 5.0
-        pts = np.stack([start + _unit(e) * t * 18.0 + np.array([0.0, -6.0 * t + 1.5 * t * t]) for t in range(8)])
-        band = np.concatenate([pts, pts[::-1] + [0.0, 7.0]])
-        shapes.append(Shape(band, fill=0.05, soft=True))
+        start = c[1] + _unit(c[3] - c[1]) * 5.0 - e * rng.uniform(10.0, 40.0)
+        bend = rng.uniform(0.5, 2.0)
+        pts = np.stack([start + e * t * 14.0 + np.array([0.0, -bend * 3.0 * t + 0.4 * t * t]) for t in range(9)])
+        band = np.concatenate([pts, pts[::-1] + [0.0, 6.0]])
+        shapes.append(Shape(band, fill=0.05, rim=0.04, rim_mm=1.5, diffuse=True))
     return shapes
 
 
@@ -512,7 +524,7 @@ def build_ap(patient: dict, targets: dict, distort: np.ndarray, rng: np.random.G
 
 
 def _ap_vertebra(c: np.ndarray, level: str, rng: np.random.Generator) -> list:
-    """Body, transverse processes, pedicle rings and spinous process of one AP vertebra (mm)."""
+    """Body, transverse processes, pedicle rings, spinous process (and rib) of one AP vertebra (mm)."""
     tl, tr, bl, br = c
     w = np.linalg.norm(tr - tl)
     h = np.linalg.norm((bl + br) / 2 - (tl + tr) / 2)
@@ -523,23 +535,30 @@ def _ap_vertebra(c: np.ndarray, level: str, rng: np.random.Generator) -> list:
     shapes = []
     reach = {"L1": 0.28, "L2": 0.36, "L3": 0.46, "L4": 0.38, "L5": 0.4}.get(level, 0.15)
     for side in (-1.0, 1.0):
-        base = mid + side * ex * w * 0.45
-        tp = _local(base, side * ex * w, ey * h, [(0, 0.2), (reach, 0.22), (reach + 0.03, 0.35), (0, 0.5)])
-        shapes.append(Shape(tp, 0.1, 0.06, 1.2, 0.3))
-        if level in ("T11", "T12"):  # rib
-            pts = np.stack([base + side * ex * t * 16.0 + ey * (0.3 * h + 2.0 * t * t) for t in range(7)])
-            shapes.append(Shape(np.concatenate([pts, pts[::-1] + ey * 7.0]), 0.08, 0.08, 1.5, 0.2))
-    shapes.append(Shape(body_outline(ring, (0.015, 0.05, 0.015, 0.05)), 0.28, 0.2, 2.2, 1.0))
+        base = mid + side * ex * w * 0.42
+        tp = _local(base, side * ex * w, ey * h, [(0, 0.18), (reach, 0.22), (reach + 0.03, 0.36), (0, 0.5)])
+        shapes.append(Shape(tp, 0.08, 0.05, 1.2, 0.3, diffuse=True))
+        if level in ("T11", "T12"):  # short floating ribs, laterally and downwards
+            length = rng.uniform(60.0, 110.0) * (1.3 if level == "T11" else 1.0)
+            d = _unit(side * ex + ey * np.tan(np.deg2rad(rng.uniform(20.0, 40.0))))
+            normal = np.array([-d[1], d[0]])
+            start = base + ey * 0.3 * h + side * ex * reach * 0.5 * w
+            t = np.linspace(0.0, 1.0, 8)[:, None]
+            spine_pts = start + d * length * t + normal * (side * 8.0 * t * (1 - t))
+            width = 9.0 * (1.0 - 0.6 * t)
+            rib = np.concatenate([spine_pts + normal * width / 2, (spine_pts - normal * width / 2)[::-1]])
+            shapes.append(Shape(rib, 0.06, 0.06, 1.5, 0.2, diffuse=True))
+    shapes.append(Shape(body_outline(ring, (0.015, 0.05, 0.015, 0.05)), 0.26, 0.12, 1.6, 1.0))
     for side in (-1.0, 1.0):
         centre = mid + side * ex * w * 0.31 + ey * h * 0.3
-        shapes.append(Shape(ellipse(centre, 0.085 * w, 0.17 * h, rng.uniform(-8, 8), 24), 0.02, 0.2, 1.8))
+        shapes.append(Shape(ellipse(centre, 0.085 * w, 0.17 * h, rng.uniform(-8, 8), 24), 0.02, 0.1, 1.8))
     sp = mid + ey * h * 0.72 + ex * rng.normal(0.0, 0.02) * w
-    shapes.append(Shape(ellipse(sp, 0.06 * w, 0.3 * h, 0.0, 24), 0.06, 0.12, 1.5))
+    shapes.append(Shape(ellipse(sp, 0.06 * w, 0.3 * h, 0.0, 24), 0.04, 0.06, 1.5))
     return shapes
 
 
 def _ap_extras(corners: np.ndarray, rng: np.random.Generator) -> list:
-    """Soft tissue, sacrum, ilia and psoas lines of an AP view (mm)."""
+    """Soft tissue, sacrum, ilia and psoas margins of an AP view (mm)."""
     shapes = []
     l5 = corners[-1]
     w = np.linalg.norm(l5[1] - l5[0])
@@ -547,11 +566,12 @@ def _ap_extras(corners: np.ndarray, rng: np.random.Generator) -> list:
     ex = _unit(br - bl)
     ey = np.array([-ex[1], ex[0]])  # caudal
     mid = (bl + br) / 2
-    # flanks: air beyond the body outline on both sides
-    for side in (-1.0, 1.0):
+    for side in (-1.0, 1.0):  # flanks: air beyond the body outline
         edge = mid + side * ex * rng.uniform(140.0, 180.0)
         air = np.stack([edge + [0, -600], edge + [side * 500, -600], edge + [side * 500, 600], edge + [0, 600]])
         shapes.append(Shape(air, -0.2, soft=True))
+    column = np.concatenate([corners[:, 0] - ex * 25.0, corners[::-1, 1] + ex * 25.0])
+    shapes.append(Shape(column, rng.uniform(0.03, 0.07), soft=True))
     for _ in range(int(rng.integers(3, 8))):
         c = mid + ex * rng.uniform(-120, 120) + ey * rng.uniform(-200, 60)
         shapes.append(Shape(ellipse(c, rng.uniform(10, 35), rng.uniform(8, 20), rng.uniform(0, 180), 24),
@@ -561,20 +581,25 @@ def _ap_extras(corners: np.ndarray, rng: np.random.Generator) -> list:
         bot = mid + side * ex * 1.6 * w + ey * 40.0
         band = np.stack([top, bot, bot + side * ex * 4.0, top + side * ex * 4.0])
         shapes.append(Shape(band, 0.04, soft=True))
-    top = mid + ey * 9.0
-    sacrum = np.stack([top - ex * 0.62 * w, top + ex * 0.62 * w, top + ex * 0.08 * w + ey * 2.2 * w,
-                       top - ex * 0.08 * w + ey * 2.2 * w])
-    shapes.append(Shape(body_outline(sacrum, (0.03, 0.0, 0.02, 0.0)), 0.2, 0.1, 2.0, 0.5))
+    # sacrum: a broad inverted triangle with its alae, S1 body and foramina
+    top = mid + ey * rng.uniform(6.0, 10.0)
+    sacrum = np.stack([top - ex * 1.05 * w - ey * 0.1 * w, top + ex * 1.05 * w - ey * 0.1 * w,
+                       top + ex * 0.75 * w + ey * 0.8 * w, top + ex * 0.12 * w + ey * 2.3 * w,
+                       top - ex * 0.12 * w + ey * 2.3 * w, top - ex * 0.75 * w + ey * 0.8 * w])
+    shapes.append(Shape(sacrum, 0.12, 0.06, 2.5, 0.4, diffuse=True))
+    s1 = np.stack([top - ex * 0.5 * w, top + ex * 0.5 * w, top + ex * 0.45 * w + ey * 0.55 * w,
+                   top - ex * 0.45 * w + ey * 0.55 * w])
+    shapes.append(Shape(body_outline(s1, (0.02, 0.02, 0.02, 0.02)), 0.1, 0.06, 1.5, 0.6, diffuse=True))
     for k in range(4):
         for side in (-1.0, 1.0):
-            c = top + ey * (0.35 + 0.38 * k) * w + side * ex * (0.3 - 0.045 * k) * w
-            shapes.append(Shape(ellipse(c, 0.07 * w, 0.05 * w, 0.0, 16), -0.08))
-    for side in (-1.0, 1.0):  # iliac wing: from the sacro-iliac joint up and out
-        si = top + side * ex * 0.55 * w + ey * 0.5 * w
-        wing = np.stack([si + ey * 1.2 * w, si - ey * 0.3 * w, si + side * ex * 1.2 * w - ey * 0.9 * w,
-                         si + side * ex * 2.6 * w - ey * 0.6 * w, si + side * ex * 2.4 * w + ey * 0.5 * w,
-                         si + side * ex * 1.2 * w + ey * 1.6 * w])
-        shapes.append(Shape(wing, 0.12, 0.1, 3.0, 0.3))
+            c = top + ey * (0.45 + 0.38 * k) * w + side * ex * (0.33 - 0.05 * k) * w
+            shapes.append(Shape(ellipse(c, 0.08 * w, 0.06 * w, 0.0, 16), -0.06, diffuse=True))
+    for side in (-1.0, 1.0):  # iliac wing: crest at about L4/L5, flaring out from the sacro-iliac joint
+        uv = np.array([(0.85, 0.5), (0.9, -0.3), (1.3, -0.9), (1.8, -1.15), (2.3, -1.0), (2.7, -0.6),
+                       (2.85, -0.1), (2.75, 0.3), (2.4, 0.55), (2.0, 0.9), (1.5, 1.3), (1.05, 1.5), (0.85, 1.2)])
+        uv = uv * [rng.uniform(0.95, 1.05), rng.uniform(0.95, 1.1)]
+        wing = _local(top, side * ex * w, ey * w, uv)
+        shapes.append(Shape(wing, 0.07, 0.07, 3.5, 0.3, diffuse=True))
     return shapes
 
 

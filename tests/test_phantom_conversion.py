@@ -1,0 +1,142 @@
+"""Phantoms of both layouts through the converter: the converted ground truth
+is the phantom truth, exactly; what detectron2 loads is the same data."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vertkp.data import convert_buu_lspine, convert_spondylolisthesis
+from vertkp.keypoints import OKS_SIGMAS
+from vertkp.phantoms import make_phantoms
+
+
+@pytest.fixture(scope="module")
+def spondy(tmp_path_factory):
+    root = tmp_path_factory.mktemp("phantoms_spondy")
+    make_phantoms("spondylolisthesis", root, 24, seed=3, image_size=320, progress=False)
+    report = convert_spondylolisthesis(root, progress=False)
+    return root, report
+
+
+@pytest.fixture(scope="module")
+def buu(tmp_path_factory):
+    root = tmp_path_factory.mktemp("phantoms_buu")
+    make_phantoms("buu-lspine", root, 16, seed=5, image_size=512, progress=False)
+    reports = {view: convert_buu_lspine(root, view, progress=False, pixel_spacing=root / "pixel_spacing.xlsx")
+               for view in ("lateral", "ap")}
+    return root, reports
+
+
+def load(path):
+    return json.loads(Path(path).read_text())
+
+
+def converted(out: Path, splits):
+    """{file_name: (split, image, [annotation, ...])} over the given splits."""
+    res = {}
+    for split in splits:
+        coco = load(out / f"{split}.json")
+        by_image = {}
+        for a in coco["annotations"]:
+            by_image.setdefault(a["image_id"], []).append(a)
+        for im in coco["images"]:
+            res[im["file_name"]] = (split, im, by_image.get(im["id"], []))
+    return res
+
+
+def assert_same_corners(anns, vertebrae):
+    assert len(anns) == len(vertebrae)
+    for a, v in zip(anns, vertebrae):
+        kp = np.array(a["keypoints"]).reshape(4, 3)
+        for k, c in enumerate(v["corners"]):
+            if c is None:
+                assert kp[k].tolist() == [0, 0, 0]
+            else:
+                assert kp[k].tolist() == [c[0], c[1], 2]  # exactly, not approximately
+
+
+def test_spondylolisthesis_phantoms_round_trip(spondy):
+    root, report = spondy
+    truth = load(root / "phantom_truth.json")
+    got = converted(root / "coco", ("train", "val", "test"))
+    assert sorted(got) == sorted(t["file_name"] for t in truth["images"])
+    for t in truth["images"]:
+        split, im, anns = got[t["file_name"]]
+        assert split == t["split"]
+        assert (im["width"], im["height"]) == (t["width"], t["height"])
+        assert im["source_stem"] == t["source_stem"]
+        if t["label_file"] is None:  # unlabelled test image: truth known, nothing to convert
+            assert split == "test" and anns == []
+        else:
+            assert_same_corners(anns, t["vertebrae"])
+    assert report.skipped == [] and report.warnings == []  # every source order agreed with geometry
+
+
+def test_spondylolisthesis_phantom_split_keeps_copies_together(spondy):
+    root, _ = spondy
+    got = converted(root / "coco", ("train", "val"))
+    sides = {}
+    for split, im, _ in got.values():
+        sides.setdefault(im["source_stem"], set()).add(split)
+    assert all(len(s) == 1 for s in sides.values())
+    assert max(sum(1 for _, im, _ in got.values() if im["source_stem"] == s) for s in sides) >= 2
+
+
+def test_buu_phantoms_round_trip_with_levels_and_spacing(buu):
+    root, reports = buu
+    truth = load(root / "phantom_truth.json")
+    for view, folder in (("lateral", "LA"), ("ap", "AP")):
+        got = converted(root / "coco" / view, ("train", "val"))
+        expected = [t for t in truth["images"] if t["file_name"].startswith(folder + "/")]
+        assert sorted(got) == sorted(t["file_name"] for t in expected)
+        for t in expected:
+            _, im, anns = got[t["file_name"]]
+            assert_same_corners(anns, t["vertebrae"])
+            assert [a["vertebra_level"] for a in anns] == [v["level"] for v in t["vertebrae"]]
+            assert im["pixel_spacing"] == t["pixel_spacing"]
+            assert im["facing"] == (t["facing"] if view == "lateral" else None)
+        assert reports[view].skipped == [] and reports[view].warnings == []
+    # a patient's two views are on the same side of the split
+    sides = {}
+    for view in ("lateral", "ap"):
+        for split, im, _ in converted(root / "coco" / view, ("train", "val")).values():
+            sides.setdefault(im["patient_id"], set()).add(split)
+    assert all(len(s) == 1 for s in sides.values()) and len(sides) == 8
+
+
+@pytest.mark.parametrize("which", ["spondy", "buu"])
+def test_cocoeval_ground_truth_against_itself_is_ap_1(which, request):
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    root, _ = request.getfixturevalue(which)
+    gt_file = root / "coco" / ("train.json" if which == "spondy" else "lateral/train.json")
+    gt = COCO(str(gt_file))
+    dets = [{"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"], "score": 1.0}
+            for a in gt.dataset["annotations"]]
+    ev = COCOeval(gt, gt.loadRes(dets), "keypoints")
+    ev.params.kpt_oks_sigmas = np.array(OKS_SIGMAS)
+    ev.evaluate(), ev.accumulate(), ev.summarize()
+    assert ev.stats[0] == pytest.approx(1.0)
+
+
+def test_readme_quick_start_runs_as_written(tmp_path, run_tool):
+    """The README's quick start, command for command, in a fresh folder."""
+    pytest.importorskip("detectron2", reason="detectron2 is not installed (the last step loads the dataset)")
+    r = run_tool("make_phantoms", "--layout", "spondylolisthesis", "--out", "datasets/phantoms",
+                 "--num-images", "64", "--seed", "0", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = run_tool("convert_to_coco", "--dataset", "spondylolisthesis", "--root", "datasets/phantoms", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", "import vertkp; from detectron2.data import DatasetCatalog; "
+         "print(len(DatasetCatalog.get('phantoms_train')))"],
+        cwd=tmp_path, capture_output=True, text=True, env={**__import__("os").environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert out.returncode == 0, out.stderr
+    n_train = len(load(tmp_path / "datasets/phantoms/coco/train.json")["images"])
+    assert out.stdout.strip().splitlines()[-1] == str(n_train) and n_train > 30

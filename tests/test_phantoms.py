@@ -1,0 +1,435 @@
+"""Tests of the synthetic phantom generator (vertkp.phantoms).
+
+The label files are read here with small independent readers that follow
+shared/DATASETS.md, not with the project's converters.
+"""
+import csv
+import hashlib
+import io
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from vertkp.grading.slip import DEFAULT_NO_SLIP_PCT, meyerding_grade
+from vertkp.keypoints import canonical_order
+from vertkp.phantoms import MENDELEY_LABEL_ROOT, TRUTH_FILE, buu_csv, json_label, make_phantoms, yolo_label
+
+REPO = Path(__file__).resolve().parents[1]
+ROBOFLOW = re.compile(r"^(?P<stem>.+)_jpg\.rf\.[0-9a-f]{32}$")
+BUU_STEM = re.compile(r"^\d{4}-[FM]-\d{3}Y[01]$")
+LATERAL_ROWS = ["L1a", "L1b", "L2a", "L2b", "L3a", "L3b", "L4a", "L4b", "L5a", "L5b", "S1a"]
+
+
+def _truth(root: Path) -> dict:
+    return json.loads((root / TRUTH_FILE).read_text())
+
+
+def _files(root: Path) -> list:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+def _tree_hash(root: Path) -> str:
+    h = hashlib.sha256()
+    for rel in _files(root):
+        h.update(rel.encode() + b"\0" + (root / rel).read_bytes())
+    return h.hexdigest()
+
+
+def _corners(rec) -> np.ndarray:
+    return np.array([[c if c is not None else [np.nan, np.nan] for c in v["corners"]] for v in rec["vertebrae"]],
+                    dtype=np.float64)
+
+
+@pytest.fixture(scope="module")
+def spondy(tmp_path_factory):
+    root = tmp_path_factory.mktemp("spondy") / "set"
+    summary = make_phantoms("spondylolisthesis", root, 60, seed=0, image_size=256, progress=False)
+    return root, summary
+
+
+@pytest.fixture(scope="module")
+def buu(tmp_path_factory):
+    root = tmp_path_factory.mktemp("buu") / "set"
+    summary = make_phantoms("buu-lspine", root, 12, seed=0, image_size=384, progress=False)
+    return root, summary
+
+
+# ----------------------------------------------------------------------------- label writers, by hand
+
+
+def test_json_label_order_and_box():
+    corners = np.array([[[10.0, 20.0], [30.0, 22.0], [11.0, 40.0], [31.0, 41.0]]])  # TL, TR, BL, BR
+    text, back = json_label(corners)
+    rec = json.loads(text)
+    assert set(rec) == {"boxes", "keypoints", "labels"}
+    assert rec["keypoints"] == [[[11.0, 40.0, 1], [31.0, 41.0, 1], [10.0, 20.0, 1], [30.0, 22.0, 1]]]
+    assert rec["boxes"] == [[10.0, 20.0, 31.0, 41.0]]
+    assert rec["labels"] == [0]
+    np.testing.assert_array_equal(back, corners)
+
+
+def test_yolo_label_order_and_normalisation():
+    corners = np.array([[[10.0, 20.0], [30.0, 22.0], [11.0, 40.0], [31.0, 41.0]]])
+    text, back = yolo_label(corners, 100, 200)
+    assert text == ("0 0.205000 0.152500 0.210000 0.105000 0.100000 0.100000 1.000000 0.110000 0.200000 "
+                    "1.000000 0.310000 0.205000 1.000000 0.300000 0.110000 1.000000\n")
+    np.testing.assert_allclose(back, corners, rtol=0, atol=1e-12)
+
+
+def test_buu_csv_rows():
+    text, back = buu_csv([((1.23456, 2.0), (3.0, 4.5), 0), ((5.0, 6.0), (7.0, 8.0), 2)])
+    assert text == "1.235,2.000,3.000,4.500,0\n5.000,6.000,7.000,8.000,2\n"
+    np.testing.assert_array_equal(back[0][0], [1.235, 2.0])
+
+
+# ----------------------------------------------------------------------------- spondylolisthesis layout
+
+
+def test_spondy_layout_and_names(spondy):
+    root, summary = spondy
+    truth = _truth(root)
+    files = set(_files(root))
+    images = {r["file_name"] for r in truth["images"]}
+    labels = {r["label_file"] for r in truth["images"] if r["label_file"]}
+    assert files == images | labels | {TRUTH_FILE}
+    pat = re.compile(rf"^{MENDELEY_LABEL_ROOT}/(images|labels)/(train|val)/([^/]+)\.(jpg|json|txt)$")
+    for f in files - {TRUTH_FILE}:
+        if f.startswith("Test/"):
+            assert re.match(r"^Test/[^/]+\.jpg$", f), f
+            assert BUU_STEM.match(Path(f).stem), f
+            continue
+        m = pat.match(f)
+        assert m, f
+        assert (m.group(1) == "images") == (m.group(4) == "jpg"), f
+        assert ROBOFLOW.match(m.group(3)), f
+    for r in truth["images"]:
+        if r["split"] == "test":
+            assert r["label_file"] is None
+            continue
+        img, lab = Path(r["file_name"]), Path(r["label_file"])
+        assert img.stem == lab.stem and lab.suffix == "." + r["label_format"]
+        assert img.parent.name == lab.parent.name == r["split"]
+    counts = summary["images_per_split"]
+    assert counts["train"] + counts["val"] == 60 and counts["test"] == 6
+    assert 0.25 <= counts["val"] / 60 <= 0.35
+
+
+def test_spondy_splits_stems_and_counts(spondy):
+    root, _ = spondy
+    truth = _truth(root)
+    split_of, copies = {}, {}
+    for r in truth["images"]:
+        stem = r["source_stem"]
+        if r["split"] != "test":
+            assert ROBOFLOW.match(Path(r["file_name"]).stem).group("stem") == stem
+        assert split_of.setdefault(stem, r["split"]) == r["split"], f"{stem} is in two splits"
+        copies[stem] = copies.get(stem, 0) + 1
+        if r["split"] in ("val", "test"):
+            assert BUU_STEM.match(stem) and stem.endswith("1"), stem
+        assert 3 <= len(r["vertebrae"]) <= 11
+        assert r["view"] == "lateral"
+    assert max(copies.values()) >= 2 and max(copies.values()) <= 3
+    train_stems = [s for s, sp in split_of.items() if sp == "train"]
+    assert any(BUU_STEM.match(s) for s in train_stems) and any(not BUU_STEM.match(s) for s in train_stems)
+    formats = [r["label_format"] for r in truth["images"] if r["split"] != "test"]
+    assert 0.2 <= formats.count("txt") / len(formats) <= 0.4
+    assert {r["facing"] for r in truth["images"]} == {"left", "right"}
+    assert {r["facing"] for r in truth["images"] if r["split"] == "val"} == {"left"}
+    ends = [r["vertebrae"][-1]["level"] for r in truth["images"]]
+    assert 0.6 <= ends.count("S1") / len(ends) < 1.0
+    # augmented copies are different images with their own labels
+    by_stem = {}
+    for r in truth["images"]:
+        by_stem.setdefault(r["source_stem"], []).append(r)
+    multi = [rs for rs in by_stem.values() if len(rs) > 1]
+    for rs in multi:
+        assert len({(root / r["file_name"]).read_bytes() for r in rs}) == len(rs)
+        assert len({json.dumps(r["vertebrae"]) for r in rs}) == len(rs)
+
+
+def test_spondy_images(spondy):
+    root, _ = spondy
+    truth = _truth(root)
+    channels = set()
+    for r in truth["images"]:
+        img = cv2.imread(str(root / r["file_name"]), cv2.IMREAD_UNCHANGED)
+        assert img.shape[:2] == (r["height"], r["width"])
+        channels.add(1 if img.ndim == 2 else img.shape[2])
+        assert (img.ndim == 3) == r["colour"]
+        if r["split"] == "test":
+            assert r["height"] > 1.5 * 256 and r["width"] != r["height"]
+        else:
+            assert r["width"] == r["height"] == 256
+    assert channels == {1, 3}
+
+
+def test_spondy_labels_match_truth(spondy):
+    root, _ = spondy
+    truth = _truth(root)
+    for r in truth["images"]:
+        if r["split"] == "test":
+            continue
+        c = _corners(r)
+        w, h = r["width"], r["height"]
+        text = (root / r["label_file"]).read_text()
+        if r["label_format"] == "json":
+            rec = json.loads(text)
+            assert set(rec) == {"boxes", "keypoints", "labels"}
+            assert rec["labels"] == [0] * len(c)
+            kp = np.array(rec["keypoints"], dtype=np.float64)
+            assert kp.shape == (len(c), 4, 3) and np.all(kp[..., 2] == 1)
+            np.testing.assert_array_equal(kp[:, :, :2], c[:, [2, 3, 0, 1]])  # BL, BR, TL, TR
+            boxes = np.array(rec["boxes"])
+            np.testing.assert_array_equal(boxes, np.concatenate([c.min(axis=1), c.max(axis=1)], axis=1))
+        else:
+            lines = text.splitlines()
+            assert len(lines) == len(c)
+            for line, q in zip(lines, c):
+                fields = line.split()
+                assert len(fields) == 17 and fields[0] == "0"
+                vals = np.array([float(f) for f in fields])
+                assert np.all((vals >= 0) & (vals <= 1))
+                pts = vals[5:].reshape(4, 3)
+                assert np.all(pts[:, 2] == 1)
+                back = pts[:, :2] * [w, h]
+                np.testing.assert_array_equal(back, q[[0, 2, 3, 1]])  # TL, BL, BR, TR
+                lo, hi = back.min(axis=0), back.max(axis=0)
+                np.testing.assert_allclose(vals[1:5] * [w, h, w, h], [*(lo + hi) / 2, *(hi - lo)], atol=1e-5 * w)
+
+
+def test_truth_corners_are_canonical(spondy, buu):
+    for root, _ in (spondy, buu):
+        for r in _truth(root)["images"]:
+            for v in r["vertebrae"]:
+                q = np.array([p for p in v["corners"] if p is not None])
+                if len(q) == 4:
+                    res = canonical_order(q)
+                    assert res.agreed, (r["file_name"], v["level"], res.reason)
+                assert np.all((q >= 0) & (q <= [r["width"], r["height"]]))
+
+
+def _independent_slip(upper, lower, facing):
+    """CLINICAL.md slip, written out here: P/A = lower posterior/anterior-superior, Q = upper posterior-inferior."""
+    if facing == "left":
+        a, p, q = lower[0], lower[1], upper[3]  # anterior = image-left: TL anterior, TR posterior, BR post.-inf.
+    else:
+        a, p, q = lower[1], lower[0], upper[2]
+    ap = a - p
+    return 100.0 * np.dot(q - p, ap) / np.dot(ap, ap)
+
+
+def test_planted_slips(spondy):
+    root, _ = spondy
+    truth = _truth(root)
+    assert truth["no_slip_pct"] == DEFAULT_NO_SLIP_PCT
+    grades = []
+    for r in truth["images"]:
+        c = _corners(r)
+        levels = [v["level"] for v in r["vertebrae"]]
+        assert len(r["pairs"]) == len(levels) - 1
+        for k, pair in enumerate(r["pairs"]):
+            assert (pair["upper"], pair["lower"]) == (levels[k], levels[k + 1])
+            expect = _independent_slip(c[k], c[k + 1], r["facing"])
+            assert abs(pair["slip_pct"] - expect) < 1e-9
+            assert pair["grade"] == meyerding_grade(pair["slip_pct"], truth["no_slip_pct"])
+            if pair["grade"] != 0:
+                assert pair["upper"] in ("L1", "L2", "L3", "L4", "L5"), pair
+            else:
+                assert abs(pair["slip_pct"]) < 3.0  # normal pairs stay well inside the band
+            if r["split"] != "test":
+                grades.append(pair["grade"])
+    grades = np.array(grades)
+    assert np.mean(grades == 0) > 0.7
+    for g in (-1, 1, 2):
+        assert np.any(grades == g), g
+    assert np.any(grades >= 3)
+    # the same source keeps its slips in every augmented copy (slip % is similarity invariant)
+    by_stem = {}
+    for r in truth["images"]:
+        by_stem.setdefault(r["source_stem"], []).append([p["slip_pct"] for p in r["pairs"]])
+    for slips in by_stem.values():
+        for s in slips[1:]:  # equal up to the rounding of the written corners (1/1000 px)
+            np.testing.assert_allclose(s, slips[0], rtol=0, atol=0.05)
+
+
+def test_corners_sit_on_bright_bodies(spondy, buu):
+    for root, _ in (spondy, buu):
+        for r in _truth(root)["images"][:20]:
+            img = cv2.imread(str(root / r["file_name"]), cv2.IMREAD_GRAYSCALE).astype(np.float64)
+            c = _corners(r)
+            inside, outside, body, around = [], [], [], []
+            all_bodies = np.zeros(img.shape, np.uint8)
+            for q in c:
+                if not np.isnan(q).any():
+                    cv2.fillPoly(all_bodies, [np.round(q[[0, 1, 3, 2]] * 16).astype(np.int32)], 1, shift=4)
+            for q in c:
+                if np.isnan(q).any():
+                    continue
+                mask = np.zeros(img.shape, np.uint8)
+                cv2.fillPoly(mask, [np.round(q[[0, 1, 3, 2]] * 16).astype(np.int32)], 1, shift=4)
+                size = np.sqrt(mask.sum())
+                ring = cv2.dilate(mask, np.ones((3, 3), np.uint8), iterations=max(2, int(0.25 * size)))
+                ring = (ring > 0) & (all_bodies == 0)
+                body.append(img[mask > 0].mean())
+                around.append(img[ring].mean())
+                centre = q.mean(axis=0)
+                for p in q:
+                    d = (centre - p) / np.linalg.norm(centre - p)
+                    for off, out in ((3.0, inside), (-3.0, outside)):
+                        x, y = np.round(p + off * d).astype(int)
+                        out.append(img[max(y - 1, 0):y + 2, max(x - 1, 0):x + 2].mean())
+            body, around = np.array(body), np.array(around)
+            assert np.all(body > around + 10), r["file_name"]
+            diff = np.array(inside) - np.array(outside)
+            assert np.mean(diff > 0) >= 0.95 and diff.mean() > 20, r["file_name"]
+
+
+# ----------------------------------------------------------------------------- BUU-LSPINE layout
+
+
+def test_buu_layout_names_and_sizes(buu):
+    root, summary = buu
+    truth = _truth(root)
+    files = set(_files(root))
+    expect = {TRUTH_FILE, "pixel_spacing.xlsx", "pixel_spacing.csv"}
+    for r in truth["images"]:
+        expect |= {r["file_name"], r["label_file"]}
+    assert files == expect
+    stems = {}
+    for f in files - {TRUTH_FILE, "pixel_spacing.xlsx", "pixel_spacing.csv"}:
+        m = re.match(r"^(AP|LA)/([^/]+)\.(jpg|csv)$", f)
+        assert m and BUU_STEM.match(m.group(2)), f
+        assert m.group(2)[-1] == ("0" if m.group(1) == "AP" else "1"), f
+        stems.setdefault(m.group(2)[:-1], set()).add((m.group(1), m.group(3)))
+    assert len(stems) == 6 == summary["patients"]
+    assert all(v == {("AP", "jpg"), ("AP", "csv"), ("LA", "jpg"), ("LA", "csv")} for v in stems.values())
+    for r in truth["images"]:
+        img = cv2.imread(str(root / r["file_name"]), cv2.IMREAD_UNCHANGED)
+        assert img.shape[:2] == (r["height"], r["width"]) and r["height"] == 384
+        assert 0.6 * 384 - 1 <= r["width"] <= 0.8 * 384 + 1
+        assert r["split"] is None
+
+
+def _codes(pairs, band):
+    """Expected BUU row codes {"L4b": code, "L5a": code} of a record's pairs."""
+    out = {}
+    for p in pairs:
+        if "grade" in p:
+            code = 1 if p["grade"] >= 1 else 2 if p["grade"] == -1 else 0
+        else:
+            code = 3 if abs(p["lateral_pct"]) > band else 0
+        if code:
+            out[f"{p['upper']}b"], out[f"{p['lower']}a"] = code, code
+    return out
+
+
+def test_buu_csv_rows_match_truth(buu):
+    root, _ = buu
+    truth = _truth(root)
+    codes_seen = set()
+    lateral_of = {r["source_stem"][:-1]: r for r in truth["images"] if r["view"] == "lateral"}
+    for r in truth["images"]:
+        text = (root / r["label_file"]).read_text()
+        rows = list(csv.reader(io.StringIO(text)))
+        assert all(len(row) == 5 for row in rows)
+        vals = np.array([[float(x) for x in row[:4]] for row in rows])  # no header: row 1 is numbers
+        labels = [int(row[4]) for row in rows]
+        codes_seen |= set(labels)
+        c = _corners(r)
+        names = [f"{v['level']}{e}" for v in r["vertebrae"] for e in "ab"]
+        if r["view"] == "lateral":
+            assert len(rows) == 11 and r["facing"] == "left"
+            assert [v["level"] for v in r["vertebrae"]] == ["L1", "L2", "L3", "L4", "L5", "S1"]
+            assert r["vertebrae"][-1]["corners"][2:] == [None, None]
+            assert names[:11] == LATERAL_ROWS
+        else:
+            assert len(rows) == 10 and r["facing"] is None
+            assert [v["level"] for v in r["vertebrae"]] == ["L1", "L2", "L3", "L4", "L5"]
+        flat = c.reshape(-1, 2, 2)[: len(rows)]  # rows a, b per vertebra = (TL, TR), (BL, BR)
+        np.testing.assert_array_equal(vals.reshape(-1, 2, 2), flat)
+        assert np.all(vals[:, 0] < vals[:, 2])  # point 1 is image-left (anterior on LA)
+        # label codes: non-zero exactly on the two endplates facing a slipped disc; AP rows carry
+        # the patient's sagittal code (from the LA image) and else 3 for a laterolisthesis
+        want = _codes(r["pairs"], truth["no_slip_pct"])
+        if r["view"] == "ap":
+            sagittal = _codes(lateral_of[r["source_stem"][:-1]]["pairs"], truth["no_slip_pct"])
+            want.update({k: v for k, v in sagittal.items() if k in names})
+        got = {n: lab for n, lab in zip(names, labels) if lab}
+        assert got == want, r["file_name"]
+    assert 0 in codes_seen and codes_seen <= {0, 1, 2, 3}
+
+
+def test_buu_pairs_and_ap_displacement(buu):
+    root, _ = buu
+    truth = _truth(root)
+    for r in truth["images"]:
+        c = _corners(r)
+        for k, p in enumerate(r["pairs"]):
+            if r["view"] == "lateral":
+                assert abs(p["slip_pct"] - _independent_slip(c[k], c[k + 1], "left")) < 1e-9
+            else:
+                tl, tr = c[k + 1][0], c[k + 1][1]
+                m = (c[k][2] + c[k][3]) / 2 - (tl + tr) / 2
+                expect = 100.0 * np.dot(m, tr - tl) / np.dot(tr - tl, tr - tl)
+                assert abs(p["lateral_pct"] - expect) < 1e-9
+
+
+def test_buu_pixel_spacing(buu):
+    openpyxl = pytest.importorskip("openpyxl")
+    root, _ = buu
+    truth = _truth(root)
+    wb = openpyxl.load_workbook(root / "pixel_spacing.xlsx")
+    assert wb.sheetnames == ["Pixel Spacing"]
+    rows = list(wb["Pixel Spacing"].iter_rows(values_only=True))
+    assert rows[0] == ("file_name", "pixel_spacing_mm")
+    with open(root / "pixel_spacing.csv", newline="") as f:
+        csv_rows = list(csv.reader(f))
+    assert [(n, float(v)) for n, v in csv_rows[1:]] == [(n, float(v)) for n, v in rows[1:]]
+    want = sorted((Path(r["file_name"]).name, r["pixel_spacing"]) for r in truth["images"])
+    assert list(rows[1:]) == want
+    for _, mm in want:
+        assert 300 / 384 <= mm <= 480 / 384  # 300-400 mm of anatomy over 384 px, zoomed out if needed
+
+
+# ----------------------------------------------------------------------------- determinism, errors, CLI
+
+
+@pytest.mark.parametrize("layout,n,size", [("spondylolisthesis", 10, 160), ("buu-lspine", 4, 192)])
+def test_same_seed_same_bytes(tmp_path, layout, n, size):
+    make_phantoms(layout, tmp_path / "a", n, seed=7, image_size=size, progress=False)
+    make_phantoms(layout, tmp_path / "b", n, seed=7, image_size=size, progress=False)
+    make_phantoms(layout, tmp_path / "c", n, seed=8, image_size=size, progress=False)
+    assert _files(tmp_path / "a") == _files(tmp_path / "b")
+    assert _tree_hash(tmp_path / "a") == _tree_hash(tmp_path / "b")
+    assert _tree_hash(tmp_path / "a") != _tree_hash(tmp_path / "c")
+
+
+def test_errors(tmp_path):
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x.txt").write_text("x")
+    with pytest.raises(FileExistsError, match="not empty"):
+        make_phantoms("spondylolisthesis", tmp_path / "full", 4, seed=0, image_size=160, progress=False)
+    with pytest.raises(ValueError, match="layout must be one of"):
+        make_phantoms("coco", tmp_path / "a", 4, seed=0, progress=False)
+    with pytest.raises(ValueError, match=">= 2"):
+        make_phantoms("buu-lspine", tmp_path / "b", 1, seed=0, progress=False)
+    (tmp_path / "empty").mkdir()
+    make_phantoms("buu-lspine", tmp_path / "empty", 2, seed=0, image_size=160, progress=False)
+
+
+def test_cli_smoke(tmp_path):
+    out = tmp_path / "cli"
+    cmd = [sys.executable, str(REPO / "tools" / "make_phantoms.py"), "--layout", "spondylolisthesis",
+           "--out", str(out), "--num-images", "4", "--seed", "1", "--image-size", "160"]
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "train 3" in res.stdout and "val 1" in res.stdout and "test 1" in res.stdout
+    assert (out / TRUTH_FILE).exists()
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert res.returncode == 2 and "not empty" in res.stderr
