@@ -1,5 +1,4 @@
 """Shared fixtures. Tests that need detectron2 skip with a reason when it is absent."""
-import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -10,7 +9,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-HAS_DETECTRON2 = importlib.util.find_spec("detectron2") is not None
+from vertkp import HAS_DETECTRON2  # noqa: E402
 DETECTRON2_SKIP_REASON = "detectron2 is not installed (README, Install: it is built from its upstream source)"
 
 

@@ -13,7 +13,16 @@ import sys
 
 __version__ = "0.1.0"
 
-HAS_DETECTRON2 = importlib.util.find_spec("detectron2") is not None
+
+
+def _installed(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+HAS_DETECTRON2 = _installed("detectron2")
 
 
 def _register():
