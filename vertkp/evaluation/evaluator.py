@@ -1,0 +1,151 @@
+"""detectron2 glue: ``VertebraKeypointEvaluator``, a thin ``DatasetEvaluator``.
+
+All arithmetic is ``vertkp.evaluation.scoring``'s, the same as
+``tools/evaluate.py``. Use it beside detectron2's COCOEvaluator, which needs
+the project's sigmas passed explicitly (it ignores cfg sigmas otherwise)::
+
+    from detectron2.evaluation import COCOEvaluator, DatasetEvaluators
+    from vertkp.keypoints import OKS_SIGMAS
+    evaluator = DatasetEvaluators([
+        VertebraKeypointEvaluator(name, output_dir=out),  # first: see below
+        COCOEvaluator(name, output_dir=out, kpt_oks_sigmas=OKS_SIGMAS),
+    ])
+
+Order matters on the CPU: COCOEvaluator.process (``instances_to_coco_json``)
+subtracts 0.5 from ``pred_keypoints`` in place, and on the CPU ``.to("cpu")``
+does not copy, so an evaluator that runs after it sees every corner shifted
+by (-0.5, -0.5) (0.71 px of error on a perfect prediction). This evaluator
+copies the corners in ``process``, so it is safe when it comes first.
+
+Coordinates: detectron2's COCO loader adds 0.5 to GT keypoints and
+``Instances.pred_keypoints`` are in the same continuous coordinates, so the
+evaluator subtracts 0.5 from both before scoring in the COCO file's
+coordinates; a perfect prediction scores 0 px.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+from typing import Mapping, Optional, Sequence, Union
+
+import numpy as np
+from detectron2.data import DatasetCatalog
+from detectron2.evaluation import DatasetEvaluator
+from detectron2.utils import comm
+
+from .io import (
+    EvaluationInputError,
+    ImagePredictions,
+    apply_pixel_spacing,
+    load_pixel_spacing,
+    truths_from_dataset_dicts,
+)
+from .report import format_summary, write_evaluation
+from .scoring import (
+    DEFAULT_SCORE_THRESHOLD,
+    DEFAULT_SDR_THRESHOLDS_MM,
+    DEFAULT_SDR_THRESHOLDS_PX,
+    EvaluationSettings,
+    evaluate_dataset,
+    flat_metrics,
+)
+
+__all__ = ["VertebraKeypointEvaluator", "DETECTRON2_KEYPOINT_OFFSET"]
+
+# detectron2 keypoint coordinates = COCO file coordinates + 0.5.
+DETECTRON2_KEYPOINT_OFFSET = 0.5
+
+
+class VertebraKeypointEvaluator(DatasetEvaluator):
+    """MRE, SDR, detection P/R/F1 and slip agreement inside detectron2.
+
+    Ground truth comes from ``DatasetCatalog.get(dataset_name)`` by image id
+    (the test mapper drops annotations). Only the images that were
+    processed are scored. On several processes predictions are gathered to
+    the main process, which alone returns results and writes files.
+
+    ``evaluate()`` returns ``{"vertkp": {...}}`` with flat floats
+    (``scoring.flat_metrics``: "MRE_px", "SDR_px@12", "det_F1",
+    "slip_MAE_pp", "grade_acc", ...; NaN where undefined), so that
+    detectron2 logs them and a best-checkpoint hook can watch
+    "vertkp/MRE_px". With ``output_dir`` it writes the same files as
+    ``tools/evaluate.py``.
+    """
+
+    def __init__(self, dataset_name: str, output_dir: Optional[str] = None, *, distributed: bool = True,
+                 facing: str = "auto", score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+                 gate_factor: Optional[float] = None, no_slip_pct: Optional[float] = None,
+                 gap_factor: Optional[float] = None,
+                 sdr_thresholds_px: Sequence[float] = DEFAULT_SDR_THRESHOLDS_PX,
+                 sdr_thresholds_mm: Sequence[float] = DEFAULT_SDR_THRESHOLDS_MM,
+                 pixel_spacing: Union[None, float, str, Mapping[str, float]] = None, plots: bool = True):
+        """
+        Args:
+            dataset_name: a registered dataset whose dicts carry annotations.
+            output_dir: where to write metrics.json, CSVs and plots (None: nothing is written).
+            distributed: gather predictions from all processes.
+            facing, score_threshold, gate_factor, no_slip_pct, gap_factor,
+                sdr_thresholds_px, sdr_thresholds_mm: see ``EvaluationSettings``
+                (None: its default).
+            pixel_spacing: overrides the dicts' ``pixel_spacing``: mm per
+                pixel, a table {name or stem: mm per pixel}, or the path of a
+                CSV/.xlsx table (``load_pixel_spacing``).
+            plots: write the PNG plots too.
+        """
+        self._dataset_name = dataset_name
+        self._output_dir = output_dir
+        self._distributed = distributed
+        extra = {k: v for k, v in dict(gate_factor=gate_factor, no_slip_pct=no_slip_pct,
+                                       gap_factor=gap_factor).items() if v is not None}
+        self._settings = EvaluationSettings(facing=facing, score_threshold=score_threshold,
+                                            sdr_thresholds_px=sdr_thresholds_px,
+                                            sdr_thresholds_mm=sdr_thresholds_mm, **extra)
+        if isinstance(pixel_spacing, str):
+            pixel_spacing = load_pixel_spacing(pixel_spacing)
+        self._pixel_spacing = pixel_spacing
+        self._plots = plots
+        self._logger = logging.getLogger(__name__)
+        self._predictions = []
+
+    def reset(self):
+        self._predictions = []
+
+    def process(self, inputs, outputs):
+        """Keep each image's predicted corners (minus detectron2's 0.5) and scores."""
+        for inp, out in zip(inputs, outputs):
+            inst = out.get("instances") if isinstance(out, Mapping) else None
+            if inst is None or not inst.has("pred_keypoints") or len(inst) == 0:
+                corners, scores = np.zeros((0, 4, 2)), np.zeros(0)
+            else:
+                inst = inst.to("cpu")
+                corners = inst.pred_keypoints[:, :, :2].numpy().astype(np.float64) - DETECTRON2_KEYPOINT_OFFSET
+                scores = inst.scores.numpy().astype(np.float64)
+            self._predictions.append({"image_id": inp["image_id"], "corners": corners, "scores": scores})
+
+    def evaluate(self):
+        if self._distributed:
+            comm.synchronize()
+            gathered = comm.gather(self._predictions, dst=0)
+            predictions = list(itertools.chain(*gathered))
+            if not comm.is_main_process():
+                return {}
+        else:
+            predictions = self._predictions
+        if not predictions:
+            self._logger.warning("[VertebraKeypointEvaluator] did not receive valid predictions.")
+            return {}
+        per_image = {}
+        for p in predictions:  # a padded sampler may repeat an image: keep the first
+            per_image.setdefault(p["image_id"], ImagePredictions(p["corners"], p["scores"]))
+        dicts = {d["image_id"]: d for d in DatasetCatalog.get(self._dataset_name)}
+        missing = [i for i in per_image if i not in dicts]
+        if missing:
+            raise EvaluationInputError(
+                f"predictions for image ids {missing[:5]} that dataset {self._dataset_name!r} does not have")
+        truths = truths_from_dataset_dicts([dicts[i] for i in per_image], DETECTRON2_KEYPOINT_OFFSET)
+        apply_pixel_spacing(truths, self._pixel_spacing)
+        result = evaluate_dataset(truths, per_image, self._settings)
+        if self._output_dir:
+            write_evaluation(result, self._output_dir, plots=self._plots)
+        self._logger.info("Evaluation results for vertkp:\n" + format_summary(result.metrics))
+        return {"vertkp": flat_metrics(result.metrics)}

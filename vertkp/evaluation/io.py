@@ -1,0 +1,475 @@
+"""Read and validate ground truth, predictions and pixel spacings.
+
+Coordinates everywhere in ``vertkp.evaluation`` are those of the COCO files:
+source pixels, x right, y down, no +0.5 shift. detectron2's dataset dicts and
+``Instances.pred_keypoints`` are 0.5 larger (detectron2's continuous pixel
+coordinates); :func:`truths_from_dataset_dicts` and the evaluator subtract it.
+
+Every problem with an input raises :class:`EvaluationInputError` with a
+message that names the file, the entry and what to fix.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+from ..keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS
+
+__all__ = [
+    "EvaluationInputError",
+    "ImageTruth",
+    "ImagePredictions",
+    "GroundTruth",
+    "load_ground_truth",
+    "load_predictions",
+    "load_pixel_spacing",
+    "apply_pixel_spacing",
+    "truths_from_dataset_dicts",
+]
+
+_VIEWS = ("lateral", "ap")
+_FACINGS = ("left", "right")
+
+
+class EvaluationInputError(ValueError):
+    """Bad ground truth, predictions or pixel spacing; the message says what and where."""
+
+
+@dataclass
+class ImageTruth:
+    """Ground truth of one image.
+
+    Attributes:
+        image_id: the COCO image id.
+        file_name: as in the GT file (relative path) or the dataset dict.
+        corners: float [N, 4, 2], px, TL, TR, BL, BR; NaN where unlabelled.
+        visible: bool [N, 4], True where labelled (COCO v > 0).
+        levels: [N] vertebra levels ("L1".."S1") or None.
+        ann_ids: [N] COCO annotation ids (None when unknown).
+        view: "lateral" or "ap".
+        pixel_spacing: mm per pixel, or None.
+        facing: the dataset's facing ("left"/"right") or None.
+    """
+
+    image_id: int
+    file_name: str
+    corners: np.ndarray
+    visible: np.ndarray
+    levels: list = field(default_factory=list)
+    ann_ids: list = field(default_factory=list)
+    view: str = "lateral"
+    pixel_spacing: Optional[float] = None
+    facing: Optional[str] = None
+    source_stem: Optional[str] = None
+
+    @property
+    def n(self) -> int:
+        return len(self.corners)
+
+
+@dataclass
+class ImagePredictions:
+    """Predicted vertebrae of one image: corners float [M, 4, 2] px (file
+    coordinates, TL, TR, BL, BR) and scores float [M]."""
+
+    corners: np.ndarray
+    scores: np.ndarray
+
+    @classmethod
+    def empty(cls) -> "ImagePredictions":
+        return cls(np.zeros((0, NUM_KEYPOINTS, 2)), np.zeros(0))
+
+
+@dataclass
+class GroundTruth:
+    """A whole ground-truth file: images in file order, and what was skipped."""
+
+    images: List[ImageTruth]
+    category_id: int = 1
+    source: str = "<dict>"
+    notes: list = field(default_factory=list)
+
+    def by_id(self) -> Dict[int, ImageTruth]:
+        return {im.image_id: im for im in self.images}
+
+
+def _read_json(source, what: str):
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise EvaluationInputError(f"{what} file {path} does not exist")
+        try:
+            with open(path, encoding="utf-8") as f:
+                return json.load(f), str(path)
+        except json.JSONDecodeError as e:
+            raise EvaluationInputError(f"{what} file {path} is not valid JSON: {e}") from None
+    return source, f"<{what}>"
+
+
+def _positive_or_none(value, where: str) -> Optional[float]:
+    if value is None:
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise EvaluationInputError(
+            f"{where}: pixel_spacing {value!r} is not a number (mm per pixel, or null)") from None
+    if not (math.isfinite(v) and v > 0):
+        raise EvaluationInputError(
+            f"{where}: pixel_spacing {value!r} must be a positive number of mm per pixel, or null")
+    return v
+
+
+def _keypoint_category(cats, name: str) -> int:
+    if not isinstance(cats, list):
+        raise EvaluationInputError(f"{name}: 'categories' must be a list")
+    found = [c for c in cats if isinstance(c, dict) and isinstance(c.get("keypoints"), list)]
+    if not found:
+        raise EvaluationInputError(
+            f"{name} is not a COCO keypoint file: no category lists 'keypoints' (vertkp expects one category "
+            f"with keypoints {list(KEYPOINT_NAMES)}; make it with tools/convert_to_coco.py)")
+    for c in found:
+        if [str(k) for k in c["keypoints"]] == list(KEYPOINT_NAMES):
+            return int(c["id"])
+    raise EvaluationInputError(
+        f"{name}: keypoint names {found[0]['keypoints']} are not vertkp's {list(KEYPOINT_NAMES)} "
+        "(TL, TR, BL, BR, in that order)")
+
+
+def _keypoint_array(kps, where: str) -> np.ndarray:
+    if not isinstance(kps, (list, tuple)) or len(kps) != 3 * NUM_KEYPOINTS:
+        n = len(kps) if isinstance(kps, (list, tuple)) else type(kps).__name__
+        raise EvaluationInputError(
+            f"{where}: 'keypoints' has {n} numbers, expected {3 * NUM_KEYPOINTS} "
+            f"(x, y, v for {', '.join(KEYPOINT_NAMES)})")
+    try:
+        a = np.asarray(kps, dtype=np.float64).reshape(NUM_KEYPOINTS, 3)
+    except (TypeError, ValueError):
+        raise EvaluationInputError(f"{where}: 'keypoints' must be numbers") from None
+    if not np.all(np.isfinite(a)):
+        raise EvaluationInputError(f"{where}: 'keypoints' contain NaN or infinite values")
+    return a
+
+
+def load_ground_truth(source) -> GroundTruth:
+    """Read a vertkp COCO keypoint file (``tools/convert_to_coco.py``).
+
+    Args:
+        source: path of the JSON file, or the already-parsed dict.
+
+    Returns:
+        :class:`GroundTruth` with one :class:`ImageTruth` per image (images
+        without annotations included: every prediction on them is a false
+        positive). Crowd annotations, annotations of other categories and
+        annotations with no labelled corner are skipped (counted in
+        ``notes``).
+
+    Raises:
+        EvaluationInputError: not COCO keypoints, unknown image ids,
+            keypoints of the wrong length, NaN, v outside {0, 1, 2},
+            duplicate image ids, a bad pixel spacing, view or facing.
+    """
+    data, name = _read_json(source, "ground-truth")
+    if not isinstance(data, dict):
+        raise EvaluationInputError(
+            f"{name} is not a COCO file: expected a JSON object with 'images', 'annotations' and 'categories', "
+            f"got a JSON {type(data).__name__}" + (" (is it a predictions list? pass it as --predictions)"
+                                                   if isinstance(data, list) else ""))
+    missing = [k for k in ("images", "annotations", "categories") if k not in data]
+    if missing:
+        raise EvaluationInputError(f"{name} is not a COCO file: missing {missing}")
+    cat = _keypoint_category(data["categories"], name)
+    images: Dict[int, dict] = {}
+    order = []
+    for k, im in enumerate(data["images"]):
+        if not isinstance(im, dict) or "id" not in im:
+            raise EvaluationInputError(f"{name}: images[{k}] has no 'id'")
+        iid = im["id"]
+        if iid in images:
+            raise EvaluationInputError(f"{name}: image id {iid!r} appears twice in 'images'")
+        where = f"{name}: image {iid!r}"
+        view = im.get("view") or "lateral"
+        if view not in _VIEWS:
+            raise EvaluationInputError(f"{where}: view {view!r} is not one of {_VIEWS}")
+        facing = im.get("facing")
+        if facing is not None and facing not in _FACINGS:
+            raise EvaluationInputError(f"{where}: facing {facing!r} is not 'left', 'right' or null")
+        images[iid] = dict(file_name=str(im.get("file_name", "")), view=view, facing=facing,
+                           pixel_spacing=_positive_or_none(im.get("pixel_spacing"), where),
+                           source_stem=im.get("source_stem"), anns=[])
+        order.append(iid)
+    n_crowd = n_other = n_empty = 0
+    for k, ann in enumerate(data["annotations"]):
+        if not isinstance(ann, dict):
+            raise EvaluationInputError(f"{name}: annotations[{k}] is not an object")
+        where = f"{name}: annotation {ann.get('id', f'#{k}')!r}"
+        if ann.get("image_id") not in images:
+            raise EvaluationInputError(f"{where}: image_id {ann.get('image_id')!r} is not in 'images'")
+        if ann.get("category_id", cat) != cat:
+            n_other += 1
+            continue
+        if ann.get("iscrowd", 0):
+            n_crowd += 1
+            continue
+        a = _keypoint_array(ann.get("keypoints"), where)
+        if not np.all(np.isin(a[:, 2], (0, 1, 2))):
+            raise EvaluationInputError(f"{where}: visibility flags {a[:, 2].tolist()} must be 0, 1 or 2")
+        if not np.any(a[:, 2] > 0):
+            n_empty += 1
+            continue
+        images[ann["image_id"]]["anns"].append((ann.get("id"), a, ann.get("vertebra_level")))
+    notes = []
+    if n_crowd:
+        notes.append(f"{n_crowd} crowd annotation(s) skipped")
+    if n_other:
+        notes.append(f"{n_other} annotation(s) of other categories skipped")
+    if n_empty:
+        notes.append(f"{n_empty} annotation(s) without any labelled corner skipped")
+    truths = []
+    for iid in order:
+        im = images[iid]
+        anns = im.pop("anns")
+        corners = np.array([a[:, :2] for _, a, _ in anns], dtype=np.float64).reshape(-1, NUM_KEYPOINTS, 2)
+        visible = np.array([a[:, 2] > 0 for _, a, _ in anns], dtype=bool).reshape(-1, NUM_KEYPOINTS)
+        corners[~visible] = np.nan
+        truths.append(ImageTruth(iid, im["file_name"], corners, visible, [lv for _, _, lv in anns],
+                                 [aid for aid, _, _ in anns], im["view"], im["pixel_spacing"], im["facing"],
+                                 im["source_stem"]))
+    return GroundTruth(truths, cat, name, notes)
+
+
+def load_predictions(source, gt: GroundTruth) -> Dict[int, ImagePredictions]:
+    """Read COCO keypoint results (what detectron2's COCOEvaluator writes).
+
+    Each entry: ``{"image_id", "category_id", "keypoints": [x, y, s] * 4,
+    "score"}`` with x, y in the GT file's coordinates (COCOEvaluator already
+    removed detectron2's 0.5); the per-keypoint s is not used.
+
+    Args:
+        source: path of the JSON list, or the parsed list.
+        gt: the ground truth the predictions are for.
+
+    Returns:
+        dict image_id -> :class:`ImagePredictions` (only images with results).
+
+    Raises:
+        EvaluationInputError: not a list, unknown image ids, another
+            category, keypoints of the wrong length, NaN, a missing score.
+    """
+    data, name = _read_json(source, "predictions")
+    if isinstance(data, dict) and "annotations" in data and "images" in data:
+        raise EvaluationInputError(
+            f"{name} looks like a COCO ground-truth file; predictions must be a JSON list of COCO keypoint results "
+            "[{'image_id', 'category_id', 'keypoints', 'score'}, ...]")
+    if not isinstance(data, list):
+        raise EvaluationInputError(
+            f"{name}: predictions must be a JSON list of COCO keypoint results "
+            f"[{{'image_id', 'category_id', 'keypoints', 'score'}}, ...], got a JSON {type(data).__name__}")
+    known = {im.image_id for im in gt.images}
+    unknown = {}
+    per_image: Dict[int, list] = {}
+    for k, r in enumerate(data):
+        if not isinstance(r, dict):
+            raise EvaluationInputError(f"{name}: result #{k} is not an object")
+        iid = r.get("image_id")
+        where = f"{name}: result #{k} (image_id {iid!r})"
+        if iid not in known:
+            unknown[iid] = unknown.get(iid, 0) + 1
+            continue
+        if "category_id" in r and r["category_id"] != gt.category_id:
+            raise EvaluationInputError(
+                f"{where}: category_id {r['category_id']!r} is not the vertebra category {gt.category_id} of the "
+                "ground truth (detectron2's contiguous id 0 must be mapped back to the dataset's id)")
+        a = _keypoint_array(r.get("keypoints"), where)
+        score = r.get("score")
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
+            raise EvaluationInputError(f"{where}: 'score' must be a finite number, got {score!r}")
+        per_image.setdefault(iid, []).append((a[:, :2], float(score)))
+    if unknown:
+        ids = sorted(unknown, key=str)
+        shown = ", ".join(repr(i) for i in ids[:5]) + (", ..." if len(ids) > 5 else "")
+        raise EvaluationInputError(
+            f"{name}: {sum(unknown.values())} result(s) refer to {len(ids)} image id(s) that are not in the ground "
+            f"truth {gt.source}: {shown}. Were the predictions made on another dataset or split?")
+    return {iid: ImagePredictions(np.array([c for c, _ in rs]), np.array([s for _, s in rs]))
+            for iid, rs in per_image.items()}
+
+
+_KEY_COLUMNS = ("file_name", "filename", "file", "image", "image_name", "image_file", "name", "stem",
+                "source_stem", "image_id", "id")
+_VALUE_COLUMNS = ("pixel_spacing", "pixel_spacing_mm", "mm_per_pixel", "mm_per_px", "mm_pixel", "spacing",
+                  "spacing_mm", "pixelspacing", "pixel_size", "pixel_size_mm")
+
+
+def _norm_header(h) -> str:
+    s = str(h if h is not None else "").strip().lower()
+    for ch in " -/()[].":
+        s = s.replace(ch, "_")
+    while "__" in s:
+        s = s.replace("__", "_")
+    return s.strip("_")
+
+
+def _spacing_rows(path: Path) -> List[list]:
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        try:
+            import openpyxl
+        except ImportError:  # pragma: no cover - openpyxl is a dependency
+            raise EvaluationInputError(
+                f"reading {path} needs openpyxl (pip install openpyxl), or save it as CSV") from None
+        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        ws = wb["Pixel Spacing"] if "Pixel Spacing" in wb.sheetnames else wb.worksheets[0]
+        return [list(r) for r in ws.iter_rows(values_only=True) if any(v is not None for v in r)]
+    text = path.read_text(encoding="utf-8-sig")
+    try:
+        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    return [r for r in csv.reader(text.splitlines(), dialect) if any(c.strip() for c in r)]
+
+
+def _as_float(v) -> Optional[float]:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def load_pixel_spacing(spec: Union[str, float, os.PathLike]) -> Union[float, Dict[str, float]]:
+    """Pixel spacing given on the command line: one number, or a table.
+
+    Args:
+        spec: a number (mm per pixel for every image), or the path of a CSV
+            (comma, semicolon or tab separated) or .xlsx file (sheet
+            "Pixel Spacing" if there is one, else the first). The table has a
+            key column (``file_name``, ``stem``, ``image``, ``name``, ...) and a
+            value column (``pixel_spacing``, ``mm_per_pixel``, ``spacing``, ...);
+            without a recognisable header, its first two columns are taken as
+            key and mm per pixel.
+
+    Returns:
+        a float, or dict key -> mm per pixel.
+
+    Raises:
+        EvaluationInputError: missing file, unknown columns, a value that is
+            not a positive number.
+    """
+    v = _as_float(spec)
+    if v is not None:
+        if not (math.isfinite(v) and v > 0):
+            raise EvaluationInputError(f"pixel spacing {spec!r} must be a positive number of mm per pixel")
+        return v
+    path = Path(spec)
+    if not path.is_file():
+        raise EvaluationInputError(f"pixel spacing {spec!r} is neither a number nor an existing file")
+    rows = _spacing_rows(path)
+    if not rows:
+        raise EvaluationInputError(f"pixel spacing file {path} is empty")
+    header = [_norm_header(h) for h in rows[0]]
+    if len(rows[0]) >= 2 and _as_float(rows[0][1]) is not None:
+        kcol, vcol, body, first = 0, 1, rows, 1
+    else:
+        kcol = next((header.index(c) for c in _KEY_COLUMNS if c in header), None)
+        vcol = next((header.index(c) for c in _VALUE_COLUMNS if c in header), None)
+        if (kcol is None or vcol is None) and len(header) == 2:
+            kcol, vcol = 0, 1
+        if kcol is None or vcol is None:
+            raise EvaluationInputError(
+                f"pixel spacing file {path}: cannot tell the columns from the header {rows[0]}; name the image column "
+                f"one of {_KEY_COLUMNS[:6]} and the mm-per-pixel column one of {_VALUE_COLUMNS[:5]}")
+        body, first = rows[1:], 2
+    table = {}
+    for k, r in enumerate(body):
+        if len(r) <= max(kcol, vcol) or r[kcol] is None or str(r[kcol]).strip() == "":
+            continue
+        val = _as_float(r[vcol])
+        if val is None or not (math.isfinite(val) and val > 0):
+            raise EvaluationInputError(
+                f"pixel spacing file {path}, row {k + first}: {r[vcol]!r} is not a positive number of mm per pixel")
+        table[str(r[kcol]).strip()] = val
+    if not table:
+        raise EvaluationInputError(f"pixel spacing file {path} has no rows")
+    return table
+
+
+def _keys(name: str) -> List[str]:
+    base = os.path.basename(str(name).replace("\\", "/"))
+    return [str(name), base, os.path.splitext(base)[0]]
+
+
+def apply_pixel_spacing(truths: Sequence[ImageTruth], spacing: Union[None, float, Mapping[str, float]]) -> int:
+    """Override the images' pixel spacing in place.
+
+    A float applies to every image. A table is looked up by the image's
+    file_name, its base name, its stem, its ``source_stem`` and its id (as
+    text), in that order, against the table's keys, their base names and
+    stems; images that are not in the table keep the spacing of the GT file.
+
+    Returns:
+        the number of images whose spacing came from ``spacing``.
+    """
+    if spacing is None:
+        return 0
+    if not isinstance(spacing, Mapping):
+        for t in truths:
+            t.pixel_spacing = float(spacing)
+        return len(truths)
+    lookup = {}
+    for k, v in spacing.items():
+        for key in reversed(_keys(k)):
+            lookup[key] = v
+    for k, v in spacing.items():  # exact keys win over derived ones
+        lookup[str(k)] = v
+    n = 0
+    for t in truths:
+        cands = _keys(t.file_name) + ([str(t.source_stem)] if t.source_stem else []) + [str(t.image_id)]
+        hit = next((lookup[c] for c in cands if c in lookup), None)
+        if hit is not None:
+            t.pixel_spacing = float(hit)
+            n += 1
+    return n
+
+
+def truths_from_dataset_dicts(dicts: Sequence[Mapping], keypoint_offset: float = 0.5) -> List[ImageTruth]:
+    """Ground truth from detectron2 dataset dicts (``DatasetCatalog.get(name)``).
+
+    detectron2's ``load_coco_json`` added 0.5 to every keypoint x and y; this
+    subtracts ``keypoint_offset`` again so that the values equal the COCO
+    file's. Crowd annotations are skipped, and so are annotations without a
+    labelled corner.
+
+    Raises:
+        EvaluationInputError: keypoints of the wrong length, NaN.
+    """
+    out = []
+    for d in dicts:
+        iid = d["image_id"]
+        corners, visible, levels = [], [], []
+        for k, ann in enumerate(d.get("annotations", []) or []):
+            if ann.get("iscrowd", 0):
+                continue
+            a = _keypoint_array(list(ann.get("keypoints", [])), f"dataset image {iid!r}, annotation #{k}")
+            vis = a[:, 2] > 0
+            if not vis.any():
+                continue
+            xy = a[:, :2] - keypoint_offset
+            xy[~vis] = np.nan
+            corners.append(xy)
+            visible.append(vis)
+            levels.append(ann.get("vertebra_level"))
+        view = d.get("view") or "lateral"
+        facing = d.get("facing") if d.get("facing") in _FACINGS else None
+        out.append(ImageTruth(
+            iid, str(d.get("file_name", "")),
+            np.array(corners, dtype=np.float64).reshape(-1, NUM_KEYPOINTS, 2),
+            np.array(visible, dtype=bool).reshape(-1, NUM_KEYPOINTS),
+            levels, [None] * len(levels), view if view in _VIEWS else "lateral",
+            _positive_or_none(d.get("pixel_spacing"), f"dataset image {iid!r}"), facing, d.get("source_stem")))
+    return out

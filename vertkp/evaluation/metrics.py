@@ -1,0 +1,157 @@
+"""Metric arithmetic over plain arrays: corner errors, MRE, SDR, detection, grades.
+
+Rates (SDR, precision, recall, F1, grade accuracy) are in percent, 0-100.
+Errors are Euclidean distances in px, or in mm after multiplying by the
+image's pixel spacing (mm/px).
+"""
+from __future__ import annotations
+
+from typing import Dict, Iterable, Optional, Sequence
+
+import numpy as np
+
+from ..grading.slip import GRADE_NAMES
+
+__all__ = [
+    "GRADE_LABELS",
+    "corner_errors",
+    "error_stats",
+    "success_detection_rate",
+    "detection_scores",
+    "confusion_matrix",
+    "quadratic_weighted_kappa",
+    "slip_agreement",
+]
+
+# Ordinal grade classes of confusion matrices and kappa: -1 retrolisthesis,
+# 0 no slip, 1..5 Meyerding I..V (vertkp.grading.slip).
+GRADE_LABELS = tuple(sorted(GRADE_NAMES))
+
+
+def corner_errors(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Euclidean distance per corner: |pred - gt|, [N, 4, 2] x2 -> [N, 4] px.
+
+    NaN where the GT corner is unlabelled (NaN) or the prediction is missing.
+    """
+    g = np.asarray(gt, dtype=np.float64)
+    p = np.asarray(pred, dtype=np.float64)
+    return np.linalg.norm(p - g, axis=-1)
+
+
+def error_stats(errors: Iterable[float]) -> Dict[str, Optional[float]]:
+    """Mean, median and standard deviation (population, ddof=0) of finite errors.
+
+    Returns a dict with "mean", "median", "std" (None when there is no
+    error) and "n" (the number of errors).
+    """
+    e = np.asarray(list(errors) if not isinstance(errors, np.ndarray) else errors, dtype=np.float64).ravel()
+    e = e[np.isfinite(e)]
+    if e.size == 0:
+        return {"mean": None, "median": None, "std": None, "n": 0}
+    return {"mean": float(e.mean()), "median": float(np.median(e)), "std": float(e.std()), "n": int(e.size)}
+
+
+def success_detection_rate(errors: np.ndarray, thresholds: Sequence[float]) -> Optional[Dict[float, float]]:
+    """SDR: percent of landmarks whose error is at most each threshold.
+
+    SDR(t) = 100 * #{i : e_i <= t} / n, over every labelled GT landmark;
+    a landmark that was not found must be passed as +inf (a failure at every
+    threshold). NaN entries (unlabelled) are ignored.
+
+    Returns:
+        dict threshold -> percent, or None when there is no landmark.
+    """
+    e = np.asarray(errors, dtype=np.float64).ravel()
+    e = e[~np.isnan(e)]
+    if e.size == 0:
+        return None
+    return {float(t): float(100.0 * np.count_nonzero(e <= t) / e.size) for t in thresholds}
+
+
+def detection_scores(tp: int, fp: int, fn: int) -> Dict[str, float]:
+    """Detection precision = TP / (TP + FP), recall = TP / (TP + FN) and
+    F1 = 2 P R / (P + R), in percent. An empty denominator gives 0 (there is
+    nothing to credit), except that no GT and no prediction at all gives 100."""
+    if tp == fp == fn == 0:
+        return {"precision": 100.0, "recall": 100.0, "F1": 100.0}
+    p = 100.0 * tp / (tp + fp) if tp + fp else 0.0
+    r = 100.0 * tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * p * r / (p + r) if p + r else 0.0
+    return {"precision": float(p), "recall": float(r), "F1": float(f1)}
+
+
+def confusion_matrix(gt: Sequence[int], pred: Sequence[int], labels: Sequence[int] = GRADE_LABELS) -> np.ndarray:
+    """Counts [K, K]: row = GT class, column = predicted class, in ``labels`` order.
+
+    Raises:
+        ValueError: a value not in ``labels``, or different lengths.
+    """
+    g, p = list(gt), list(pred)
+    if len(g) != len(p):
+        raise ValueError(f"gt and pred have different lengths ({len(g)} and {len(p)})")
+    index = {lab: k for k, lab in enumerate(labels)}
+    m = np.zeros((len(labels), len(labels)), dtype=np.int64)
+    for a, b in zip(g, p):
+        if a not in index or b not in index:
+            raise ValueError(f"grade {a if a not in index else b!r} is not one of {list(labels)}")
+        m[index[a], index[b]] += 1
+    return m
+
+
+def quadratic_weighted_kappa(matrix: np.ndarray) -> Optional[float]:
+    """Cohen's kappa with quadratic weights, from a confusion matrix [K, K].
+
+    With O the observed proportions (matrix / n), E = outer(row sums, column
+    sums) of O (the proportions expected by chance) and weights
+    w_ij = (i - j)^2 / (K - 1)^2 over the ordinal class indices:
+
+        kappa = 1 - sum(w * O) / sum(w * E)
+
+    The normalisation (K - 1)^2 cancels, and classes nobody used add zero to
+    both sums, so the value does not depend on which unused classes the
+    matrix lists. When the observed weighted disagreement is 0 (every pair in
+    agreement) kappa is 1, also in the degenerate case of a single class
+    where E's disagreement is 0 too (there 1 - 0/0 is otherwise undefined).
+
+    Returns:
+        kappa in [-1, 1], or None for an empty matrix.
+    """
+    m = np.asarray(matrix, dtype=np.float64)
+    n = m.sum()
+    if n == 0:
+        return None
+    k = m.shape[0]
+    i, j = np.indices((k, k))
+    w = (i - j) ** 2 / max(k - 1, 1) ** 2
+    o = m / n
+    e = np.outer(o.sum(axis=1), o.sum(axis=0))
+    num, den = float((w * o).sum()), float((w * e).sum())
+    if num == 0:
+        return 1.0
+    return 1.0 - num / den
+
+
+def slip_agreement(gt_slip: Sequence[float], pred_slip: Sequence[float], gt_grade: Sequence[int],
+                   pred_grade: Sequence[int], n_unscored: int = 0) -> dict:
+    """Agreement of predicted with GT slip over the scored pairs.
+
+    * MAE_pp: mean |pred_slip - gt_slip|, in percentage points.
+    * grade_accuracy: percent of pairs with the same grade (-1..5).
+    * kappa: :func:`quadratic_weighted_kappa` over the 7 ordinal grades.
+    * confusion_matrix: {"labels": grade names, "matrix": rows GT, columns
+      prediction}.
+    * n_pairs: pairs scored; n_unscored_pairs: GT pairs that could not be
+      scored (a vertebra of the pair was missed).
+    Values are None when no pair was scored.
+    """
+    gs, ps = np.asarray(gt_slip, dtype=np.float64), np.asarray(pred_slip, dtype=np.float64)
+    cm = confusion_matrix(gt_grade, pred_grade)
+    n = len(gs)
+    return {
+        "MAE_pp": float(np.mean(np.abs(ps - gs))) if n else None,
+        "grade_accuracy": float(100.0 * np.mean(np.asarray(gt_grade) == np.asarray(pred_grade))) if n else None,
+        "kappa": quadratic_weighted_kappa(cm),
+        "n_pairs": int(n),
+        "n_unscored_pairs": int(n_unscored),
+        "confusion_matrix": {"labels": [GRADE_NAMES[g] for g in GRADE_LABELS], "matrix": cm.tolist()},
+    }

@@ -1,0 +1,143 @@
+"""PNG plots of an evaluation (matplotlib's Agg canvas; no display needed).
+
+The figures are drawn on ``matplotlib.figure.Figure`` with an Agg canvas
+directly, so importing this module never changes the user's pyplot backend.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict
+
+import numpy as np
+
+from ..keypoints import KEYPOINT_NAMES
+from .scoring import DatasetEvaluation
+
+__all__ = ["write_plots"]
+
+
+def _figure(w=6.4, h=4.2):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(w, h), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
+def _no_data(ax, text):
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
+
+
+def _sdr_curve(ax, errors: np.ndarray, marks, unit: str):
+    e = errors[~np.isnan(errors)]
+    if e.size == 0:
+        _no_data(ax, f"no labelled corners ({unit})")
+        return
+    top = 2.0 * max(marks)
+    xs = np.linspace(0.0, top, 201)
+    ys = [100.0 * np.count_nonzero(e <= x) / e.size for x in xs]
+    ax.plot(xs, ys, color="tab:blue")
+    lines = []
+    for t in marks:
+        v = 100.0 * np.count_nonzero(e <= t) / e.size
+        ax.plot([t], [v], "o", color="tab:red")
+        lines.append(f"{t:g} {unit}: {v:.1f}%")
+    ax.text(0.97, 0.04, "\n".join(lines), transform=ax.transAxes, ha="right", va="bottom", fontsize=8,
+            bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.8})
+    ax.set_xlim(0, top)
+    ax.set_ylim(0, 102)
+    ax.set_xlabel(f"threshold ({unit})")
+    ax.set_ylabel("SDR (% of labelled GT corners)")
+    ax.grid(alpha=0.3)
+
+
+def write_plots(result: DatasetEvaluation, output_dir) -> Dict[str, Path]:
+    """Write the four PNGs; returns short name -> path.
+
+    * sdr_curve.png: SDR against threshold (px, and mm when any image has a
+      spacing), the configured thresholds marked; missed corners count as
+      failures, so the curve tops out at the share of corners found.
+    * per_corner_error.png: box plot of the matched corners' px error per
+      corner TL, TR, BL, BR, means as diamonds.
+    * error_histogram.png: histogram of matched corners' px errors.
+    * grade_confusion.png: GT grade (rows) against predicted grade
+      (columns) over the scored lateral pairs.
+    """
+    out = Path(output_dir)
+    m = result.metrics
+    s = result.settings
+    files = {}
+
+    e_px, e_mm = result.all_errors("px"), result.all_errors("mm")
+    has_mm = m["n_images_with_spacing"] > 0
+    fig = _figure(10 if has_mm else 6.4, 4.2)
+    ax = fig.add_subplot(1, 2 if has_mm else 1, 1)
+    _sdr_curve(ax, e_px, s.sdr_thresholds_px, "px")
+    ax.set_title("Successful detection rate (px)")
+    if has_mm:
+        ax2 = fig.add_subplot(1, 2, 2)
+        _sdr_curve(ax2, e_mm, s.sdr_thresholds_mm, "mm")
+        ax2.set_title("Successful detection rate (mm)")
+    files["sdr_curve"] = _save(fig, out / "sdr_curve.png")
+
+    by_corner = result.matched_errors_by_corner()
+    fig = _figure()
+    ax = fig.add_subplot(1, 1, 1)
+    if any(e.size for e in by_corner):
+        data = [e if e.size else np.array([np.nan]) for e in by_corner]
+        ax.boxplot(data, showfliers=True)
+        ax.set_xticks(range(1, len(KEYPOINT_NAMES) + 1), KEYPOINT_NAMES)
+        means = [float(e.mean()) if e.size else np.nan for e in by_corner]
+        ax.plot(range(1, len(means) + 1), means, "D", color="tab:red", label="mean")
+        ax.legend(loc="upper right")
+    else:
+        _no_data(ax, "no matched corners")
+    ax.set_ylabel("error (px)")
+    ax.set_title("Corner error of matched vertebrae")
+    ax.grid(alpha=0.3, axis="y")
+    files["per_corner_error"] = _save(fig, out / "per_corner_error.png")
+
+    fig = _figure()
+    ax = fig.add_subplot(1, 1, 1)
+    finite = e_px[np.isfinite(e_px)]
+    if finite.size:
+        ax.hist(finite, bins=min(50, max(5, finite.size // 4)), color="tab:blue", alpha=0.8)
+        ax.axvline(float(finite.mean()), color="tab:red", label=f"MRE {finite.mean():.2f} px")
+        ax.legend(loc="upper right")
+    else:
+        _no_data(ax, "no matched corners")
+    n_missed = int(np.isinf(e_px).sum())
+    ax.set_xlabel("error (px)")
+    ax.set_ylabel("corners")
+    ax.set_title(f"Corner error histogram ({n_missed} corners of missed vertebrae not shown)")
+    files["error_histogram"] = _save(fig, out / "error_histogram.png")
+
+    cm = np.asarray(m["slip"]["confusion_matrix"]["matrix"])
+    labels = m["slip"]["confusion_matrix"]["labels"]
+    fig = _figure(6.4, 5.4)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.imshow(cm, cmap="Blues", vmin=0, vmax=max(1, int(cm.max())))
+    short = ["retro" if lab == "retrolisthesis" else lab for lab in labels]
+    ax.set_xticks(range(len(labels)), short)
+    ax.set_yticks(range(len(labels)), short)
+    thresh = cm.max() / 2.0 if cm.max() else 1
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            if cm[i, j]:
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center",
+                        color="white" if cm[i, j] > thresh else "black")
+    ax.set_xlabel("predicted grade")
+    ax.set_ylabel("ground-truth grade")
+    sl = m["slip"]
+    acc = "n/a" if sl["grade_accuracy"] is None else f"{sl['grade_accuracy']:.1f}%"
+    kap = "n/a" if sl["kappa"] is None else f"{sl['kappa']:.3f}"
+    ax.set_title(f"Meyerding grade ({sl['n_pairs']} pairs, accuracy {acc}, kappa {kap})")
+    files["grade_confusion"] = _save(fig, out / "grade_confusion.png")
+    return files
