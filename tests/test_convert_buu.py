@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from raw_builders import buu_tree, lateral_spine, write_csv
-from vertkp.data.buu_lspine import convert_buu_lspine, read_pixel_spacing, split_patients
+from vertkp.data.buu_lspine import convert_buu_lspine, split_patients
+from vertkp.data.spacing import read_pixel_spacing
 from vertkp.data.coco import S1_DEPTH_FRACTION
 
 PATIENTS = [f"{k:04d}" for k in range(1, 11)]
@@ -90,7 +91,8 @@ def test_pixel_spacing_files(tmp_path, suffix):
         for k, v in table.items():
             ws.append([k, v])
         wb.save(f)
-    assert read_pixel_spacing(f) == {"0001-F-040Y1": 0.14, "0002-M-041Y1": 0.2}
+    keys = {"0001-F-040Y1.jpg": 0.14, "0002-M-041Y1.jpg": 0.2}
+    assert read_pixel_spacing(f) == keys
     report = convert_buu_lspine(tmp_path, "lateral", progress=False, val_fraction=0.0, pixel_spacing=f)
     got = {im["source_stem"]: im["pixel_spacing"] for _, im in both(tmp_path / "coco" / "lateral")}
     assert got == {"0001-F-040Y1": 0.14, "0002-M-041Y1": 0.2}

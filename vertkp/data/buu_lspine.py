@@ -10,7 +10,6 @@ one endplate a row: ``x1,y1,x2,y2,label`` (absolute pixels).
 from __future__ import annotations
 
 import csv
-import json
 import re
 from pathlib import Path
 from typing import Optional
@@ -21,6 +20,7 @@ from tqdm import tqdm
 from .conversion import CocoBuilder, SourceVertebra
 from .images import image_size, is_image_file
 from .report import ConversionReport, InvalidInput
+from .spacing import read_pixel_spacing
 
 __all__ = [
     "VIEWS",
@@ -30,7 +30,6 @@ __all__ = [
     "read_csv_rows",
     "vertebrae_from_rows",
     "split_patients",
-    "read_pixel_spacing",
     "convert_buu_lspine",
 ]
 
@@ -134,81 +133,6 @@ def split_patients(patients, val_fraction: float, seed: int) -> set:
     return {ids[k] for k in perm[:n_val]}
 
 
-def read_pixel_spacing(path) -> dict:
-    """Pixel spacing per image stem, in mm per pixel.
-
-    Accepts the full dataset's spreadsheet (.xlsx: sheet "Pixel Spacing" if
-    present, else the first sheet), a .csv with a header row, or a .json
-    object {file name or stem: mm}. The name column is the first whose values
-    are image names; the spacing column is the first numeric column whose
-    header mentions "spacing" or "mm", else the first numeric column.
-
-    Returns:
-        {stem: mm per pixel}
-
-    Raises:
-        InvalidInput: unreadable file, no name or spacing column, a
-            non-positive spacing.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InvalidInput(path, "pixel spacing file not found")
-    suffix = path.suffix.lower()
-    if suffix == ".json":
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise InvalidInput(path, f"malformed JSON ({e})") from None
-        if not isinstance(data, dict):
-            raise InvalidInput(path, "expected a JSON object {file name: mm per pixel}")
-        table = [["name", "spacing"]] + [[k, v] for k, v in data.items()]
-    elif suffix in (".xlsx", ".xlsm"):
-        import openpyxl
-
-        try:
-            wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-        except Exception as e:  # openpyxl raises several unrelated types
-            raise InvalidInput(path, f"unreadable spreadsheet ({e})") from None
-        ws = wb["Pixel Spacing"] if "Pixel Spacing" in wb.sheetnames else wb.worksheets[0]
-        table = [list(r) for r in ws.iter_rows(values_only=True) if any(c is not None for c in r)]
-        wb.close()
-    elif suffix == ".csv":
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            table = [r for r in csv.reader(f) if any(c.strip() for c in r)]
-    else:
-        raise InvalidInput(path, "pixel spacing must be a .xlsx, .csv or .json file")
-    if len(table) < 2:
-        raise InvalidInput(path, "no rows of pixel spacing")
-    header, body = [str(h or "").strip().lower() for h in table[0]], table[1:]
-
-    def numeric(col):
-        try:
-            return all(float(r[col]) == float(r[col]) for r in body if col < len(r) and r[col] not in (None, ""))
-        except (TypeError, ValueError):
-            return False
-
-    cols = range(len(header))
-    name_col = next((c for c in cols if all(parse_name(Path(str(r[c])).stem) for r in body if c < len(r) and r[c])), None)
-    if name_col is None:
-        name_col = next((c for c in cols if not numeric(c)), None)
-    if name_col is None:
-        raise InvalidInput(path, "no column of image names")
-    nums = [c for c in cols if c != name_col and numeric(c)]
-    preferred = [c for c in nums if "spacing" in header[c] or "mm" in header[c]]
-    if not nums:
-        raise InvalidInput(path, "no numeric pixel spacing column")
-    sp_col = (preferred or nums)[0]
-    out = {}
-    for n, r in enumerate(body, start=2):
-        if name_col >= len(r) or sp_col >= len(r) or r[name_col] in (None, "") or r[sp_col] in (None, ""):
-            continue
-        mm = float(r[sp_col])
-        if not mm > 0:
-            raise InvalidInput(path, f"pixel spacing must be positive, got {mm}", f"row {n}")
-        out[Path(str(r[name_col]).strip()).stem] = mm
-    return out
-
-
 def convert_buu_lspine(
     root,
     view: str = "lateral",
@@ -241,7 +165,7 @@ def convert_buu_lspine(
         raise InvalidInput(view_dir, f"missing {folder}/ folder for the {view} view (see datasets/README.md)")
     report = ConversionReport(f"buu-lspine {view}")
     builder = CocoBuilder(report, f"BUU-LSPINE {view} view (vertkp COCO keypoints)")
-    spacing = read_pixel_spacing(pixel_spacing) if pixel_spacing else {}
+    spacing = {Path(k).stem: mm for k, mm in read_pixel_spacing(pixel_spacing).items()} if pixel_spacing else {}
 
     def fail(split, err):
         if not skip_invalid:

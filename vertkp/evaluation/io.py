@@ -10,7 +10,6 @@ message that names the file, the entry and what to fix.
 """
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -20,6 +19,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from ..data.report import InvalidInput
+from ..data.spacing import read_pixel_spacing
 from ..keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS
 
 __all__ = [
@@ -302,57 +303,14 @@ def load_predictions(source, gt: GroundTruth) -> Dict[int, ImagePredictions]:
             for iid, rs in per_image.items()}
 
 
-_KEY_COLUMNS = ("file_name", "filename", "file", "image", "image_name", "image_file", "name", "stem",
-                "source_stem", "image_id", "id")
-_VALUE_COLUMNS = ("pixel_spacing", "pixel_spacing_mm", "mm_per_pixel", "mm_per_px", "mm_pixel", "spacing",
-                  "spacing_mm", "pixelspacing", "pixel_size", "pixel_size_mm")
-
-
-def _norm_header(h) -> str:
-    s = str(h if h is not None else "").strip().lower()
-    for ch in " -/()[].":
-        s = s.replace(ch, "_")
-    while "__" in s:
-        s = s.replace("__", "_")
-    return s.strip("_")
-
-
-def _spacing_rows(path: Path) -> List[list]:
-    if path.suffix.lower() in (".xlsx", ".xlsm"):
-        try:
-            import openpyxl
-        except ImportError:  # pragma: no cover - openpyxl is a dependency
-            raise EvaluationInputError(
-                f"reading {path} needs openpyxl (pip install openpyxl), or save it as CSV") from None
-        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-        ws = wb["Pixel Spacing"] if "Pixel Spacing" in wb.sheetnames else wb.worksheets[0]
-        return [list(r) for r in ws.iter_rows(values_only=True) if any(v is not None for v in r)]
-    text = path.read_text(encoding="utf-8-sig")
-    try:
-        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    return [r for r in csv.reader(text.splitlines(), dialect) if any(c.strip() for c in r)]
-
-
-def _as_float(v) -> Optional[float]:
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return None
-
-
 def load_pixel_spacing(spec: Union[str, float, os.PathLike]) -> Union[float, Dict[str, float]]:
     """Pixel spacing given on the command line: one number, or a table.
 
     Args:
         spec: a number (mm per pixel for every image), or the path of a CSV
-            (comma, semicolon or tab separated) or .xlsx file (sheet
-            "Pixel Spacing" if there is one, else the first). The table has a
-            key column (``file_name``, ``stem``, ``image``, ``name``, ...) and a
-            value column (``pixel_spacing``, ``mm_per_pixel``, ``spacing``, ...);
-            without a recognisable header, its first two columns are taken as
-            key and mm per pixel.
+            (comma, semicolon or tab separated), .xlsx or .json table, read
+            by ``vertkp.data.spacing.read_pixel_spacing`` (the converter's
+            reader: same columns, same rules).
 
     Returns:
         a float, or dict key -> mm per pixel.
@@ -361,42 +319,20 @@ def load_pixel_spacing(spec: Union[str, float, os.PathLike]) -> Union[float, Dic
         EvaluationInputError: missing file, unknown columns, a value that is
             not a positive number.
     """
-    v = _as_float(spec)
+    try:
+        v = float(spec)
+    except (TypeError, ValueError):
+        v = None
     if v is not None:
         if not (math.isfinite(v) and v > 0):
             raise EvaluationInputError(f"pixel spacing {spec!r} must be a positive number of mm per pixel")
         return v
-    path = Path(spec)
-    if not path.is_file():
+    if not Path(spec).is_file():
         raise EvaluationInputError(f"pixel spacing {spec!r} is neither a number nor an existing file")
-    rows = _spacing_rows(path)
-    if not rows:
-        raise EvaluationInputError(f"pixel spacing file {path} is empty")
-    header = [_norm_header(h) for h in rows[0]]
-    if len(rows[0]) >= 2 and _as_float(rows[0][1]) is not None:
-        kcol, vcol, body, first = 0, 1, rows, 1
-    else:
-        kcol = next((header.index(c) for c in _KEY_COLUMNS if c in header), None)
-        vcol = next((header.index(c) for c in _VALUE_COLUMNS if c in header), None)
-        if (kcol is None or vcol is None) and len(header) == 2:
-            kcol, vcol = 0, 1
-        if kcol is None or vcol is None:
-            raise EvaluationInputError(
-                f"pixel spacing file {path}: cannot tell the columns from the header {rows[0]}; name the image column "
-                f"one of {_KEY_COLUMNS[:6]} and the mm-per-pixel column one of {_VALUE_COLUMNS[:5]}")
-        body, first = rows[1:], 2
-    table = {}
-    for k, r in enumerate(body):
-        if len(r) <= max(kcol, vcol) or r[kcol] is None or str(r[kcol]).strip() == "":
-            continue
-        val = _as_float(r[vcol])
-        if val is None or not (math.isfinite(val) and val > 0):
-            raise EvaluationInputError(
-                f"pixel spacing file {path}, row {k + first}: {r[vcol]!r} is not a positive number of mm per pixel")
-        table[str(r[kcol]).strip()] = val
-    if not table:
-        raise EvaluationInputError(f"pixel spacing file {path} has no rows")
-    return table
+    try:
+        return read_pixel_spacing(spec)
+    except InvalidInput as e:
+        raise EvaluationInputError(f"pixel spacing {e}") from None
 
 
 def _keys(name: str) -> List[str]:
