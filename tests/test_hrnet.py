@@ -1,0 +1,132 @@
+"""The HRNet-W32 backbone: feature contract, normalisation, weights, a full model on the CPU."""
+from pathlib import Path
+
+import pytest
+
+from conftest import DETECTRON2_SKIP_REASON
+
+pytest.importorskip("detectron2", reason=DETECTRON2_SKIP_REASON)
+import torch  # noqa: E402
+from detectron2.layers import FrozenBatchNorm2d  # noqa: E402
+from torch import nn  # noqa: E402
+
+from vertkp.modeling import HRNetBackbone, convert_norm  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_cpu_thread():
+    """One torch thread: with other processes on the cores, OpenMP threads waiting on each other
+    make 2 threads several times slower than 1."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def hrnet_gn():
+    torch.manual_seed(0)
+    return HRNetBackbone("hrnet_w32", norm="GN", freeze_at=0)
+
+
+def test_feature_contract(hrnet_gn):
+    shapes = hrnet_gn.output_shape()
+    assert list(shapes) == ["hr2", "hr3", "hr4", "hr5"]
+    assert [s.channels for s in shapes.values()] == [32, 64, 128, 256]
+    assert [s.stride for s in shapes.values()] == [4, 8, 16, 32]
+    assert hrnet_gn.size_divisibility == 32
+    with torch.no_grad():
+        out = hrnet_gn(torch.zeros(1, 3, 64, 96))
+    assert {k: tuple(v.shape) for k, v in out.items()} == {
+        "hr2": (1, 32, 16, 24), "hr3": (1, 64, 8, 12), "hr4": (1, 128, 4, 6), "hr5": (1, 256, 2, 3)}
+    with pytest.raises(ValueError, match="multiples of 32"):
+        hrnet_gn(torch.zeros(1, 3, 64, 80))
+
+
+def test_incre_features_and_subsets():
+    b = HRNetBackbone("hrnet_w32", out_features=("hr3", "hr5"), feature_location="incre", norm="BN")
+    assert {k: (s.channels, s.stride) for k, s in b.output_shape().items()} == {"hr3": (256, 8), "hr5": (1024, 32)}
+    with pytest.raises(ValueError, match="hr1..hr5"):
+        HRNetBackbone("hrnet_w32", out_features=("res2",))
+
+
+def test_norm_conversion_and_freezing(hrnet_gn):
+    kinds = {type(m) for m in hrnet_gn.modules()}
+    assert nn.GroupNorm in kinds and not any(issubclass(k, nn.modules.batchnorm._BatchNorm) for k in kinds)
+    assert all(p.requires_grad for p in hrnet_gn.parameters())
+
+    def small():
+        return nn.Sequential(nn.Conv2d(3, 64, 3), nn.BatchNorm2d(64), nn.Sequential(nn.Conv2d(64, 48, 1), nn.BatchNorm2d(48)))
+
+    assert isinstance(convert_norm(small(), "FrozenBN")[1], FrozenBatchNorm2d)
+    assert isinstance(convert_norm(small(), "SyncBN")[2][1], nn.SyncBatchNorm)
+    assert isinstance(convert_norm(small(), "BN")[1], nn.BatchNorm2d)
+    bn = small()
+    bn[1].weight.data.fill_(2.0)
+    gn = convert_norm(bn, "GN")
+    assert isinstance(gn[1], nn.GroupNorm) and gn[1].num_groups == 32 and float(gn[1].weight[0]) == 2.0
+    assert gn[2][1].num_groups == 16  # gcd(32, 48)
+    with pytest.raises(ValueError, match="FrozenBN"):
+        convert_norm(small(), "LayerNorm")
+
+    frozen = HRNetBackbone("hrnet_w32", norm="FrozenBN", freeze_at=2)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in frozen.modules())
+    assert not any(p.requires_grad for n, p in frozen.named_parameters() if n.startswith(("body.conv1", "body.layer1")))
+    assert all(p.requires_grad for n, p in frozen.named_parameters() if n.startswith("body.stage2"))
+
+
+def test_local_pretrained_weights(tmp_path, hrnet_gn):
+    import timm
+
+    ref = timm.create_model("hrnet_w32", pretrained=False)  # a classification checkpoint, as on the hub
+    path = tmp_path / "hrnet_w32.pth"
+    torch.save(ref.state_dict(), path)
+    b = HRNetBackbone("hrnet_w32", norm="BN", pretrained=str(path))
+    torch.testing.assert_close(b.body.conv1.weight, ref.conv1.weight)
+    torch.testing.assert_close(b.body.stage4[0].branches[3][0].conv1.weight, ref.stage4[0].branches[3][0].conv1.weight)
+    with pytest.raises(FileNotFoundError, match="MODEL.HRNET.PRETRAINED"):
+        HRNetBackbone("hrnet_w32", pretrained=str(tmp_path / "missing.pth"))
+    torch.save({"conv1.weight": ref.conv1.weight}, tmp_path / "partial.pth")
+    with pytest.raises(ValueError, match="lacks"):
+        HRNetBackbone("hrnet_w32", pretrained=str(tmp_path / "partial.pth"))
+
+
+def test_full_model_forward_backward_on_cpu():
+    """Keypoint R-CNN with the HRNet-FPN backbone: one training step and one inference on the CPU."""
+    from detectron2.modeling import build_model
+    from detectron2.structures import Boxes, Instances, Keypoints
+    from detectron2.utils.events import EventStorage
+
+    from vertkp.engine import build_cfg
+
+    cfg = build_cfg(str(REPO / "configs" / "quick_schedules" / "kprcnn_hrnet_w32_instant_test.yaml"))
+    assert cfg.MODEL.BACKBONE.NAME == "build_hrnet_fpn_backbone"
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    assert model.backbone.bottom_up.output_shape()["hr2"].channels == 32
+
+    def sample(h, w):
+        inst = Instances((h, w))
+        inst.gt_boxes = Boxes(torch.tensor([[20.0, 20.0, 80.0, 70.0], [30.0, 75.0, 95.0, 120.0]]))
+        inst.gt_classes = torch.zeros(2, dtype=torch.int64)
+        kp = torch.tensor([[[25, 25, 2], [75, 22, 2], [27, 65, 2], [77, 62, 2]],
+                           [[35, 80, 2], [90, 80, 2], [35, 115, 2], [90, 115, 2]]], dtype=torch.float32)
+        inst.gt_keypoints = Keypoints(kp)
+        return {"image": torch.randint(0, 255, (3, h, w), dtype=torch.uint8), "instances": inst, "height": h, "width": w}
+
+    model.train()
+    with EventStorage(0):
+        losses = model([sample(128, 128), sample(128, 160)])
+    assert {"loss_keypoint", "loss_cls", "loss_box_reg", "loss_rpn_cls", "loss_rpn_loc"} <= set(losses)
+    total = sum(losses.values())
+    assert torch.isfinite(total)
+    total.backward()
+    grads = [p.grad for n, p in model.named_parameters() if n.startswith("backbone.bottom_up.body.stage4")]
+    assert grads and all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads)
+    model.eval()
+    with torch.no_grad():
+        out = model([{"image": torch.zeros(3, 100, 120, dtype=torch.uint8), "height": 200, "width": 240}])
+    inst = out[0]["instances"]
+    assert inst.image_size == (200, 240) and inst.pred_keypoints.shape[1:] == (4, 3)
