@@ -36,3 +36,20 @@ def run_tool():
         )
 
     return run
+
+
+def keypoint_ap_against_itself(gt_file) -> float:
+    """COCO keypoint AP of a ground-truth file scored against itself, with vertkp's OKS sigmas."""
+    import numpy as np
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    from vertkp.keypoints import OKS_SIGMAS
+
+    gt = COCO(str(gt_file))
+    dets = [{"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"], "score": 1.0}
+            for a in gt.dataset["annotations"]]
+    ev = COCOeval(gt, gt.loadRes(dets), "keypoints")
+    ev.params.kpt_oks_sigmas = np.array(OKS_SIGMAS)
+    ev.evaluate(), ev.accumulate(), ev.summarize()
+    return float(ev.stats[0])

@@ -5,10 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import keypoint_ap_against_itself
 from raw_builders import KP_DIR, mendeley_tree, quad, roboflow_name, write_image
 from vertkp.data.coco import BOX_PAD_FRACTION
 from vertkp.data.spondylolisthesis import convert_spondylolisthesis, source_stem
-from vertkp.keypoints import OKS_SIGMAS
 
 SPINE = [quad(320, 120 + 70 * k, 90, 55, t) for k, t in enumerate((0, 5, -8, 12))] + [quad(340, 430, 90, 55, 45)]
 
@@ -77,18 +77,9 @@ def test_round_trip_both_label_formats(tmp_path):
 
 
 def test_pycocotools_scores_ground_truth_against_itself_ap_1(tmp_path):
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
     good_tree(tmp_path)
     convert_spondylolisthesis(tmp_path, progress=False)
-    gt = COCO(str(tmp_path / "coco" / "train.json"))
-    dets = [{"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"], "score": 1.0}
-            for a in gt.dataset["annotations"]]
-    ev = COCOeval(gt, gt.loadRes(dets), "keypoints")
-    ev.params.kpt_oks_sigmas = np.array(OKS_SIGMAS)
-    ev.evaluate(), ev.accumulate(), ev.summarize()
-    assert ev.stats[0] == pytest.approx(1.0)
+    assert keypoint_ap_against_itself(tmp_path / "coco" / "train.json") == pytest.approx(1.0)
 
 
 def test_stem_on_both_sides_of_the_split_is_reported(tmp_path):

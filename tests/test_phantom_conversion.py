@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import keypoint_ap_against_itself
 from vertkp.data import convert_buu_lspine, convert_spondylolisthesis
-from vertkp.keypoints import OKS_SIGMAS
 from vertkp.phantoms import make_phantoms
 
 
@@ -107,18 +107,9 @@ def test_buu_phantoms_round_trip_with_levels_and_spacing(buu):
 
 @pytest.mark.parametrize("which", ["spondy", "buu"])
 def test_cocoeval_ground_truth_against_itself_is_ap_1(which, request):
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
     root, _ = request.getfixturevalue(which)
     gt_file = root / "coco" / ("train.json" if which == "spondy" else "lateral/train.json")
-    gt = COCO(str(gt_file))
-    dets = [{"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"], "score": 1.0}
-            for a in gt.dataset["annotations"]]
-    ev = COCOeval(gt, gt.loadRes(dets), "keypoints")
-    ev.params.kpt_oks_sigmas = np.array(OKS_SIGMAS)
-    ev.evaluate(), ev.accumulate(), ev.summarize()
-    assert ev.stats[0] == pytest.approx(1.0)
+    assert keypoint_ap_against_itself(gt_file) == pytest.approx(1.0)
 
 
 def test_readme_quick_start_runs_as_written(tmp_path, run_tool):
