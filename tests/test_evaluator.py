@@ -262,6 +262,7 @@ def _gather_worker(rank, world, init_file, json_file, out_dir):
         ev = VertebraKeypointEvaluator(name, output_dir=out_dir if rank == 0 else None, plots=False)
         res = run(ev, inputs[rank::world], outputs[rank::world])
         Path(out_dir, f"rank{rank}.json").write_text(json.dumps(res))
+        dist.barrier()  # leave together: a rank that tears down first aborts the other's pending collective
     finally:
         dist.destroy_process_group()
 
