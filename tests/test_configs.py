@@ -43,7 +43,8 @@ def test_config_loads_and_builds_its_model(name):
     if "r50" in name or "Base" in name:
         assert cfg.MODEL.RESNETS.DEPTH == 50
     if name.startswith("kprcnn_") and "phantoms" not in name:  # user configs start from pretrained weights
-        assert cfg.MODEL.WEIGHTS.startswith("detectron2://") or build_cfg(str(REPO / "configs" / name)).MODEL.HRNET.PRETRAINED
+        as_shipped = build_cfg(str(REPO / "configs" / name))
+        assert as_shipped.MODEL.WEIGHTS.startswith("detectron2://") or as_shipped.MODEL.HRNET.PRETRAINED == "imagenet"
     model = build_model(cfg)
     assert model.roi_heads.keypoint_head.score_lowres.out_channels == 4
     assert sorted(model.backbone.output_shape()) == ["p2", "p3", "p4", "p5", "p6"]
@@ -57,8 +58,8 @@ def test_every_project_key_has_a_one_line_comment():
                and ast.unparse(n.targets[0]).startswith("cfg.") and not ast.unparse(n.value).startswith("CN(")]
     assert len(assigns) > 20
     for n in assigns:
-        above = src[n.lineno - 2].strip()
-        assert above.startswith("#") and len(above) > 10, f"line {n.lineno}: {src[n.lineno - 1].strip()} needs a comment"
+        above, line = src[n.lineno - 2].strip(), src[n.lineno - 1].strip()
+        assert above.startswith("#") and len(above) > 10, f"config.py line {n.lineno}: {line} needs a comment"
 
 
 def _cfg(*opts):

@@ -58,7 +58,8 @@ def test_norm_conversion_and_freezing(hrnet_gn):
     assert all(p.requires_grad for p in hrnet_gn.parameters())
 
     def small():
-        return nn.Sequential(nn.Conv2d(3, 64, 3), nn.BatchNorm2d(64), nn.Sequential(nn.Conv2d(64, 48, 1), nn.BatchNorm2d(48)))
+        inner = nn.Sequential(nn.Conv2d(64, 48, 1), nn.BatchNorm2d(48))
+        return nn.Sequential(nn.Conv2d(3, 64, 3), nn.BatchNorm2d(64), inner)
 
     assert isinstance(convert_norm(small(), "FrozenBN")[1], FrozenBatchNorm2d)
     assert isinstance(convert_norm(small(), "SyncBN")[2][1], nn.SyncBatchNorm)
@@ -114,7 +115,8 @@ def test_full_model_forward_backward_on_cpu():
         kp = torch.tensor([[[25, 25, 2], [75, 22, 2], [27, 65, 2], [77, 62, 2]],
                            [[35, 80, 2], [90, 80, 2], [35, 115, 2], [90, 115, 2]]], dtype=torch.float32)
         inst.gt_keypoints = Keypoints(kp)
-        return {"image": torch.randint(0, 255, (3, h, w), dtype=torch.uint8), "instances": inst, "height": h, "width": w}
+        image = torch.randint(0, 255, (3, h, w), dtype=torch.uint8)
+        return {"image": image, "instances": inst, "height": h, "width": w}
 
     model.train()
     with EventStorage(0):

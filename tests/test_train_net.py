@@ -1,6 +1,5 @@
 """tools/train_net.py end to end on phantoms: train, checkpoint, --eval-only, resume; the best-checkpoint hook."""
 import json
-import os
 from pathlib import Path
 
 import pytest

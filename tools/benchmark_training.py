@@ -74,7 +74,8 @@ def main(argv=None) -> int:
         (out / "benchmark.json").write_text(json.dumps(report, indent=1) + "\n")
         vk = r["results"]["vertkp"]
         ok = vk["det_F1"] >= TARGET_F1 and r["MRE_pct_width"] <= TARGET_MRE_PCT
-        print(f"\n== {model} ({torch.get_num_threads()} CPU threads): {r['iterations']} iterations, {r['s_per_iter']:.2f} s/iter "
+        print(f"\n== {model} ({torch.get_num_threads()} CPU threads): {r['iterations']} iterations, "
+              f"{r['s_per_iter']:.2f} s/iter "
               f"(median {r['s_per_iter_median']:.2f}), {r['train_minutes']:.1f} min of training")
         print(f"   phantom val ({int(vk['n_images'])} images, {int(vk['n_gt_vertebrae'])} vertebrae, "
               f"mean width {r['mean_width_px']:.1f} px):")
@@ -83,10 +84,12 @@ def main(argv=None) -> int:
         sdr = "  ".join(f"{k[4:]} {v:.1f}%" for k, v in vk.items() if k.startswith("SDR_px@"))
         print(f"   SDR {sdr}   slip MAE {vk['slip_MAE_pp']:.2f} pp   grade accuracy {vk['grade_acc']:.1f}%")
         for c in r["curve"]:
-            print(f"   after {c['iteration'] + 1:5d} iterations ({c['train_minutes']:5.1f} min): F1 {c['det_F1']:.1f}%  "
-                  f"MRE {c['MRE_px']:.2f} px = {c['MRE_pct_width']:.2f}% of width  grade accuracy {c['grade_acc']:.1f}%")
+            print(f"   after {c['iteration'] + 1:5d} iterations ({c['train_minutes']:5.1f} min): "
+                  f"F1 {c['det_F1']:.1f}%  MRE {c['MRE_px']:.2f} px = {c['MRE_pct_width']:.2f}% of width  "
+                  f"grade accuracy {c['grade_acc']:.1f}%")
         if r["best"]:
-            print(f"   best checkpoint: {r['best']['metric']} {r['best']['value']:.2f} at iteration {r['best']['iteration']}")
+            b = r["best"]
+            print(f"   best checkpoint: {b['metric']} {b['value']:.2f} at iteration {b['iteration']}")
         print(f"   target (F1 >= {TARGET_F1:g}%, MRE <= {TARGET_MRE_PCT:g}% of width): {'MET' if ok else 'NOT MET'}")
         sys.stdout.flush()
     print(f"\nwrote {out / 'benchmark.json'}")
