@@ -9,7 +9,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-from vertkp import HAS_DETECTRON2  # noqa: E402
+from vertkp import HAS_DETECTRON2  # noqa: E402,F401  (re-exported for tests)
 DETECTRON2_SKIP_REASON = "detectron2 is not installed (README, Install: it is built from its upstream source)"
 
 
@@ -53,3 +53,15 @@ def keypoint_ap_against_itself(gt_file) -> float:
     ev.params.kpt_oks_sigmas = np.array(OKS_SIGMAS)
     ev.evaluate(), ev.accumulate(), ev.summarize()
     return float(ev.stats[0])
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a test module: with other processes on the cores, OpenMP threads
+    waiting on each other make 2 threads several times slower than 1."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -16,14 +16,7 @@ INSTANT = {m: REPO / "configs" / "quick_schedules" / f"kprcnn_{m}_instant_test.y
 METRICS = ("MRE_px", "SDR_px@12", "det_F1", "slip_MAE_pp", "grade_acc")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_cpu_thread():
-    """One torch thread: with other processes on the cores, OpenMP threads waiting on each other
-    make 2 threads several times slower than 1."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("model", sorted(INSTANT))

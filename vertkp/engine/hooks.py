@@ -68,6 +68,8 @@ class BestCheckpointer(HookBase):
             self._logger.warning(f"best checkpoint: metric {self._metric!r} was not found in the evaluation "
                                  "results; set VERTKP.BEST_METRIC to one of the logged keys")
             return
+        # the final evaluation is stored at iteration max_iter: name it by its last step, as model_final
+        it = min(int(it), self.trainer.max_iter - 1)
         if it == self._seen_iter or not math.isfinite(value):
             return
         self._seen_iter = it
