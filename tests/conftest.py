@@ -65,3 +65,13 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def load_tool(name: str, module_name: str = ""):
+    """Import ``tools/<name>.py`` as a module (to call its ``main`` in-process)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(module_name or f"vertkp_tool_{name}", REPO / "tools" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

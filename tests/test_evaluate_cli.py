@@ -1,32 +1,24 @@
 """tools/evaluate.py end to end on hand-made COCO files (no detectron2)."""
 import csv
-import importlib.util
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import load_tool
+from raw_builders import quad
+
 REPO = Path(__file__).resolve().parents[1]
 W, H, PITCH = 40.0, 25.0, 35.0
 
 
-def _load_cli():
-    spec = importlib.util.spec_from_file_location("vertkp_evaluate_cli", REPO / "tools" / "evaluate.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-cli = _load_cli()
+cli = load_tool("evaluate")
 
 
 def box(cx, cy, theta_deg=0.0):
-    off = np.array([[-W / 2, -H / 2], [W / 2, -H / 2], [-W / 2, H / 2], [W / 2, H / 2]])
-    t = math.radians(theta_deg)
-    rot = np.array([[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]])
-    return off @ rot.T + [cx, cy]
+    """Canonical corners of a W x H vertebra centred at (cx, cy), tilted by theta_deg."""
+    return quad(cx, cy, W, H, theta_deg)
 
 
 def lateral_buu():

@@ -1,7 +1,5 @@
 """VertebraKeypointEvaluator inside detectron2 (skipped without detectron2)."""
-import importlib.util
 import json
-import math
 import uuid
 from pathlib import Path
 
@@ -16,6 +14,8 @@ from detectron2.data.datasets import load_coco_json  # noqa: E402
 from detectron2.evaluation import COCOEvaluator, DatasetEvaluators  # noqa: E402
 from detectron2.structures import Boxes, Instances  # noqa: E402
 
+from conftest import load_tool  # noqa: E402
+from raw_builders import quad  # noqa: E402
 from vertkp.evaluation import VertebraKeypointEvaluator  # noqa: E402
 from vertkp.keypoints import KEYPOINT_FLIP_MAP, KEYPOINT_NAMES, OKS_SIGMAS  # noqa: E402
 
@@ -23,18 +23,9 @@ REPO = Path(__file__).resolve().parents[1]
 W, H, PITCH = 40.0, 25.0, 35.0
 
 
-def _cli():
-    spec = importlib.util.spec_from_file_location("vertkp_evaluate_cli_d2", REPO / "tools" / "evaluate.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def box(cx, cy, theta_deg=0.0):
-    off = np.array([[-W / 2, -H / 2], [W / 2, -H / 2], [-W / 2, H / 2], [W / 2, H / 2]])
-    t = math.radians(theta_deg)
-    rot = np.array([[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]])
-    return off @ rot.T + [cx, cy]
+    """Canonical corners of a W x H vertebra centred at (cx, cy), tilted by theta_deg."""
+    return quad(cx, cy, W, H, theta_deg)
 
 
 def write_gt(path: Path):
@@ -181,7 +172,7 @@ def test_same_numbers_as_the_cli(dataset):
             results.append({"image_id": inp["image_id"], "category_id": 1, "keypoints": kp.ravel().tolist(),
                             "score": float(s)})
     (tmp / "pred.json").write_text(json.dumps(results))
-    assert _cli().main(["--gt", str(tmp / "gt.json"), "--predictions", str(tmp / "pred.json"), "--output",
+    assert load_tool("evaluate").main(["--gt", str(tmp / "gt.json"), "--predictions", str(tmp / "pred.json"), "--output",
                         str(tmp / "cli"), "--quiet", "--no-plots"]) == 0
     m_cli = json.loads((tmp / "cli" / "metrics.json").read_text())
     m_d2 = json.loads((tmp / "d2" / "metrics.json").read_text())

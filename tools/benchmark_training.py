@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # this checkout's vertkp, installed or not
 TARGET_F1, TARGET_MRE_PCT = 95.0, 3.0  # detection F1 in percent (as the evaluator reports it), MRE in % of width
 
 

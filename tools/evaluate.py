@@ -14,10 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-try:
-    import vertkp  # noqa: F401
-except ImportError:  # run from a checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's vertkp, installed or not
 
 from vertkp.evaluation import (  # noqa: E402
     DEFAULT_SCORE_THRESHOLD,

@@ -14,15 +14,18 @@ OUTPUT_DIR/eval_results.json too.
 import json
 import os
 import sys
+from pathlib import Path
 
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.engine import default_argument_parser, launch
 from detectron2.utils import comm
 
-import vertkp  # noqa: F401  (registers the datasets)
-from vertkp.data.registration import DatasetNotConverted
-from vertkp.engine import ConfigError, Trainer, setup
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's vertkp, installed or not
+
+import vertkp  # noqa: F401,E402  (registers the datasets)
+from vertkp.data.registration import DatasetNotConverted  # noqa: E402
+from vertkp.engine import ConfigError, Trainer, setup  # noqa: E402
 
 
 def main(args):
