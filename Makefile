@@ -1,12 +1,15 @@
-# vertkp: `make install` sets up everything, `make test` runs the whole suite.
+# vertkp: `make demo` runs the whole story on phantoms, `make test` runs the whole suite,
+# `make install` sets up everything (both run it first).
 PYTHON ?= python3
 PIP = $(PYTHON) -m pip
 # detectron2 is not on PyPI: it is built from its upstream source, after torch.
 DETECTRON2_SOURCE ?= git+https://github.com/facebookresearch/detectron2.git
 PYTEST_ARGS ?=
+# e.g. make demo DEMO_ARGS="--num-images 40 SOLVER.MAX_ITER 100"
+DEMO_ARGS ?=
 STAMP = .make
 
-.PHONY: install deps detectron2 test
+.PHONY: install deps detectron2 test demo docker
 
 install: deps detectron2
 
@@ -27,3 +30,16 @@ test: deps
 	  || $(PIP) install --no-build-isolation '$(DETECTRON2_SOURCE)' \
 	  || echo "vertkp: detectron2 could not be installed from $(DETECTRON2_SOURCE); the tests that need it will be SKIPPED (see README, Install)"
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+# Phantoms -> convert -> train -> predict -> evaluate into output/demo (vertkp/demo.py). Stops at
+# once, with the command to run, when detectron2 is missing and cannot be installed.
+demo: deps
+	@$(PYTHON) -c "import detectron2" 2>/dev/null \
+	  || $(PIP) install --no-build-isolation '$(DETECTRON2_SOURCE)' \
+	  || { echo "vertkp: detectron2 could not be installed. Install it from its upstream source, then run make demo again:"; \
+	       echo "    $(PIP) install 'setuptools<81' && $(PIP) install --no-build-isolation '$(DETECTRON2_SOURCE)'"; exit 2; }
+	$(PYTHON) tools/demo.py $(DEMO_ARGS)
+
+# The CUDA image (docker/README.md).
+docker:
+	docker build -f docker/Dockerfile -t vertkp .

@@ -48,4 +48,5 @@ setup(
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
     include_package_data=True,
+    entry_points={"console_scripts": ["vertkp = vertkp.cli:main"]},
 )

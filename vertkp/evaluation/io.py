@@ -32,6 +32,8 @@ __all__ = [
     "load_predictions",
     "load_pixel_spacing",
     "apply_pixel_spacing",
+    "spacing_lookup",
+    "find_pixel_spacing",
     "truths_from_dataset_dicts",
 ]
 
@@ -357,20 +359,34 @@ def apply_pixel_spacing(truths: Sequence[ImageTruth], spacing: Union[None, float
         for t in truths:
             t.pixel_spacing = float(spacing)
         return len(truths)
+    lookup = spacing_lookup(spacing)
+    n = 0
+    for t in truths:
+        hit = find_pixel_spacing(lookup, t.file_name, [t.source_stem, t.image_id])
+        if hit is not None:
+            t.pixel_spacing = hit
+            n += 1
+    return n
+
+
+def spacing_lookup(spacing: Mapping[str, float]) -> Dict[str, float]:
+    """A spacing table keyed also by its keys' base names and stems (exact keys win)."""
     lookup = {}
     for k, v in spacing.items():
         for key in reversed(_keys(k)):
             lookup[key] = v
-    for k, v in spacing.items():  # exact keys win over derived ones
+    for k, v in spacing.items():
         lookup[str(k)] = v
-    n = 0
-    for t in truths:
-        cands = _keys(t.file_name) + ([str(t.source_stem)] if t.source_stem else []) + [str(t.image_id)]
-        hit = next((lookup[c] for c in cands if c in lookup), None)
-        if hit is not None:
-            t.pixel_spacing = float(hit)
-            n += 1
-    return n
+    return lookup
+
+
+def find_pixel_spacing(lookup: Mapping[str, float], file_name: str, extra_keys: Sequence = ()) -> Optional[float]:
+    """mm per pixel of an image from a :func:`spacing_lookup` table: by its
+    file name, base name, stem, then ``extra_keys`` (e.g. source stem, id) in
+    order; None when none is in the table."""
+    cands = _keys(file_name) + [str(k) for k in extra_keys if k is not None]
+    hit = next((lookup[c] for c in cands if c in lookup), None)
+    return None if hit is None else float(hit)
 
 
 def truths_from_dataset_dicts(dicts: Sequence[Mapping], keypoint_offset: float = 0.5) -> List[ImageTruth]:

@@ -29,6 +29,8 @@ from .slip import (  # noqa: F401
     GRADE_NAMES,
     NO_SLIP,
     RETROLISTHESIS,
+    distance_to_grade_boundary,
+    grade_boundaries,
     grade_name,
     meyerding_grade,
     slip_percent,

@@ -15,6 +15,8 @@ __all__ = [
     "slip_percent",
     "meyerding_grade",
     "grade_name",
+    "grade_boundaries",
+    "distance_to_grade_boundary",
 ]
 
 # Grades are ordinal integers so that confusion matrices and weighted kappa
@@ -87,3 +89,16 @@ def meyerding_grade(slip_pct, no_slip_pct: float = DEFAULT_NO_SLIP_PCT):
 def grade_name(grade: int) -> str:
     """Readable name of an integer grade: "retrolisthesis", "none", "I".."V"."""
     return GRADE_NAMES[int(grade)]
+
+
+def grade_boundaries(no_slip_pct: float = DEFAULT_NO_SLIP_PCT) -> tuple:
+    """The slip percentages where :func:`meyerding_grade` changes:
+    (-no_slip_pct, no_slip_pct, 25, 50, 75, 100)."""
+    return (-float(no_slip_pct), float(no_slip_pct), 25.0, 50.0, 75.0, 100.0)
+
+
+def distance_to_grade_boundary(slip_pct: float, no_slip_pct: float = DEFAULT_NO_SLIP_PCT) -> float:
+    """Percentage points from ``slip_pct`` to the nearest grade boundary
+    (:func:`grade_boundaries`); a slip this close to a boundary could change
+    grade with a small corner error."""
+    return float(min(abs(float(slip_pct) - b) for b in grade_boundaries(no_slip_pct)))

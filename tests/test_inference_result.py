@@ -1,0 +1,222 @@
+"""The inference package without a network: image reading, corner confidence, grading and
+flags of detections, the report rows, COCO results, input expansion and overlays."""
+import csv
+import json
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from raw_builders import quad
+from vertkp.inference import FlagThresholds, ImageReadError, build_prediction, corner_confidence, read_xray, to_gray8
+from vertkp.inference.cli import _overlay_names, expand_inputs
+from vertkp.inference.outputs import (
+    REPORT_COLUMNS,
+    coco_results,
+    match_image_ids,
+    report_rows,
+    summarize,
+    write_report_csv,
+)
+from vertkp.inference.overlay import draw_overlay, pair_label
+
+
+# ---- images -------------------------------------------------------------------------------
+def test_16bit_grey_is_windowed_between_percentiles_to_8bit(tmp_path):
+    a = np.arange(100 * 100, dtype=np.uint16).reshape(100, 100) * 6  # 0 .. 59994, uniform
+    cv2.imwrite(str(tmp_path / "a.png"), a)
+    g = read_xray(tmp_path / "a.png")
+    assert g.dtype == np.uint8 and g.shape == (100, 100)
+    lo, hi = np.percentile(a.astype(float), (0.5, 99.5))
+    expected = np.clip((a - lo) * 255.0 / (hi - lo), 0, 255).round().astype(np.uint8)
+    assert np.array_equal(g, expected)
+    assert np.array_equal(to_gray8(a), expected)  # same from an array
+
+
+def test_colour_inputs_give_their_luminance_in_either_channel_order(tmp_path):
+    rgb = np.zeros((8, 9, 3), np.uint8)
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 200, 100, 50
+    lum = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    Image.fromarray(rgb).save(tmp_path / "c.png")
+    assert np.array_equal(read_xray(tmp_path / "c.png"), lum)
+    assert np.array_equal(to_gray8(rgb, "RGB"), lum)
+    assert np.array_equal(to_gray8(rgb[..., ::-1], "BGR"), lum)
+    rgba = np.concatenate([rgb, np.full((8, 9, 1), 7, np.uint8)], axis=2)
+    Image.fromarray(rgba).save(tmp_path / "c4.png")
+    assert np.array_equal(read_xray(tmp_path / "c4.png"), lum)
+    grey = np.full((5, 6), 77, np.uint8)
+    assert np.array_equal(to_gray8(grey[:, :, None]), grey)
+
+
+@pytest.mark.parametrize("content, what", [(b"", "empty"), (b"not an image", "not a readable image")])
+def test_unreadable_files_are_named_errors(tmp_path, content, what):
+    f = tmp_path / "x.png"
+    f.write_bytes(content)
+    with pytest.raises(ImageReadError, match=f"{f}.*{what}"):
+        read_xray(f)
+
+
+def test_truncated_jpeg_is_an_error_not_a_half_grey_image(tmp_path):
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8)).save(tmp_path / "f.jpg")
+    data = (tmp_path / "f.jpg").read_bytes()
+    (tmp_path / "t.jpg").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageReadError, match="t.jpg"):
+        read_xray(tmp_path / "t.jpg")
+    with pytest.raises(ImageReadError, match="no such file"):
+        read_xray(tmp_path / "missing.png")
+
+
+# ---- corner confidence -----------------------------------------------------------------------
+def test_corner_confidence_is_the_softmax_mass_around_the_peak():
+    h = np.zeros((1, 2, 5, 5))
+    h[0, 0, 2, 2] = np.log(101.0)  # softmax: 101 / (101 + 24) at the peak, 1/125 elsewhere
+    h[0, 1, 0, 0] = np.log(11.0)   # peak in a corner: window of 2x2 cells
+    c = corner_confidence(h)
+    assert c[0, 0] == pytest.approx((101 + 8) / 125)
+    assert c[0, 1] == pytest.approx((11 + 3) / 35)
+    assert corner_confidence(h, radius=0)[0, 0] == pytest.approx(101 / 125)
+    flat = corner_confidence(np.zeros((2, 4, 56, 56)))
+    assert flat.shape == (2, 4) and np.allclose(flat, 4 / 56 ** 2)  # ties: the first cell, a corner
+
+
+# ---- grading of detections ---------------------------------------------------------------------
+def _spine(shift_top=37.5, n=5):
+    """n stacked 100 x 60 vertebrae, the top two shifted right by shift_top px."""
+    return np.array([quad(300 + (shift_top if k < 2 else 0), 100 + 90 * k, 100, 60) for k in range(n)])
+
+
+def _boxes(c):
+    return np.concatenate([c.min(axis=1), c.max(axis=1)], axis=1)
+
+
+def test_detections_are_ordered_named_from_the_bottom_level_and_graded():
+    c = _spine()
+    perm = [3, 0, 4, 1, 2]  # detections come by score, not by level
+    pred = build_prediction(c[perm], np.full((5, 4), 0.9), np.full(5, 0.95), _boxes(c[perm]), image="x.png",
+                            height=600, width=600, facing="right", bottom_level="S1")
+    assert [v.name for v in pred.vertebrae] == ["L2", "L3", "L4", "L5", "S1"]
+    assert [v.detection for v in pred.vertebrae] == [1, 3, 4, 0, 2]
+    assert np.array_equal(pred.corners, c)
+    assert [p.name for p in pred.pairs] == ["L2/L3", "L3/L4", "L4/L5", "L5/S1"]
+    l3l4 = pred.pairs[1]
+    assert (l3l4.upper, l3l4.lower) == (1, 2)
+    # facing right: anterior is image-right, so a shift to the right is a forward slip of 37.5%
+    assert l3l4.slip_pct == pytest.approx(37.5) and l3l4.grade_name == "II"
+    assert pred.pairs[0].slip_pct == pytest.approx(0.0) and pred.pairs[0].grade_name == "none"
+    assert pred.level_source == "bottom_level" and pred.flags == [] and pred.facing_source == "given"
+
+
+def test_flags_point_at_what_needs_a_look():
+    c = _spine(shift_top=26.0)  # 26% slip: 1 pp from the I/II boundary
+    cs = np.full((5, 4), 0.9)
+    cs[4, 0] = 0.2      # S1's TL corner (a superior corner: used by the L5/S1 pair)
+    cs[0, 0] = 0.2      # top vertebra's TL: used by no pair
+    scores = np.array([0.99, 0.99, 0.99, 0.6, 0.99])  # L5 is a weak detection
+    pred = build_prediction(c, cs, scores, _boxes(c), image="x", height=600, width=600, facing="right",
+                            thresholds=FlagThresholds(corner=0.5, vertebra=0.8, borderline_pct=2.0))
+    flags = {p.name: p.flags for p in pred.pairs}
+    assert flags == {
+        "pair 4 from the bottom": [],
+        "pair 3 from the bottom": ["borderline_grade"],
+        "pair 2 from the bottom": ["low_confidence_vertebra"],
+        "pair 1 from the bottom": ["low_confidence_vertebra", "low_confidence_corner"],
+    }
+    assert [v.flags for v in pred.vertebrae] == [["low_confidence_corner"], [], [], ["low_confidence_vertebra"],
+                                                 ["low_confidence_corner"]]
+    assert pred.flags == ["low_confidence_vertebra", "low_confidence_corner", "borderline_grade"]
+
+
+def test_a_missing_vertebra_is_flagged_and_levels_are_not_guessed_across_it():
+    c = np.delete(_spine(shift_top=0.0, n=6), 3, axis=0)  # a hole of one body + disc
+    pred = build_prediction(c, np.ones((5, 4)), np.ones(5), _boxes(c), image="x", height=700, width=600,
+                            facing="left", bottom_level="S1")
+    assert pred.flags == ["suspected_missed_vertebra"]
+    assert len(pred.gaps) == 1 and (pred.gaps[0]["upper"], pred.gaps[0]["lower"]) == (2, 3)
+    assert len(pred.pairs) == 3  # the pair across the hole is not graded
+    assert pred.level_source == "position" and all(v.level is None for v in pred.vertebrae)
+    assert any("missed" in n for n in pred.notes)
+
+
+def test_an_estimated_facing_with_low_confidence_is_flagged_and_no_detection_is_no_crash():
+    c = _spine(shift_top=0.0, n=3)  # a straight column: no curvature to tell the facing
+    pred = build_prediction(c, np.ones((3, 4)), np.ones(3), _boxes(c), image="x", height=500, width=600)
+    assert pred.facing_source == "auto" and pred.facing_confidence < 0.8
+    assert pred.flags == ["uncertain_facing"]
+    empty = build_prediction(np.zeros((0, 4, 2)), np.zeros((0, 4)), np.zeros(0), np.zeros((0, 4)), image="e",
+                             height=10, width=10)
+    assert empty.flags == ["no_vertebrae"] and empty.pairs == [] and empty.vertebrae == []
+    json.dumps(empty.as_dict())
+    assert report_rows(empty)[0]["pair"] == "" and report_rows(empty)[0]["image_flags"] == "no_vertebrae"
+
+
+def test_report_rows_and_coco_results_carry_the_prediction(tmp_path):
+    c = _spine()
+    pred = build_prediction(c, np.full((5, 4), 0.9), np.linspace(0.9, 0.99, 5), _boxes(c), image="a/x.png",
+                            height=600, width=600, facing="right", pixel_spacing=0.2)
+    pred.image_id = 7
+    rows = report_rows(pred)
+    assert [r["pair"] for r in rows] == [p.name for p in pred.pairs]
+    assert float(rows[1]["slip_pct"]) == pytest.approx(37.5) and rows[1]["grade"] == "II"
+    assert float(rows[1]["disc_height_posterior_mm"]) == pytest.approx(0.2 * pred.pairs[1].disc_height_posterior_px,
+                                                                       rel=1e-3)
+    path = write_report_csv(tmp_path / "report.csv", [pred, pred])
+    with open(path, newline="") as f:
+        back = list(csv.DictReader(f))
+    assert len(back) == 8 and tuple(back[0]) == REPORT_COLUMNS
+    res = coco_results([pred])
+    assert len(res) == 5 and {r["image_id"] for r in res} == {7}
+    for r, v in zip(res, pred.vertebrae):
+        k = np.array(r["keypoints"]).reshape(4, 3)
+        assert np.array_equal(k[:, :2], v.corners) and np.allclose(k[:, 2], 0.9) and r["score"] == v.score
+    pred.image_id = None
+    assert coco_results([pred]) == []
+    s = summarize([pred], [{"image": "b.png", "error": "bad"}])
+    assert s["images"] == 2 and s["failed"] == 1 and s["pairs_per_grade"] == {"none": 3, "II": 1}
+    d = json.loads(json.dumps(pred.as_dict()))
+    assert d["vertebrae"][0]["corners"]["TL"] == list(c[0, 0]) and d["pairs"][1]["grade_name"] == "II"
+
+
+def test_input_paths_are_matched_to_ground_truth_image_ids(tmp_path):
+    gt = [{"id": 3, "file_name": "images/val/a.png"}, {"id": 4, "file_name": "images/train/a.png"},
+          {"id": 5, "file_name": "images/val/b.png"}]
+    paths = [str(tmp_path / "images" / "val" / "a.png"), str(tmp_path / "x" / "b.png"), str(tmp_path / "a.png"),
+             str(tmp_path / "c.png")]
+    assert match_image_ids(paths, gt) == [3, 5, None, None]  # a.png alone is ambiguous
+
+
+def test_inputs_expand_folders_globs_and_report_what_matches_nothing(tmp_path):
+    for name in ("d/a.png", "d/sub/b.JPG", "d/notes.txt", "e/c.tif"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    paths, failures = expand_inputs([tmp_path / "d", str(tmp_path / "e" / "*.tif"), tmp_path / "d" / "a.png",
+                                     tmp_path / "d" / "notes.txt", tmp_path / "nope", str(tmp_path / "*.bmp")])
+    assert paths == [str(tmp_path / "d" / "a.png"), str(tmp_path / "d" / "sub" / "b.JPG"),
+                     str(tmp_path / "e" / "c.tif"), str(tmp_path / "d" / "notes.txt")]
+    assert [f["error"] for f in failures] == ["no such file or folder", "the pattern matches no file"]
+    assert _overlay_names(["a/x.png", "b/x.png", "c/y.png"]) == ["a_x", "b_x", "y"]
+
+
+def test_overlay_is_the_input_size_and_marks_flags_and_grades():
+    c = _spine()
+    cs = np.full((5, 4), 0.9)
+    cs[2, 3] = 0.1
+    pred = build_prediction(c, cs, np.full(5, 0.95), _boxes(c), image="x", height=600, width=640, facing="right")
+    grey = np.full((600, 640), 40, np.uint8)
+    out = draw_overlay(grey, pred)
+    assert out.shape == (600, 640, 3) and out.dtype == np.uint8
+    # each corner dot is drawn in its name's colour
+    from vertkp.inference.overlay import CORNER_COLORS, FLAG_COLOR
+    for v in pred.vertebrae:
+        for name, (x, y) in zip(("TL", "TR", "BL", "BR"), v.corners):
+            assert tuple(out[int(round(y)), int(round(x))]) == CORNER_COLORS[name]
+    # the low-confidence corner gets a flag ring, the others none
+    x, y = pred.vertebrae[2].corners[3]
+    ring = out[int(round(y)) - 14:int(round(y)) + 15, int(round(x)) - 14:int(round(x)) + 15]
+    assert np.any(np.all(ring == FLAG_COLOR, axis=-1))
+    x, y = pred.vertebrae[0].corners[0]
+    clean = out[int(round(y)) - 14:int(round(y)) + 15, int(round(x)) - 14:int(round(x)) + 15]
+    assert not np.any(np.all(clean == FLAG_COLOR, axis=-1))
+    assert pair_label(pred.pairs[1]) == "pair 3 from the bottom +37.5% II"
+    assert pair_label(pred.pairs[2]) == "pair 2 from the bottom +0.0% none ?"  # uses the low-confidence BR
+    assert draw_overlay(cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR), pred).shape == (600, 640, 3)

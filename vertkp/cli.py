@@ -1,0 +1,59 @@
+"""The ``vertkp`` command: one entry point for every tool.
+
+    vertkp convert   ...   = python tools/convert_to_coco.py ...
+    vertkp phantoms  ...   = python tools/make_phantoms.py ...
+    vertkp train     ...   = python tools/train_net.py ...
+    vertkp evaluate  ...   = python tools/evaluate.py ...
+    vertkp predict   ...   = python tools/predict.py ...
+    vertkp demo      ...   = python tools/demo.py ...            (what `make demo` runs)
+    vertkp benchmark ...   = python tools/benchmark.py ...
+
+``vertkp <command> --help`` shows a command's flags. The Docker image's
+entrypoint is this command. Modules are imported only for the command run,
+so ``vertkp convert`` does not load torch.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Dict, Optional, Sequence, Tuple
+
+__all__ = ["COMMANDS", "main"]
+
+# command -> (module, function taking argv and returning an exit status, tool script, one-line help)
+COMMANDS: Dict[str, Tuple[str, str, str, str]] = {
+    "convert": ("vertkp.data.cli", "convert_main", "convert_to_coco.py",
+                "convert a raw dataset (Mendeley spondylolisthesis, BUU-LSPINE) to COCO keypoints"),
+    "phantoms": ("vertkp.phantoms.cli", "main", "make_phantoms.py",
+                 "write a synthetic phantom dataset in a real dataset's raw layout"),
+    "train": ("vertkp.engine.cli", "main", "train_net.py", "train or evaluate a Keypoint R-CNN (detectron2)"),
+    "evaluate": ("vertkp.evaluation.cli", "main", "evaluate.py",
+                 "score COCO keypoint predictions: MRE, SDR, detection, slip and grade agreement"),
+    "predict": ("vertkp.inference.cli", "main", "predict.py",
+                "corners, slip %, Meyerding grades, overlays and a report for X-ray images"),
+    "demo": ("vertkp.demo", "main", "demo.py",
+             "the whole story on phantoms: make, convert, train, evaluate, predict (make demo)"),
+    "benchmark": ("vertkp.benchmark", "main", "benchmark.py",
+                  "speed: inference latency, training s/iter, peak memory, converter/evaluator throughput"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: vertkp <command> [args ...]   (vertkp <command> --help for its flags)", "", "commands:"]
+    lines += [f"  {name:<10} {spec[3]}" for name, spec in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run ``vertkp <command> [args]``; returns the command's exit status (2: unknown command)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"vertkp: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module, function, _, _ = COMMANDS[name]
+    sys.argv = [f"vertkp {name}", *rest]  # argparse's prog in --help and errors
+    return int(getattr(importlib.import_module(module), function)(rest) or 0)

@@ -1,0 +1,195 @@
+"""The whole story on phantoms, no download: ``make demo`` / ``vertkp demo`` / ``python tools/demo.py``.
+
+    python tools/demo.py [--output output/demo] [--num-images 100] [--seed 0]
+            [--config-file configs/kprcnn_r50_phantoms.yaml] [KEY VALUE ...]
+
+1. writes a synthetic phantom dataset in the Mendeley layout (OUT/data/phantoms),
+2. converts it to COCO keypoints (OUT/data/phantoms/coco),
+3. trains the phantom config from scratch (OUT/train: checkpoints, log, metrics),
+4. predicts the validation images (OUT/predictions: predictions.json, report.csv,
+   coco_results.json, overlays/),
+5. scores those predictions with the evaluator (OUT/evaluation: metrics.json, CSVs, plots),
+
+then prints the headline numbers and where everything is (also in OUT/demo_summary.json).
+Trailing KEY VALUE pairs override the training config (e.g. SOLVER.MAX_ITER 100).
+Uses CUDA when there is one. Exit status: 0 done, 2 detectron2 missing or bad arguments.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["DETECTRON2_INSTALL", "default_output", "main"]
+
+REPO = Path(__file__).resolve().parents[1]
+DETECTRON2_INSTALL = ("pip install 'setuptools<81' && "
+                      "pip install --no-build-isolation 'git+https://github.com/facebookresearch/detectron2.git'")
+DEFAULT_CONFIG = "configs/kprcnn_r50_phantoms.yaml"
+
+
+def default_output() -> str:
+    """``$VERTKP_OUTPUT/demo`` (the Docker image sets VERTKP_OUTPUT=/output), else ``output/demo``."""
+    return str(Path(os.environ.get("VERTKP_OUTPUT", "output")) / "demo")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--output", default=default_output(), help="folder for everything the demo makes")
+    p.add_argument("--num-images", type=int, default=100,
+                   help="labelled phantom images (about 70%% train, 30%% val)")
+    p.add_argument("--seed", type=int, default=0, help="phantom seed")
+    p.add_argument("--config-file", default=DEFAULT_CONFIG, help="training config (phantom datasets)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE overrides of the training config")
+    return p
+
+
+def _config_path(name: str) -> str:
+    """A config as given, else relative to this checkout (so ``vertkp demo`` works from any folder)."""
+    if os.path.isfile(name):
+        return name
+    candidate = REPO / name
+    return str(candidate) if candidate.is_file() else name
+
+
+def _step(k: int, text: str) -> float:
+    print(f"\n[{k}/5] {text}", flush=True)
+    return time.perf_counter()
+
+
+def _make_data(data: Path, num_images: int, seed: int, progress: bool) -> Path:
+    """Phantoms + conversion, reused when the same ones are already there; returns the COCO folder."""
+    from .data import convert_spondylolisthesis
+    from .phantoms import make_phantoms
+
+    folder = data / "phantoms"
+    stamp = data / "phantoms.json"
+    want = {"layout": "spondylolisthesis", "num_images": num_images, "seed": seed}
+    if stamp.is_file() and json.loads(stamp.read_text()) == want and (folder / "coco" / "val.json").is_file():
+        print(f"   reusing {folder} ({num_images} phantoms, seed {seed})")
+        return folder / "coco"
+    if folder.exists():
+        shutil.rmtree(folder)
+    s = make_phantoms("spondylolisthesis", folder, num_images, seed, progress=progress)
+    print(f"   {s['images']} images: " + ", ".join(f"{k} {v}" for k, v in s["images_per_split"].items())
+          + "; pairs per grade: " + ", ".join(f"{k} {v}" for k, v in s["pairs_per_grade"].items()))
+    report = convert_spondylolisthesis(folder, progress=progress)
+    print("   " + report.summary().replace("\n", "\n   "))
+    stamp.write_text(json.dumps(want))
+    return folder / "coco"
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        import detectron2  # noqa: F401
+    except ImportError:
+        print("demo: detectron2 is not installed. It is not on PyPI; install it from its upstream source "
+              f"after torch:\n    {DETECTRON2_INSTALL}\n(or run `make install`, or use the Docker image: "
+              "docker/README.md)", file=sys.stderr)
+        return 2
+    if args.num_images < 10:
+        print(f"demo: --num-images must be at least 10 (to have train and val images), got {args.num_images}",
+              file=sys.stderr)
+        return 2
+    config = _config_path(args.config_file)
+    if not os.path.isfile(config):
+        print(f"demo: config file {args.config_file} does not exist", file=sys.stderr)
+        return 2
+    import torch
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    out = Path(args.output).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    progress = not args.no_progress
+    times = {}
+    t_all = time.perf_counter()
+
+    t = _step(1, f"phantoms and conversion -> {out / 'data'}")
+    coco = _make_data(out / "data", args.num_images, args.seed, progress)
+    times["data_s"] = time.perf_counter() - t
+
+    from .data.registration import register_all
+    from .engine.cli import main as train_main
+
+    register_all(out / "data")
+    t = _step(2, f"training {config} -> {out / 'train'}"
+                 + (f" with {' '.join(args.opts)}" if args.opts else ""))
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    print(f"   device: {device}" + ("" if device == "cuda" else f", {torch.get_num_threads()} CPU threads"),
+          flush=True)
+    if (out / "train").exists():
+        shutil.rmtree(out / "train")
+    rc = train_main(["--config-file", config, "OUTPUT_DIR", str(out / "train"), "MODEL.DEVICE", device,
+                     *args.opts])
+    if rc:
+        return rc
+    weights = out / "train" / "model_best.pth"
+    if not weights.is_file():
+        weights = out / "train" / "model_final.pth"
+    times["train_s"] = time.perf_counter() - t
+
+    from .evaluation.cli import main as evaluate_main
+    from .inference.cli import build_parser as predict_parser
+    from .inference.cli import run_prediction
+
+    t = _step(3, f"predicting the validation images with {weights.name} -> {out / 'predictions'}")
+    gt = coco / "val.json"
+    images = [str(coco.parent / im["file_name"]) for im in json.loads(gt.read_text())["images"]]
+    pargs = predict_parser().parse_args(["--config-file", config, "--weights", str(weights), "--input", *images,
+                                         "--output", str(out / "predictions"), "--gt", str(gt),
+                                         "--device", device] + ([] if progress else ["--no-progress"]))
+    summary = run_prediction(pargs)
+    times["predict_s"] = time.perf_counter() - t
+
+    t = _step(4, f"evaluating the predictions against {gt} -> {out / 'evaluation'}")
+    rc = evaluate_main(["--gt", str(gt), "--predictions", str(out / "predictions" / "coco_results.json"),
+                        "--output", str(out / "evaluation"), "--quiet"])
+    if rc:
+        return rc
+    from .evaluation.scoring import flat_metrics
+
+    metrics = flat_metrics(json.loads((out / "evaluation" / "metrics.json").read_text()))
+    times["evaluate_s"] = time.perf_counter() - t
+
+    _step(5, "results")
+    times["total_s"] = time.perf_counter() - t_all
+    headline = {k: metrics.get(k) for k in ("n_images", "det_F1", "det_precision", "det_recall", "MRE_px",
+                                            "MRE_px_median", "SDR_px@6", "SDR_px@12", "slip_MAE_pp",
+                                            "grade_acc", "kappa")}
+    record = {"config": config, "opts": list(args.opts), "weights": str(weights), "device": device,
+              "num_images": args.num_images, "seed": args.seed, "headline": headline,
+              "prediction_summary": summary, "seconds": {k: round(v, 1) for k, v in times.items()}}
+    (out / "demo_summary.json").write_text(json.dumps(record, indent=1) + "\n")
+    print(_headline_text(headline))
+    print(f"\n   time: {times['total_s'] / 60:.1f} min (training {times['train_s'] / 60:.1f} min)")
+    print(f"   overlays:     {out / 'predictions' / 'overlays'}/")
+    print(f"   slip report:  {out / 'predictions' / 'report.csv'}")
+    print(f"   metrics:      {out / 'evaluation' / 'metrics.json'} (plots: {out / 'evaluation'}/*.png)")
+    print(f"   weights:      {weights}")
+    print(f"   summary:      {out / 'demo_summary.json'}")
+    return 0
+
+
+def _fmt(v, spec: str) -> str:
+    return "n/a" if v is None else format(v, spec)
+
+
+def _headline_text(h: dict) -> str:
+    return "\n".join([
+        f"   phantom validation images: {_fmt(h['n_images'], '.0f')}",
+        f"   detection F1 {_fmt(h['det_F1'], '.1f')}% (precision {_fmt(h['det_precision'], '.1f')}%, "
+        f"recall {_fmt(h['det_recall'], '.1f')}%)",
+        f"   corner error MRE {_fmt(h['MRE_px'], '.2f')} px (median {_fmt(h['MRE_px_median'], '.2f')} px), "
+        f"SDR@6px {_fmt(h['SDR_px@6'], '.1f')}%, SDR@12px {_fmt(h['SDR_px@12'], '.1f')}%",
+        f"   slip MAE {_fmt(h['slip_MAE_pp'], '.2f')} percentage points, Meyerding grade accuracy "
+        f"{_fmt(h['grade_acc'], '.1f')}%, quadratic kappa {_fmt(h['kappa'], '.3f')}",
+    ])

@@ -1,0 +1,247 @@
+"""Predict corners, slips and Meyerding grades for X-ray images, with overlays and a report.
+
+    python tools/predict.py --config-file CFG --weights W --input PATH [PATH ...] --output OUT
+            [--facing left|right|auto] [--pixel-spacing MM_OR_FILE] [--score-threshold 0.5]
+            [--device cpu|cuda] [--gt GT.json] [--view lateral|ap] [--bottom-level S1]
+
+PATH: image files, folders (searched recursively for .png .jpg .jpeg .bmp .tif
+.tiff) or glob patterns. Writes OUT/predictions.json, OUT/report.csv (one row
+per adjacent pair), OUT/overlays/<stem>.png and OUT/coco_results.json (COCO
+keypoint results for tools/evaluate.py; image ids from --gt when given, else
+numbered from 1 in input order). A file that cannot be read is reported and
+skipped. Exit status: 0 all images predicted, 1 some failed (the rest are
+written), 2 bad arguments or nothing to predict.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+from pathlib import Path
+from typing import List, Tuple
+
+__all__ = ["build_parser", "expand_inputs", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ..grading import DEFAULT_GAP_FACTOR, DEFAULT_NO_SLIP_PCT
+    from .predictor import DEFAULT_SCORE_THRESHOLD
+    from .result import FlagThresholds
+
+    t = FlagThresholds()
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--config-file", required=True, metavar="CFG", help="vertkp config (configs/*.yaml)")
+    p.add_argument("--weights", required=True, metavar="W", help="checkpoint (.pth), e.g. OUTPUT_DIR/model_best.pth")
+    p.add_argument("--input", required=True, nargs="+", metavar="PATH", help="images, folders or glob patterns")
+    p.add_argument("--output", required=True, metavar="OUT", help="output folder")
+    p.add_argument("--facing", choices=("left", "right", "auto"), default="auto",
+                   help="side the patient faces on lateral views; auto: estimated per image")
+    p.add_argument("--pixel-spacing", metavar="MM_OR_FILE", default=None,
+                   help="mm per pixel: one number, or a CSV/XLSX/JSON table by file name (as for evaluate.py)")
+    p.add_argument("--score-threshold", type=float, default=DEFAULT_SCORE_THRESHOLD,
+                   help="drop detections under this score")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA when available)")
+    p.add_argument("--gt", metavar="GT.json", default=None,
+                   help="vertkp COCO file of these images: its image ids go into coco_results.json, and its "
+                        "view, pixel spacing and facing are used per image")
+    p.add_argument("--view", choices=("lateral", "ap"), default="lateral", help="what the images are")
+    p.add_argument("--bottom-level", default=None, metavar="LEVEL",
+                   help="level of the most caudal vertebra in view (e.g. S1), to name vertebrae by level")
+    p.add_argument("--batch-size", type=int, default=1, help="images per forward pass")
+    p.add_argument("--corner-threshold", type=float, default=t.corner,
+                   help="flag corners whose heatmap confidence is under this")
+    p.add_argument("--vertebra-threshold", type=float, default=t.vertebra,
+                   help="flag vertebrae whose detection score is under this")
+    p.add_argument("--no-slip-pct", type=float, default=DEFAULT_NO_SLIP_PCT,
+                   help="|slip| at or under this is grade 'none'")
+    p.add_argument("--gap-factor", type=float, default=DEFAULT_GAP_FACTOR,
+                   help="disc height / body height above which a vertebra seems missed")
+    p.add_argument("--no-overlays", action="store_true", help="skip the overlay PNGs")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    return p
+
+
+def expand_inputs(specs) -> Tuple[List[str], List[dict]]:
+    """Image paths of files, folders (recursive) and globs, in order, without
+    duplicates; and a failure record for each spec that matches nothing."""
+    from .images import IMAGE_SUFFIXES
+
+    paths, failures, seen = [], [], set()
+
+    def add(p):
+        key = os.path.abspath(p)
+        if key not in seen:
+            seen.add(key)
+            paths.append(str(p))
+
+    for spec in specs:
+        spec = str(spec)
+        if os.path.isdir(spec):
+            found = sorted(str(f) for f in Path(spec).rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                failures.append({"image": spec, "error": "folder holds no image (" + " ".join(IMAGE_SUFFIXES) + ")"})
+            for f in found:
+                add(f)
+        elif os.path.isfile(spec):
+            add(spec)  # any file given by name is tried, and reported if it is not an image
+        elif glob.has_magic(spec):
+            found = sorted(f for f in glob.glob(spec, recursive=True) if os.path.isfile(f))
+            if not found:
+                failures.append({"image": spec, "error": "the pattern matches no file"})
+            for f in found:
+                add(f)
+        else:
+            failures.append({"image": spec, "error": "no such file or folder"})
+    return paths, failures
+
+
+def _overlay_names(paths: List[str]) -> List[str]:
+    """Overlay file names: the stem, made unique with the parent folder's name (then a number)."""
+    stems = [Path(p).stem for p in paths]
+    counts = {s: stems.count(s) for s in stems}
+    out, used = [], set()
+    for p, s in zip(paths, stems):
+        name = s if counts[s] == 1 else f"{Path(p).parent.name}_{s}"
+        base, k = name, 2
+        while name in used:
+            name, k = f"{base}_{k}", k + 1
+        used.add(name)
+        out.append(name)
+    return out
+
+
+def _per_image_options(paths, args, gt_images, spacing) -> Tuple[List[dict], List]:
+    """Grading overrides and COCO image id of each input."""
+    from ..evaluation.io import find_pixel_spacing, spacing_lookup
+    from .outputs import match_image_ids
+
+    ids = match_image_ids(paths, gt_images) if gt_images is not None else list(range(1, len(paths) + 1))
+    by_id = {im["id"]: im for im in gt_images or []}
+    lookup = spacing_lookup(spacing) if isinstance(spacing, dict) else None
+    options = []
+    for path, iid in zip(paths, ids):
+        im = by_id.get(iid, {})
+        o = {"view": im.get("view") or args.view}
+        if isinstance(spacing, float):
+            o["pixel_spacing"] = spacing
+        elif lookup is not None:
+            o["pixel_spacing"] = find_pixel_spacing(lookup, path, [im.get("source_stem")])
+        if o.get("pixel_spacing") is None and im.get("pixel_spacing"):
+            o["pixel_spacing"] = float(im["pixel_spacing"])
+        if im.get("facing"):
+            o["data_facing"] = im["facing"]
+        options.append(o)
+    return options, ids
+
+
+def run_prediction(args) -> dict:
+    """Everything ``main`` does after parsing; returns :func:`vertkp.inference.outputs.summarize`.
+
+    Raises:
+        ValueError / FileNotFoundError: bad arguments, nothing to predict.
+    """
+    import cv2
+    from tqdm import tqdm
+
+    from ..evaluation.io import EvaluationInputError, load_pixel_spacing
+    from .images import ImageReadError, read_xray
+    from .outputs import coco_results, format_summary, summarize, write_json, write_report_csv
+    from .overlay import draw_overlay
+    from .predictor import VertebraPredictor
+    from .result import FlagThresholds
+
+    if not os.path.isfile(args.config_file):
+        raise FileNotFoundError(f"config file {args.config_file} does not exist")
+    if not (os.path.isfile(args.weights) or "://" in args.weights):
+        raise FileNotFoundError(f"weights {args.weights} do not exist (train first: tools/train_net.py; "
+                                "the run's OUTPUT_DIR holds model_final.pth and model_best.pth)")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    paths, failures = expand_inputs(args.input)
+    if not paths:
+        raise ValueError("nothing to predict: " + "; ".join(f"{f['image']}: {f['error']}" for f in failures))
+    try:
+        spacing = load_pixel_spacing(args.pixel_spacing) if args.pixel_spacing is not None else None
+    except EvaluationInputError as e:
+        raise ValueError(str(e)) from None
+    gt_images = None
+    if args.gt is not None:
+        with open(args.gt, encoding="utf-8") as f:
+            gt = json.load(f)
+        if not isinstance(gt, dict) or not isinstance(gt.get("images"), list):
+            raise ValueError(f"{args.gt} is not a COCO file (no 'images' list)")
+        gt_images = gt["images"]
+    options, ids = _per_image_options(paths, args, gt_images, spacing)
+    if gt_images is not None and not args.quiet:
+        missing = [p for p, i in zip(paths, ids) if i is None]
+        if missing:
+            print(f"note: {len(missing)} input(s) are not images of {args.gt} and are left out of "
+                  f"coco_results.json (first: {missing[0]})")
+    thresholds = FlagThresholds(corner=args.corner_threshold, vertebra=args.vertebra_threshold)
+    predictor = VertebraPredictor(args.config_file, args.weights, device=args.device,
+                                  score_threshold=args.score_threshold, view=args.view, facing=args.facing,
+                                  bottom_level=args.bottom_level, no_slip_pct=args.no_slip_pct,
+                                  gap_factor=args.gap_factor, thresholds=thresholds)
+    out = Path(args.output)
+    overlay_dir = out / "overlays"
+    overlay_dir.mkdir(parents=True, exist_ok=True)
+    overlay_names = dict(zip(paths, _overlay_names(paths)))
+    predictions = []
+    bar = tqdm(total=len(paths), desc="predict", unit="image", disable=args.no_progress or args.quiet)
+    k = 0
+    while k < len(paths):
+        batch, grays, opts, batch_ids = [], [], [], []
+        while k < len(paths) and len(batch) < args.batch_size:
+            try:
+                grays.append(read_xray(paths[k]))
+                batch.append(paths[k])
+                opts.append(options[k])
+                batch_ids.append(ids[k])
+            except ImageReadError as e:
+                failures.append({"image": paths[k], "error": str(e)})
+                if not args.quiet:
+                    tqdm.write(f"skipped: {e}")
+                bar.update(1)
+            k += 1
+        if not batch:
+            continue
+        results = predictor.predict_batch(grays, batch_size=len(grays), names=batch, options=opts)
+        for path, gray, res, iid in zip(batch, grays, results, batch_ids):
+            res.image_id = iid
+            predictions.append(res)
+            if not args.no_overlays:
+                cv2.imwrite(str(overlay_dir / f"{overlay_names[path]}.png"), draw_overlay(gray, res))
+        bar.update(len(batch))
+    bar.close()
+    summary = summarize(predictions, failures)
+    settings = {k: v for k, v in vars(args).items() if k not in ("input", "no_progress", "quiet")}
+    settings["inputs"] = list(args.input)
+    write_json(out / "predictions.json", {"settings": settings, "summary": summary,
+                                          "images": [p.as_dict() for p in predictions], "failures": failures})
+    write_report_csv(out / "report.csv", predictions)
+    write_json(out / "coco_results.json", coco_results(predictions))
+    if not args.quiet:
+        print(format_summary(summary))
+        for f in failures:
+            print(f"failed: {f['image']}: {f['error']}")
+        print(f"wrote predictions.json, report.csv, coco_results.json"
+              f"{'' if args.no_overlays else ' and overlays/'} to {out}")
+    return summary
+
+
+def main(argv=None) -> int:
+    """``tools/predict.py`` / ``vertkp predict``: exit 0 all predicted, 1 some failed, 2 bad arguments."""
+    args = build_parser().parse_args(argv)
+    try:
+        summary = run_prediction(args)
+    except ImportError as e:
+        print(f"predict.py: error: {e} (predict needs detectron2; see README, Install)", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError, json.JSONDecodeError) as e:
+        print(f"predict.py: error: {e}", file=sys.stderr)
+        return 2
+    return 1 if summary["failed"] else 0

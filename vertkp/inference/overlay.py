@@ -1,0 +1,126 @@
+"""Overlay pictures of a prediction: what a clinician looks at.
+
+:func:`draw_overlay` returns a BGR uint8 image of the input's size with, per
+vertebra, its outline and its 4 corners coloured by name (:data:`CORNER_COLORS`),
+its name (level or position); per pair, the slip % and Meyerding grade next to
+the disc, coloured by grade (:data:`GRADE_COLORS`); suspected missed vertebrae
+as a red dashed line; flagged items in magenta; a header with the facing and
+the image's flags, and a corner legend.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import cv2
+import numpy as np
+
+from ..keypoints import KEYPOINT_NAMES
+from .result import SpinePrediction
+
+__all__ = ["CORNER_COLORS", "GRADE_COLORS", "FLAG_COLOR", "draw_overlay", "pair_label"]
+
+# BGR colours.
+CORNER_COLORS = {"TL": (60, 60, 255), "TR": (255, 160, 40), "BL": (60, 220, 60), "BR": (0, 215, 255)}
+GRADE_COLORS = {"retrolisthesis": (255, 255, 0), "none": (235, 235, 235), "I": (0, 230, 255),
+                "II": (0, 150, 255), "III": (0, 60, 255), "IV": (40, 0, 220), "V": (120, 0, 160)}
+FLAG_COLOR = (255, 0, 255)
+OUTLINE_COLOR = (80, 200, 80)
+_OUTLINE = (0, 1, 3, 2)  # TL -> TR -> BR -> BL
+
+
+def pair_label(pair, view: str = "lateral") -> str:
+    """Text of one pair on the overlay: "L4/L5 37.5% II" (lateral), "pair 1 ... 8.0% right" (AP),
+    "... n/m" when not measurable; " ?" when the pair is flagged."""
+    if view == "lateral":
+        value = "n/m" if pair.slip_pct is None else f"{pair.slip_pct:+.1f}% {pair.grade_name}"
+    else:
+        value = ("n/m" if pair.lateral_displacement_pct is None
+                 else f"{pair.lateral_displacement_pct:+.1f}% {pair.lateral_side}")
+    return f"{pair.name} {value}" + (" ?" if pair.flags else "")
+
+
+def _text(img, text, org, scale, color, thickness):
+    x, y = int(round(org[0])), int(round(org[1]))
+    cv2.putText(img, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness + 2, cv2.LINE_AA)
+    cv2.putText(img, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, color, thickness, cv2.LINE_AA)
+
+
+def _text_size(text, scale, thickness) -> Tuple[int, int]:
+    (w, h), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    return w, h
+
+
+def _dashed(img, p, q, color, thickness, dash):
+    p, q = np.asarray(p, float), np.asarray(q, float)
+    n = max(1, int(np.linalg.norm(q - p) // dash))
+    for k in range(0, n, 2):
+        a, b = p + (q - p) * k / n, p + (q - p) * min(k + 1, n) / n
+        cv2.line(img, tuple(int(v) for v in a.round()), tuple(int(v) for v in b.round()), color, thickness,
+                 cv2.LINE_AA)
+
+
+def draw_overlay(image: np.ndarray, prediction: SpinePrediction, *, scale: Optional[float] = None) -> np.ndarray:
+    """The overlay picture of ``prediction`` on ``image``.
+
+    Args:
+        image: the image predicted on, uint8 grey [H, W] or BGR [H, W, 3].
+        prediction: its :class:`SpinePrediction`.
+        scale: text and line scale; default from the image size (1.0 at 1000 px).
+
+    Returns:
+        uint8 BGR [H, W, 3], the input's size.
+    """
+    img = np.asarray(image)
+    if img.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image, got {img.dtype}")
+    out = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR) if img.ndim == 2 else img[:, :, :3].copy()
+    h, w = out.shape[:2]
+    s = scale if scale is not None else max(h, w) / 1000.0
+    font, thick = 0.55 * max(s, 0.35), max(1, int(round(1.5 * s)))
+    radius = max(2, int(round(4 * s)))
+    for v in prediction.vertebrae:
+        pts = v.corners[list(_OUTLINE)].round().astype(np.int32)
+        color = FLAG_COLOR if "low_confidence_vertebra" in v.flags else OUTLINE_COLOR
+        cv2.polylines(out, [pts], True, color, thick, cv2.LINE_AA)
+        for name, (x, y), conf in zip(KEYPOINT_NAMES, v.corners, v.corner_scores):
+            centre = (int(round(x)), int(round(y)))
+            cv2.circle(out, centre, radius, CORNER_COLORS[name], -1, cv2.LINE_AA)
+            if "low_confidence_corner" in v.flags and conf < prediction.thresholds.corner:
+                cv2.circle(out, centre, 3 * radius, FLAG_COLOR, thick, cv2.LINE_8)
+        label = v.level or f"#{v.position_from_bottom}"
+        tw, th = _text_size(label, font, thick)
+        cx, cy = v.corners.mean(axis=0)
+        _text(out, label, (cx - tw / 2, cy + th / 2), font, (255, 255, 255), thick)
+    for gap in prediction.gaps:
+        a = prediction.vertebrae[gap["upper"]].corners[2:].mean(axis=0)
+        b = prediction.vertebrae[gap["lower"]].corners[:2].mean(axis=0)
+        _dashed(out, a, b, (0, 0, 255), thick + 1, max(4, 10 * s))
+        _text(out, "missed vertebra?", ((a + b) / 2) + (8 * s, 0), font, (0, 0, 255), thick)
+    for pair in prediction.pairs:
+        up, lo = prediction.vertebrae[pair.upper].corners, prediction.vertebrae[pair.lower].corners
+        disc_y = float(np.mean([up[2:, 1].mean(), lo[:2, 1].mean()]))
+        text = pair_label(pair, prediction.view)
+        tw, th = _text_size(text, font, thick)
+        right = float(max(up[:, 0].max(), lo[:, 0].max())) + 12 * s
+        left = float(min(up[:, 0].min(), lo[:, 0].min())) - 12 * s - tw
+        x = right if right + tw <= w - 2 or left < 2 else left
+        color = FLAG_COLOR if pair.flags else GRADE_COLORS.get(pair.grade_name or "none", GRADE_COLORS["none"])
+        _text(out, text, (x, disc_y + th / 2), font, color, thick)
+    header = []
+    if prediction.facing is not None:
+        header.append(f"facing {prediction.facing} ({prediction.facing_source}, {prediction.facing_confidence:.2f})")
+    header.append(f"{len(prediction.vertebrae)} vertebrae, {len(prediction.pairs)} pairs")
+    if prediction.flags:
+        header.append("flags: " + ", ".join(prediction.flags))
+    y = 6 * s
+    for line in header:
+        tw, th = _text_size(line, font, thick)
+        y += th + 6 * s
+        _text(out, line, (6 * s, y), font, FLAG_COLOR if line.startswith("flags") else (255, 255, 255), thick)
+    x, y = 6 * s, h - 8 * s
+    for name in KEYPOINT_NAMES:
+        cv2.circle(out, (int(x + radius), int(y - radius)), radius, CORNER_COLORS[name], -1, cv2.LINE_AA)
+        _text(out, name, (x + 2.5 * radius, y), font, (255, 255, 255), thick)
+        x += 2.5 * radius + _text_size(name, font, thick)[0] + 10 * s
+    return out
+

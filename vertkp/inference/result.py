@@ -1,0 +1,304 @@
+"""What a prediction is: vertebrae, graded pairs and the flags that call for a human look.
+
+Everything here is numpy and the grading code (``vertkp.grading.grade_spine``,
+the one the evaluator uses); :class:`vertkp.inference.VertebraPredictor` only
+adds the network in front.
+
+Coordinates: pixels of the input image, x right, y down, the COCO files'
+convention (detectron2's +0.5 already removed). Corners: canonical TL, TR, BL,
+BR (``vertkp.keypoints``). Vertebrae are listed cranial to caudal.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import List, Optional
+
+import numpy as np
+
+from ..grading import (
+    DEFAULT_GAP_FACTOR,
+    DEFAULT_NO_SLIP_PCT,
+    LEVELS,
+    PairMeasures,
+    SpineGrading,
+    distance_to_grade_boundary,
+    grade_spine,
+    level_index,
+)
+from ..keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS
+
+__all__ = [
+    "FLAGS",
+    "FlagThresholds",
+    "VertebraResult",
+    "PairResult",
+    "SpinePrediction",
+    "corner_confidence",
+    "build_prediction",
+]
+
+# Flag code -> what it means. Codes are what predictions.json, report.csv and the overlays carry.
+FLAGS = {
+    "no_vertebrae": "no vertebra was detected above the score threshold",
+    "suspected_missed_vertebra": "two consecutive vertebrae are too far apart to be neighbours: "
+                                 "one between them was probably missed (the pair is not graded)",
+    "uncertain_facing": "the facing was estimated from the spine's curvature with low confidence: "
+                        "check it, or give it (--facing left|right)",
+    "low_confidence_vertebra": "a vertebra's detection score is under the vertebra threshold",
+    "low_confidence_corner": "a corner's heatmap confidence is under the corner threshold",
+    "borderline_grade": "the slip is within a few percentage points of a Meyerding boundary",
+    "not_measurable": "the pair's slip could not be measured",
+}
+
+
+@dataclass(frozen=True)
+class FlagThresholds:
+    """When to flag. Confidences are in [0, 1].
+
+    Attributes:
+        corner: corner confidence (:func:`corner_confidence`) under this is low.
+        vertebra: detection score under this is low (scores under the
+            predictor's score threshold are not reported at all).
+        facing: an estimated facing ("auto") with confidence under this is uncertain.
+        borderline_pct: slip within this many percentage points of a grade
+            boundary is borderline.
+    """
+
+    corner: float = 0.5
+    vertebra: float = 0.8
+    facing: float = 0.8
+    borderline_pct: float = 2.0
+
+
+@dataclass
+class VertebraResult:
+    """One detected vertebra.
+
+    Attributes:
+        name: its level ("L4") when known, else "#k from bottom".
+        level: the level, or None.
+        position_from_bottom: 1 = the most caudal vertebra of the image.
+        score: detection score in [0, 1].
+        box: [x0, y0, x1, y1], px.
+        corners: float [4, 2], px, TL, TR, BL, BR.
+        corner_scores: float [4], :func:`corner_confidence` of each corner.
+        detection: index in the model's output (highest score first).
+        flags: codes of :data:`FLAGS`.
+    """
+
+    name: str
+    level: Optional[str]
+    position_from_bottom: int
+    score: float
+    box: List[float]
+    corners: np.ndarray
+    corner_scores: np.ndarray
+    detection: int
+    flags: List[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["corners"] = {k: [float(x), float(y)] for k, (x, y) in zip(KEYPOINT_NAMES, self.corners)}
+        d["corner_scores"] = {k: float(s) for k, s in zip(KEYPOINT_NAMES, self.corner_scores)}
+        d["box"] = [float(v) for v in self.box]
+        return d
+
+
+@dataclass
+class PairResult(PairMeasures):
+    """:class:`vertkp.grading.PairMeasures` of one adjacent pair (``upper`` and
+    ``lower`` index :attr:`SpinePrediction.vertebrae`), plus its flags."""
+
+    flags: List[str] = field(default_factory=list)
+
+
+@dataclass
+class SpinePrediction:
+    """The prediction for one image.
+
+    Attributes:
+        image: the file path, or the name given for an array.
+        height, width: image size, px.
+        view: "lateral" or "ap".
+        vertebrae: cranial to caudal.
+        pairs: adjacent pairs, cranial first (not across a suspected missed vertebra).
+        gaps: consecutive vertebrae that are not neighbours:
+            {"upper", "lower" (indices), "upper_name", "lower_name", "disc_ratio"}.
+        facing, facing_source, facing_confidence: as used for grading
+            (``vertkp.grading.FacingEstimate``); None on AP views.
+        level_source: "bottom_level" when levels were named up from the given
+            bottom level, else "position" (names are "#k from bottom").
+        lordosis_deg: L1-S1 lordosis when both levels are known, else None.
+        pixel_spacing: mm per pixel, or None (then the *_mm values are None).
+        flags: codes of :data:`FLAGS` for the image (those of its vertebrae and pairs included).
+        notes: readable caveats.
+        thresholds: the :class:`FlagThresholds` the flags were raised with.
+        image_id: the COCO image id of the results file, if any.
+        grading: the full :class:`vertkp.grading.SpineGrading` (not serialised).
+    """
+
+    image: str
+    height: int
+    width: int
+    view: str
+    vertebrae: List[VertebraResult]
+    pairs: List[PairResult]
+    gaps: List[dict]
+    facing: Optional[str]
+    facing_source: Optional[str]
+    facing_confidence: Optional[float]
+    level_source: str
+    lordosis_deg: Optional[float]
+    pixel_spacing: Optional[float]
+    flags: List[str]
+    notes: List[str]
+    thresholds: FlagThresholds = FlagThresholds()
+    image_id: Optional[int] = None
+    grading: Optional[SpineGrading] = field(default=None, repr=False, compare=False)
+
+    @property
+    def corners(self) -> np.ndarray:
+        """float [N, 4, 2], px, of :attr:`vertebrae`."""
+        return np.array([v.corners for v in self.vertebrae], dtype=np.float64).reshape(-1, NUM_KEYPOINTS, 2)
+
+    @property
+    def scores(self) -> np.ndarray:
+        """float [N] detection scores of :attr:`vertebrae`."""
+        return np.array([v.score for v in self.vertebrae], dtype=np.float64)
+
+    def as_dict(self) -> dict:
+        """JSON-ready dict (what predictions.json holds per image)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "grading"}
+        out["vertebrae"] = [v.as_dict() for v in self.vertebrae]
+        out["pairs"] = [p.as_dict() for p in self.pairs]
+        out["thresholds"] = asdict(self.thresholds)
+        return out
+
+
+def corner_confidence(heatmaps, radius: int = 1) -> np.ndarray:
+    """Confidence of each predicted corner from its heatmap logits.
+
+    The keypoint head is trained with a softmax over the cells of each
+    heatmap, so softmax(logits) is a distribution of the corner's cell. The
+    confidence is its mass within ``radius`` cells (Chebyshev) of the peak:
+    near 1 for a sharp single peak, low when the mass is spread or split.
+
+    Args:
+        heatmaps: float [R, K, S, S] logits (detectron2's ``pred_keypoint_heatmaps``).
+        radius: half-width of the window around the peak, cells.
+
+    Returns:
+        float [R, K] in (0, 1].
+    """
+    h = np.asarray(heatmaps, dtype=np.float64)
+    if h.ndim != 4:
+        raise ValueError(f"heatmaps must be [R, K, S, S], got shape {h.shape}")
+    r, k, sy, sx = h.shape
+    flat = h.reshape(r, k, -1)
+    p = np.exp(flat - flat.max(axis=-1, keepdims=True))
+    p /= p.sum(axis=-1, keepdims=True)
+    p = p.reshape(r, k, sy, sx)
+    peak = flat.argmax(axis=-1)
+    out = np.empty((r, k))
+    for i in range(r):
+        for j in range(k):
+            y, x = divmod(int(peak[i, j]), sx)
+            out[i, j] = p[i, j, max(0, y - radius):y + radius + 1, max(0, x - radius):x + radius + 1].sum()
+    return out
+
+
+def _levels_from_bottom(positions: List[int], bottom_level: str) -> List[Optional[str]]:
+    base = level_index(bottom_level)
+    return [LEVELS[base - (pos - 1)] if base - (pos - 1) >= 0 else None for pos in positions]
+
+
+def build_prediction(corners, corner_scores, scores, boxes, *, image: str, height: int, width: int,
+                     view: str = "lateral", facing: Optional[str] = "auto", data_facing: Optional[str] = None,
+                     pixel_spacing: Optional[float] = None, bottom_level: Optional[str] = None,
+                     no_slip_pct: float = DEFAULT_NO_SLIP_PCT, gap_factor: float = DEFAULT_GAP_FACTOR,
+                     thresholds: FlagThresholds = FlagThresholds()) -> SpinePrediction:
+    """Grade the detected vertebrae of one image and flag what needs a look.
+
+    Args:
+        corners: float [N, 4, 2], px, TL, TR, BL, BR (image coordinates).
+        corner_scores: float [N, 4] corner confidences in [0, 1].
+        scores: float [N] detection scores.
+        boxes: float [N, 4], [x0, y0, x1, y1] px.
+        image, height, width: name and size of the image.
+        view, facing, data_facing, pixel_spacing, no_slip_pct, gap_factor:
+            as for ``vertkp.grading.grade_spine``.
+        bottom_level: the level of the most caudal vertebra in view ("S1" on a
+            lumbar lateral film that shows the sacrum); the others are named
+            upwards from it. Not applied when a vertebra seems missed (noted).
+        thresholds: :class:`FlagThresholds`.
+
+    Returns:
+        :class:`SpinePrediction`, vertebrae cranial to caudal.
+    """
+    c = np.asarray(corners, dtype=np.float64).reshape(-1, NUM_KEYPOINTS, 2)
+    n = len(c)
+    cs = np.asarray(corner_scores, dtype=np.float64).reshape(n, NUM_KEYPOINTS)
+    s = np.asarray(scores, dtype=np.float64).reshape(n)
+    b = np.asarray(boxes, dtype=np.float64).reshape(n, 4)
+    if bottom_level is not None and level_index(bottom_level) is None:
+        raise ValueError(f"bottom_level must be a level name such as 'S1' or 'L5', got {bottom_level!r}")
+    kw = dict(view=view, facing=facing, data_facing=data_facing, pixel_spacing=pixel_spacing,
+              no_slip_pct=no_slip_pct, gap_factor=gap_factor)
+    notes: List[str] = []
+    first = grade_spine(c, **kw)
+    order = first.order  # cranial to caudal; grade again in this order so indices are list positions
+    c, cs, s, b = c[order], cs[order], s[order], b[order]
+    levels = None
+    if bottom_level is not None and n:
+        if first.gaps:
+            notes.append(f"levels not assigned from {bottom_level.upper()} at the bottom: a vertebra seems missed")
+        else:
+            levels = _levels_from_bottom([first.positions_from_bottom[i] for i in order], bottom_level)
+    g = grade_spine(c, levels=levels, **kw)
+    notes.extend(g.notes)
+
+    vertebrae = []
+    for i in range(n):
+        flags = []
+        if s[i] < thresholds.vertebra:
+            flags.append("low_confidence_vertebra")
+        if np.any(cs[i] < thresholds.corner):
+            flags.append("low_confidence_corner")
+        level = levels[i] if levels is not None else None
+        vertebrae.append(VertebraResult(g.names[i], level, g.positions_from_bottom[i], float(s[i]),
+                                        [float(v) for v in b[i]], c[i].copy(), cs[i].copy(), int(order[i]), flags))
+    pairs = []
+    for pm in g.pairs:
+        flags = []
+        if s[pm.upper] < thresholds.vertebra or s[pm.lower] < thresholds.vertebra:
+            flags.append("low_confidence_vertebra")
+        # corners that make the pair's measures: upper's inferior (BL, BR), lower's superior (TL, TR)
+        if np.any(cs[pm.upper, 2:] < thresholds.corner) or np.any(cs[pm.lower, :2] < thresholds.corner):
+            flags.append("low_confidence_corner")
+        main = pm.slip_pct if view == "lateral" else pm.lateral_displacement_pct
+        if not pm.measurable:
+            flags.append("not_measurable")
+        elif view == "lateral" and distance_to_grade_boundary(main, no_slip_pct) < thresholds.borderline_pct:
+            flags.append("borderline_grade")
+        pairs.append(PairResult(**pm.as_dict(), flags=flags))
+    gaps = [{"upper": u, "lower": lo, "upper_name": g.names[u], "lower_name": g.names[lo],
+             "disc_ratio": next(a["disc_ratio"] for a in g.adjacency if a["upper"] == u and a["lower"] == lo)}
+            for u, lo in g.gaps]
+    fe = g.facing
+    image_flags = []
+    if n == 0:
+        image_flags.append("no_vertebrae")
+    if gaps:
+        image_flags.append("suspected_missed_vertebra")
+        notes.extend(f"a vertebra seems missed between {x['upper_name']} and {x['lower_name']}" for x in gaps)
+    if pairs and fe is not None and fe.source == "auto" and fe.confidence < thresholds.facing:
+        image_flags.append("uncertain_facing")
+    for item in (*vertebrae, *pairs):
+        image_flags.extend(f for f in item.flags if f not in image_flags)
+    return SpinePrediction(
+        image=image, height=int(height), width=int(width), view=g.view, vertebrae=vertebrae, pairs=pairs,
+        gaps=gaps, facing=fe.facing if fe else None, facing_source=fe.source if fe else None,
+        facing_confidence=float(fe.confidence) if fe else None,
+        level_source="bottom_level" if levels is not None else "position", lordosis_deg=g.lordosis_deg,
+        pixel_spacing=pixel_spacing, flags=[f for f in FLAGS if f in image_flags], notes=notes,
+        thresholds=thresholds, grading=g)

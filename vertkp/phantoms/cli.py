@@ -1,0 +1,49 @@
+"""Write a synthetic spine X-ray dataset in a real dataset's raw layout.
+
+    python tools/make_phantoms.py --layout spondylolisthesis --out DIR --num-images 40 --seed 0
+    python tools/make_phantoms.py --layout buu-lspine --out DIR --num-images 20 --seed 0 --image-size 1024
+
+See ``vertkp.phantoms.make_phantoms`` for what is written; the truth of every
+image is in DIR/phantom_truth.json.
+"""
+import argparse
+import sys
+
+
+from . import DEFAULT_IMAGE_SIZE, LAYOUTS, make_phantoms
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--layout", required=True, choices=LAYOUTS, help="raw layout to imitate")
+    p.add_argument("--out", required=True, help="new or empty output directory")
+    p.add_argument("--num-images", type=int, required=True,
+                   help="spondylolisthesis: labelled images (plus n//10 test); buu-lspine: images (n//2 patients)")
+    p.add_argument("--seed", type=int, required=True, help="random seed; same seed, same bytes")
+    p.add_argument("--image-size", type=int, default=None,
+                   help="px; spondylolisthesis: square side (default %d); buu-lspine: height (default %d)"
+                   % (DEFAULT_IMAGE_SIZE["spondylolisthesis"], DEFAULT_IMAGE_SIZE["buu-lspine"]))
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        s = make_phantoms(args.layout, args.out, args.num_images, args.seed, args.image_size,
+                          progress=not args.no_progress)
+    except (ValueError, FileExistsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {s['images']} {s['layout']} phantom images to {s['out_dir']} "
+          f"in {s['seconds']} s ({s['seconds_per_image']} s/image)")
+    if "patients" in s:
+        print(f"  patients: {s['patients']} (one AP and one LA image each)")
+    print("  images: " + ", ".join(f"{k} {v}" for k, v in s["images_per_split"].items()))
+    print(f"  labelled vertebrae: {s['labelled_vertebrae']}")
+    print("  adjacent pairs per grade: " + ", ".join(f"{k} {v}" for k, v in s["pairs_per_grade"].items()))
+    if "ap_pairs" in s:
+        print("  AP pairs: " + ", ".join(f"{k} {v}" for k, v in s["ap_pairs"].items()))
+    print(f"  truth: {s['out_dir']}/phantom_truth.json")
+    return 0
+
