@@ -18,7 +18,7 @@ import importlib
 import sys
 from typing import Dict, Optional, Sequence, Tuple
 
-__all__ = ["COMMANDS", "main"]
+__all__ = ["COMMANDS", "PARSERS", "command_parser", "main"]
 
 # command -> (module, function taking argv and returning an exit status, tool script, one-line help)
 COMMANDS: Dict[str, Tuple[str, str, str, str]] = {
@@ -36,6 +36,24 @@ COMMANDS: Dict[str, Tuple[str, str, str, str]] = {
     "benchmark": ("vertkp.benchmark", "main", "benchmark.py",
                   "speed: inference latency, training s/iter, peak memory, converter/evaluator throughput"),
 }
+
+
+# command -> (module, function returning its argparse parser); train's is detectron2's.
+PARSERS: Dict[str, Tuple[str, str]] = {
+    "convert": ("vertkp.data.cli", "convert_parser"),
+    "phantoms": ("vertkp.phantoms.cli", "build_parser"),
+    "train": ("detectron2.engine", "default_argument_parser"),
+    "evaluate": ("vertkp.evaluation.cli", "build_parser"),
+    "predict": ("vertkp.inference.cli", "build_parser"),
+    "demo": ("vertkp.demo", "build_parser"),
+    "benchmark": ("vertkp.benchmark", "build_parser"),
+}
+
+
+def command_parser(name: str):
+    """The argparse parser of a command (to check documented command lines without running them)."""
+    module, function = PARSERS[name]
+    return getattr(importlib.import_module(module), function)()
 
 
 def _usage() -> str:

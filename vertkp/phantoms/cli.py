@@ -13,7 +13,7 @@ import sys
 from . import DEFAULT_IMAGE_SIZE, LAYOUTS, make_phantoms
 
 
-def parse_args(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--layout", required=True, choices=LAYOUTS, help="raw layout to imitate")
     p.add_argument("--out", required=True, help="new or empty output directory")
@@ -24,11 +24,11 @@ def parse_args(argv=None):
                    help="px; spondylolisthesis: square side (default %d); buu-lspine: height (default %d)"
                    % (DEFAULT_IMAGE_SIZE["spondylolisthesis"], DEFAULT_IMAGE_SIZE["buu-lspine"]))
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    return p.parse_args(argv)
+    return p
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         s = make_phantoms(args.layout, args.out, args.num_images, args.seed, args.image_size,
                           progress=not args.no_progress)
