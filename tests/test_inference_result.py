@@ -217,6 +217,6 @@ def test_overlay_is_the_input_size_and_marks_flags_and_grades():
     x, y = pred.vertebrae[0].corners[0]
     clean = out[int(round(y)) - 14:int(round(y)) + 15, int(round(x)) - 14:int(round(x)) + 15]
     assert not np.any(np.all(clean == FLAG_COLOR, axis=-1))
-    assert pair_label(pred.pairs[1]) == "pair 3 from the bottom +37.5% II"
-    assert pair_label(pred.pairs[2]) == "pair 2 from the bottom +0.0% none ?"  # uses the low-confidence BR
+    assert pair_label(pred.pairs[1]) == "#4/#3 +37.5% II"
+    assert pair_label(pred.pairs[2]) == "#3/#2 +0.0% none ?"  # uses the low-confidence BR
     assert draw_overlay(cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR), pred).shape == (600, 640, 3)

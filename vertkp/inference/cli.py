@@ -19,6 +19,7 @@ import glob
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import List, Tuple
 
@@ -236,6 +237,9 @@ def run_prediction(args) -> dict:
 def main(argv=None) -> int:
     """``tools/predict.py`` / ``vertkp predict``: exit 0 all predicted, 1 some failed, 2 bad arguments."""
     args = build_parser().parse_args(argv)
+    # torch/detectron2 deprecation notices say nothing to a user of this tool
+    warnings.filterwarnings("ignore", message=r".*torch\.meshgrid.*")
+    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*")
     try:
         summary = run_prediction(args)
     except ImportError as e:

@@ -17,7 +17,7 @@ import numpy as np
 from ..keypoints import KEYPOINT_NAMES
 from .result import SpinePrediction
 
-__all__ = ["CORNER_COLORS", "GRADE_COLORS", "FLAG_COLOR", "draw_overlay", "pair_label"]
+__all__ = ["CORNER_COLORS", "GRADE_COLORS", "FLAG_COLOR", "draw_overlay", "pair_label", "short_name"]
 
 # BGR colours.
 CORNER_COLORS = {"TL": (60, 60, 255), "TR": (255, 160, 40), "BL": (60, 220, 60), "BR": (0, 215, 255)}
@@ -28,15 +28,34 @@ OUTLINE_COLOR = (80, 200, 80)
 _OUTLINE = (0, 1, 3, 2)  # TL -> TR -> BR -> BL
 
 
+def short_name(name: str) -> str:
+    """A vertebra's name on the overlay: "L4", or "#3" for "#3 from bottom"."""
+    return name.split(" ")[0]
+
+
 def pair_label(pair, view: str = "lateral") -> str:
-    """Text of one pair on the overlay: "L4/L5 37.5% II" (lateral), "pair 1 ... 8.0% right" (AP),
+    """Text of one pair on the overlay: "L4/L5 +37.5% II" (lateral), "#3/#2 +8.0% right" (AP),
     "... n/m" when not measurable; " ?" when the pair is flagged."""
     if view == "lateral":
         value = "n/m" if pair.slip_pct is None else f"{pair.slip_pct:+.1f}% {pair.grade_name}"
     else:
         value = ("n/m" if pair.lateral_displacement_pct is None
                  else f"{pair.lateral_displacement_pct:+.1f}% {pair.lateral_side}")
-    return f"{pair.name} {value}" + (" ?" if pair.flags else "")
+    name = f"{short_name(pair.upper_name)}/{short_name(pair.lower_name)}"
+    return f"{name} {value}" + (" ?" if pair.flags else "")
+
+
+def _wrap(words, max_width: float, scale: float, thickness: int, first: str = "") -> list:
+    """Greedy line wrap of comma-joined ``words`` to ``max_width`` px."""
+    lines, line = [], first
+    for w in words:
+        candidate = f"{line}, {w}" if line and line != first else f"{line}{w}"
+        if line and line != first and _text_size(candidate, scale, thickness)[0] > max_width:
+            lines.append(line + ",")
+            line = "  " + w
+        else:
+            line = candidate
+    return lines + [line]
 
 
 def _text(img, text, org, scale, color, thickness):
@@ -76,7 +95,7 @@ def draw_overlay(image: np.ndarray, prediction: SpinePrediction, *, scale: Optio
     out = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR) if img.ndim == 2 else img[:, :, :3].copy()
     h, w = out.shape[:2]
     s = scale if scale is not None else max(h, w) / 1000.0
-    font, thick = 0.55 * max(s, 0.35), max(1, int(round(1.5 * s)))
+    font, thick = max(0.42, 0.6 * s), max(1, int(round(1.5 * s)))
     radius = max(2, int(round(4 * s)))
     for v in prediction.vertebrae:
         pts = v.corners[list(_OUTLINE)].round().astype(np.int32)
@@ -87,7 +106,7 @@ def draw_overlay(image: np.ndarray, prediction: SpinePrediction, *, scale: Optio
             cv2.circle(out, centre, radius, CORNER_COLORS[name], -1, cv2.LINE_AA)
             if "low_confidence_corner" in v.flags and conf < prediction.thresholds.corner:
                 cv2.circle(out, centre, 3 * radius, FLAG_COLOR, thick, cv2.LINE_8)
-        label = v.level or f"#{v.position_from_bottom}"
+        label = short_name(v.name)
         tw, th = _text_size(label, font, thick)
         cx, cy = v.corners.mean(axis=0)
         _text(out, label, (cx - tw / 2, cy + th / 2), font, (255, 255, 255), thick)
@@ -110,13 +129,14 @@ def draw_overlay(image: np.ndarray, prediction: SpinePrediction, *, scale: Optio
     if prediction.facing is not None:
         header.append(f"facing {prediction.facing} ({prediction.facing_source}, {prediction.facing_confidence:.2f})")
     header.append(f"{len(prediction.vertebrae)} vertebrae, {len(prediction.pairs)} pairs")
+    n_plain = len(header)
     if prediction.flags:
-        header.append("flags: " + ", ".join(prediction.flags))
+        header += _wrap(prediction.flags, w - 12 * s, font, thick, first="flags: ")
     y = 6 * s
-    for line in header:
+    for k, line in enumerate(header):
         tw, th = _text_size(line, font, thick)
         y += th + 6 * s
-        _text(out, line, (6 * s, y), font, FLAG_COLOR if line.startswith("flags") else (255, 255, 255), thick)
+        _text(out, line, (6 * s, y), font, FLAG_COLOR if k >= n_plain else (255, 255, 255), thick)
     x, y = 6 * s, h - 8 * s
     for name in KEYPOINT_NAMES:
         cv2.circle(out, (int(x + radius), int(y - radius)), radius, CORNER_COLORS[name], -1, cv2.LINE_AA)

@@ -51,7 +51,7 @@ class VertebraPredictor:
                  device: Optional[str] = None, **kwargs):
         from ..engine.defaults import build_cfg
 
-        overrides = list(opts)
+        overrides = ["SOLVER.AMP.ENABLED", "False", *opts]  # a training setting: no warning about it here
         if weights is not None:
             overrides += ["MODEL.WEIGHTS", weights]
         if device is not None:
