@@ -128,8 +128,9 @@ def main(argv=None) -> int:
           flush=True)
     if (out / "train").exists():
         shutil.rmtree(out / "train")
+    # one evaluation, at the end (periodic ones would cost a minute on a CPU); opts can turn them back on
     rc = train_main(["--config-file", config, "OUTPUT_DIR", str(out / "train"), "MODEL.DEVICE", device,
-                     *args.opts])
+                     "TEST.EVAL_PERIOD", "0", *args.opts])
     if rc:
         return rc
     weights = out / "train" / "model_best.pth"

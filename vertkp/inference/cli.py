@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import logging
 import os
 import sys
 import warnings
@@ -240,6 +241,7 @@ def main(argv=None) -> int:
     # torch/detectron2 deprecation notices say nothing to a user of this tool
     warnings.filterwarnings("ignore", message=r".*torch\.meshgrid.*")
     warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*")
+    logging.getLogger("torch.fx._symbolic_trace").setLevel(logging.ERROR)
     try:
         summary = run_prediction(args)
     except ImportError as e:
