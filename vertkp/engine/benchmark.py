@@ -64,6 +64,7 @@ def run_benchmark(cfg) -> dict:
     trainer = Trainer(cfg)
     timer = StepTimer()
     trainer.register_hooks([timer])
+    trainer._hooks.insert(0, trainer._hooks.pop())  # time the step alone: before the evaluation hook
     trainer.resume_or_load(resume=False)
     trainer.train()
     results = Trainer.test(cfg, trainer.model)
