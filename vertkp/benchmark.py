@@ -52,10 +52,11 @@ from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
+from .cli import config_path, output_folder
+
 __all__ = ["DEFAULT_CONFIGS", "PHASES", "REFERENCES", "build_parser", "cpu_model", "format_table", "latency_stats",
            "machine_info", "machine_line", "main", "measure_config", "percentile", "split_trailing_opts", "throughput"]
 
-REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIGS = ("configs/kprcnn_r50.yaml", "configs/kprcnn_hrnet_w32.yaml")
 PHASES = ("inference", "train", "convert", "evaluate")
 # Registered for the benchmark only, so that a user's phantoms_{train,val} are left alone.
@@ -591,18 +592,6 @@ def _evaluate(coco: Path, repeats: int) -> dict:
 
 
 # ---- command line ---------------------------------------------------------------------------
-def default_output() -> str:
-    """``$VERTKP_OUTPUT/benchmark``, else ``output/benchmark``."""
-    return str(Path(os.environ.get("VERTKP_OUTPUT", "output")) / "benchmark")
-
-
-def _config_path(name: str) -> str:
-    if os.path.isfile(name):
-        return name
-    candidate = REPO / name
-    return str(candidate) if candidate.is_file() else name
-
-
 def split_trailing_opts(values: Sequence[str]):
     """(files, opts): an nargs="+" flag swallows the trailing KEY VALUE pairs after it
     (``--config-file a.yaml SOLVER.MAX_ITER 5``); the first config key (upper-case, dotted)
@@ -633,7 +622,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-iters", type=int, default=20, help="timed training iterations")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when available")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    p.add_argument("--output", default=default_output(), metavar="DIR",
+    p.add_argument("--output", default=output_folder("benchmark"), metavar="DIR",
                    help="folder for benchmark.json, the phantom set and the logs")
     p.add_argument("--skip", action="append", default=[], metavar="PHASE[,PHASE]",
                    help=f"phases to skip: {', '.join(PHASES)}")
@@ -673,7 +662,7 @@ def main(argv=None) -> int:
         return _error(f"the config overrides must be KEY VALUE pairs, got {args.opts}")
     if not args.config_file:
         return _error("--config-file needs at least one config before the KEY VALUE overrides")
-    configs = [_config_path(c) for c in args.config_file]
+    configs = [config_path(c) for c in args.config_file]
     missing = [c for c in configs if not os.path.isfile(c)]
     if missing:
         return _error(f"config file(s) {missing} do not exist (configs/ holds vertkp's)")

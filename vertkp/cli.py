@@ -15,10 +15,14 @@ so ``vertkp convert`` does not load torch.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
-__all__ = ["COMMANDS", "PARSERS", "command_parser", "main"]
+__all__ = ["COMMANDS", "PARSERS", "command_parser", "config_path", "main", "output_folder"]
+
+REPO = Path(__file__).resolve().parents[1]
 
 # command -> (module, function taking argv and returning an exit status, tool script, one-line help)
 COMMANDS: Dict[str, Tuple[str, str, str, str]] = {
@@ -54,6 +58,21 @@ def command_parser(name: str):
     """The argparse parser of a command (to check documented command lines without running them)."""
     module, function = PARSERS[name]
     return getattr(importlib.import_module(module), function)()
+
+
+def output_folder(name: str) -> str:
+    """Default output folder of a command: ``$VERTKP_OUTPUT/<name>`` (the Docker image sets
+    VERTKP_OUTPUT=/output), else ``output/<name>``."""
+    return str(Path(os.environ.get("VERTKP_OUTPUT", "output")) / name)
+
+
+def config_path(name: str) -> str:
+    """A config file as given when it exists, else relative to this checkout (so that
+    ``configs/...`` works from any folder); unchanged when neither exists."""
+    if os.path.isfile(name):
+        return name
+    candidate = REPO / name
+    return str(candidate) if candidate.is_file() else name
 
 
 def _usage() -> str:

@@ -24,23 +24,19 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["DETECTRON2_INSTALL", "default_output", "main"]
+from .cli import config_path, output_folder
 
-REPO = Path(__file__).resolve().parents[1]
+__all__ = ["DETECTRON2_INSTALL", "build_parser", "main"]
+
 DETECTRON2_INSTALL = ("pip install 'setuptools<81' && "
                       "pip install --no-build-isolation 'git+https://github.com/facebookresearch/detectron2.git'")
 DEFAULT_CONFIG = "configs/kprcnn_r50_phantoms.yaml"
 
 
-def default_output() -> str:
-    """``$VERTKP_OUTPUT/demo`` (the Docker image sets VERTKP_OUTPUT=/output), else ``output/demo``."""
-    return str(Path(os.environ.get("VERTKP_OUTPUT", "output")) / "demo")
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--output", default=default_output(), help="folder for everything the demo makes")
+    p.add_argument("--output", default=output_folder("demo"), help="folder for everything the demo makes")
     p.add_argument("--num-images", type=int, default=100,
                    help="labelled phantom images (about 70%% train, 30%% val)")
     p.add_argument("--seed", type=int, default=0, help="phantom seed")
@@ -49,14 +45,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE overrides of the training config")
     return p
-
-
-def _config_path(name: str) -> str:
-    """A config as given, else relative to this checkout (so ``vertkp demo`` works from any folder)."""
-    if os.path.isfile(name):
-        return name
-    candidate = REPO / name
-    return str(candidate) if candidate.is_file() else name
 
 
 def _step(k: int, text: str) -> float:
@@ -99,7 +87,7 @@ def main(argv=None) -> int:
         print(f"demo: --num-images must be at least 10 (to have train and val images), got {args.num_images}",
               file=sys.stderr)
         return 2
-    config = _config_path(args.config_file)
+    config = config_path(args.config_file)
     if not os.path.isfile(config):
         print(f"demo: config file {args.config_file} does not exist", file=sys.stderr)
         return 2
