@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DETECTRON2_SKIP_REASON
+from conftest import DETECTRON2_SKIP_REASON, load_tool
 
 pytest.importorskip("detectron2", reason=DETECTRON2_SKIP_REASON)
 import torch  # noqa: E402
@@ -151,12 +151,8 @@ def test_best_checkpointer_keeps_the_lowest_mre_across_a_resume(tmp_path):
 
 
 def test_train_net_refuses_more_gpus_than_visible(tmp_path, capsys):
-    import importlib.util
-
     if torch.cuda.device_count() >= 2:
         pytest.skip("two GPUs are visible")
-    spec = importlib.util.spec_from_file_location("train_net", REPO / "tools" / "train_net.py")
-    train_net = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train_net)
-    assert train_net.cli(["--config-file", str(INSTANT["r50"]), "--num-gpus", "2", "OUTPUT_DIR", str(tmp_path)]) == 2
+    train_net = load_tool("train_net")
+    assert train_net.main(["--config-file", str(INSTANT["r50"]), "--num-gpus", "2", "OUTPUT_DIR", str(tmp_path)]) == 2
     assert "--num-gpus 2" in capsys.readouterr().err
