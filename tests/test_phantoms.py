@@ -433,3 +433,19 @@ def test_cli_smoke(tmp_path):
     assert (out / TRUTH_FILE).exists()
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=120)
     assert res.returncode == 2 and "not empty" in res.stderr
+
+
+def test_ensure_phantoms_keeps_the_same_set_and_remakes_another(tmp_path):
+    from vertkp.phantoms import ensure_phantoms
+
+    folder = tmp_path / "phantoms"
+    made = ensure_phantoms("spondylolisthesis", folder, 4, 0, image_size=128, progress=False)
+    assert made is not None and (tmp_path / "phantoms.json").is_file()
+    marker = folder / "kept.txt"
+    marker.write_text("x")
+    assert ensure_phantoms("spondylolisthesis", folder, 4, 0, image_size=128, progress=False) is None
+    assert marker.is_file()  # kept as it was
+    assert ensure_phantoms("spondylolisthesis", folder, 4, 1, image_size=128, progress=False) is not None
+    assert not marker.is_file()  # another seed: removed and made again
+    (tmp_path / "phantoms.json").unlink()  # no record (e.g. interrupted): made again
+    assert ensure_phantoms("spondylolisthesis", folder, 4, 1, image_size=128, progress=False) is not None

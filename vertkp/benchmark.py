@@ -44,7 +44,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -299,17 +298,11 @@ def _build_cfg(spec: Mapping):
 
 
 def _prepared_input(cfg, path: str) -> dict:
-    """Model input of an image file as at test time (``VertebraPredictor.prepare``)."""
-    import torch
-    from detectron2.data import transforms as T
-
+    """Model input of an image file as at test time (``vertkp.inference.predictor.model_input``)."""
     from .inference.images import load_image
+    from .inference.predictor import model_input
 
-    gray, _ = load_image(path, cfg.INPUT.FORMAT)
-    resized = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST] * 2, cfg.INPUT.MAX_SIZE_TEST).get_transform(
-        gray).apply_image(gray)
-    image = np.repeat(resized[:, :, None], 3, axis=2).astype(np.float32).transpose(2, 0, 1)
-    return {"image": torch.as_tensor(np.ascontiguousarray(image)), "height": gray.shape[0], "width": gray.shape[1]}
+    return model_input(load_image(path, cfg.INPUT.FORMAT)[0], cfg)
 
 
 def calibrate_frozen_bn(model, inputs: List[dict]) -> int:
@@ -527,18 +520,11 @@ def _run_isolated(spec: Mapping) -> dict:
 # ---- data tools ---------------------------------------------------------------------------
 def _make_phantoms(data: Path, num_images: int, size: int, seed: int) -> Path:
     """The phantom set in the raw Mendeley layout (reused when the same); returns its folder."""
-    from .phantoms import make_phantoms
+    from .phantoms import ensure_phantoms
 
     folder = data / "phantoms"
-    stamp = data / "phantoms.json"
-    want = {"layout": "spondylolisthesis", "num_images": num_images, "image_size": size, "seed": seed}
-    if stamp.is_file() and json.loads(stamp.read_text()) == want and folder.is_dir():
+    if ensure_phantoms("spondylolisthesis", folder, num_images, seed, image_size=size, progress=False) is None:
         print(f"   reusing {folder}", flush=True)
-        return folder
-    if folder.exists():
-        shutil.rmtree(folder)
-    make_phantoms("spondylolisthesis", folder, num_images, seed, image_size=size, progress=False)
-    stamp.write_text(json.dumps(want))
     return folder
 
 

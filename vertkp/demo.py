@@ -55,22 +55,18 @@ def _step(k: int, text: str) -> float:
 def _make_data(data: Path, num_images: int, seed: int, progress: bool) -> Path:
     """Phantoms + conversion, reused when the same ones are already there; returns the COCO folder."""
     from .data import convert_spondylolisthesis
-    from .phantoms import make_phantoms
+    from .phantoms import ensure_phantoms
 
     folder = data / "phantoms"
-    stamp = data / "phantoms.json"
-    want = {"layout": "spondylolisthesis", "num_images": num_images, "seed": seed}
-    if stamp.is_file() and json.loads(stamp.read_text()) == want and (folder / "coco" / "val.json").is_file():
+    s = ensure_phantoms("spondylolisthesis", folder, num_images, seed, progress=progress)
+    if s is None and (folder / "coco" / "val.json").is_file():
         print(f"   reusing {folder} ({num_images} phantoms, seed {seed})")
         return folder / "coco"
-    if folder.exists():
-        shutil.rmtree(folder)
-    s = make_phantoms("spondylolisthesis", folder, num_images, seed, progress=progress)
-    print(f"   {s['images']} images: " + ", ".join(f"{k} {v}" for k, v in s["images_per_split"].items())
-          + "; pairs per grade: " + ", ".join(f"{k} {v}" for k, v in s["pairs_per_grade"].items()))
+    if s is not None:
+        print(f"   {s['images']} images: " + ", ".join(f"{k} {v}" for k, v in s["images_per_split"].items())
+              + "; pairs per grade: " + ", ".join(f"{k} {v}" for k, v in s["pairs_per_grade"].items()))
     report = convert_spondylolisthesis(folder, progress=progress)
     print("   " + report.summary().replace("\n", "\n   "))
-    stamp.write_text(json.dumps(want))
     return folder / "coco"
 
 

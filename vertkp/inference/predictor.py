@@ -20,12 +20,27 @@ from ..grading import DEFAULT_GAP_FACTOR, DEFAULT_NO_SLIP_PCT
 from .images import load_image
 from .result import FlagThresholds, SpinePrediction, build_prediction, corner_confidence
 
-__all__ = ["DEFAULT_SCORE_THRESHOLD", "VertebraPredictor"]
+__all__ = ["DEFAULT_SCORE_THRESHOLD", "VertebraPredictor", "model_input"]
 
 # Detections under this score are dropped (the evaluator's default too).
 DEFAULT_SCORE_THRESHOLD = 0.5
 # detectron2 keypoint coordinates = image pixel coordinates + 0.5 (see vertkp.evaluation.io).
 _D2_OFFSET = 0.5
+
+
+def model_input(gray: np.ndarray, cfg) -> dict:
+    """detectron2 model input of a uint8 grey image [H, W], as at test time: resized to the
+    config's test size (``INPUT.MIN_SIZE_TEST``/``MAX_SIZE_TEST``), replicated to 3 channels
+    (``INPUT.FORMAT`` order is moot for grey); "height"/"width" are the input's, so outputs
+    come back in its pixels."""
+    import torch
+    from detectron2.data import transforms as T
+
+    h, w = gray.shape[:2]
+    resize = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST] * 2, cfg.INPUT.MAX_SIZE_TEST)
+    resized = resize.get_transform(gray).apply_image(gray)
+    image = np.repeat(resized[:, :, None], 3, axis=2).astype(np.float32)
+    return {"image": torch.as_tensor(image.transpose(2, 0, 1)), "height": h, "width": w}
 
 
 class VertebraPredictor:
@@ -78,7 +93,6 @@ class VertebraPredictor:
                thresholds: FlagThresholds = FlagThresholds()):
         import torch
         from detectron2.checkpoint import DetectionCheckpointer
-        from detectron2.data import transforms as T
         from detectron2.modeling import build_model
 
         import vertkp.modeling  # noqa: F401  (registers the HRNet backbone)
@@ -94,7 +108,6 @@ class VertebraPredictor:
             DetectionCheckpointer(self.model).load(cfg.MODEL.WEIGHTS)
         else:
             logging.getLogger(__name__).warning("no weights given: the model is randomly initialised")
-        self.resize = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST] * 2, cfg.INPUT.MAX_SIZE_TEST)
         self.input_format = cfg.INPUT.FORMAT
         self.device = torch.device(cfg.MODEL.DEVICE)
         self.score_threshold = float(score_threshold)
@@ -103,14 +116,8 @@ class VertebraPredictor:
 
     # ---- the network alone -------------------------------------------------------------
     def prepare(self, gray: np.ndarray) -> dict:
-        """Model input of a uint8 grey image [H, W]: resized to the config's
-        test size, replicated to 3 channels (``INPUT.FORMAT`` order is moot for grey)."""
-        import torch
-
-        h, w = gray.shape[:2]
-        resized = self.resize.get_transform(gray).apply_image(gray)
-        image = np.repeat(resized[:, :, None], 3, axis=2).astype(np.float32)
-        return {"image": torch.as_tensor(image.transpose(2, 0, 1)), "height": h, "width": w}
+        """Model input of a uint8 grey image [H, W] (:func:`model_input` with this config)."""
+        return model_input(gray, self.cfg)
 
     def run_model(self, inputs: List[dict]) -> list:
         """detectron2 ``Instances`` (on the CPU, in input-image pixels) for model inputs."""

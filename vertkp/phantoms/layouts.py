@@ -639,3 +639,28 @@ def summarize(truth: dict, out_dir, seconds: float | None = None, patients: int 
         summary["seconds"] = round(seconds, 2)
         summary["seconds_per_image"] = round(seconds / max(1, len(truth["images"])), 3)
     return summary
+
+
+def ensure_phantoms(layout: str, out_dir, num_images: int, seed: int, image_size: int | None = None,
+                    progress: bool = True) -> dict | None:
+    """:func:`make_phantoms` into ``out_dir`` unless the same phantoms are already there.
+
+    "The same" is recorded in ``<out_dir>.json`` next to the folder (layout, number,
+    seed, image size), written once the phantoms are complete; a folder without it,
+    or made with other settings, is removed and made again.
+
+    Returns:
+        ``make_phantoms``'s summary, or None when the existing phantoms were kept.
+    """
+    import shutil
+
+    out_dir = Path(out_dir)
+    record = out_dir.parent / f"{out_dir.name}.json"
+    want = {"layout": layout, "num_images": num_images, "seed": seed, "image_size": image_size}
+    if record.is_file() and json.loads(record.read_text()) == want and out_dir.is_dir():
+        return None
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    summary = make_phantoms(layout, out_dir, num_images, seed, image_size=image_size, progress=progress)
+    record.write_text(json.dumps(want))
+    return summary
