@@ -4,15 +4,26 @@ import math
 import numpy as np
 import pytest
 
+import vertkp.grading
 from vertkp.grading import (
     DEFAULT_NO_SLIP_PCT,
+    GRADE_NAMES,
+    GRADES,
     RETROLISTHESIS,
+    ap_pair_measures,
     estimate_facing,
+    grade_name,
     grade_spine,
+    lateral_displacement_percent,
     lateral_pair_measures,
+    left_of,
+    meyerding_grade,
     order_spine,
     orient_vertebrae,
+    vertebra_area,
     vertebra_centres,
+    vertebra_size,
+    vertebra_width,
     wedge_angle_deg,
 )
 from vertkp.keypoints import anatomical_corners, canonical_order
@@ -54,6 +65,84 @@ def lordotic_spine():
     thetas = np.linspace(5.0, -40.0, 6)
     xs = 100.0 - 20.0 * (1.0 - ((np.arange(6) - 2.5) / 2.5) ** 2)
     return np.stack([box(x, 100.0 + 35.0 * k, theta_deg=t) for k, (x, t) in enumerate(zip(xs, thetas))])
+
+
+# --- vertebra dimensions ------------------------------------------------------------------------------
+
+NAN2 = [np.nan, np.nan]
+
+
+def test_vertebra_size_is_the_largest_corner_distance():
+    corners = np.array([
+        [[0, 0], [3, 0], [0, 4], NAN2],  # 3-4-5 triangle: TR-BL = 5
+        [[0, 0], [40, 0], [0, 30], [40, 30]],  # diagonal 50
+        [[0, 0], NAN2, NAN2, NAN2],  # one corner
+        [[7, 7], [7, 7], NAN2, NAN2],  # two corners at one point
+        [NAN2, NAN2, NAN2, NAN2],
+    ], dtype=float)
+    np.testing.assert_array_equal(vertebra_size(corners), [5.0, 50.0, np.nan, np.nan, np.nan])
+    assert vertebra_size(np.zeros((0, 4, 2))).shape == (0,)
+
+
+def test_vertebra_width_is_the_mean_labelled_endplate_length():
+    corners = np.array([
+        [[0, 0], [40, 0], [0, 25], [30, 25]],  # endplates 40 and 30
+        [[0, 0], [6, 8], NAN2, [1, 1]],  # superior endplate only: 10
+        [NAN2, [5, 5], [0, 20], [24, 27]],  # inferior endplate only: 25
+        [[0, 0], NAN2, [0, 25], NAN2],  # left wall only: no endplate
+    ], dtype=float)
+    np.testing.assert_array_equal(vertebra_width(corners), [35.0, 10.0, 25.0, np.nan])
+
+
+def test_vertebra_area_of_the_quadrilateral():
+    corners = np.array([
+        [[0, 0], [40, 0], [5, 30], [35, 30]],  # trapezoid (40 + 30) / 2 * 30
+        [[0, 0], [40, 0], [5, 30], NAN2],
+    ], dtype=float)
+    np.testing.assert_array_equal(vertebra_area(corners), [1050.0, np.nan])
+    assert vertebra_area(box(0, 0, w=40, h=25, theta_deg=30)[None])[0] == pytest.approx(1000.0, abs=1e-9)
+
+
+# --- slip and lateral displacement formulas ----------------------------------------------------------
+
+
+def test_lateral_displacement_percent_sign_and_width_independence():
+    ll, lr = [100.0, 200.0], [140.0, 200.0]  # L's superior endplate, w = 40, midpoint (120, 200)
+    # U's inferior midpoint (126, 190): 6 px spine-right of L's -> +15 %
+    assert lateral_displacement_percent(ll, lr, [106.0, 190.0], [146.0, 190.0]) == pytest.approx(15.0, abs=1e-12)
+    assert lateral_displacement_percent(ll, lr, [111.0, 190.0], [141.0, 190.0]) == pytest.approx(15.0, abs=1e-12)
+    assert lateral_displacement_percent(ll, lr, [94.0, 190.0], [134.0, 190.0]) == pytest.approx(-15.0, abs=1e-12)
+    # tilted endplate (0, 0) -> (30, 40), w = 50; offset (2, 11) of the midpoints: (2, 11) . (0.6, 0.8) / 50
+    assert lateral_displacement_percent([0, 0], [30, 40], [2, 11], [32, 51]) == pytest.approx(20.0, abs=1e-12)
+    out = lateral_displacement_percent([ll, ll], [lr, lr], [[106, 190], [94, 190]], [[146, 190], [134, 190]])
+    np.testing.assert_allclose(out, [15.0, -15.0], atol=1e-12)
+
+
+def test_lateral_displacement_percent_zero_length_endplate():
+    with pytest.raises(ValueError, match="superior endplate has zero length"):
+        lateral_displacement_percent([5.0, 5.0], [5.0, 5.0], [0.0, 0.0], [10.0, 0.0])
+
+
+def test_ap_pair_measures_uses_the_oriented_corners():
+    upper, lower = box(104, 177.5), box(100, 212.5)  # U 4 px spine-right over a 40 px endplate
+    m = ap_pair_measures(upper, lower)
+    assert (m["lateral_displacement_pct"], m["lateral_side"]) == (pytest.approx(10.0, abs=1e-12), "right")
+    upper[2] = np.nan
+    assert ap_pair_measures(upper, lower) == {"lateral_displacement_pct": None, "lateral_side": None,
+                                              "patient_side": None}
+
+
+def test_grades_in_ordinal_order_with_names():
+    assert GRADES == (-1, 0, 1, 2, 3, 4, 5)
+    assert list(GRADE_NAMES.items()) == [(-1, "retrolisthesis"), (0, "none"), (1, "I"), (2, "II"), (3, "III"),
+                                         (4, "IV"), (5, "V")]
+    assert tuple(meyerding_grade([-10.0, 0.0, 10.0, 30.0, 60.0, 90.0, 110.0])) == GRADES
+    assert [grade_name(g) for g in GRADES] == list(GRADE_NAMES.values())
+
+
+def test_anatomy_names_are_not_re_exported():
+    for name in ("LEVELS", "level_index", "VIEWS", "FACINGS", "vertebra_sizes"):
+        assert not hasattr(vertkp.grading, name), name
 
 
 # --- one pair: slip, grade, facing ------------------------------------------------------------------
@@ -223,7 +312,7 @@ def test_rotated_90_degrees_rederives_corners_from_the_spine_axis(image_based_na
     else:
         rot = np.stack([canonical_order(q).corners for q in rot])
     g = grade_spine(rot, facing="left")
-    assert g.spine.rotated and g.spine.direction_method == "size_trend"
+    assert g.spine.rotated and g.spine.direction_method == "area_trend"
     assert g.spine.direction_confidence > 0.9
     assert list(g.order) == [0, 1, 2, 3, 4, 5]
     assert [p.slip_pct for p in g.pairs] == pytest.approx([p.slip_pct for p in upright.pairs], abs=1e-9)
@@ -309,8 +398,6 @@ def test_estimate_facing_direct_and_rotation_invariant():
     fe = estimate_facing(orient_vertebrae(rot, so), so)
     # whatever end the rotated image calls cranial, the anterior side in the image is the convex one
     conv_side = np.mean(vertebra_centres(rot)[2:4], axis=0) - np.mean(vertebra_centres(rot)[[0, 5]], axis=0)
-    from vertkp.grading import left_of
-
     anterior = left_of(so.axis) if fe.facing == "left" else -left_of(so.axis)
     assert anterior @ conv_side > 0
 

@@ -1,9 +1,11 @@
 """Facing of a lateral view: which side of the spine is anterior.
 
-"left" means anterior is spine-left (``vertkp.grading.geometry.left_of`` of
-the caudal axis): image-left on an upright image, the BUU-LSPINE convention;
-on a rotated image, the side that is on the left once the image is turned
-cranial end up. "right" is the mirror image.
+"left" means anterior is spine-left (``vertkp.grading.left_of`` of the
+caudal axis): image-left on an upright image, the BUU-LSPINE convention; on a
+rotated image, the side that is on the left once the image is turned cranial
+end up. "right" is the mirror image (``docs/clinical.md``, "Corners and
+facing"). Corners are in the spine frame of ``vertkp.grading.orientation``,
+px, x right and y down.
 """
 from __future__ import annotations
 
@@ -13,11 +15,12 @@ from typing import Optional
 
 import numpy as np
 
-from .geometry import SpineOrder, left_of
+from ..anatomy import FACINGS
+from .order import SpineOrder
+from .vertebrae import _finite, left_of
 
-__all__ = ["FACINGS", "FACING_SIGMA_DEG", "FACING_WINDOW", "FacingEstimate", "estimate_facing", "resolve_facing"]
+__all__ = ["FACING_SIGMA_DEG", "FACING_WINDOW", "FacingEstimate", "estimate_facing", "resolve_facing"]
 
-FACINGS = ("left", "right")
 # Spread assumed for the lordosis measured by ``estimate_facing`` around its
 # sign, in degrees (annotation noise of the endplates plus the anatomical
 # spread towards flat lumbar spines). The confidence is Phi(|angle| / sigma).
@@ -59,7 +62,7 @@ def _endplate_tilt_deg(plate: np.ndarray, s: np.ndarray) -> Optional[float]:
     caudal one (the sacral plateau of a spine facing left: its anterior corner
     is lower).
     """
-    if not np.all(np.isfinite(plate)):
+    if not _finite(plate):
         return None
     e = plate[0] - plate[1]
     if np.hypot(*e) < 1e-9:
@@ -108,8 +111,7 @@ def estimate_facing(oriented: np.ndarray, spine: SpineOrder) -> FacingEstimate:
         d = tilts[-1] - tilts[0]
         votes["endplate_tilt_deg"] = (d + 180.0) % 360.0 - 180.0
     if len(order) >= 4:
-        with np.errstate(invalid="ignore"):
-            ctr = np.nanmean(o[order], axis=1)
+        ctr = np.nanmean(o[order], axis=1)
         ok = np.all(np.isfinite(ctr), axis=1)
         ctr = ctr[ok]
         if len(ctr) >= 4:
@@ -131,8 +133,9 @@ def resolve_facing(facing, oriented: np.ndarray, spine: SpineOrder,
     """The facing to use: given, from the data, or estimated.
 
     Args:
-        facing: "left", "right" (used as given) or "auto"/None (the data's
-            facing when it has one, else :func:`estimate_facing`).
+        facing: "left" or "right" (``vertkp.anatomy.FACINGS``, used as
+            given) or "auto"/None (the data's facing when it has one, else
+            :func:`estimate_facing`).
         oriented, spine: as for :func:`estimate_facing`.
         data_facing: the dataset's own facing of the image, if any.
 

@@ -10,37 +10,32 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
+from ..anatomy import FACINGS, VIEWS, level_index, level_name
+from .adjacency import DEFAULT_GAP_FACTOR, find_gaps
 from .facing import FacingEstimate, resolve_facing
-from .geometry import (
-    DEFAULT_GAP_FACTOR,
-    SpineOrder,
-    find_gaps,
-    level_index,
-    orient_vertebrae,
-    order_spine,
-)
 from .measures import ap_pair_measures, lateral_pair_measures, lumbar_lordosis_deg
+from .order import SpineOrder, order_spine
+from .orientation import orient_vertebrae
 from .slip import DEFAULT_NO_SLIP_PCT, grade_name
+from .vertebrae import _finite
 
-__all__ = ["VIEWS", "PairMeasures", "SpineGrading", "grade_spine", "vertebra_name", "pair_name"]
-
-VIEWS = ("lateral", "ap")
+__all__ = ["PairMeasures", "SpineGrading", "grade_spine", "vertebra_name", "pair_name"]
 
 
 def vertebra_name(level: Optional[str], position_from_bottom: int) -> str:
     """A vertebra's name: its level when known ("L4"), else "#k from bottom"
     (k = 1 for the most caudal vertebra of the image)."""
-    if level_index(level) is not None:
-        return level.strip().upper()
-    return f"#{position_from_bottom} from bottom"
+    name = level_name(level)
+    return name if name is not None else f"#{position_from_bottom} from bottom"
 
 
 def pair_name(upper_level, lower_level, lower_position_from_bottom: int) -> str:
     """A pair's name: "L4/L5" when both levels are known, else by position:
     "pair k from the bottom", k being the lower vertebra's position from the
     bottom (pair 1 = the two most caudal vertebrae)."""
-    if level_index(upper_level) is not None and level_index(lower_level) is not None:
-        return f"{upper_level.strip().upper()}/{lower_level.strip().upper()}"
+    upper, lower = level_name(upper_level), level_name(lower_level)
+    if upper is not None and lower is not None:
+        return f"{upper}/{lower}"
     return f"pair {lower_position_from_bottom} from the bottom"
 
 
@@ -181,7 +176,7 @@ def grade_spine(corners, visible=None, levels: Optional[Sequence] = None, *, vie
     view = "lateral" if view is None else str(view).lower()
     if view not in VIEWS:
         raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
-    if facing not in (None, "auto", "left", "right"):
+    if facing not in (None, "auto", *FACINGS):
         raise ValueError(f"facing must be 'left', 'right' or 'auto', got {facing!r}")
     if pixel_spacing is not None and not (np.isfinite(pixel_spacing) and pixel_spacing > 0):
         raise ValueError(f"pixel_spacing must be a positive number of mm per pixel, got {pixel_spacing!r}")
@@ -227,15 +222,15 @@ def grade_spine(corners, visible=None, levels: Optional[Sequence] = None, *, vie
             pm.grade_name = grade_name(pm.grade)
         pm.measurable = main is not None
         if main is None:
-            if not np.all(np.isfinite(oriented[u, 2:])):
+            if not _finite(oriented[u, 2:]):
                 pm.reason = "the upper vertebra has no inferior endplate"
             else:
                 pm.reason = "the lower vertebra has no superior endplate"
         pairs.append(pm)
     lordosis = None
     if view == "lateral":
-        by_level = {level_index(lv): i for i, lv in enumerate(levels) if level_index(lv) is not None}
-        i1, i2 = by_level.get(level_index("L1")), by_level.get(level_index("S1"))
+        by_level = {level_name(lv): i for i, lv in enumerate(levels)}
+        i1, i2 = by_level.get("L1"), by_level.get("S1")
         if i1 is not None and i2 is not None:
             try:
                 lordosis = lumbar_lordosis_deg(oriented[i1], oriented[i2], fe.facing)

@@ -1,7 +1,7 @@
-"""Per-pair and per-spine measures from oriented corners (CLINICAL.md).
+"""Per-pair and per-spine measures from oriented corners (``docs/clinical.md``).
 
 Every function takes corners in the spine frame of
-``vertkp.grading.geometry.orient_vertebrae``: [4, 2] arrays (superior &
+``vertkp.grading.orient_vertebrae``: [4, 2] arrays (superior &
 spine-left, superior & spine-right, inferior & spine-left, inferior &
 spine-right), pixels, x right and y down, NaN for an unlabelled corner. Upper
 vertebra U is the cranial one of a pair, L the caudal one.
@@ -14,8 +14,8 @@ from typing import Optional
 import numpy as np
 
 from ..keypoints import anatomical_corners
-from .geometry import left_of
-from .slip import DEFAULT_NO_SLIP_PCT, RETROLISTHESIS, meyerding_grade, slip_percent
+from .slip import DEFAULT_NO_SLIP_PCT, RETROLISTHESIS, lateral_displacement_percent, meyerding_grade, slip_percent
+from .vertebrae import _finite, left_of
 
 __all__ = [
     "wedge_angle_deg",
@@ -25,14 +25,10 @@ __all__ = [
 ]
 
 
-def _finite(*ps) -> bool:
-    return all(bool(np.all(np.isfinite(p))) for p in ps)
-
-
 def wedge_angle_deg(cranial_edge, caudal_edge, facing: str) -> float:
     """Signed angle between two endplates, degrees; positive when they open anteriorly.
 
-    Both edges run posterior -> anterior: ``cranial_edge`` = (A_c - P_c) of the
+    ``docs/clinical.md``, "Other measures". Both edges run posterior -> anterior: ``cranial_edge`` = (A_c - P_c) of the
     more cranial endplate, ``caudal_edge`` = (A_k - P_k) of the more caudal
     one. In the caudal endplate's own frame, a = unit(caudal_edge) (anterior)
     and c = its normal towards the cranial side, the result is
@@ -62,7 +58,7 @@ def lateral_pair_measures(upper: np.ndarray, lower: np.ndarray, facing: str,
 
     With U's anatomical corners and L's (``anatomical_corners(.., facing)``):
 
-    * slip_pct (Taillard, CLINICAL.md): P = L posterior-superior,
+    * slip_pct (Taillard, ``docs/clinical.md``, "Slip percentage"): P = L posterior-superior,
       A = L anterior-superior, Q = U posterior-inferior;
       100 (Q - P) . (A - P) / |A - P|^2. Positive forward (anterolisthesis).
       Scale free.
@@ -110,15 +106,10 @@ def lateral_pair_measures(upper: np.ndarray, lower: np.ndarray, facing: str,
 def ap_pair_measures(upper: np.ndarray, lower: np.ndarray, no_slip_pct: float = DEFAULT_NO_SLIP_PCT) -> dict:
     """Lateral displacement (laterolisthesis) of one adjacent pair on an AP view.
 
-    With L's superior endplate from its spine-left corner L_l to its
-    spine-right corner L_r, w = |L_r - L_l|, e = (L_r - L_l) / w, and m_U, m_L
-    the midpoints of U's inferior and L's superior endplates:
-
-        lateral_displacement_pct = 100 (m_U - m_L) . e / w
-
-    positive when U is displaced to the spine-right (image-right on an upright
-    image). Midpoints make the measure independent of the two bodies' widths.
-
+    * lateral_displacement_pct: :func:`~vertkp.grading.slip.lateral_displacement_percent`
+      of L's superior and U's inferior corners (``docs/clinical.md``, "AP
+      views"), positive when U is displaced to the spine-right (image-right
+      on an upright image).
     * lateral_side: "right" / "left" (image sides, spine frame), "none" when
       |pct| <= no_slip_pct.
     * patient_side: the patient's side under the radiographic display
@@ -126,17 +117,13 @@ def ap_pair_measures(upper: np.ndarray, lower: np.ndarray, no_slip_pct: float = 
       image-right is the patient's left. Nothing in the files confirms the
       convention for a given image.
 
-    Returns None values when corners are missing.
+    Returns None values when corners are missing; raises ValueError for a
+    zero-length endplate.
     """
     out = {"lateral_displacement_pct": None, "lateral_side": None, "patient_side": None}
-    ll, lr, ul, ur = lower[0], lower[1], upper[2], upper[3]
-    if not _finite(ll, lr, ul, ur):
+    if not _finite(lower[:2], upper[2:]):
         return out
-    e = lr - ll
-    w2 = float(e @ e)
-    if w2 <= 0:
-        raise ValueError("the lower vertebra's superior endplate has zero length")
-    pct = 100.0 * float((0.5 * (ul + ur) - 0.5 * (ll + lr)) @ e) / w2
+    pct = lateral_displacement_percent(lower[0], lower[1], upper[2], upper[3])
     if abs(pct) <= no_slip_pct:
         side, patient = "none", "none"
     elif pct > 0:
@@ -150,7 +137,7 @@ def ap_pair_measures(upper: np.ndarray, lower: np.ndarray, no_slip_pct: float = 
 def lumbar_lordosis_deg(l1: np.ndarray, s1: np.ndarray, facing: str) -> Optional[float]:
     """Lumbar lordosis L1-S1 (Cobb style), degrees; positive = lordotic.
 
-    The angle between the superior endplate of L1 and that of S1:
+    ``docs/clinical.md``, "Other measures". The angle between the superior endplate of L1 and that of S1:
     ``wedge_angle_deg(L1 edge, S1 edge, facing)`` with edges posterior ->
     anterior, i.e. positive when the two endplates open anteriorly. None when
     either endplate is missing.

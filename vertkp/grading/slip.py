@@ -1,7 +1,8 @@
-"""Slip percentage and Meyerding grade of one adjacent pair (CLINICAL.md).
+"""Slip percentage, Meyerding grade and lateral displacement of one adjacent pair.
 
-Coordinates are image pixels (x right, y down) or millimetres: slip % is scale
-free, so both give the same number.
+The definitions are in ``docs/clinical.md`` ("Slip percentage", "Meyerding
+grade", "AP views"). Coordinates are image pixels (x right, y down) or
+millimetres: both percentages are scale free, so both give the same number.
 """
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import numpy as np
 
 __all__ = [
     "DEFAULT_NO_SLIP_PCT",
+    "GRADES",
     "GRADE_NAMES",
     "RETROLISTHESIS",
     "NO_SLIP",
     "slip_percent",
+    "lateral_displacement_percent",
     "meyerding_grade",
     "grade_name",
     "grade_boundaries",
@@ -24,19 +27,31 @@ __all__ = [
 # (inside the no-slip band), 1..5 Meyerding I..V.
 RETROLISTHESIS = -1
 NO_SLIP = 0
-GRADE_NAMES = {-1: "retrolisthesis", 0: "none", 1: "I", 2: "II", 3: "III", 4: "IV", 5: "V"}
+# Every grade in ordinal order: the row/column order of confusion matrices,
+# kappa and summaries.
+GRADES = (RETROLISTHESIS, NO_SLIP, 1, 2, 3, 4, 5)
+GRADE_NAMES = dict(zip(GRADES, ("retrolisthesis", "none", "I", "II", "III", "IV", "V")))
 # |slip| at or under this many percent is called "no slip".
 DEFAULT_NO_SLIP_PCT = 5.0
+
+
+def _percent_of_endplate(offset: np.ndarray, endplate: np.ndarray):
+    """100 * offset . endplate / |endplate|^2 over arrays [..., 2]: float or array [...]."""
+    w2 = np.sum(endplate * endplate, axis=-1)
+    if np.any(w2 <= 0):
+        raise ValueError("the lower vertebra's superior endplate has zero length")
+    out = 100.0 * np.sum(offset * endplate, axis=-1) / w2
+    return float(out) if np.ndim(out) == 0 else out
 
 
 def slip_percent(lower_posterior_superior, lower_anterior_superior, upper_posterior_inferior):
     """Slip of the upper vertebra U over the lower vertebra L, in percent.
 
-    Taillard's reference (CLINICAL.md): with P = L's posterior-superior
-    corner, A = L's anterior-superior corner and Q = U's posterior-inferior
-    corner, w = |A - P| and d = (Q - P) . (A - P) / w, slip % = 100 * d / w.
-    Positive: U slipped forward (anterolisthesis); negative: backwards
-    (retrolisthesis).
+    Taillard's reference (``docs/clinical.md``, "Slip percentage"): with P =
+    L's posterior-superior corner, A = L's anterior-superior corner and Q =
+    U's posterior-inferior corner, w = |A - P| and d = (Q - P) . (A - P) / w,
+    slip % = 100 * d / w. Positive: U slipped forward (anterolisthesis);
+    negative: backwards (retrolisthesis).
 
     Args:
         lower_posterior_superior: P, array [..., 2].
@@ -52,16 +67,36 @@ def slip_percent(lower_posterior_superior, lower_anterior_superior, upper_poster
     p = np.asarray(lower_posterior_superior, dtype=np.float64)
     a = np.asarray(lower_anterior_superior, dtype=np.float64)
     q = np.asarray(upper_posterior_inferior, dtype=np.float64)
-    ap = a - p
-    w2 = np.sum(ap * ap, axis=-1)
-    if np.any(w2 <= 0):
-        raise ValueError("the lower vertebra's superior endplate has zero length")
-    out = 100.0 * np.sum((q - p) * ap, axis=-1) / w2
-    return float(out) if np.ndim(out) == 0 else out
+    return _percent_of_endplate(q - p, a - p)
+
+
+def lateral_displacement_percent(lower_left, lower_right, upper_left, upper_right):
+    """Lateral displacement of U over L on an AP view, in percent (``lateral_displacement_pct``).
+
+    ``docs/clinical.md``, "AP views": with w = |lower_right - lower_left| (L's
+    superior endplate), e = (lower_right - lower_left) / w, m_L its midpoint
+    and m_U the midpoint of U's inferior endplate (upper_left, upper_right),
+    lateral displacement % = 100 * (m_U - m_L) . e / w. Positive: U displaced
+    to the spine-right (image-right on an upright image). Midpoints make it
+    independent of the two bodies' widths.
+
+    Args:
+        lower_left, lower_right: L's superior corners, spine-left and
+            spine-right, arrays [..., 2].
+        upper_left, upper_right: U's inferior corners, arrays [..., 2].
+
+    Returns:
+        float or array [...] of percentages.
+
+    Raises:
+        ValueError: when L's superior endplate has zero length.
+    """
+    ll, lr, ul, ur = (np.asarray(v, dtype=np.float64) for v in (lower_left, lower_right, upper_left, upper_right))
+    return _percent_of_endplate(0.5 * (ul + ur) - 0.5 * (ll + lr), lr - ll)
 
 
 def meyerding_grade(slip_pct, no_slip_pct: float = DEFAULT_NO_SLIP_PCT):
-    """Meyerding grade of a slip percentage.
+    """Meyerding grade of a slip percentage (``docs/clinical.md``, "Meyerding grade").
 
     Intervals (upper bounds inclusive): slip < -no_slip_pct -> -1
     (retrolisthesis); |slip| <= no_slip_pct -> 0 (no slip); up to 25 -> 1 (I);
