@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from raw_builders import buu_tree, lateral_spine, write_csv
+from tests.helpers.raw import buu_tree, lateral_spine, write_csv
 from vertkp.data.buu_lspine import convert_buu_lspine, split_patients
 from vertkp.data.spacing import read_pixel_spacing
 from vertkp.data.coco import S1_DEPTH_FRACTION
@@ -164,3 +164,14 @@ def test_anterior_on_the_right_is_reported(tmp_path):
     assert msgs.count("corners re-ordered by geometry: source left/right order is swapped") == 6
     im = load(tmp_path / "coco" / "lateral" / "train.json")["images"][0]
     assert im["facing"] == "right"
+
+
+def test_spacing_table_writers_round_trip_through_the_reader(tmp_path):
+    from vertkp.data.spacing import format_spacing_csv, format_spacing_xlsx
+
+    rows = [("0001-F-037Y1.jpg", 0.1445), ("0001-F-037Y0.jpg", 0.125)]
+    (tmp_path / "s.xlsx").write_bytes(format_spacing_xlsx(rows))
+    (tmp_path / "s.csv").write_text(format_spacing_csv(rows))
+    for name in ("s.xlsx", "s.csv"):
+        assert read_pixel_spacing(tmp_path / name) == dict(rows)
+    assert format_spacing_xlsx(rows) == format_spacing_xlsx(rows)  # same rows, same bytes

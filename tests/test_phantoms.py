@@ -1,7 +1,8 @@
-"""Tests of the synthetic phantom generator (vertkp.phantoms).
+"""Tests of the synthetic phantom generator (vertkp.phantoms) and of the raw format
+writers it uses (vertkp.data.spondylolisthesis, vertkp.data.buu_lspine).
 
 The label files are read here with small independent readers that follow
-shared/DATASETS.md, not with the project's converters.
+datasets/README.md, not with the project's converters.
 """
 import csv
 import hashlib
@@ -16,14 +17,18 @@ import cv2
 import numpy as np
 import pytest
 
-from vertkp.grading.slip import DEFAULT_NO_SLIP_PCT, meyerding_grade
+from vertkp.data import buu_lspine, spondylolisthesis
+from vertkp.grading import DEFAULT_NO_SLIP_PCT, lateral_displacement_percent, meyerding_grade, slip_percent
 from vertkp.keypoints import canonical_order
-from vertkp.phantoms import MENDELEY_LABEL_ROOT, TRUTH_FILE, buu_csv, json_label, make_phantoms, yolo_label
+from vertkp.phantoms import TRUTH_FILE, label_codes, make_phantoms
+from vertkp.phantoms.cli import build_parser
 
 REPO = Path(__file__).resolve().parents[1]
 ROBOFLOW = re.compile(r"^(?P<stem>.+)_jpg\.rf\.[0-9a-f]{32}$")
 BUU_STEM = re.compile(r"^\d{4}-[FM]-\d{3}Y[01]$")
 LATERAL_ROWS = ["L1a", "L1b", "L2a", "L2b", "L3a", "L3b", "L4a", "L4b", "L5a", "L5b", "S1a"]
+# TL, TR, BL, BR of one vertebra, px
+CORNERS = np.array([[[10.0, 20.0], [30.0, 22.0], [11.0, 40.0], [31.0, 41.0]]])
 
 
 def _truth(root: Path) -> dict:
@@ -60,32 +65,85 @@ def buu(tmp_path_factory):
     return root, summary
 
 
-# ----------------------------------------------------------------------------- label writers, by hand
+# ----------------------------------------------------------------------------- raw format writers, by hand
 
 
-def test_json_label_order_and_box():
-    corners = np.array([[[10.0, 20.0], [30.0, 22.0], [11.0, 40.0], [31.0, 41.0]]])  # TL, TR, BL, BR
-    text, back = json_label(corners)
+def test_json_label_order_and_box(tmp_path):
+    text = spondylolisthesis.format_json_labels(CORNERS)
     rec = json.loads(text)
     assert set(rec) == {"boxes", "keypoints", "labels"}
     assert rec["keypoints"] == [[[11.0, 40.0, 1], [31.0, 41.0, 1], [10.0, 20.0, 1], [30.0, 22.0, 1]]]
     assert rec["boxes"] == [[10.0, 20.0, 31.0, 41.0]]
     assert rec["labels"] == [0]
-    np.testing.assert_array_equal(back, corners)
+    path = tmp_path / "a.json"
+    path.write_text(spondylolisthesis.format_json_labels(CORNERS + [[0.1234567, 0.0]]))
+    (v,) = spondylolisthesis.read_json_labels(path)  # the reader gets the written corners back, exactly
+    np.testing.assert_array_equal(v.points, (CORNERS[0] + [0.1234567, 0.0])[[2, 3, 0, 1]])
+    assert v.superior == (2, 3) and v.coco_visibility == [2, 2, 2, 2]
 
 
-def test_yolo_label_order_and_normalisation():
-    corners = np.array([[[10.0, 20.0], [30.0, 22.0], [11.0, 40.0], [31.0, 41.0]]])
-    text, back = yolo_label(corners, 100, 200)
+def test_txt_label_order_and_normalisation(tmp_path):
+    text = spondylolisthesis.format_txt_labels(CORNERS, 100, 200, decimals=6)
     assert text == ("0 0.205000 0.152500 0.210000 0.105000 0.100000 0.100000 1.000000 0.110000 0.200000 "
                     "1.000000 0.310000 0.205000 1.000000 0.300000 0.110000 1.000000\n")
-    np.testing.assert_allclose(back, corners, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(spondylolisthesis.txt_label_corners(CORNERS, 100, 200, 6), CORNERS)
+    # 6 decimals of x / 100 keep 1e-4 px; the reader gets x = written value * width
+    odd = CORNERS + [[0.123456789, 0.0]]
+    back = spondylolisthesis.txt_label_corners(odd, 100, 200, 6)
+    np.testing.assert_allclose(back[0, :, 0], [10.1235, 30.1235, 11.1235, 31.1235], rtol=0, atol=1e-12)
+    for decimals in (6, None):
+        path = tmp_path / f"{decimals}.txt"
+        path.write_text(spondylolisthesis.format_txt_labels(odd, 100, 200, decimals))
+        (v,) = spondylolisthesis.read_txt_labels(path, 100, 200)
+        assert v.superior == (0, 3)
+        np.testing.assert_array_equal(v.points, spondylolisthesis.txt_label_corners(odd, 100, 200, decimals)[0, [0, 2, 3, 1]])
+    np.testing.assert_allclose(v.points, odd[0, [0, 2, 3, 1]], rtol=0, atol=1e-12)  # exact writing: no loss
 
 
-def test_buu_csv_rows():
-    text, back = buu_csv([((1.23456, 2.0), (3.0, 4.5), 0), ((5.0, 6.0), (7.0, 8.0), 2)])
+def test_buu_csv_text_rows_and_names(tmp_path):
+    text = buu_lspine.format_csv_rows([(1.23456, 2.0, 3.0, 4.5, 0), (5.0, 6.0, 7.0, 8.0, 2)], decimals=3)
     assert text == "1.235,2.000,3.000,4.500,0\n5.000,6.000,7.000,8.000,2\n"
-    np.testing.assert_array_equal(back[0][0], [1.235, 2.0])
+    assert buu_lspine.format_csv_rows([(0.1, 2.0, 1 / 3, 4.0, 1.0)]) == "0.1,2.0,0.3333333333333333,4.0,1\n"
+    assert buu_lspine.row_names("lateral") == LATERAL_ROWS and buu_lspine.row_names("ap") == LATERAL_ROWS[:10]
+    quads = [np.array([[k, 10.0 * k], [k + 1, 10.0 * k], [k, 10.0 * k + 5], [k + 1, 10.0 * k + 5]]) for k in range(6)]
+    rows = buu_lspine.rows_from_corners(quads, "lateral", {"L4b": 1, "L5a": 1})
+    assert len(rows) == 11
+    assert rows[:2] == [[0.0, 0.0, 1.0, 0.0, 0], [0.0, 5.0, 1.0, 5.0, 0]]  # L1a = (TL, TR), L1b = (BL, BR)
+    assert rows[7] == [3.0, 35.0, 4.0, 35.0, 1] and rows[8] == [4.0, 40.0, 5.0, 40.0, 1]  # L4b, L5a
+    assert rows[10] == [5.0, 50.0, 6.0, 50.0, 0]  # S1a: only S1's superior corners
+    assert len(buu_lspine.rows_from_corners(quads[:5], "ap")) == 10
+    with pytest.raises(ValueError, match="L1, L2, L3, L4, L5, S1; got 5"):
+        buu_lspine.rows_from_corners(quads[:5], "lateral")
+    path = tmp_path / "x.csv"
+    path.write_text(buu_lspine.format_csv_rows(rows))
+    assert buu_lspine.read_csv_rows(path, 11) == rows  # the reader gets the rows back
+    assert buu_lspine.format_name(7, "M", 5, "0") == "0007-M-005Y0"
+    name = buu_lspine.parse_name(buu_lspine.format_name("0042", "F", 73, "1"))
+    assert (name.patient, name.sex, name.age, name.view_digit) == ("0042", "F", 73, "1")
+    with pytest.raises(ValueError, match="NNNN-S-AAAYv"):
+        buu_lspine.format_name(1, "X", 40, "1")
+
+
+def test_roboflow_name_is_the_inverse_of_source_stem():
+    name = spondylolisthesis.roboflow_name("3209-F-073Y1", "0123456789abcdef" * 2)
+    assert name == "3209-F-073Y1_jpg.rf.0123456789abcdef0123456789abcdef"
+    assert spondylolisthesis.source_stem(name) == "3209-F-073Y1"
+    with pytest.raises(ValueError, match="32 hexadecimal digits"):
+        spondylolisthesis.roboflow_name("x", "abc")
+
+
+def test_label_codes_by_hand():
+    lateral = [{"upper": "L1", "lower": "L2", "grade": 0}, {"upper": "L2", "lower": "L3", "grade": -1},
+               {"upper": "L3", "lower": "L4", "grade": 0}, {"upper": "L4", "lower": "L5", "grade": 5},
+               {"upper": "L5", "lower": "S1", "grade": 1}]
+    assert label_codes("lateral", lateral) == {"L2b": 2, "L3a": 2, "L4b": 1, "L5a": 1, "L5b": 1, "S1a": 1}
+    assert label_codes("lateral", lateral[:1]) == {}
+    ap = [{"upper": u, "lower": low, "lateral_displacement_pct": d}
+          for u, low, d in (("L1", "L2", 1.0), ("L2", "L3", -7.5), ("L3", "L4", 5.0), ("L4", "L5", 6.0))]
+    assert label_codes("ap", ap) == {"L2b": 3, "L3a": 3, "L4b": 3, "L5a": 3}  # 5.0 is inside the band
+    # the patient's sagittal codes win on a shared row; AP rows stop at L5b
+    sagittal = [{"upper": "L4", "lower": "L5", "grade": 1}, {"upper": "L5", "lower": "S1", "grade": -1}]
+    assert label_codes("ap", ap, sagittal) == {"L2b": 3, "L3a": 3, "L4b": 1, "L5a": 1, "L5b": 2}
 
 
 # ----------------------------------------------------------------------------- spondylolisthesis layout
@@ -98,7 +156,8 @@ def test_spondy_layout_and_names(spondy):
     images = {r["file_name"] for r in truth["images"]}
     labels = {r["label_file"] for r in truth["images"] if r["label_file"]}
     assert files == images | labels | {TRUTH_FILE}
-    pat = re.compile(rf"^{MENDELEY_LABEL_ROOT}/(images|labels)/(train|val)/([^/]+)\.(jpg|json|txt)$")
+    # the layout of datasets/README.md, spelled out here to check vertkp.data.spondylolisthesis's constants
+    pat = re.compile(r"^Dataset/Train/Keypointrcnn_data/(images|labels)/(train|val)/([^/]+)\.(jpg|json|txt)$")
     for f in files - {TRUTH_FILE}:
         if f.startswith("Test/"):
             assert re.match(r"^Test/[^/]+\.jpg$", f), f
@@ -214,14 +273,14 @@ def test_truth_corners_are_canonical(spondy, buu):
                 assert np.all((q >= 0) & (q <= [r["width"], r["height"]]))
 
 
-def _independent_slip(upper, lower, facing):
-    """CLINICAL.md slip, written out here: P/A = lower posterior/anterior-superior, Q = upper posterior-inferior."""
-    if facing == "left":
-        a, p, q = lower[0], lower[1], upper[3]  # anterior = image-left: TL anterior, TR posterior, BR post.-inf.
+def _slip_by_facing(upper, lower, facing):
+    """The slip of canonical corners [4, 2] under a facing, corners picked here by hand
+    (docs/clinical.md): P/A = lower posterior/anterior-superior, Q = upper posterior-inferior."""
+    if facing == "left":  # anterior = image-left: TL anterior, TR posterior, BR posterior-inferior
+        a, p, q = lower[0], lower[1], upper[3]
     else:
         a, p, q = lower[1], lower[0], upper[2]
-    ap = a - p
-    return 100.0 * np.dot(q - p, ap) / np.dot(ap, ap)
+    return slip_percent(p, a, q)
 
 
 def test_planted_slips(spondy):
@@ -235,7 +294,7 @@ def test_planted_slips(spondy):
         assert len(r["pairs"]) == len(levels) - 1
         for k, pair in enumerate(r["pairs"]):
             assert (pair["upper"], pair["lower"]) == (levels[k], levels[k + 1])
-            expect = _independent_slip(c[k], c[k + 1], r["facing"])
+            expect = _slip_by_facing(c[k], c[k + 1], r["facing"])
             assert abs(pair["slip_pct"] - expect) < 1e-9
             assert pair["grade"] == meyerding_grade(pair["slip_pct"], truth["no_slip_pct"])
             if pair["grade"] != 0:
@@ -316,23 +375,10 @@ def test_buu_layout_names_and_sizes(buu):
         assert r["split"] is None
 
 
-def _codes(pairs, band):
-    """Expected BUU row codes {"L4b": code, "L5a": code} of a record's pairs."""
-    out = {}
-    for p in pairs:
-        if "grade" in p:
-            code = 1 if p["grade"] >= 1 else 2 if p["grade"] == -1 else 0
-        else:
-            code = 3 if abs(p["lateral_pct"]) > band else 0
-        if code:
-            out[f"{p['upper']}b"], out[f"{p['lower']}a"] = code, code
-    return out
-
-
 def test_buu_csv_rows_match_truth(buu):
     root, _ = buu
     truth = _truth(root)
-    codes_seen = set()
+    codes_seen = {"lateral": set(), "ap": set()}
     lateral_of = {r["source_stem"][:-1]: r for r in truth["images"] if r["view"] == "lateral"}
     for r in truth["images"]:
         text = (root / r["label_file"]).read_text()
@@ -340,44 +386,49 @@ def test_buu_csv_rows_match_truth(buu):
         assert all(len(row) == 5 for row in rows)
         vals = np.array([[float(x) for x in row[:4]] for row in rows])  # no header: row 1 is numbers
         labels = [int(row[4]) for row in rows]
-        codes_seen |= set(labels)
+        codes_seen[r["view"]] |= set(labels)
         c = _corners(r)
-        names = [f"{v['level']}{e}" for v in r["vertebrae"] for e in "ab"]
+        names = [f"{v['level']}{e}" for v in r["vertebrae"] for e in "ab"][:len(rows)]
         if r["view"] == "lateral":
             assert len(rows) == 11 and r["facing"] == "left"
             assert [v["level"] for v in r["vertebrae"]] == ["L1", "L2", "L3", "L4", "L5", "S1"]
             assert r["vertebrae"][-1]["corners"][2:] == [None, None]
-            assert names[:11] == LATERAL_ROWS
+            assert names == LATERAL_ROWS
+            sagittal = []
+            if all(p["grade"] == 0 for p in r["pairs"]):
+                assert labels == [0] * 11  # a spine without a slip has no code
         else:
             assert len(rows) == 10 and r["facing"] is None
             assert [v["level"] for v in r["vertebrae"]] == ["L1", "L2", "L3", "L4", "L5"]
+            sagittal = lateral_of[r["source_stem"][:-1]]["pairs"]
         flat = c.reshape(-1, 2, 2)[: len(rows)]  # rows a, b per vertebra = (TL, TR), (BL, BR)
         np.testing.assert_array_equal(vals.reshape(-1, 2, 2), flat)
         assert np.all(vals[:, 0] < vals[:, 2])  # point 1 is image-left (anterior on LA)
-        # label codes: non-zero exactly on the two endplates facing a slipped disc; AP rows carry
-        # the patient's sagittal code (from the LA image) and else 3 for a laterolisthesis
-        want = _codes(r["pairs"], truth["no_slip_pct"])
-        if r["view"] == "ap":
-            sagittal = _codes(lateral_of[r["source_stem"][:-1]]["pairs"], truth["no_slip_pct"])
-            want.update({k: v for k, v in sagittal.items() if k in names})
-        got = {n: lab for n, lab in zip(names, labels) if lab}
-        assert got == want, r["file_name"]
-    assert 0 in codes_seen and codes_seen <= {0, 1, 2, 3}
+        # the file's codes are label_codes' (tested by hand above) of the truth's pairs
+        want = label_codes(r["view"], r["pairs"], sagittal)
+        assert {n: lab for n, lab in zip(names, labels) if lab} == want, r["file_name"]
+    assert codes_seen["lateral"] <= {0, 1, 2} and codes_seen["ap"] <= {0, 1, 2, 3}
+    assert 0 in codes_seen["lateral"] and len(codes_seen["lateral"]) > 1  # some slips planted, some not
 
 
 def test_buu_pairs_and_ap_displacement(buu):
     root, _ = buu
     truth = _truth(root)
+    planted = []
     for r in truth["images"]:
         c = _corners(r)
         for k, p in enumerate(r["pairs"]):
             if r["view"] == "lateral":
-                assert abs(p["slip_pct"] - _independent_slip(c[k], c[k + 1], "left")) < 1e-9
+                assert abs(p["slip_pct"] - _slip_by_facing(c[k], c[k + 1], "left")) < 1e-9
             else:
-                tl, tr = c[k + 1][0], c[k + 1][1]
-                m = (c[k][2] + c[k][3]) / 2 - (tl + tr) / 2
-                expect = 100.0 * np.dot(m, tr - tl) / np.dot(tr - tl, tr - tl)
-                assert abs(p["lateral_pct"] - expect) < 1e-9
+                assert set(p) == {"upper", "lower", "lateral_displacement_pct"}
+                d = p["lateral_displacement_pct"]
+                # the upper vertebra's inferior corners (BL, BR) over the lower's superior ones (TL, TR)
+                assert d == lateral_displacement_percent(c[k + 1][0], c[k + 1][1], c[k][2], c[k][3])
+                # planted: within +-2% (normal) or 7-20% either way, up to the 1/1000 px of the CSV
+                assert abs(d) <= 2.01 or 6.99 <= abs(d) <= 20.01, (r["file_name"], p)
+                planted.append(abs(d) > 5)
+    assert len(planted) == 6 * 4 and not all(planted)
 
 
 def test_buu_pixel_spacing(buu):
@@ -419,20 +470,36 @@ def test_errors(tmp_path):
         make_phantoms("coco", tmp_path / "a", 4, seed=0, progress=False)
     with pytest.raises(ValueError, match=">= 2"):
         make_phantoms("buu-lspine", tmp_path / "b", 1, seed=0, progress=False)
-    (tmp_path / "empty").mkdir()
-    make_phantoms("buu-lspine", tmp_path / "empty", 2, seed=0, image_size=160, progress=False)
+    (tmp_path / "empty").mkdir()  # an existing empty folder is written into
+    summary = make_phantoms("buu-lspine", tmp_path / "empty", 2, seed=0, image_size=160, progress=False)
+    assert summary["images"] == 2 and summary["patients"] == 1
+    assert (tmp_path / "empty" / TRUTH_FILE).is_file()
 
 
 def test_cli_smoke(tmp_path):
     out = tmp_path / "cli"
     cmd = [sys.executable, str(REPO / "tools" / "make_phantoms.py"), "--layout", "spondylolisthesis",
-           "--out", str(out), "--num-images", "4", "--seed", "1", "--image-size", "160"]
+           "--output", str(out), "--num-images", "4", "--seed", "1", "--image-size", "160"]
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=120)
     assert res.returncode == 0, res.stderr
     assert "train 3" in res.stdout and "val 1" in res.stdout and "test 1" in res.stdout
+    assert f"truth: {out}/{TRUTH_FILE}" in res.stdout
     assert (out / TRUTH_FILE).exists()
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=120)
-    assert res.returncode == 2 and "not empty" in res.stderr
+    assert res.returncode == 2 and res.stderr.startswith("make_phantoms.py: error: ")
+    assert "not empty" in res.stderr and "another --output" in res.stderr
+
+
+def test_cli_errors_name_the_command_run(tmp_path, monkeypatch, capsys):
+    from vertkp import cli
+
+    (tmp_path / "x.txt").write_text("x")
+    monkeypatch.setattr(sys, "argv", ["vertkp"])  # vertkp.cli sets argv[0] to the command: restored after
+    assert cli.main(["phantoms", "--layout", "buu-lspine", "--output", str(tmp_path), "--num-images", "2",
+                     "--seed", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vertkp phantoms: error: ") and "is not empty" in err
+    assert [a.dest for a in build_parser()._actions if "--output" in a.option_strings] == ["output"]
 
 
 def test_ensure_phantoms_keeps_the_same_set_and_remakes_another(tmp_path):

@@ -1,16 +1,19 @@
 """Hand-built raw datasets in the real layouts, for converter tests.
 
 Corners are given in the canonical order TL, TR, BL, BR (pixels, y down) and
-written in each source's own order, so a test knows the exact expected result.
+written, exactly, in each source's own order and folders by the writers that
+stand beside the readers (``vertkp.data.spondylolisthesis``,
+``vertkp.data.buu_lspine``), so a test knows the exact expected result.
 """
-import json
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from vertkp.data import buu_lspine, spondylolisthesis
+
 HEX = "0123456789abcdef" * 4
-KP_DIR = Path("Dataset/Train/Keypointrcnn_data")
+KP_DIR = Path(spondylolisthesis.KEYPOINTRCNN_DIR)
 
 
 def quad(cx, cy, w, h, angle_deg=0.0):
@@ -31,50 +34,28 @@ def write_image(path, width, height, color=False):
 
 
 def roboflow_name(stem, k=0):
-    return f"{stem}_jpg.rf.{HEX[k:k + 32]}"
-
-
-def json_label(vertebrae):
-    """JSON label text: corners in BL, BR, TL, TR order, v = 1."""
-    kps, boxes = [], []
-    for c in vertebrae:
-        c = np.asarray(c, float)
-        kps.append([[float(c[i, 0]), float(c[i, 1]), 1] for i in (2, 3, 0, 1)])
-        boxes.append([*c.min(0).tolist(), *c.max(0).tolist()])
-    return json.dumps({"boxes": boxes, "keypoints": kps, "labels": [0] * len(kps)})
-
-
-def txt_label(vertebrae, width, height):
-    """YOLO-pose text: corners in TL, BL, BR, TR order, normalised."""
-    lines = []
-    for c in vertebrae:
-        c = np.asarray(c, float) / [width, height]
-        lo, hi = c.min(0), c.max(0)
-        vals = [0, *((lo + hi) / 2), *(hi - lo)]
-        for i in (0, 2, 3, 1):
-            vals += [c[i, 0], c[i, 1], 1]
-        lines.append(" ".join(repr(float(v)) if k else "0" for k, v in enumerate(vals)))
-    return "\n".join(lines) + "\n"
+    """The Roboflow export name of ``stem`` with the k-th 32-digit slice of HEX as its digest."""
+    return spondylolisthesis.roboflow_name(stem, HEX[k:k + 32])
 
 
 def mendeley_tree(root, items, test=(), size=640):
     """Write a Mendeley-layout tree.
 
     items: list of (split, file stem, "json"|"txt", [canonical corners]).
-    test: file names of unlabelled test images (written under Test/).
+    test: file names of unlabelled test images (written under the Test folder).
     Returns {file stem: (split, corners)}.
     """
     root = Path(root)
+    for split in spondylolisthesis.SPLITS:
+        (root / KP_DIR / spondylolisthesis.IMAGES_DIR / split).mkdir(parents=True, exist_ok=True)
+        (root / KP_DIR / spondylolisthesis.LABELS_DIR / split).mkdir(parents=True, exist_ok=True)
     for split, stem, fmt, verts in items:
-        write_image(root / KP_DIR / "images" / split / f"{stem}.jpg", size, size)
-        lbl = root / KP_DIR / "labels" / split / f"{stem}.{fmt}"
-        lbl.parent.mkdir(parents=True, exist_ok=True)
-        lbl.write_text(json_label(verts) if fmt == "json" else txt_label(verts, size, size))
-    for split in ("train", "val"):
-        (root / KP_DIR / "images" / split).mkdir(parents=True, exist_ok=True)
-        (root / KP_DIR / "labels" / split).mkdir(parents=True, exist_ok=True)
+        write_image(root / KP_DIR / spondylolisthesis.IMAGES_DIR / split / f"{stem}.jpg", size, size)
+        text = (spondylolisthesis.format_json_labels(verts) if fmt == "json"
+                else spondylolisthesis.format_txt_labels(verts, size, size))
+        (root / KP_DIR / spondylolisthesis.LABELS_DIR / split / f"{stem}.{fmt}").write_text(text)
     for name in test:
-        write_image(root / "Test" / name, 900, 1400, color=True)
+        write_image(root / spondylolisthesis.TEST_DIR / name, 900, 1400, color=True)
     return {stem: (split, verts) for split, stem, fmt, verts in items}
 
 
@@ -86,34 +67,23 @@ def lateral_spine(x0=300.0, y0=150.0, w=80.0, h=55.0, gap=22.0, tilt=0.0):
     return verts, s1
 
 
-def buu_csv_rows(verts, s1=None, labels=None):
-    """CSV rows x1,y1,x2,y2,label: point 1 = image-left (anterior when facing left)."""
-    rows = []
-    for k, c in enumerate(verts):
-        la, lb = (labels[2 * k], labels[2 * k + 1]) if labels else (0, 0)
-        rows.append([*c[0], *c[1], la])
-        rows.append([*c[2], *c[3], lb])
-    if s1 is not None:
-        rows.append([*s1[0], *s1[1], labels[10] if labels else 0])
-    return rows
-
-
 def write_csv(path, rows):
-    Path(path).write_text("".join(",".join(repr(float(v)) if i < 4 else str(v) for i, v in enumerate(r)) + "\n"
-                                  for r in rows))
+    """A BUU-LSPINE CSV of rows [x1, y1, x2, y2, label], coordinates written exactly."""
+    Path(path).write_text(buu_lspine.format_csv_rows(rows))
 
 
 def buu_tree(root, patients, width=700, height=1000):
-    """Write AP/ and LA/ for each patient id (4-digit string); returns
-    {stem: rows} of every CSV written."""
+    """Write AP/ and LA/ for each patient id (4-digit string), the spine of
+    :func:`lateral_spine` in each, labels 0; returns {stem: rows} of every CSV written."""
     root = Path(root)
     out = {}
     for k, pid in enumerate(patients):
-        for folder, digit in (("LA", "1"), ("AP", "0")):
-            stem = f"{pid}-{'FM'[k % 2]}-0{40 + k % 50:02d}Y{digit}"
+        for view in ("lateral", "ap"):
+            folder, digit, _ = buu_lspine.VIEW_LAYOUT[view]
+            stem = buu_lspine.format_name(pid, "FM"[k % 2], 40 + k % 50, digit)
             write_image(root / folder / f"{stem}.jpg", width, height)
             verts, s1 = lateral_spine(y0=150 + k % 7)
-            rows = buu_csv_rows(verts, s1 if folder == "LA" else None)
+            rows = buu_lspine.rows_from_corners([*verts, s1] if view == "lateral" else verts, view)
             write_csv(root / folder / f"{stem}.csv", rows)
             out[stem] = rows
     return out

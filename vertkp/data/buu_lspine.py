@@ -1,11 +1,14 @@
-"""Reader and converter for BUU-LSPINE (Klinwichit et al., Applied Sciences
-2023, 13(15):8646). Layout: ``datasets/README.md``.
+"""Reader, writer and converter for BUU-LSPINE (Klinwichit et al., Applied
+Sciences 2023, 13(15):8646). Layout: ``datasets/README.md``.
 
 ``<root>/{AP,LA}/NNNN-S-AAAYv.jpg`` with a headerless CSV of the same stem,
 one endplate a row: ``x1,y1,x2,y2,label`` (absolute pixels).
   LA (lateral, facing left): 11 rows L1a, L1b, ..., L5a, L5b, S1a;
       a = superior endplate, b = inferior; point 1 anterior (image-left).
   AP: 10 rows L1a..L5b; point 1 image-left.
+The folders, view digits and row counts are ``VIEW_LAYOUT``. Each reader has its
+writer beside it (``format_name``, ``rows_from_corners``, ``format_csv_rows``):
+the phantoms and the tests write this layout with them.
 """
 from __future__ import annotations
 
@@ -17,25 +20,31 @@ from typing import Optional
 import numpy as np
 from tqdm import tqdm
 
+from ..anatomy import LEVELS
 from .conversion import CocoBuilder, SourceVertebra
 from .images import image_size, is_image_file
 from .report import ConversionReport, InvalidInput
-from .spacing import read_pixel_spacing
+from .spacing import find_pixel_spacing, read_pixel_spacing, spacing_lookup
 
 __all__ = [
-    "VIEWS",
-    "LEVELS",
+    "VIEW_LAYOUT",
+    "BUU_LEVELS",
     "BuuName",
     "parse_name",
+    "format_name",
+    "row_names",
     "read_csv_rows",
+    "format_csv_rows",
     "vertebrae_from_rows",
+    "rows_from_corners",
     "split_patients",
     "convert_buu_lspine",
 ]
 
-# view -> (folder, view digit in the file name, number of CSV rows)
-VIEWS = {"lateral": ("LA", "1", 11), "ap": ("AP", "0", 10)}
-LEVELS = ("L1", "L2", "L3", "L4", "L5", "S1")
+# view -> (folder, view digit in the file name, number of CSV rows): the BUU-LSPINE folder layout.
+VIEW_LAYOUT = {"lateral": ("LA", "1", 11), "ap": ("AP", "0", 10)}
+# The levels BUU-LSPINE labels, cranial to caudal (AP views stop at L5).
+BUU_LEVELS = LEVELS[LEVELS.index("L1"):]
 NAME = re.compile(r"^(?P<patient>\d{4})-(?P<sex>[FM])-(?P<age>\d{3})Y(?P<view>[01])$")
 
 
@@ -54,6 +63,24 @@ def parse_name(stem: str) -> Optional[BuuName]:
     if not m:
         return None
     return BuuName(m["patient"], m["sex"], int(m["age"]), m["view"])
+
+
+def format_name(patient, sex: str, age: int, view_digit: str) -> str:
+    """A BUU-LSPINE file stem ``NNNN-S-AAAYv``: the inverse of :func:`parse_name`.
+
+    ``format_name(1, "F", 37, "1")`` -> ``0001-F-037Y1``; ``patient`` is an id
+    (int or digits), ``view_digit`` a view's digit in ``VIEW_LAYOUT``.
+    """
+    stem = f"{int(patient):04d}-{sex}-{int(age):03d}Y{view_digit}"
+    if not NAME.match(stem):
+        raise ValueError(f"({patient!r}, {sex!r}, {age!r}, {view_digit!r}) does not make a NNNN-S-AAAYv name")
+    return stem
+
+
+def row_names(view: str) -> list:
+    """A view's CSV row names in file order: L1a, L1b, ..., L5b, and S1a on lateral views."""
+    n_rows = VIEW_LAYOUT[view][2]
+    return [f"{level}{end}" for level in BUU_LEVELS for end in "ab"][:n_rows]
 
 
 def read_csv_rows(path, n_rows: int) -> list:
@@ -84,6 +111,20 @@ def read_csv_rows(path, n_rows: int) -> list:
     return rows
 
 
+def format_csv_rows(rows, decimals: Optional[int] = None) -> str:
+    """The text of one CSV: the inverse of :func:`read_csv_rows`.
+
+    ``rows``: (x1, y1, x2, y2, label) each; no header, a line
+    ``x1,y1,x2,y2,label`` per row, coordinates with ``decimals`` decimals (or
+    exactly, shortest repr, when None), the label as an integer.
+    """
+    lines = []
+    for *xy, label in rows:
+        cells = [repr(float(v)) if decimals is None else f"{float(v):.{decimals}f}" for v in xy]
+        lines.append(",".join(cells + [str(int(label))]) + "\n")
+    return "".join(lines)
+
+
 def _label(value: float):
     return int(value) if float(value).is_integer() else value
 
@@ -96,7 +137,7 @@ def vertebrae_from_rows(rows: list, view: str) -> list:
     its "a" row: points [a1, a2]. Point 1 is image-left in both views.
     """
     out = []
-    for i, level in enumerate(LEVELS[:5]):
+    for i, level in enumerate(BUU_LEVELS[:5]):
         a, b = rows[2 * i], rows[2 * i + 1]
         pts = np.array([a[0:2], a[2:4], b[0:2], b[2:4]], dtype=np.float64)
         out.append(SourceVertebra(pts, (0, 1), f"{level} (lines {2 * i + 1}-{2 * i + 2})", level,
@@ -106,6 +147,33 @@ def vertebrae_from_rows(rows: list, view: str) -> list:
         out.append(SourceVertebra(np.array([s[0:2], s[2:4]], dtype=np.float64), (0, 1), "S1 (line 11)", "S1",
                                   [_label(s[4])]))
     return out
+
+
+def rows_from_corners(corners, view: str, labels=None) -> list:
+    """The CSV rows [x1, y1, x2, y2, label] of one image: the inverse of :func:`vertebrae_from_rows`.
+
+    Args:
+        corners: canonical corners (TL, TR, BL, BR) per vertebra, cranial to
+            caudal: L1..L5, and S1 on lateral views, of which only TL and TR
+            (its "a" row) are written; arrays [4, 2] ([2, 2] for S1).
+        view: "lateral" or "ap".
+        labels: {row name ("L4b", see :func:`row_names`): label code}; rows not
+            in it get 0.
+
+    Returns:
+        the rows in file order; point 1 is TL or BL (image-left), point 2 TR or BR.
+    """
+    names = row_names(view)
+    levels = BUU_LEVELS[:(len(names) + 1) // 2]
+    if len(corners) != len(levels):
+        raise ValueError(f"a {view} view has the vertebrae {', '.join(levels)}; got {len(corners)} of them")
+    labels = labels or {}
+    rows = []
+    for name in names:
+        c = np.asarray(corners[levels.index(name[:-1])], dtype=np.float64)
+        p1, p2 = (c[0], c[1]) if name.endswith("a") else (c[2], c[3])
+        rows.append([float(p1[0]), float(p1[1]), float(p2[0]), float(p2[1]), int(labels.get(name, 0))])
+    return rows
 
 
 def facing_from_rows(rows: list) -> Optional[str]:
@@ -155,17 +223,17 @@ def convert_buu_lspine(
         InvalidInput: the first bad input, when ``skip_invalid`` is False;
             nothing is written then.
     """
-    if view not in VIEWS:
-        raise ValueError(f"view must be one of {sorted(VIEWS)}, got {view!r}")
+    if view not in VIEW_LAYOUT:
+        raise ValueError(f"view must be one of {sorted(VIEW_LAYOUT)}, got {view!r}")
     root = Path(root)
     output = Path(output) if output is not None else root / "coco" / view
-    folder, digit, n_rows = VIEWS[view]
+    folder, digit, n_rows = VIEW_LAYOUT[view]
     view_dir = root / folder
     if not view_dir.is_dir():
         raise InvalidInput(view_dir, f"missing {folder}/ folder for the {view} view (see datasets/README.md)")
     report = ConversionReport(f"buu-lspine {view}")
     builder = CocoBuilder(report, f"BUU-LSPINE {view} view (vertkp COCO keypoints)")
-    spacing = {Path(k).stem: mm for k, mm in read_pixel_spacing(pixel_spacing).items()} if pixel_spacing else {}
+    spacing = spacing_lookup(read_pixel_spacing(pixel_spacing)) if pixel_spacing else {}
 
     def fail(split, err):
         if not skip_invalid:
@@ -175,7 +243,7 @@ def convert_buu_lspine(
     images = {p.stem: p for p in sorted(view_dir.iterdir()) if p.is_file() and is_image_file(p)}
     csvs = {p.stem: p for p in sorted(view_dir.iterdir()) if p.is_file() and p.suffix.lower() == ".csv"}
     patients = {}
-    for d in ("AP", "LA"):
+    for d, _, _ in VIEW_LAYOUT.values():
         if (root / d).is_dir():
             for p in (root / d).iterdir():
                 name = parse_name(p.stem)
@@ -207,7 +275,7 @@ def convert_buu_lspine(
             facing = facing_from_rows(rows) if view == "lateral" else None
             if view == "lateral" and facing != "left":
                 report.warn(split, csvs[stem], f"anterior points are not on the image-left (facing {facing})")
-            mm = spacing.get(stem)
+            mm = find_pixel_spacing(spacing, img.name) if spacing else None
             builder.add_image(
                 split, img, img.relative_to(root).as_posix(), width, height,
                 vertebrae_from_rows(rows, view), csvs[stem],

@@ -1,16 +1,31 @@
-"""Reading pixel-spacing tables (mm per pixel by image), for the converter and the evaluator."""
+"""Pixel spacing (mm per pixel) of images: the one reader and the one lookup.
+
+The converter (BUU-LSPINE's spreadsheet), ``vertkp evaluate --pixel-spacing``,
+``vertkp predict --pixel-spacing`` and the detectron2 evaluator all read and look
+up spacings here, so an image gets the same spacing whichever tool asks.
+"""
 from __future__ import annotations
 
 import csv
+import datetime
+import io
 import json
 import math
+import os
+import re
+import zipfile
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import openpyxl
 
 from .report import InvalidInput
 
-__all__ = ["KEY_COLUMNS", "VALUE_COLUMNS", "read_pixel_spacing"]
+__all__ = ["KEY_COLUMNS", "VALUE_COLUMNS", "SPACING_SHEET", "read_pixel_spacing", "load_pixel_spacing",
+           "spacing_lookup", "find_pixel_spacing", "image_name_keys", "format_spacing_csv", "format_spacing_xlsx"]
 
+# The sheet of BUU-LSPINE's spreadsheet that holds the spacings.
+SPACING_SHEET = "Pixel Spacing"
 # Header names recognised (after lower-casing, non-alphanumerics -> "_").
 KEY_COLUMNS = ("file_name", "filename", "file", "image", "image_name", "image_file", "name", "stem",
                "source_stem", "image_id", "id")
@@ -43,13 +58,11 @@ def _rows(path: Path) -> List[list]:
             raise InvalidInput(path, "expected a JSON object {file name: mm per pixel}")
         return [["file_name", "pixel_spacing"]] + [[k, v] for k, v in data.items()]
     if suffix in (".xlsx", ".xlsm"):
-        import openpyxl
-
         try:
             wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
         except Exception as e:  # openpyxl raises several unrelated types
             raise InvalidInput(path, f"unreadable spreadsheet ({e})") from None
-        ws = wb["Pixel Spacing"] if "Pixel Spacing" in wb.sheetnames else wb.worksheets[0]
+        ws = wb[SPACING_SHEET] if SPACING_SHEET in wb.sheetnames else wb.worksheets[0]
         rows = [list(r) for r in ws.iter_rows(values_only=True) if any(v is not None for v in r)]
         wb.close()
         return rows
@@ -110,3 +123,101 @@ def read_pixel_spacing(path) -> Dict[str, float]:
     if not table:
         raise InvalidInput(path, "pixel spacing file has no rows")
     return table
+
+
+def load_pixel_spacing(spec: Union[str, float, os.PathLike]) -> Union[float, Dict[str, float]]:
+    """Pixel spacing given on a command line: one number, or a table file.
+
+    Args:
+        spec: a number (mm per pixel for every image), or the path of a table
+            read by :func:`read_pixel_spacing`.
+
+    Returns:
+        a float, or {key: mm per pixel}.
+
+    Raises:
+        InvalidInput: not a positive number and not an existing file, or a bad table.
+    """
+    try:
+        v = float(spec)
+    except (TypeError, ValueError):
+        v = None
+    if v is not None:
+        if not (math.isfinite(v) and v > 0):
+            raise InvalidInput(spec, "pixel spacing must be a positive number of mm per pixel")
+        return v
+    if not Path(spec).is_file():
+        raise InvalidInput(spec, "pixel spacing is neither a number nor an existing file")
+    return read_pixel_spacing(spec)
+
+
+def image_name_keys(name) -> List[str]:
+    """The keys an image name is known by in a spacing table: as given, its base
+    name, its stem ("LA/0001-F-037Y1.jpg", "0001-F-037Y1.jpg", "0001-F-037Y1")."""
+    base = os.path.basename(str(name).replace("\\", "/"))
+    return [str(name), base, os.path.splitext(base)[0]]
+
+
+def spacing_lookup(table: Mapping[str, float]) -> Dict[str, float]:
+    """A spacing table keyed also by its keys' base names and stems (exact keys win)."""
+    lookup = {}
+    for k, v in table.items():
+        for key in reversed(image_name_keys(k)):
+            lookup[key] = float(v)
+    for k, v in table.items():
+        lookup[str(k)] = float(v)
+    return lookup
+
+
+def find_pixel_spacing(lookup: Mapping[str, float], file_name, extra_keys: Sequence = ()) -> Optional[float]:
+    """mm per pixel of an image from a :func:`spacing_lookup` table: by its file name,
+    base name, stem, then ``extra_keys`` (e.g. its source stem, its id) in that
+    order; None when none is in the table."""
+    cands = image_name_keys(file_name) + [str(k) for k in extra_keys if k is not None]
+    hit = next((lookup[c] for c in cands if c in lookup), None)
+    return None if hit is None else float(hit)
+
+
+# Spreadsheets written by vertkp carry this time, so that the same rows give the same bytes.
+_FIXED_TIME = datetime.datetime(2000, 1, 1, 0, 0, 0)
+_HEADER = ("file_name", "pixel_spacing_mm")
+
+
+def format_spacing_csv(rows: Sequence[Tuple[str, float]]) -> str:
+    """A spacing table as :func:`read_pixel_spacing` reads it: CSV text with a
+    ``file_name,pixel_spacing_mm`` header, one (image file name, mm per pixel) row each."""
+    return ",".join(_HEADER) + "\n" + "".join(f"{name},{mm!r}\n" for name, mm in rows)
+
+
+def format_spacing_xlsx(rows: Sequence[Tuple[str, float]], creator: str = "vertkp") -> bytes:
+    """The same table as an .xlsx workbook whose sheet is :data:`SPACING_SHEET` (as
+    BUU-LSPINE's spreadsheet), with fixed times: the same rows give the same bytes."""
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = SPACING_SHEET
+    ws.append(list(_HEADER))
+    for name, mm in rows:
+        ws.append([name, mm])
+    wb.properties.creator = creator
+    wb.properties.created = _FIXED_TIME
+    wb.properties.modified = _FIXED_TIME
+    buf = io.BytesIO()
+    wb.save(buf)
+    return _deterministic_zip(buf.getvalue())
+
+
+def _deterministic_zip(data: bytes) -> bytes:
+    """Rewrite a zip with fixed entry times and a fixed workbook modification time."""
+    src = zipfile.ZipFile(io.BytesIO(data))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            body = src.read(info.filename)
+            if info.filename == "docProps/core.xml":
+                stamp = _FIXED_TIME.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
+                body = re.sub(rb"(<dcterms:modified[^>]*>)[^<]*(<)", rb"\g<1>" + stamp + rb"\g<2>", body)
+            fixed = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
+            fixed.compress_type = zipfile.ZIP_DEFLATED
+            fixed.external_attr = 0o644 << 16
+            dst.writestr(fixed, body)
+    return buf.getvalue()

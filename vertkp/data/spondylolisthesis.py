@@ -1,5 +1,7 @@
-"""Reader and converter for the Mendeley "Spondylolisthesis Vertebral Landmark
-Dataset" (DOI 10.17632/5jdfdgp762.1). Layout: ``../../datasets/README.md``.
+"""Reader, writer and converter for the Mendeley "Spondylolisthesis Vertebral
+Landmark Dataset" (DOI 10.17632/5jdfdgp762.1). Layout: ``datasets/README.md``;
+its folders are the constants ``KEYPOINTRCNN_DIR``, ``IMAGES_DIR``, ``LABELS_DIR``
+and ``TEST_DIR``.
 
 Labels come in two formats with different corner orders (image-based names):
   JSON  {"boxes", "keypoints": [[[x, y, v] x 4] ...], "labels"}: BL, BR, TL, TR,
@@ -7,7 +9,9 @@ Labels come in two formats with different corner orders (image-based names):
   TXT   YOLO-pose, 17 numbers a line "cls cx cy w h x1 y1 v1 ... x4 y4 v4":
         TL, BL, BR, TR, normalised by image width/height.
 Neither order is trusted blindly: ``vertkp.keypoints.canonical_order`` checks
-it against the geometry, and every correction is reported.
+it against the geometry, and every correction is reported. Each reader has its
+writer beside it (``format_json_labels``, ``format_txt_labels``,
+``roboflow_name``): the phantoms and the tests write these formats with them.
 """
 from __future__ import annotations
 
@@ -24,21 +28,42 @@ from .images import image_size, is_image_file
 from .report import ConversionReport, InvalidInput
 
 __all__ = [
+    "KEYPOINTRCNN_DIR",
+    "IMAGES_DIR",
+    "LABELS_DIR",
+    "TEST_DIR",
+    "SPLITS",
+    "JSON_ORDER",
+    "TXT_ORDER",
     "JSON_SUPERIOR",
     "TXT_SUPERIOR",
     "source_stem",
+    "roboflow_name",
     "read_json_labels",
+    "format_json_labels",
     "read_txt_labels",
+    "format_txt_labels",
+    "txt_label_corners",
     "find_keypointrcnn_dir",
     "find_test_images",
     "convert_spondylolisthesis",
 ]
 
-# Indices of the superior endplate (left first) in each format's corner order.
-JSON_SUPERIOR = (2, 3)  # BL, BR, TL, TR
-TXT_SUPERIOR = (0, 3)  # TL, BL, BR, TR
-ROBOFLOW_NAME = re.compile(r"^(?P<stem>.+)_(?:jpe?g|png|bmp)\.rf\.[0-9a-fA-F]{32}$")
+# The archive's folder layout (datasets/README.md), relative to its root: the labelled
+# images are KEYPOINTRCNN_DIR/IMAGES_DIR/<split>/, their labels KEYPOINTRCNN_DIR/LABELS_DIR/<split>/;
+# the unlabelled test images are in a TEST_DIR folder (where exactly is unconfirmed).
+KEYPOINTRCNN_DIR = "Dataset/Train/Keypointrcnn_data"
+IMAGES_DIR = "images"
+LABELS_DIR = "labels"
+TEST_DIR = "Test"
 SPLITS = ("train", "val")
+# Each label format's corner order, as indices into the canonical TL, TR, BL, BR.
+JSON_ORDER = (2, 3, 0, 1)  # BL, BR, TL, TR
+TXT_ORDER = (0, 2, 3, 1)  # TL, BL, BR, TR
+# Indices of the superior endplate (left first) in each format's corner order.
+JSON_SUPERIOR = (JSON_ORDER.index(0), JSON_ORDER.index(1))  # (2, 3)
+TXT_SUPERIOR = (TXT_ORDER.index(0), TXT_ORDER.index(1))  # (0, 3)
+ROBOFLOW_NAME = re.compile(r"^(?P<stem>.+)_(?:jpe?g|png|bmp)\.rf\.[0-9a-fA-F]{32}$")
 
 
 def source_stem(stem: str) -> Optional[str]:
@@ -48,6 +73,17 @@ def source_stem(stem: str) -> Optional[str]:
     """
     m = ROBOFLOW_NAME.match(stem)
     return m.group("stem") if m else None
+
+
+def roboflow_name(stem: str, digest: str) -> str:
+    """The Roboflow export name of a source image: the inverse of :func:`source_stem`.
+
+    ``roboflow_name("3209-F-073Y1", 32 hex digits)`` -> ``3209-F-073Y1_jpg.rf.<digest>``.
+    """
+    name = f"{stem}_jpg.rf.{digest}"
+    if not ROBOFLOW_NAME.match(name):
+        raise ValueError(f"digest must be 32 hexadecimal digits, got {digest!r}")
+    return name
 
 
 def _visibility(path, where: str, k: int, x: float, y: float, v: float) -> int:
@@ -109,6 +145,20 @@ def read_json_labels(path) -> list:
     return out
 
 
+def format_json_labels(corners) -> str:
+    """The text of a JSON label file of canonical corners [K, 4, 2] (TL, TR, BL, BR), pixels.
+
+    The inverse of :func:`read_json_labels`: corners stored in ``JSON_ORDER``
+    (BL, BR, TL, TR) with visibility 1, each box the tight box of its 4
+    corners, labels all 0. Coordinates are written exactly (shortest repr).
+    """
+    boxes, kps = [], []
+    for q in np.asarray(corners, dtype=np.float64).reshape(-1, 4, 2):
+        boxes.append([float(q[:, 0].min()), float(q[:, 1].min()), float(q[:, 0].max()), float(q[:, 1].max())])
+        kps.append([[float(q[i, 0]), float(q[i, 1]), 1] for i in JSON_ORDER])
+    return json.dumps({"boxes": boxes, "keypoints": kps, "labels": [0] * len(kps)})
+
+
 def read_txt_labels(path, width: int, height: int) -> list:
     """Vertebrae of one YOLO-pose TXT label file, de-normalised to pixels by
     the image ``width`` and ``height`` (x = nx * width, y = ny * height).
@@ -147,6 +197,51 @@ def read_txt_labels(path, width: int, height: int) -> list:
     return out
 
 
+def _txt_fields(corners, width: int, height: int, decimals: Optional[int]):
+    """Per vertebra: (normalised corner strings [4][2], pixel corners [4, 2] read back from them)."""
+    size = np.array([width, height], dtype=np.float64)
+    out = []
+    for q in np.asarray(corners, dtype=np.float64).reshape(-1, 4, 2):
+        if decimals is None:
+            norm = [[repr(float(v)) for v in p] for p in q / size]
+        else:
+            norm = [[f"{v:.{decimals}f}" for v in p] for p in np.round(q / size, decimals)]
+        out.append((norm, np.array([[float(t) for t in p] for p in norm]) * size))
+    return out
+
+
+def txt_label_corners(corners, width: int, height: int, decimals: Optional[int] = None) -> np.ndarray:
+    """The canonical corners [K, 4, 2], pixels, that :func:`read_txt_labels` gets back from
+    ``format_txt_labels(corners, width, height, decimals)``: each written value times the
+    image width (x) or height (y)."""
+    return np.array([back for _, back in _txt_fields(corners, width, height, decimals)]).reshape(-1, 4, 2)
+
+
+def format_txt_labels(corners, width: int, height: int, decimals: Optional[int] = None) -> str:
+    """The text of a YOLO-pose TXT label file of canonical corners [K, 4, 2], pixels.
+
+    The inverse of :func:`read_txt_labels`: one line per vertebra, ``cls cx cy
+    w h x1 y1 v1 .. x4 y4 v4``, corners in ``TXT_ORDER`` (TL, BL, BR, TR)
+    normalised by the image ``width`` (x) and ``height`` (y); the box is the
+    tight box of the corners as read back (:func:`txt_label_corners`); cls 0,
+    v 1. Every value but cls is written with ``decimals`` decimals, or exactly
+    (shortest repr) when None.
+    """
+    def number(v: float) -> str:
+        return repr(float(v)) if decimals is None else f"{v:.{decimals}f}"
+
+    lines = []
+    for norm, back in _txt_fields(corners, width, height, decimals):
+        lo, hi = back.min(axis=0), back.max(axis=0)
+        box = [(lo[0] + hi[0]) / 2 / width, (lo[1] + hi[1]) / 2 / height, (hi[0] - lo[0]) / width,
+               (hi[1] - lo[1]) / height]
+        fields = ["0"] + [number(v) for v in box]
+        for i in TXT_ORDER:
+            fields += [norm[i][0], norm[i][1], number(1.0)]
+        lines.append(" ".join(fields) + "\n")
+    return "".join(lines)
+
+
 def _is_float(s: str) -> bool:
     try:
         float(s)
@@ -157,24 +252,25 @@ def _is_float(s: str) -> bool:
 
 def find_keypointrcnn_dir(root: Path) -> Path:
     """The ``Keypointrcnn_data`` folder under ``root`` (expected at
-    ``root/Dataset/Train/Keypointrcnn_data``; searched 4 levels deep)."""
+    ``root/KEYPOINTRCNN_DIR``; searched 4 levels deep)."""
     root = Path(root)
-    expected = root / "Dataset" / "Train" / "Keypointrcnn_data"
+    expected = root / KEYPOINTRCNN_DIR
     if expected.is_dir():
         return expected
-    found = sorted(p for depth in range(5) for p in root.glob("/".join(["*"] * depth + ["Keypointrcnn_data"])) if p.is_dir())
+    name = expected.name
+    found = sorted(p for depth in range(5) for p in root.glob("/".join(["*"] * depth + [name])) if p.is_dir())
     if len(found) == 1:
         return found[0]
     if not found:
-        raise InvalidInput(root, "no Keypointrcnn_data folder found; expected Dataset/Train/Keypointrcnn_data "
+        raise InvalidInput(root, f"no {name} folder found; expected {KEYPOINTRCNN_DIR} "
                            "(see datasets/README.md for the layout)")
-    raise InvalidInput(root, "several Keypointrcnn_data folders: " + ", ".join(map(str, found)))
+    raise InvalidInput(root, f"several {name} folders: " + ", ".join(map(str, found)))
 
 
 def find_test_images(root: Path, kp_dir: Path) -> tuple:
-    """Unlabelled test images: every image in folders named ``Test``/``test``
-    up to 3 levels under ``root``, outside ``kp_dir``. Where the archive puts
-    them is unconfirmed, so the folders found are returned for the report.
+    """Unlabelled test images: every image in folders named ``TEST_DIR`` (``Test``,
+    or ``test``) up to 3 levels under ``root``, outside ``kp_dir``. Where the archive
+    puts them is unconfirmed, so the folders found are returned for the report.
 
     Returns:
         (sorted image paths, sorted folders)
@@ -184,8 +280,8 @@ def find_test_images(root: Path, kp_dir: Path) -> tuple:
         {
             p
             for depth in range(3)
-            for p in root.glob("/".join(["*"] * depth + ["[Tt]est"]))
-            if p.is_dir() and kp_dir not in p.parents and p != kp_dir
+            for p in root.glob("/".join(["*"] * (depth + 1)))
+            if p.name in (TEST_DIR, TEST_DIR.lower()) and p.is_dir() and kp_dir not in p.parents and p != kp_dir
         }
     )
     images = sorted(f for d in dirs for f in d.rglob("*") if f.is_file() and is_image_file(f))
@@ -225,7 +321,7 @@ def convert_spondylolisthesis(
 
     stems_by_split = {}
     for split in SPLITS:
-        img_dir, lbl_dir = kp_dir / "images" / split, kp_dir / "labels" / split
+        img_dir, lbl_dir = kp_dir / IMAGES_DIR / split, kp_dir / LABELS_DIR / split
         if not img_dir.is_dir():
             raise InvalidInput(img_dir, f"missing {split} image folder")
         if not lbl_dir.is_dir():
@@ -272,7 +368,7 @@ def convert_spondylolisthesis(
     if test_dirs:
         report.notes.append("test images taken from: " + ", ".join(d.relative_to(root).as_posix() for d in test_dirs))
     else:
-        report.notes.append("no Test folder found: test.json not written")
+        report.notes.append(f"no {TEST_DIR} folder found: test.json not written")
     for img in tqdm(test_images, desc="spondylolisthesis test", disable=not progress, unit="img"):
         try:
             width, height = image_size(img)

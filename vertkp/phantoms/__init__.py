@@ -2,37 +2,33 @@
 
 ``make_phantoms(layout, out_dir, num_images, seed)`` writes a Mendeley-style
 ("spondylolisthesis") or BUU-LSPINE-style ("buu-lspine") folder, exactly as
-shared/DATASETS.md describes the real ones, plus ``phantom_truth.json`` with
-every image's corners (canonical TL, TR, BL, BR, pixels), levels, facing and
-the slip of every adjacent pair computed with ``vertkp.grading.slip``.
+``datasets/README.md`` describes the real ones, plus ``phantom_truth.json`` with
+every image's corners (canonical TL, TR, BL, BR, pixels), levels, facing, the
+slip of every adjacent lateral pair and the lateral displacement of every AP
+pair, measured with ``vertkp.grading``.
 
-Modules: ``spine`` (geometry, slips), ``render`` (image synthesis),
-``layouts`` (file layouts, labels, truth).
+Modules, one job each:
+  * ``geometry``: shapes, scenes, 2-D maths, corner orders, the framing affine;
+  * ``patients``: who the patients are, their spine shapes, the planted slips;
+  * ``lateral``, ``ap``: the lateral and the AP scene of a spine;
+  * ``render``: image synthesis;
+  * ``truth``: the truth records, the truth file's definitions, ``summarize``;
+  * ``mendeley``, ``buu``: the two folder layouts (with the label writers of
+    ``vertkp.data.spondylolisthesis`` and ``vertkp.data.buu_lspine``);
+  * ``make``: ``make_phantoms``, ``ensure_phantoms``; ``cli``: ``vertkp phantoms``.
 """
-from .layouts import (  # noqa: F401
-    BUU_LABEL_CODES,
-    DEFAULT_IMAGE_SIZE,
-    LAYOUTS,
-    MENDELEY_LABEL_ROOT,
-    TRUTH_FILE,
-    buu_csv,
-    ensure_phantoms,
-    json_label,
-    make_phantoms,
-    summarize,
-    yolo_label,
-)
+from .buu import BUU_LABEL_CODES, label_codes
+from .make import DEFAULT_IMAGE_SIZE, LAYOUTS, ensure_phantoms, make_phantoms
+from .truth import LATERAL_DISPLACEMENT_PCT_DEFINITION, TRUTH_FILE, summarize
 
 __all__ = [
     "BUU_LABEL_CODES",
     "DEFAULT_IMAGE_SIZE",
+    "LATERAL_DISPLACEMENT_PCT_DEFINITION",
     "LAYOUTS",
-    "MENDELEY_LABEL_ROOT",
     "TRUTH_FILE",
-    "buu_csv",
     "ensure_phantoms",
-    "json_label",
+    "label_codes",
     "make_phantoms",
     "summarize",
-    "yolo_label",
 ]

@@ -1,22 +1,26 @@
-"""Write a synthetic spine X-ray dataset in a real dataset's raw layout.
+"""Write a synthetic spine X-ray dataset in a real dataset's raw layout (vertkp phantoms, tools/make_phantoms.py).
 
-    python tools/make_phantoms.py --layout spondylolisthesis --out DIR --num-images 40 --seed 0
-    python tools/make_phantoms.py --layout buu-lspine --out DIR --num-images 20 --seed 0 --image-size 1024
+    vertkp phantoms --layout spondylolisthesis --output DIR --num-images 40 --seed 0
+    vertkp phantoms --layout buu-lspine --output DIR --num-images 20 --seed 0 --image-size 1024
 
-See ``vertkp.phantoms.make_phantoms`` for what is written; the truth of every
+See vertkp.phantoms.make_phantoms for what is written; the truth of every
 image is in DIR/phantom_truth.json.
 """
+from __future__ import annotations
+
 import argparse
 import sys
 
+from .make import DEFAULT_IMAGE_SIZE, LAYOUTS, make_phantoms
+from .truth import TRUTH_FILE
 
-from . import DEFAULT_IMAGE_SIZE, LAYOUTS, make_phantoms
+__all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--layout", required=True, choices=LAYOUTS, help="raw layout to imitate")
-    p.add_argument("--out", required=True, help="new or empty output directory")
+    p.add_argument("--output", required=True, help="new or empty output folder")
     p.add_argument("--num-images", type=int, required=True,
                    help="spondylolisthesis: labelled images (plus n//10 test); buu-lspine: images (n//2 patients)")
     p.add_argument("--seed", type=int, required=True, help="random seed; same seed, same bytes")
@@ -28,12 +32,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    """Exit 0 written, 2 bad arguments or an output folder that is not empty."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
-        s = make_phantoms(args.layout, args.out, args.num_images, args.seed, args.image_size,
+        s = make_phantoms(args.layout, args.output, args.num_images, args.seed, args.image_size,
                           progress=not args.no_progress)
     except (ValueError, FileExistsError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {s['images']} {s['layout']} phantom images to {s['out_dir']} "
           f"in {s['seconds']} s ({s['seconds_per_image']} s/image)")
@@ -44,6 +50,5 @@ def main(argv=None) -> int:
     print("  adjacent pairs per grade: " + ", ".join(f"{k} {v}" for k, v in s["pairs_per_grade"].items()))
     if "ap_pairs" in s:
         print("  AP pairs: " + ", ".join(f"{k} {v}" for k, v in s["ap_pairs"].items()))
-    print(f"  truth: {s['out_dir']}/phantom_truth.json")
+    print(f"  truth: {s['out_dir']}/{TRUTH_FILE}")
     return 0
-

@@ -1,4 +1,4 @@
-"""Rendering of a :class:`~vertkp.phantoms.spine.Scene` into a radiograph-like image.
+"""Rendering of a :class:`~vertkp.phantoms.geometry.Scene` into a radiograph-like image.
 
 Image frame: pixels, x right, y down, integer coordinates at pixel centres
 (the convention of ``vertkp.keypoints``). Bone shapes are drawn with 8x
@@ -16,9 +16,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .spine import Scene
+from .geometry import Scene
 
-__all__ = ["sample_style", "render", "tint", "encode_jpeg", "JPEG_QUALITY"]
+__all__ = ["sample_style", "render", "tint", "encode_jpeg", "render_jpeg", "JPEG_QUALITY"]
 
 JPEG_QUALITY = 92
 _SUPERSAMPLE = 8
@@ -189,3 +189,10 @@ def encode_jpeg(img: np.ndarray) -> bytes:
     if not ok:
         raise RuntimeError("OpenCV could not encode the phantom image as JPEG")
     return buf.tobytes()
+
+
+def render_jpeg(scene: Scene, width: int, height: int, style: dict, rng: np.random.Generator,
+                colour: bool = False) -> bytes:
+    """:func:`render`, tinted to 3 channels when ``colour``, as JPEG bytes (:func:`encode_jpeg`)."""
+    img = render(scene, width, height, style, rng)
+    return encode_jpeg(tint(img, rng) if colour else img)

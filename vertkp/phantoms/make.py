@@ -1,0 +1,101 @@
+"""The entry points: ``make_phantoms`` writes a phantom set, ``ensure_phantoms`` keeps one."""
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from vertkp.files import read_json, write_json
+from vertkp.grading import DEFAULT_NO_SLIP_PCT
+
+from .buu import BUU_LABEL_CODES, write_buu
+from .mendeley import write_spondylolisthesis
+from .truth import LATERAL_DISPLACEMENT_PCT_DEFINITION, TRUTH_FILE, summarize
+
+__all__ = ["LAYOUTS", "DEFAULT_IMAGE_SIZE", "make_phantoms", "ensure_phantoms"]
+
+LAYOUTS = ("spondylolisthesis", "buu-lspine")
+DEFAULT_IMAGE_SIZE = {"spondylolisthesis": 640, "buu-lspine": 1024}
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise FileExistsError(
+            f"{out_dir} exists and is not empty; phantoms are only written into a new or empty "
+            "directory (delete it or pass another --output)"
+        )
+
+
+def make_phantoms(layout: str, out_dir, num_images: int, seed: int, image_size: int | None = None,
+                  progress: bool = True) -> dict:
+    """Write a synthetic dataset in one of the raw layouts of ``datasets/README.md``.
+
+    Args:
+        layout: "spondylolisthesis" (Mendeley landmark dataset) or "buu-lspine".
+        out_dir: new or empty directory to write into.
+        num_images: spondylolisthesis: labelled images (train + val, about
+            70/30), plus max(1, n // 10) unlabelled test images; buu-lspine:
+            images, i.e. n // 2 patients with one AP and one LA image each.
+        seed: same seed, same bytes in every file.
+        image_size: spondylolisthesis: side of the square train/val images
+            (default 640; test images are 1.6-2x taller, portrait);
+            buu-lspine: image height (default 1024; width 0.6-0.8 of it).
+        progress: show a tqdm progress bar.
+
+    Returns:
+        summary dict: layout, out_dir, seed, images per split (or per view),
+        patients (buu), vertebrae, pair counts per grade name, seconds.
+
+    Raises:
+        ValueError: unknown layout, too few images, or image_size < 128.
+        FileExistsError: ``out_dir`` exists and is not empty.
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    if num_images < 1:
+        raise ValueError(f"num_images must be >= 1, got {num_images}")
+    size = int(image_size or DEFAULT_IMAGE_SIZE[layout])
+    if size < 128:
+        raise ValueError(f"image_size must be >= 128 px, got {size}")
+    out = Path(out_dir)
+    _check_out_dir(out)
+    start = time.perf_counter()
+    write = write_spondylolisthesis if layout == "spondylolisthesis" else write_buu
+    result = write(out, num_images, seed, size, progress)
+    buu = layout == "buu-lspine"
+    truth = {
+        "layout": layout,
+        "seed": int(seed),
+        "image_size": size,
+        "no_slip_pct": DEFAULT_NO_SLIP_PCT,
+        "corner_order": ["TL", "TR", "BL", "BR"],
+        "coordinates": "pixels, x right, y down, integer values at pixel centres",
+        "label_codes": {str(k): v for k, v in BUU_LABEL_CODES.items()} if buu else None,
+        "lateral_displacement_pct_definition": LATERAL_DISPLACEMENT_PCT_DEFINITION if buu else None,
+        "images": sorted(result["images"], key=lambda r: r["file_name"]),
+    }
+    write_json(out / TRUTH_FILE, truth, nan="error")
+    return summarize(truth, out, time.perf_counter() - start, result.get("patients"))
+
+
+def ensure_phantoms(layout: str, out_dir, num_images: int, seed: int, image_size: int | None = None,
+                    progress: bool = True) -> dict | None:
+    """:func:`make_phantoms` into ``out_dir`` unless the same phantoms are already there.
+
+    "The same" is recorded in ``<out_dir>.json`` next to the folder (layout, number,
+    seed, image size), written once the phantoms are complete; a folder without it,
+    or made with other settings, is removed and made again.
+
+    Returns:
+        ``make_phantoms``'s summary, or None when the existing phantoms were kept.
+    """
+    out_dir = Path(out_dir)
+    record = out_dir.parent / f"{out_dir.name}.json"
+    want = {"layout": layout, "num_images": num_images, "seed": seed, "image_size": image_size}
+    if record.is_file() and read_json(record) == want and out_dir.is_dir():
+        return None
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    summary = make_phantoms(layout, out_dir, num_images, seed, image_size=image_size, progress=progress)
+    write_json(record, want, nan="error")
+    return summary

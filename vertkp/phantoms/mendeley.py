@@ -1,0 +1,235 @@
+"""The Mendeley "Spondylolisthesis Vertebral Landmark Dataset" layout, written as phantoms.
+
+``Dataset/Train/Keypointrcnn_data/{images,labels}/{train,val}/`` with Roboflow
+export names, JSON and YOLO-TXT labels, and unlabelled ``Test/`` images
+(``datasets/README.md``); folders, names and label formats are written with
+the writers of ``vertkp.data.spondylolisthesis``, beside its readers.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from vertkp.data.buu_lspine import BUU_LEVELS, VIEW_LAYOUT, format_name
+from vertkp.data.spondylolisthesis import (
+    IMAGES_DIR,
+    KEYPOINTRCNN_DIR,
+    LABELS_DIR,
+    SPLITS,
+    TEST_DIR,
+    format_json_labels,
+    format_txt_labels,
+    roboflow_name,
+    txt_label_corners,
+)
+from vertkp.grading import DEFAULT_NO_SLIP_PCT
+
+from .geometry import apply_affine, canonical_from_anatomical, frame_affine, rotation
+from .lateral import build_lateral
+from .patients import LATERAL_LEVELS, sample_patient, sample_people, sample_slip_targets, stream
+from .render import render_jpeg, sample_style
+from .truth import on_label_grid, slip_pairs, vertebra_records, write_file
+
+__all__ = ["write_spondylolisthesis"]
+
+# Window of labelled vertebrae per image: count and last level.
+_WINDOW_COUNTS = {3: 0.03, 4: 0.04, 5: 0.08, 6: 0.3, 7: 0.3, 8: 0.1, 9: 0.06, 10: 0.05, 11: 0.04}
+_WINDOW_ENDS = {"S1": 0.85, "L5": 0.1, "L4": 0.05}
+# Decimals of the normalised values in YOLO-TXT labels.
+TXT_DECIMALS = 6
+_LATERAL_DIGIT = VIEW_LAYOUT["lateral"][1]
+
+
+def _mirror(facing: str) -> np.ndarray:
+    return np.diag([-1.0, 1.0]) if facing == "right" else np.eye(2)
+
+
+def _plan(n: int, rng: np.random.Generator) -> list:
+    """Source images of a Mendeley-style set: [{"stem", "split", "copies", "buu"}], in split order.
+
+    About 30% of the labelled images go to val (BUU stems, one copy each);
+    train mixes BUU and other-source stems, some with 2-3 augmented copies;
+    max(1, n // 10) unlabelled test images (BUU stems).
+    """
+    n_val = int(round(0.3 * n)) if n >= 2 else 0
+    n_val = max(n_val, 1) if n >= 2 else 0
+    n_train = n - n_val
+    n_test = max(1, n // 10)
+    people = iter(sample_people(rng, n + n_test))
+    sources = []
+    other_ids = iter(np.sort(rng.choice(np.arange(1, 10000), size=max(n, 1), replace=False)))
+    left = n_train
+    while left > 0:
+        copies = min(left, int(rng.choice([1, 2, 3], p=[0.8, 0.13, 0.07])))
+        if rng.random() < 0.6:
+            stem = format_name(*next(people), _LATERAL_DIGIT)
+            buu = True
+        else:
+            k = int(next(other_ids))
+            stem = f"hond_{k:04d}" if rng.random() < 0.65 else f"HN-{k:04d}-lat"
+            buu = False
+        sources.append({"stem": stem, "split": "train", "copies": copies, "buu": buu})
+        left -= copies
+    for _ in range(n_val):
+        sources.append({"stem": format_name(*next(people), _LATERAL_DIGIT), "split": "val", "copies": 1, "buu": True})
+    for _ in range(n_test):
+        sources.append({"stem": format_name(*next(people), _LATERAL_DIGIT), "split": "test", "copies": 1, "buu": True})
+    return sources
+
+
+def _window(rng: np.random.Generator) -> tuple:
+    """Labelled levels (cranial to caudal) of one Mendeley-style image."""
+    counts = list(_WINDOW_COUNTS)
+    count = counts[int(rng.choice(len(counts), p=list(_WINDOW_COUNTS.values())))]
+    ends = list(_WINDOW_ENDS)
+    end = LATERAL_LEVELS.index(ends[int(rng.choice(len(ends), p=list(_WINDOW_ENDS.values())))])
+    start = max(0, end - count + 1)
+    return LATERAL_LEVELS[start:end + 1]
+
+
+def _similarity(deg: float, scale: float, shift, width: int, height: int) -> np.ndarray:
+    """3x3 rotation + scaling about the image centre, then a shift (px)."""
+    c = np.array([(width - 1) / 2, (height - 1) / 2])
+    m = np.eye(3)
+    m[:2, :2] = scale * rotation(deg)
+    m[:2, 2] = c - m[:2, :2] @ c + np.asarray(shift)
+    return m
+
+
+def _inside(pts: np.ndarray, width: int, height: int, frac: float = 0.01) -> bool:
+    x, y = pts[..., 0], pts[..., 1]
+    return bool(x.min() >= frac * width and x.max() <= (1 - frac) * width
+                and y.min() >= frac * height and y.max() <= (1 - frac) * height)
+
+
+def _copy_affines(base: np.ndarray, keep: np.ndarray, copies: int, size: int, rng: np.random.Generator) -> list:
+    """Per copy: (2x3 affine, flipped). Copy 0 is the export itself; later copies get a random
+    flip and a small rotation/zoom/shift, halved until the labelled corners stay in the image."""
+    out = [(base, False)]
+    b3 = np.vstack([base, [0.0, 0.0, 1.0]])
+    for _ in range(1, copies):
+        flip = bool(rng.random() < 0.3)
+        deg, zoom, shift = rng.uniform(-4, 4), rng.uniform(-0.06, 0.04), rng.uniform(-0.03, 0.03, 2) * size
+        m = None
+        for damp in (1.0, 0.5, 0.25, 0.0):
+            aug = _similarity(deg * damp, 1.0 + zoom * damp, shift * damp, size, size)
+            if flip:
+                aug = np.array([[-1.0, 0.0, size - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]) @ aug
+            cand = (aug @ b3)[:2]
+            if _inside(apply_affine(cand, keep), size, size):
+                m = cand
+                break
+        out.append((m, flip) if m is not None else (base, False))
+    return out
+
+
+def _jitter_style(style: dict, rng: np.random.Generator) -> dict:
+    s = dict(style)
+    lo, hi = style["window"]
+    s["window"] = (lo + rng.uniform(-0.04, 0.04), hi + rng.uniform(-0.08, 0.08))
+    s["gamma"] = style["gamma"] * rng.uniform(0.88, 1.12)
+    s["bone_gain"] = style["bone_gain"] * rng.uniform(0.9, 1.1)
+    return s
+
+
+def write_spondylolisthesis(out: Path, n: int, seed: int, size: int, progress: bool) -> dict:
+    """Write ``n`` labelled images (and their test images) of the Mendeley layout into ``out``.
+
+    Returns:
+        {"images": truth records of every image}
+    """
+    plan_rng = stream(seed, 1, 0)
+    sources = _plan(n, plan_rng)
+    # label format and colour: exact shares per split, drawn at random
+    labelled = [(i, c) for i, s in enumerate(sources) if s["split"] != "test" for c in range(s["copies"])]
+    fmt, colour = {}, {}
+    for split in SPLITS:
+        items = [ic for ic in labelled if sources[ic[0]]["split"] == split]
+        order = plan_rng.permutation(len(items))
+        n_txt, n_col = int(round(0.3 * len(items))), int(round(0.35 * len(items)))
+        for rank, j in enumerate(order):
+            fmt[items[j]] = "txt" if rank < n_txt else "json"
+        for rank, j in enumerate(plan_rng.permutation(len(items))):
+            colour[items[j]] = rank < n_col
+    images = []
+    total = sum(s["copies"] for s in sources)
+    bar = tqdm(total=total, desc="spondylolisthesis phantoms", unit="img", disable=not progress)
+    for i, src in enumerate(sources):
+        rng = stream(seed, 1, 1, i)
+        images += _write_source(out, src, i, size, rng, fmt, colour)
+        bar.update(src["copies"])
+    bar.close()
+    return {"images": images}
+
+
+def _write_source(out: Path, src: dict, i: int, size: int, rng, fmt: dict, colour: dict) -> list:
+    """The images of one source (its augmented copies, or one test image); returns their truth records."""
+    patient = sample_patient(rng)
+    test = src["split"] == "test"
+    levels = BUU_LEVELS if test else _window(rng)
+    targets = sample_slip_targets(rng, levels[:-1])
+    facing = "right" if (not src["buu"] and rng.random() < 0.4) else "left"
+    tilt = float(np.clip(rng.normal(0.0, 5.0), -15.0, 15.0))
+    style = sample_style(rng)
+    if test:
+        height = int(round(size * rng.uniform(1.6, 2.0)))
+        width = int(round(height * rng.uniform(0.55, 0.8)))
+        stretch = 1.0
+    else:
+        height = width = size
+        stretch = 1.0 / rng.uniform(0.6, 0.8)  # portrait original stretched to a square export
+    linear = np.diag([stretch, 1.0]) @ rotation(tilt) @ _mirror(facing)
+    scene = build_lateral(patient, targets, linear, rng)
+    keep = np.stack([scene.corner(lv) for lv in levels])
+    first = LATERAL_LEVELS.index(levels[0])
+    h_above = patient["bodies"][LATERAL_LEVELS[max(first - 1, 0)]]["height"]
+    top = h_above * rng.uniform(0.15, 0.55)
+    bottom = patient["bodies"]["S1"]["height"] * rng.uniform(0.3, 1.3) if levels[-1] == "S1" else \
+        patient["bodies"][levels[-1]]["height"] * rng.uniform(0.15, 0.55)
+    x_centre = rng.uniform(0.4, 0.5) if facing == "left" else rng.uniform(0.5, 0.6)
+    base = frame_affine(linear, keep, width, height, None, x_centre, 0.5, (top, bottom))
+    frames = [(base, False)] if test else _copy_affines(base, keep, src["copies"], size, rng)
+    records = []
+    for c, (m, flip) in enumerate(frames):
+        crng = np.random.default_rng(rng.integers(0, 2**63))
+        img_facing = ("right" if facing == "left" else "left") if flip else facing
+        moved = scene.transformed(m)
+        canon = canonical_from_anatomical(np.stack([moved.corner(lv) for lv in levels]), img_facing)
+        cstyle = style if c == 0 else _jitter_style(style, crng)
+        key = (i, c)
+        if test:
+            rel_img, rel_lab, label_format = f"{TEST_DIR}/{src['stem']}.jpg", None, None
+            truth = on_label_grid(canon)
+        else:
+            name = roboflow_name(src["stem"], crng.bytes(16).hex())
+            label_format = fmt[key]
+            rel_img = f"{KEYPOINTRCNN_DIR}/{IMAGES_DIR}/{src['split']}/{name}.jpg"
+            rel_lab = f"{KEYPOINTRCNN_DIR}/{LABELS_DIR}/{src['split']}/{name}.{label_format}"
+            if label_format == "json":
+                truth = on_label_grid(canon)
+                text = format_json_labels(truth)
+            else:
+                truth = txt_label_corners(canon, width, height, TXT_DECIMALS)
+                text = format_txt_labels(canon, width, height, TXT_DECIMALS)
+            write_file(out / rel_lab, text.encode("utf-8"))
+        write_file(out / rel_img, render_jpeg(moved, width, height, cstyle, crng, colour.get(key, False)))
+        records.append({
+            "file_name": rel_img,
+            "label_file": rel_lab,
+            "label_format": label_format,
+            "split": src["split"],
+            "source_stem": src["stem"],
+            "copy_index": c,
+            "view": "lateral",
+            "facing": img_facing,
+            "colour": bool(colour.get(key, False)),
+            "width": width,
+            "height": height,
+            "pixel_spacing": None,
+            "vertebrae": vertebra_records(levels, truth),
+            "pairs": slip_pairs(levels, truth, img_facing, DEFAULT_NO_SLIP_PCT),
+        })
+    return records
+
