@@ -1,43 +1,118 @@
-"""tools/benchmark.py: the arithmetic and the table on hand-built values (no detectron2), then one
-end-to-end run of the tool on the instant config (needs detectron2)."""
+"""vertkp benchmark (tools/benchmark.py): the command line, the arithmetic and the tables on
+hand-built values (no detectron2), the FrozenBN calibration, then end-to-end runs of the speed,
+learning and data benchmarks on the instant config and tiny phantom sets (slow)."""
 import json
 import math
+import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
-from conftest import DETECTRON2_SKIP_REASON, REPO
-from vertkp.benchmark import (
-    REFERENCES,
-    cpu_model,
-    format_table,
-    latency_stats,
-    percentile,
-    split_trailing_opts,
-    throughput,
-)
+from tests.helpers import DETECTRON2_SKIP_REASON, NO_DETECTRON2, REPO
+from vertkp.benchmark.cli import build_parser, main, split_trailing_opts
+from vertkp.benchmark.report import (REFERENCES, cpu_model, evaluations, format_learning, format_table, latency_stats,
+                                     machine_line, mean_vertebra_width)
+from vertkp import DETECTRON2_INSTALL
 
 INSTANT = REPO / "configs" / "quick_schedules" / "kprcnn_r50_instant_test.yaml"
 
 
-# ---- arithmetic ---------------------------------------------------------------------------
-def test_percentile_is_numpy_linear_interpolation():
-    ten = [10.0, 1.0, 9.0, 2.0, 8.0, 3.0, 7.0, 4.0, 6.0, 5.0]  # 1..10, shuffled
-    assert percentile(ten, 90) == pytest.approx(9.1)  # position 0.9 * 9 = 8.1 -> 9 + 0.1 * (10 - 9)
-    assert percentile(ten, 50) == pytest.approx(5.5)
-    assert percentile(ten, 0) == 1.0 and percentile(ten, 100) == 10.0
-    assert percentile([0.2, 0.4], 90) == pytest.approx(0.38)  # 0.2 + 0.9 * 0.2
-    assert percentile([3.0], 90) == 3.0
+# ---- the command line -----------------------------------------------------------------------
+def test_build_parser_accepts_every_subcommand_and_defaults_to_speed():
+    p = build_parser()
+    assert p.parse_args([]).command == "speed"
+    a = p.parse_args(["--config-file", "configs/kprcnn_r50.yaml"])
+    assert (a.command, a.config_file, a.timed_images, a.num_images) == ("speed", ["configs/kprcnn_r50.yaml"], 20, 40)
+    assert p.parse_args(["SOLVER.IMS_PER_BATCH", "2"]).opts == ["SOLVER.IMS_PER_BATCH", "2"]
+    a = p.parse_args(["speed", "--timed-images", "3", "--image-size", "256", "SOLVER.IMS_PER_BATCH", "2"])
+    assert (a.command, a.timed_images, a.image_size, a.opts) == ("speed", 3, 256, ["SOLVER.IMS_PER_BATCH", "2"])
+    a = p.parse_args(["learning", "--models", "r50"])
+    assert (a.command, a.models, a.config_file, a.num_images, a.image_size) == ("learning", ["r50"], None, 100, 640)
+    a = p.parse_args(["data", "--num-images", "5", "--output", "out"])
+    assert (a.command, a.num_images, a.output) == ("data", 5, "out")
+    outputs = {p.parse_args([c]).output for c in ("speed", "learning", "data")}
+    assert outputs == {"output/benchmark/speed", "output/benchmark/learning", "output/benchmark/data"}
+    with pytest.raises(SystemExit):  # a speed flag is not a learning flag
+        p.parse_args(["learning", "--timed-images", "3"])
 
 
-def test_percentile_refuses_no_values_and_bad_q():
-    with pytest.raises(ValueError, match="no values"):
-        percentile([], 50)
-    with pytest.raises(ValueError, match=r"\[0, 100\]"):
-        percentile([1.0], 101)
+def test_trailing_overrides_are_split_from_the_config_files():
+    assert split_trailing_opts(["a.yaml", "b.yaml", "SOLVER.IMS_PER_BATCH", "2", "MODEL.DEVICE", "cpu"]) == (
+        ["a.yaml", "b.yaml"], ["SOLVER.IMS_PER_BATCH", "2", "MODEL.DEVICE", "cpu"])
+    assert split_trailing_opts(["configs/kprcnn_r50.yaml"]) == (["configs/kprcnn_r50.yaml"], [])
+    assert split_trailing_opts(["W.pth", "MODEL.TIMM_HRNET.NORM", "GN"]) == (["W.pth"], ["MODEL.TIMM_HRNET.NORM", "GN"])
 
 
+@pytest.mark.parametrize("argv, reason", [
+    (["--skip", "inference,nothing"], "speed: error: --skip: unknown phase(s) ['nothing']; choose from inference"),
+    (["--config-file", "missing.yaml"], "speed: error: config file(s) ['missing.yaml'] do not exist"),
+    (["--config-file", str(INSTANT), "--weights", "a.pth", "b.pth"],
+     "speed: error: --weights needs one file per config: 1 config(s), 2 weights"),
+    (["speed", "--config-file", str(INSTANT), "SOLVER.IMS_PER_BATCH"],
+     "speed: error: the config overrides must be KEY VALUE pairs, got ['SOLVER.IMS_PER_BATCH']"),
+    (["--timed-images", "0"], "speed: error: --timed-images and --train-iters must be >= 1"),
+    (["learning", "--models", "r50", "vgg", "SOLVER.MAX_ITER", "3"],
+     "learning: error: --models: unknown model(s) ['vgg']; choose from r50, hrnet_w32"),
+    (["data", "--num-images", "2"], "data: error: --num-images must be at least 3 (train and val images), got 2"),
+    (["data", "--image-size", "100"], "data: error: image_size must be >= 128 px, got 100"),  # vertkp.phantoms' rule
+])
+def test_bad_arguments_exit_2_with_the_reason(argv, reason, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["vertkp benchmark"])  # as vertkp.cli runs it
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"vertkp benchmark {reason}"), err
+    assert not list(tmp_path.iterdir())  # nothing made (the default --output is under the working folder)
+
+
+def test_learning_takes_models_or_config_files_not_both(capsys):
+    with pytest.raises(SystemExit) as e:
+        build_parser().parse_args(["learning", "--models", "r50", "--config-file", str(INSTANT)])
+    assert e.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+
+
+# The modules behind `vertkp benchmark` up to the subcommand, and `vertkp benchmark data`: torch-free.
+TORCH_FREE = ("vertkp.benchmark.cli", "vertkp.benchmark.data", "vertkp.benchmark.report")
+# Python that prints which of torch and detectron2 its process has loaded.
+_LOADED = "sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'detectron2'})"
+
+
+def _python(code: str, cwd=REPO, without_detectron2=None):
+    """Run Python ``code`` in a subprocess; with ``without_detectron2`` (a folder for its
+    sitecustomize.py), ``import detectron2`` fails there as where it is not installed."""
+    env = dict(os.environ)
+    if without_detectron2 is not None:
+        (without_detectron2 / "sitecustomize.py").write_text(NO_DETECTRON2)
+        env["PYTHONPATH"] = os.pathsep.join([str(without_detectron2), str(REPO)])
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+
+
+def test_importing_the_torch_free_modules_loads_neither_torch_nor_detectron2():
+    r = _python(f"import importlib, sys\nfor m in {TORCH_FREE!r}: importlib.import_module(m)\n"
+                "import vertkp.benchmark.cli as cli, vertkp.benchmark.report as report\n"
+                f"cli.build_parser(), report.machine_info()\nprint({_LOADED})")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("argv, needs", [
+    (["learning"], "learning needs it"),
+    (["speed", "--skip", "train"], "speed needs it (--skip inference,train, or `data`, measures only the data tools)"),
+])
+def test_without_detectron2_the_model_benchmarks_exit_2_with_the_install_command(argv, needs, tmp_path):
+    site, work = tmp_path / "site", tmp_path / "work"
+    site.mkdir(), work.mkdir()
+    r = _python(f"import sys\nfrom vertkp.cli import main\nsys.exit(main(['benchmark', *{argv!r}]))",
+                cwd=work, without_detectron2=site)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert r.stderr == (f"vertkp benchmark {argv[0]}: error: detectron2 is not installed: {needs}. Install it:\n"
+                        f"    {DETECTRON2_INSTALL}\n")
+    assert not list(work.iterdir())  # nothing made
+
+
+# ---- arithmetic -----------------------------------------------------------------------------
 def test_latency_stats_exact():
     s = latency_stats([0.5, 0.1, 0.3, 0.2, 0.4])
     assert s["n"] == 5
@@ -49,21 +124,32 @@ def test_latency_stats_exact():
         latency_stats([])
 
 
-def test_throughput_exact_and_checked():
-    assert throughput(8, 2.0) == 4.0
-    assert throughput(3, 0.25) == 12.0
-    assert throughput(0, 1.0) == 0.0
-    with pytest.raises(ValueError, match="seconds must be > 0"):
-        throughput(1, 0.0)
-    with pytest.raises(ValueError, match="items must be >= 0"):
-        throughput(-1, 1.0)
+def test_mean_vertebra_width_over_the_labelled_endplates():
+    nan = float("nan")
+    image1 = np.array([[[0, 0], [10, 0], [0, 5], [12, 5]],  # endplates 10 and 12: width 11
+                       [[0, 0], [nan, nan], [0, 5], [99, 5]],  # superior endplate unlabelled: width 99
+                       [[nan, nan], [nan, nan], [nan, nan], [1, 1]]])  # no endplate: left out
+    image2 = np.array([[[0, 0], [3, 4], [0, 10], [6, 18]]])  # endplates 5 and 10: width 7.5
+    assert mean_vertebra_width([image1, image2]) == pytest.approx((11 + 99 + 7.5) / 3)
+    assert mean_vertebra_width([np.zeros((0, 4, 2))]) != mean_vertebra_width([np.zeros((0, 4, 2))])  # NaN
 
 
-def test_trailing_overrides_are_split_from_the_config_files():
-    assert split_trailing_opts(["a.yaml", "b.yaml", "SOLVER.IMS_PER_BATCH", "2", "MODEL.DEVICE", "cpu"]) == (
-        ["a.yaml", "b.yaml"], ["SOLVER.IMS_PER_BATCH", "2", "MODEL.DEVICE", "cpu"])
-    assert split_trailing_opts(["configs/kprcnn_r50.yaml"]) == (["configs/kprcnn_r50.yaml"], [])
-    assert split_trailing_opts(["W.pth", "MODEL.HRNET.NORM", "GN"]) == (["W.pth"], ["MODEL.HRNET.NORM", "GN"])
+class _History:
+    """A detectron2 HistoryBuffer's values(): (value, iteration) pairs."""
+
+    def __init__(self, *pairs):
+        self.pairs = list(pairs)
+
+    def values(self):
+        return self.pairs
+
+
+def test_evaluations_are_keyed_by_the_steps_done_before_them():
+    histories = {"vertkp/MRE_px": _History((5.0, 99), (2.0, 300)), "keypoints/AP": _History((10.0, 99), (20.0, 300)),
+                 "total_loss": _History(*[(1.0, i) for i in range(300)]), "time": _History((0.5, 3))}
+    # periodic: logged at the last step's iteration (99: after 100 steps); final: at max_iter
+    assert evaluations(histories, 300) == {100: {"vertkp/MRE_px": 5.0, "keypoints/AP": 10.0},
+                                           300: {"vertkp/MRE_px": 2.0, "keypoints/AP": 20.0}}
 
 
 def test_cpu_model_from_proc_cpuinfo_text():
@@ -72,7 +158,12 @@ def test_cpu_model_from_proc_cpuinfo_text():
     assert cpu_model("processor\t: 0\nHardware\t: BCM2835\n") == "BCM2835"
 
 
-def _report():
+# ---- the tables -----------------------------------------------------------------------------
+_MACHINE = {"cpu": "AMD EPYC", "cpu_cores": 2, "cpu_cores_usable": 2, "torch_threads": 2, "gpu": None,
+            "torch": "2.15.0", "detectron2": "0.6", "python": "3.11.7"}
+
+
+def _speed_report():
     cfg = {
         "name": "kprcnn_r50", "config": "configs/kprcnn_r50.yaml", "device": "cpu", "threads": 2,
         "test_size": {"min": 640, "max": 1333, "input_hw": [640, 640]},
@@ -85,47 +176,64 @@ def _report():
     hr = {"name": "kprcnn_hrnet_w32", "config": "configs/kprcnn_hrnet_w32.yaml", "device": "cuda", "threads": 2,
           "test_size": {"min": 640, "max": 1333}, "model_alone": {"error": "RuntimeError: x"},
           "memory": {"kind": "cuda_max_memory_allocated", "inference_MiB": 300.0}}
-    machine = {"cpu": "AMD EPYC", "cpu_cores": 2, "cpu_cores_usable": 2, "torch_threads": 2, "gpu": None,
-               "torch": "2.15.0", "detectron2": "0.6", "python": "3.11.7"}
-    return {"configs": [cfg, hr], "references": list(REFERENCES), "machine": machine,
+    return {"configs": [cfg, hr], "references": list(REFERENCES), "machine": _MACHINE,
             "converter": {"images": 44, "images_per_s": 123.45}, "evaluator": {"images": 40, "images_per_s": 67.8}}
 
 
-def test_table_has_every_measure_and_the_published_references():
-    table = format_table(_report())
-    lines = table.splitlines()
-    assert lines[0].startswith("| model | device | test size (input) | model alone median / p90 (s) |")
-    assert set(lines[1]) == {"|", "-"} and lines[1].count("|") == lines[0].count("|")
-    r50 = next(line for line in lines if line.startswith("| kprcnn_r50 |"))
-    assert r50 == ("| kprcnn_r50 | cpu, 2 threads | 640/1333 (640x640) | 1.234 / 1.500 | 1.300 / 1.750 "
-                   "| 20.000 (8) * | 0.40 | 1500 / 6000 MiB RSS |")
-    hr = next(line for line in lines if line.startswith("| kprcnn_hrnet_w32 |"))
-    assert "| failed |" in hr and "| skipped |" in hr and "300 / - MiB GPU alloc" in hr
-    assert "* kprcnn_r50: training measured at BASE_LR 0.0001" in table
-    d2 = next(line for line in lines if "detectron2 Keypoint R-CNN R50-FPN 3x" in line)
-    assert "published, not measured here" in d2 and "| 0.066 |" in d2 and "0.316 (16)" in d2 and "V100" in d2
-    yolo = next(line for line in lines if "YOLOspine" in line)
-    assert "published, not measured here" in yolo and "| 0.480 |" in yolo
-    assert "converter 123.5 img/s (44 images)" in table and "evaluator 67.8 img/s (40 images)" in table
-    assert "machine: AMD EPYC, 2 cores (2 usable), torch 2.15.0 (2 threads), detectron2 0.6, no GPU" in table
-    assert "| 800/1333 (COCO) | 0.066 |" in table
+def test_speed_table_exact():
+    assert format_table(_speed_report()) == (
+        "| model | device | test size (input) | model alone median / p90 (s) | end to end median / p90 (s) "
+        "| train s/iter (batch) | train img/s | peak memory inference / train |\n"
+        "|---|---|---|---|---|---|---|---|\n"
+        "| kprcnn_r50 | cpu, 2 threads | 640/1333 (640x640) | 1.234 / 1.500 | 1.300 / 1.750 | 20.000 (8) * | 0.40 "
+        "| 1500 / 6000 MiB RSS |\n"
+        "| kprcnn_hrnet_w32 | cuda | 640/1333 | failed | skipped | skipped | - | 300 / - MiB GPU alloc |\n"
+        "| *detectron2 Keypoint R-CNN R50-FPN 3x: published, not measured here* "
+        "| V100 GPUs (training: 8 of them, 2 images each) | 800/1333 (COCO) | 0.066 | - | 0.316 (16) | 50.6 "
+        "| - / 5.0 GB per GPU |\n"
+        "| *YOLOspine: published, not measured here* | its own | - | - | 0.480 | - | - | - |\n"
+        "\n\\* kprcnn_r50: training measured at BASE_LR 0.0001\n"
+        "\ndata tools (no model): converter 123.5 img/s (44 images), evaluator 67.8 img/s (40 images)\n"
+        "\nmachine: AMD EPYC, 2 cores (2 usable), torch 2.15.0 (2 threads), detectron2 0.6, no GPU, Python 3.11.7")
 
 
-def test_importing_the_module_loads_neither_torch_nor_detectron2():
-    code = ("import sys, vertkp.benchmark; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'detectron2')))")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "[]"
+def test_machine_line_without_the_torch_part():
+    torch_free = {k: v for k, v in _MACHINE.items() if k not in ("torch_threads", "gpu")}
+    assert machine_line(torch_free) == "AMD EPYC, 2 cores (2 usable), torch 2.15.0, detectron2 0.6, Python 3.11.7"
+    assert machine_line({**torch_free, "torch": None, "detectron2": None}) == (
+        "AMD EPYC, 2 cores (2 usable), torch not installed, detectron2 not installed, Python 3.11.7")
 
 
-def test_bad_arguments_exit_2(tmp_path, run_tool):
-    r = run_tool("benchmark", "--skip", "inference,nothing", "--output", tmp_path)
-    assert r.returncode == 2 and "unknown phase(s) ['nothing']" in r.stderr
-    r = run_tool("benchmark", "--config-file", tmp_path / "missing.yaml", "--output", tmp_path)
-    assert r.returncode == 2 and "do not exist" in r.stderr
-    r = run_tool("benchmark", "--config-file", INSTANT, "--weights", "a.pth", "b.pth", "--output", tmp_path)
-    assert r.returncode == 2 and "one file per config" in r.stderr
+def _learning_result():
+    early = {"vertkp/det_F1": 99.2, "vertkp/MRE_px": 4.04, "vertkp/grade_acc": 90.0}
+    final = {"vertkp/n_images": 30.0, "vertkp/n_gt_vertebrae": 198.0, "vertkp/det_F1": 100.0,
+             "vertkp/det_precision": 100.0, "vertkp/det_recall": 100.0, "vertkp/MRE_px": 1.61,
+             "vertkp/MRE_px_median": 1.4, "vertkp/SDR_px@6": 99.4, "vertkp/SDR_px@12": 100.0,
+             "vertkp/slip_MAE_pp": 1.63, "vertkp/grade_acc": 98.8, "keypoints/AP": 80.0}
+    return {"name": "kprcnn_r50_phantoms", "device": "cpu", "threads": 2, "iterations": 300, "ims_per_batch": 2,
+            "s_per_iter": 1.97, "s_per_iter_median": 1.951, "train_minutes": 9.86, "mean_width_px": 138.44,
+            "curve": [{"iterations": 100, "train_minutes": 3.3, "MRE_pct_width": 2.918, "metrics": early},
+                      {"iterations": 300, "train_minutes": 9.86, "MRE_pct_width": 1.163, "metrics": final}],
+            "best": {"metric": "vertkp/MRE_px", "value": 1.61, "iteration": 299},
+            "target": {"det_F1": 95.0, "MRE_pct_width": 3.0, "met": True,
+                       "met_after": {"iterations": 100, "train_minutes": 3.3}}}
+
+
+def test_learning_report_exact():
+    assert format_learning(_learning_result()) == (
+        "== kprcnn_r50_phantoms (cpu, 2 threads): 300 iterations of 2 images, 1.97 s/iter (median 1.95), "
+        "9.9 min of training\n"
+        "   phantom val (30 images, 198 vertebrae, mean width 138.4 px), after 300 iterations:\n"
+        "   detection F1 100.0% (P 100.0%, R 100.0%)   MRE 1.61 px = 1.16% of width (median 1.40 px)\n"
+        "   SDR px@6 99.4%  px@12 100.0%   slip MAE 1.63 pp   grade accuracy 98.8%\n"
+        "   after   100 iterations (  3.3 min): F1 99.2%  MRE 4.04 px = 2.92% of width  grade accuracy 90.0%\n"
+        "   after   300 iterations (  9.9 min): F1 100.0%  MRE 1.61 px = 1.16% of width  grade accuracy 98.8%\n"
+        "   best checkpoint: vertkp/MRE_px 1.61 at iteration 299\n"
+        "   target (F1 >= 95%, MRE <= 3% of width): MET (first met after 100 iterations, 3.3 min of training)")
+    r = _learning_result()
+    r["best"], r["target"] = None, {"det_F1": 95.0, "MRE_pct_width": 3.0, "met": False, "met_after": None}
+    assert format_learning(r).splitlines()[-1] == "   target (F1 >= 95%, MRE <= 3% of width): NOT MET"
+    assert format_learning({"name": "x", "error": "RuntimeError: boom"}) == "== x: FAILED: RuntimeError: boom"
 
 
 # ---- detectron2 ------------------------------------------------------------------------------
@@ -134,7 +242,7 @@ def test_calibrate_frozen_bn_normalises_what_each_layer_sees():
     import torch
     from detectron2.layers import FrozenBatchNorm2d
 
-    from vertkp.benchmark import calibrate_frozen_bn
+    from vertkp.benchmark.runs import calibrate_frozen_bn
 
     class Net(torch.nn.Module):
         def __init__(self):
@@ -160,7 +268,7 @@ def test_calibrate_frozen_bn_normalises_what_each_layer_sees():
     assert torch.allclose(out.var(dim=(0, 2, 3), unbiased=False), torch.ones(3), atol=1e-3)
 
 
-# ---- end to end (detectron2) ----------------------------------------------------------------
+# ---- end to end -------------------------------------------------------------------------------
 def _numbers(tree, path=""):
     """(path, value) of every number in a JSON tree."""
     if isinstance(tree, dict):
@@ -173,11 +281,12 @@ def _numbers(tree, path=""):
         yield path, tree
 
 
-def test_benchmark_tool_end_to_end_on_the_instant_config(tmp_path, run_tool):
+@pytest.mark.slow
+def test_speed_end_to_end_on_the_instant_config(tmp_path, run_tool):
     pytest.importorskip("detectron2", reason=DETECTRON2_SKIP_REASON)
     out = tmp_path / "bench"
-    r = run_tool("benchmark", "--num-images", 2, "--warmup", 1, "--train-iters", 2, "--phantoms", 10,
-                 "--phantom-size", 256, "--device", "cpu", "--threads", 1, "--output", out,
+    r = run_tool("benchmark", "--timed-images", 2, "--warmup", 1, "--train-iters", 2, "--num-images", 10,
+                 "--image-size", 256, "--device", "cpu", "--threads", 1, "--output", out,
                  "--config-file", INSTANT, "SOLVER.BASE_LR", "0.0005", env={"OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     report = json.loads((out / "benchmark.json").read_text())
@@ -188,7 +297,7 @@ def test_benchmark_tool_end_to_end_on_the_instant_config(tmp_path, run_tool):
     (c,) = report["configs"]
     assert c["name"] == "kprcnn_r50_instant_test" and c["device"] == "cpu" and not c["failed"]
     assert c["test_size"] == {"min": 128, "max": 256, "input_hw": [128, 128]}
-    for phase in ("model_alone", "end_to_end", "train"):
+    for phase in ("model_alone", "end_to_end", "train"):  # train: 3 steps, the IterationTimer skipped 1
         s = c[phase]
         assert s["n"] == 2 and 0 < s["median_s"] <= s["p90_s"] <= s["max_s"], (phase, s)
     assert c["model_alone"]["detections_per_image"] == report["settings"]["detections_with_random_weights"] > 0
@@ -205,6 +314,65 @@ def test_benchmark_tool_end_to_end_on_the_instant_config(tmp_path, run_tool):
 
     assert "| kprcnn_r50_instant_test | cpu, 1 thread | 128/256 (128x128) |" in r.stdout
     assert "published, not measured here" in r.stdout and "machine: " in r.stdout
-    assert "converter " in r.stdout and "evaluator " in r.stdout
+    assert "data tools (no model): converter " in r.stdout and ", evaluator " in r.stdout
     assert not (out / "kprcnn_r50_instant_test" / "model_final.pth").exists()  # no checkpoint, no evaluation
     assert "Start inference" not in (out / "kprcnn_r50_instant_test" / "log.txt").read_text()
+
+
+@pytest.mark.slow
+def test_learning_end_to_end_on_the_instant_config(tmp_path, run_tool):
+    pytest.importorskip("detectron2", reason=DETECTRON2_SKIP_REASON)
+    out = tmp_path / "learn"
+    r = run_tool("benchmark", "learning", "--config-file", INSTANT, "--num-images", 10, "--image-size", 256,
+                 "--threads", 1, "--output", out, "TEST.EVAL_PERIOD", 2, "SOLVER.MAX_ITER", 4,
+                 env={"OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    report = json.loads((out / "benchmark.json").read_text())
+    assert report["machine"]["torch_threads"] == 1 and report["settings"]["num_images"] == 10
+    (c,) = report["configs"]
+    assert c["name"] == "kprcnn_r50_instant_test" and c["config"] == str(INSTANT)
+    assert c["iterations"] == 4 and c["ims_per_batch"] == 2 and c["mean_width_px"] > 0
+    assert 0 < c["s_per_iter_median"] and 0 < c["s_per_iter"] < c["train_minutes"] * 60
+    # one periodic evaluation after 2 steps, the final one after 4, with the minutes of training before each
+    assert [e["iterations"] for e in c["curve"]] == [2, 4]
+    assert 0 < c["curve"][0]["train_minutes"] < c["curve"][1]["train_minutes"] == pytest.approx(c["train_minutes"])
+    final = c["curve"][-1]["metrics"]
+    assert final["vertkp/n_images"] == 3 and final["vertkp/n_gt_vertebrae"] > 0 and "keypoints/AP" in final
+    assert c["target"]["det_F1"] == 95.0 and c["target"]["met"] is False  # 4 steps learn nothing
+
+    assert "== kprcnn_r50_instant_test (cpu, 1 thread): 4 iterations of 2 images, " in r.stdout
+    assert "   phantom val (3 images, " in r.stdout and "   after     2 iterations (" in r.stdout
+    assert "target (F1 >= 95%, MRE <= 3% of width): NOT MET" in r.stdout
+    assert "Average Precision" not in r.stdout  # pycocotools' prints go to the run's log
+    assert "Average Precision" in (out / "kprcnn_r50_instant_test" / "log.txt").read_text()
+
+
+@pytest.mark.slow
+def test_data_end_to_end(tmp_path, capsys):
+    assert main(["data", "--num-images", "4", "--image-size", "128", "--output", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "benchmark.json").read_text())
+    assert report["settings"] == {"num_images": 4, "image_size": 128, "seed": 0}
+    coco = tmp_path / "data" / "phantoms" / "coco"
+    unlabelled = len(json.loads((coco / "test.json").read_text())["images"]) if (coco / "test.json").is_file() else 0
+    assert report["converter"]["images"] == 4 + unlabelled and report["converter"]["repeats"] == 3  # every split
+    assert report["evaluator"]["images"] == 4 and report["evaluator"]["images_per_s"] > 0  # train + val
+    assert 0 < report["evaluator"]["MRE_px"] < 5  # GT moved by 2 px Gaussian noise
+    assert "data tools (no model): converter " in capsys.readouterr().out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("argv, loaded", [
+    (["data"], []),  # neither torch nor detectron2
+    (["speed", "--skip", "inference,train"], ["torch"]),  # the data phases of speed: torch, not detectron2
+])
+def test_the_data_tools_benchmarks_run_without_detectron2(argv, loaded, tmp_path):
+    out = tmp_path / "out"
+    argv = ["benchmark", *argv, "--num-images", "4", "--image-size", "128", "--output", str(out)]
+    r = _python(f"import json, sys\nfrom vertkp.cli import main\nstatus = main({argv!r})\n"
+                f"print(json.dumps([status, {_LOADED}]))", without_detectron2=tmp_path)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert json.loads(r.stdout.splitlines()[-1]) == [0, loaded]
+    report = json.loads((out / "benchmark.json").read_text())
+    assert report["evaluator"]["images"] == 4 and report["converter"]["images_per_s"] > 0
+    assert ("torch_threads" in report["machine"]) == bool(loaded)  # filled in by the torch side
+    assert "data tools (no model): converter " in r.stdout

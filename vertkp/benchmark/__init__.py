@@ -1,0 +1,21 @@
+"""Benchmarks: ``vertkp benchmark [speed|learning|data]`` (``python tools/benchmark.py``).
+
+    cli       the command: every subcommand's flags and checks, main (speed when no subcommand
+              is given); imports the subcommand's module when it runs
+    speed     inference latency (model alone, end to end), training s/iter, peak memory
+    learning  train the phantom configs from scratch, evaluate: the curve and the target
+    data      the converter's and the evaluator's throughput (speed measures them too), and
+              the benchmarks' phantom set
+    runs      the detectron2 side of speed and learning: the config on the phantom set,
+              logs, the trainer timed by detectron2's IterationTimer, FrozenBN calibration
+    device    the torch side of speed and learning, without detectron2: threads, the
+              machine's torch part (threads, GPU, CUDA)
+    report    the tables, the machine without torch, the summary statistics (numpy only)
+
+Each writes OUT/benchmark.json (``vertkp.files.write_json``) and prints its table.
+Split by what they import: ``cli``, ``data`` and ``report`` (and this package) load
+neither torch nor detectron2, so ``vertkp benchmark data`` runs without them; ``speed``
+and ``device`` import torch, ``runs`` and ``learning`` torch and detectron2, at their top
+(``speed`` imports ``runs`` where detectron2 is installed: its convert and evaluate
+phases run without it).
+"""

@@ -1,0 +1,223 @@
+"""``vertkp benchmark`` / ``python tools/benchmark.py``: the speed, learning and data benchmarks.
+
+    vertkp benchmark [speed] [flags] [KEY VALUE ...]   inference latency, training s/iter, peak memory
+    vertkp benchmark learning [flags] [KEY VALUE ...]  what the phantom configs reach when trained, how fast
+    vertkp benchmark data [flags]                      the converter's and the evaluator's throughput
+
+Without a subcommand it is ``speed``. ``vertkp benchmark <subcommand> --help`` lists its flags;
+``vertkp.benchmark.speed``, ``.learning`` and ``.data`` say what each measures. The flags
+mean the same in every subcommand: --output is the folder of benchmark.json, the phantom
+set (OUT/data) and the runs; --num-images, --image-size and --seed make the phantom set
+(as ``vertkp phantoms``); --config-file takes configs, then optionally the KEY VALUE
+overrides applied to every config.
+
+This module imports neither torch nor detectron2: it parses and checks the arguments, then
+imports the subcommand's module (``vertkp.benchmark.<subcommand>``), which imports what it runs.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import re
+import sys
+from pathlib import Path
+from typing import List, Sequence
+
+from .. import DETECTRON2_INSTALL, HAS_DETECTRON2
+from ..cli import config_path, output_folder
+from ..phantoms import DEFAULT_IMAGE_SIZE
+from .data import phantom_set
+
+__all__ = ["SUBCOMMANDS", "DEFAULT_SUBCOMMAND", "DEFAULT_CONFIGS", "PHASES", "MODELS", "model_config",
+           "build_parser", "split_trailing_opts", "main"]
+
+# subcommand -> one-line help. Its module vertkp.benchmark.<subcommand> has run(args, phantom folder) -> exit
+# status, and may have check(args), which raises ValueError for what only it can check (speed: CUDA, with torch).
+SUBCOMMANDS = {
+    "speed": "inference latency (model alone, end to end), training s/iter, peak memory",
+    "learning": "train the phantom configs, evaluate: the curve and the target",
+    "data": "converter and evaluator throughput on phantoms (no model)",
+}
+DEFAULT_SUBCOMMAND = "speed"
+# speed: the configs measured when --config-file is not given, and its phases (--skip).
+DEFAULT_CONFIGS = ("configs/kprcnn_r50.yaml", "configs/kprcnn_hrnet_w32.yaml")
+PHASES = ("inference", "train", "convert", "evaluate")
+# learning --models: the phantom configs, configs/kprcnn_<model>_phantoms.yaml.
+MODELS = ("r50", "hrnet_w32")
+
+
+def model_config(model: str) -> str:
+    """The phantom config of a --models name."""
+    return f"configs/kprcnn_{model}_phantoms.yaml"
+
+
+def split_trailing_opts(values: Sequence[str]):
+    """(files, opts): an nargs="+" flag swallows the trailing KEY VALUE pairs after it
+    (``--config-file a.yaml SOLVER.MAX_ITER 5``); the first config key (upper-case, dotted)
+    and everything after it are the opts."""
+    for k, v in enumerate(values):
+        if re.fullmatch(r"[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)+", v):
+            return list(values[:k]), list(values[k:])
+    return list(values), []
+
+
+class _DefaultSubcommandParser(argparse.ArgumentParser):
+    """An ArgumentParser whose arguments are those of the default subcommand when the
+    first one is not a subcommand's name (nor -h/--help)."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = list(sys.argv[1:] if args is None else args)
+        if not args or (args[0] not in SUBCOMMANDS and args[0] not in ("-h", "--help")):
+            args.insert(0, DEFAULT_SUBCOMMAND)
+        return super().parse_known_args(args, namespace)
+
+
+def _phantom_flags(p: argparse.ArgumentParser, num_images: int) -> None:
+    p.add_argument("--num-images", type=int, default=num_images,
+                   help="labelled phantom images (~70%% train, ~30%% val)")
+    p.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE["spondylolisthesis"],
+                   help="side of the phantom images, px")
+    p.add_argument("--seed", type=int, default=0, help="phantom seed")
+
+
+def _run_flags(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch CPU threads (0: torch's default, one per core); 1 is far faster when other "
+                        "processes load the cores (OpenMP threads then wait on each other)")
+    p.add_argument("opts", nargs=argparse.REMAINDER, help=f"KEY VALUE overrides applied to every config {what}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every form: ``[speed|learning|data] [flags]`` (speed when the first
+    argument is not a subcommand). The namespace's ``command`` is the subcommand."""
+    p = _DefaultSubcommandParser(description="The speed, learning and data benchmarks; without a subcommand, "
+                                             "speed. Add --help after a subcommand for its flags.")
+    sub = p.add_subparsers(dest="command", metavar="{speed,learning,data}", parser_class=argparse.ArgumentParser)
+    kw = dict(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parsers = {name: sub.add_parser(name, help=text, description=text, **kw) for name, text in SUBCOMMANDS.items()}
+
+    s = parsers["speed"]
+    s.add_argument("--config-file", nargs="+", default=list(DEFAULT_CONFIGS), metavar="CFG",
+                   help="configs to benchmark")
+    s.add_argument("--weights", nargs="+", default=None, metavar="W",
+                   help="one checkpoint per config (default: random weights, which is fine for speed)")
+    s.add_argument("--timed-images", type=int, default=20, help="timed images per latency measurement")
+    s.add_argument("--warmup", type=int, default=3, help="untimed images / training iterations first")
+    s.add_argument("--train-iters", type=int, default=20, help="timed training iterations")
+    s.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when available")
+    s.add_argument("--output", default=output_folder("benchmark/speed"), metavar="DIR",
+                   help="folder for benchmark.json, the phantom set and the logs")
+    s.add_argument("--skip", action="append", default=[], metavar="PHASE[,PHASE]",
+                   help=f"phases to skip: {', '.join(PHASES)}")
+    _phantom_flags(s, 40)
+    s.add_argument("--score-threshold", type=float, default=0.5,
+                   help="predictor's detection threshold, with --weights")
+    s.add_argument("--detections", type=int, default=None,
+                   help="with random weights (no --weights), keep exactly this many detections per image (score "
+                        "threshold 0, TEST.DETECTIONS_PER_IMAGE), so that the keypoint head and the grading do a "
+                        "trained model's work; default: the phantom set's mean vertebrae per image, rounded "
+                        "(random weights score nearly every box under 0.5)")
+    _run_flags(s, "(after the benchmark's own)")
+
+    learn = parsers["learning"]
+    which = learn.add_mutually_exclusive_group()
+    which.add_argument("--models", nargs="+", default=None, metavar="MODEL",
+                       help="phantom configs configs/kprcnn_<MODEL>_phantoms.yaml, MODEL in "
+                            f"{', '.join(MODELS)} (none given: all of them)")
+    which.add_argument("--config-file", nargs="+", default=None, metavar="CFG", help="configs to train instead")
+    learn.add_argument("--output", default=output_folder("benchmark/learning"), metavar="DIR",
+                       help="folder for benchmark.json, the phantom set and the runs")
+    _phantom_flags(learn, 100)
+    _run_flags(learn, "(after the benchmark's datasets and OUTPUT_DIR)")
+
+    data = parsers["data"]
+    data.add_argument("--output", default=output_folder("benchmark/data"), metavar="DIR",
+                      help="folder for benchmark.json and the phantom set")
+    _phantom_flags(data, 40)
+    return p
+
+
+def _configs(args) -> None:
+    """Resolve --config-file (and --models, --weights) and merge the KEY VALUE overrides
+    into ``args.opts``; ``args.names`` are the runs' names (the configs' stems, made unique).
+
+    Raises:
+        ValueError: what is wrong with them.
+    """
+    if args.opts and args.opts[0] == "--":
+        args.opts = args.opts[1:]
+    opts: List[str] = []
+    if getattr(args, "models", None) is not None:
+        models, opts = split_trailing_opts(args.models)
+        unknown = [m for m in models if m not in MODELS]
+        if unknown:
+            raise ValueError(f"--models: unknown model(s) {unknown}; choose from {', '.join(MODELS)}")
+        args.config_file = [model_config(m) for m in models]
+    elif args.config_file is None:
+        args.config_file = [model_config(m) for m in MODELS]
+    else:
+        args.config_file, opts = split_trailing_opts(args.config_file)
+    if getattr(args, "weights", None) is not None:
+        args.weights, more = split_trailing_opts(args.weights)
+        opts += more
+    args.opts = opts + list(args.opts)
+    if len(args.opts) % 2:
+        raise ValueError(f"the config overrides must be KEY VALUE pairs, got {args.opts}")
+    if not args.config_file:
+        raise ValueError("give at least one config (or model) before the KEY VALUE overrides")
+    args.config_file = [config_path(c) for c in args.config_file]
+    missing = [c for c in args.config_file if not os.path.isfile(c)]
+    if missing:
+        raise ValueError(f"config file(s) {missing} do not exist (configs/ holds vertkp's)")
+    if getattr(args, "weights", None) is not None and len(args.weights) != len(args.config_file):
+        raise ValueError(f"--weights needs one file per config: {len(args.config_file)} config(s), "
+                         f"{len(args.weights)} weights")
+    args.names = []
+    for k, config in enumerate(args.config_file):
+        name = Path(config).stem
+        args.names.append(name if name not in args.names else f"{name}_{k}")
+
+
+def _check(args) -> None:
+    """Check and complete the parsed arguments of ``args.command``.
+
+    Raises:
+        ValueError: a bad argument (the message says which and why).
+    """
+    if args.num_images < 3:
+        raise ValueError(f"--num-images must be at least 3 (train and val images), got {args.num_images}")
+    if args.command == "data":
+        return
+    if args.threads < 0:
+        raise ValueError(f"--threads must be >= 0 (0: torch's default), got {args.threads}")
+    if args.command == "speed":
+        skipped = {p.strip() for s in args.skip for p in s.split(",") if p.strip()}
+        unknown = skipped - set(PHASES)
+        if unknown:
+            raise ValueError(f"--skip: unknown phase(s) {sorted(unknown)}; choose from {', '.join(PHASES)}")
+        args.phases = [p for p in PHASES if p not in skipped]
+        if min(args.timed_images, args.train_iters) < 1 or args.warmup < 0:
+            raise ValueError("--timed-images and --train-iters must be >= 1, --warmup >= 0")
+    _configs(args)
+    needs_detectron2 = args.command == "learning" or {"inference", "train"} & set(args.phases)
+    if needs_detectron2 and not HAS_DETECTRON2:
+        skip = " (--skip inference,train, or `data`, measures only the data tools)" if args.command == "speed" else ""
+        raise ValueError(f"detectron2 is not installed: {args.command} needs it{skip}. Install it:\n"
+                         f"    {DETECTRON2_INSTALL}")
+
+
+def main(argv=None) -> int:
+    """Run a benchmark: exit 0 done, 1 a measurement failed (the rest is reported), 2 bad arguments."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        _check(args)
+        module = importlib.import_module(f"vertkp.benchmark.{args.command}")  # after the detectron2 check
+        if hasattr(module, "check"):
+            module.check(args)
+        folder = phantom_set(Path(args.output).resolve() / "data", args.num_images, args.image_size, args.seed)
+    except ValueError as e:  # a bad argument, or phantom settings vertkp.phantoms refuses
+        print(f"{parser.prog} {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    return int(module.run(args, folder) or 0)

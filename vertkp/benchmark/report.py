@@ -1,0 +1,252 @@
+"""What the benchmarks print and record: the tables, the machine, the summary statistics.
+
+numpy only, no torch: the formatting and the arithmetic are tested on hand-built values
+with the exact expected results. ``machine_info`` is the torch-free part of the machine;
+``vertkp.benchmark.device.torch_machine_info`` adds torch's threads and the GPU.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+from pathlib import Path
+from typing import Dict, Mapping, Optional, Sequence
+
+import numpy as np
+
+from ..grading import vertebra_width
+
+__all__ = ["REFERENCES", "TARGET_F1", "TARGET_MRE_PCT", "EVAL_PREFIXES", "latency_stats", "mean_vertebra_width",
+           "evaluations", "format_table", "format_data", "format_learning", "machine_info", "machine_line",
+           "cpu_model"]
+
+# Others' published figures, on their hardware (not measured here): printed as reference rows.
+REFERENCES = (
+    {"name": "detectron2 Keypoint R-CNN R50-FPN 3x", "source": "detectron2 MODEL_ZOO.md (COCO person keypoints)",
+     "hardware": "V100 GPUs (training: 8 of them, 2 images each)", "test_size": "800/1333 (COCO)",
+     "model_alone_s": 0.066, "train_s_per_iter": 0.316, "train_images_per_iter": 16,
+     "train_memory_GB": 5.0},
+    {"name": "YOLOspine", "source": "as reported by YOLOspine (cited in the issue)", "hardware": "its own",
+     "end_to_end_s": 0.48},
+)
+# The learning target on phantoms: detection F1 in percent (as the evaluator reports it) at least
+# TARGET_F1, and the MRE at most TARGET_MRE_PCT percent of the mean vertebra width.
+TARGET_F1, TARGET_MRE_PCT = 95.0, 3.0
+# Storage keys of the evaluators' results (VertebraKeypointEvaluator, COCOEvaluator), as the EvalHook logs them.
+EVAL_PREFIXES = ("vertkp/", "bbox/", "keypoints/")
+
+
+def latency_stats(seconds: Sequence[float]) -> Dict[str, float]:
+    """Summary of per-image (or per-step) times in seconds: n, median, p90 (numpy's
+    linear percentile), mean, min, max.
+
+    Raises:
+        ValueError: no times.
+    """
+    s = np.asarray(seconds, dtype=np.float64)
+    if s.size == 0:
+        raise ValueError("no timings: measure at least one image or step")
+    return {"n": int(s.size), "median_s": float(np.median(s)), "p90_s": float(np.percentile(s, 90)),
+            "mean_s": float(s.mean()), "min_s": float(s.min()), "max_s": float(s.max())}
+
+
+def mean_vertebra_width(corners: Sequence[np.ndarray]) -> float:
+    """Mean ``vertkp.grading.vertebra_width`` (mean length of the labelled endplates)
+    over every vertebra of every image, px (NaN when none has an endplate).
+
+    Args:
+        corners: per image, float [N, 4, 2] corners TL, TR, BL, BR; NaN where unlabelled
+            (``ImageTruth.corners``).
+    """
+    w = np.concatenate([vertebra_width(c) for c in corners] or [np.zeros(0)])
+    w = w[np.isfinite(w)]
+    return float(w.mean()) if w.size else float("nan")
+
+
+def evaluations(histories: Dict, max_iter: int) -> Dict[int, dict]:
+    """Every evaluation the EvalHook put into the trainer's storage, by the number of
+    training steps before it: {steps: {storage key ("vertkp/MRE_px", "keypoints/AP"): value}}.
+
+    Args:
+        histories: ``trainer.storage.histories()`` (name -> HistoryBuffer of (value, iteration)).
+        max_iter: the run's SOLVER.MAX_ITER (the evaluation after training is logged at it).
+    """
+    evals: Dict[int, dict] = {}
+    for key, history in histories.items():
+        if key.startswith(EVAL_PREFIXES):
+            for value, it in history.values():
+                evals.setdefault(min(int(it) + 1, max_iter), {})[key] = float(value)
+    return dict(sorted(evals.items()))
+
+
+# ---- speed ------------------------------------------------------------------------------------
+def _num(v, spec: str = ".3f") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def _pair(stats: Optional[Mapping], spec: str = ".3f") -> str:
+    if not stats:
+        return "skipped"
+    if "error" in stats:
+        return "failed"
+    return f"{_num(stats['median_s'], spec)} / {_num(stats['p90_s'], spec)}"
+
+
+def _memory(mem: Optional[Mapping]) -> str:
+    if not mem:
+        return "-"
+    kind = "GPU alloc" if mem["kind"] == "cuda_max_memory_allocated" else "RSS"
+    return f"{_num(mem.get('inference_MiB'), '.0f')} / {_num(mem.get('train_MiB'), '.0f')} MiB {kind}"
+
+
+def _threads(n: int) -> str:
+    return f"{n} thread" + ("" if n == 1 else "s")
+
+
+def _device(r: Mapping) -> str:
+    return r["device"] + (f", {_threads(r['threads'])}" if r["device"] == "cpu" else "")
+
+
+def format_table(report: Mapping) -> str:
+    """The speed report (what its benchmark.json holds) as Markdown: one row per config,
+    the reference rows (others' published figures), the data tools' throughput and the
+    machine line."""
+    header = ("| model | device | test size (input) | model alone median / p90 (s) | end to end median / p90 (s) "
+              "| train s/iter (batch) | train img/s | peak memory inference / train |")
+    lines = [header, "|" + "---|" * header.count(" | ") + "---|"]
+    for r in report.get("configs", []):
+        if "error" in r:
+            lines.append(f"| {r['name']} | {r.get('device', '-')} | failed: {r['error']} | | | | | |")
+            continue
+        size = r["test_size"]
+        inp = f" ({size['input_hw'][0]}x{size['input_hw'][1]})" if size.get("input_hw") else ""
+        train = r.get("train")
+        if not train:
+            t_iter, t_ips = "skipped", "-"
+        elif "error" in train:
+            t_iter, t_ips = "failed", "-"
+        else:
+            t_iter = f"{train['median_s']:.3f} ({train['ims_per_batch']})" + (" *" if train.get("note") else "")
+            t_ips = f"{train['images_per_s']:.2f}"
+        lines.append(f"| {r['name']} | {_device(r)} | {size['min']}/{size['max']}{inp} | {_pair(r.get('model_alone'))} "
+                     f"| {_pair(r.get('end_to_end'))} | {t_iter} | {t_ips} | {_memory(r.get('memory'))} |")
+    for ref in report.get("references", REFERENCES):
+        t_iter = (f"{ref['train_s_per_iter']:.3f} ({ref['train_images_per_iter']})"
+                  if ref.get("train_s_per_iter") else "-")
+        t_ips = (f"{ref['train_images_per_iter'] / ref['train_s_per_iter']:.1f}"
+                 if ref.get("train_s_per_iter") else "-")
+        mem = f"- / {ref['train_memory_GB']:.1f} GB per GPU" if ref.get("train_memory_GB") else "-"
+        lines.append(f"| *{ref['name']}: published, not measured here* | {ref['hardware']} "
+                     f"| {ref.get('test_size', '-')} | {_num(ref.get('model_alone_s'))} "
+                     f"| {_num(ref.get('end_to_end_s'))} | {t_iter} | {t_ips} | {mem} |")
+    notes = [r["train"]["note"] for r in report.get("configs", []) if r.get("train") and r["train"].get("note")]
+    out = ["\n".join(lines)]
+    out += [f"\n\\* {n}" for n in notes]
+    data = format_data(report)
+    if data:
+        out.append("\n" + data)
+    if report.get("machine"):
+        out.append("\nmachine: " + machine_line(report["machine"]))
+    return "\n".join(out)
+
+
+def format_data(report: Mapping) -> str:
+    """One line with the converter's and the evaluator's throughput ("" when neither ran)."""
+    parts = []
+    for key in ("converter", "evaluator"):
+        d = report.get(key)
+        if d and "error" not in d:
+            parts.append(f"{key} {d['images_per_s']:.1f} img/s ({d['images']} images)")
+        elif d:
+            parts.append(f"{key} failed")
+    return "data tools (no model): " + ", ".join(parts) if parts else ""
+
+
+# ---- learning ---------------------------------------------------------------------------------
+def _evaluation_line(e: Mapping) -> str:
+    m = e["metrics"]
+    return (f"   after {e['iterations']:5d} iterations ({e['train_minutes']:5.1f} min): F1 {m['vertkp/det_F1']:.1f}%  "
+            f"MRE {m['vertkp/MRE_px']:.2f} px = {e['MRE_pct_width']:.2f}% of width  "
+            f"grade accuracy {m['vertkp/grade_acc']:.1f}%")
+
+
+def format_learning(r: Mapping) -> str:
+    """One learning run (an entry of its benchmark.json's "configs"): speed, the final
+    evaluation in full, the curve (every evaluation), the best checkpoint and the target."""
+    if "error" in r:
+        return f"== {r['name']}: FAILED: {r['error']}"
+    final = r["curve"][-1]
+    m = final["metrics"]
+    sdr = "  ".join(f"{k[len('vertkp/SDR_'):]} {v:.1f}%" for k, v in m.items() if k.startswith("vertkp/SDR_px@"))
+    lines = [
+        f"== {r['name']} ({_device(r)}): {r['iterations']} iterations of {r['ims_per_batch']} images, "
+        f"{r['s_per_iter']:.2f} s/iter (median {r['s_per_iter_median']:.2f}), "
+        f"{r['train_minutes']:.1f} min of training",
+        f"   phantom val ({int(m['vertkp/n_images'])} images, {int(m['vertkp/n_gt_vertebrae'])} vertebrae, "
+        f"mean width {r['mean_width_px']:.1f} px), after {final['iterations']} iterations:",
+        f"   detection F1 {m['vertkp/det_F1']:.1f}% (P {m['vertkp/det_precision']:.1f}%, "
+        f"R {m['vertkp/det_recall']:.1f}%)   MRE {m['vertkp/MRE_px']:.2f} px = {final['MRE_pct_width']:.2f}% of "
+        f"width (median {m['vertkp/MRE_px_median']:.2f} px)",
+        f"   SDR {sdr}   slip MAE {m['vertkp/slip_MAE_pp']:.2f} pp   grade accuracy {m['vertkp/grade_acc']:.1f}%",
+    ]
+    lines += [_evaluation_line(e) for e in r["curve"]]
+    if r.get("best"):
+        b = r["best"]
+        lines.append(f"   best checkpoint: {b['metric']} {b['value']:.2f} at iteration {b['iteration']}")
+    t, first = r["target"], r["target"]["met_after"]
+    lines.append(f"   target (F1 >= {t['det_F1']:g}%, MRE <= {t['MRE_pct_width']:g}% of width): "
+                 + ("MET" if t["met"] else "NOT MET")
+                 + (f" (first met after {first['iterations']} iterations, {first['train_minutes']:.1f} min of training)"
+                    if first else ""))
+    return "\n".join(lines)
+
+
+# ---- the machine ------------------------------------------------------------------------------
+def machine_line(m: Mapping) -> str:
+    """One line: CPU, cores, torch (and its threads), detectron2, GPU, Python. The torch
+    threads and the GPU are there when the torch side filled them in
+    (``vertkp.benchmark.device.torch_machine_info``)."""
+    threads = f" ({_threads(m['torch_threads'])})" if m.get("torch_threads") else ""
+    gpu = f"{m['gpu'] or 'no GPU'}, " if "gpu" in m else ""
+    return (f"{m['cpu']}, {m['cpu_cores']} cores ({m['cpu_cores_usable']} usable), "
+            f"torch {m['torch'] or 'not installed'}{threads}, detectron2 {m['detectron2'] or 'not installed'}, "
+            f"{gpu}Python {m['python']}")
+
+
+def cpu_model(cpuinfo: str) -> str:
+    """The CPU name of a /proc/cpuinfo text ("model name", or "Hardware"/"Processor" on ARM)."""
+    for key in ("model name", "Hardware", "Processor", "cpu model"):
+        for line in cpuinfo.splitlines():
+            name, _, value = line.partition(":")
+            if name.strip() == key and value.strip():
+                return value.strip()
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def _version(package: str) -> Optional[str]:
+    """The installed version of a distribution, read from its metadata (the package is not imported)."""
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def machine_info() -> dict:
+    """What the figures were measured on, without importing torch or detectron2: the CPU,
+    its cores, OMP_NUM_THREADS, the installed torch and detectron2 versions (None: not
+    installed), Python and the platform. The torch side adds torch's threads, the GPU and
+    CUDA (``vertkp.benchmark.device.torch_machine_info``)."""
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        cpuinfo = ""
+    return {
+        "cpu": cpu_model(cpuinfo),
+        "cpu_cores": os.cpu_count(),
+        "cpu_cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        "torch": _version("torch"),
+        "detectron2": _version("detectron2"),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
