@@ -1,5 +1,5 @@
-# vertkp: `make demo` runs the whole story on phantoms, `make test` runs the whole suite,
-# `make install` sets up everything (both run it first).
+# vertkp: `make demo` runs the whole story on phantoms, `make test` runs the whole suite (`make test-fast`
+# all but the slow end-to-end tests), `make install` sets up everything (they run it first).
 PYTHON ?= python3
 PIP = $(PYTHON) -m pip
 # detectron2 is not on PyPI: it is built from its upstream source, after torch.
@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 DEMO_ARGS ?=
 STAMP = .make
 
-.PHONY: install deps detectron2 test demo docker
+.PHONY: install deps detectron2 test test-fast demo docker
 
 install: deps detectron2
 
@@ -30,6 +30,10 @@ test: deps
 	  || $(PIP) install --no-build-isolation '$(DETECTRON2_SOURCE)' \
 	  || echo "vertkp: detectron2 could not be installed from $(DETECTRON2_SOURCE); the tests that need it will be SKIPPED (see README, Install)"
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+# The inner loop: everything but the end-to-end tests marked slow (under a minute on 2 cores).
+test-fast: deps
+	$(PYTHON) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 # Phantoms -> convert -> train -> predict -> evaluate into output/demo (vertkp/demo.py). Stops at
 # once, with the command to run, when detectron2 is missing and cannot be installed.

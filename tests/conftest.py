@@ -1,16 +1,16 @@
-"""Shared fixtures. Tests that need detectron2 skip with a reason when it is absent."""
+"""Shared fixtures. Tests that need detectron2 skip with a reason when it is absent.
+
+Markers: ``slow`` (end to end, or tools run in fresh interpreters: the demo, the
+notebook, training, the benchmarks, predict, multi-process evaluation; see
+pytest.ini). ``make test`` runs everything; ``make test-fast`` leaves the slow ones out.
+"""
 import os
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("MPLBACKEND", "Agg")
+from tests.helpers import make_phantom_set
 
-from vertkp import HAS_DETECTRON2  # noqa: E402,F401  (re-exported for tests)
-DETECTRON2_SKIP_REASON = "detectron2 is not installed (README, Install: it is built from its upstream source)"
+os.environ.setdefault("MPLBACKEND", "Agg")
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -25,34 +25,27 @@ def pytest_terminal_summary(terminalreporter):
 
 @pytest.fixture
 def run_tool():
-    """Run ``tools/<name>.py`` with arguments in a subprocess; returns CompletedProcess."""
-    import subprocess
-
-    def run(name, *args, cwd=None, env=None):
-        e = dict(os.environ, **(env or {}))
-        return subprocess.run(
-            [sys.executable, str(REPO / "tools" / f"{name}.py"), *map(str, args)],
-            capture_output=True, text=True, cwd=cwd, env=e, timeout=600,
-        )
+    """``tests.helpers.run_tool``: run ``tools/<name>.py`` in a subprocess."""
+    from tests.helpers import run_tool as run
 
     return run
 
 
-def keypoint_ap_against_itself(gt_file) -> float:
-    """COCO keypoint AP of a ground-truth file scored against itself, with vertkp's OKS sigmas."""
-    import numpy as np
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
+@pytest.fixture(scope="session")
+def phantom_root(tmp_path_factory):
+    """The session's tiny phantom datasets root (``tests.helpers.make_phantom_set``), made once."""
+    return make_phantom_set(tmp_path_factory.mktemp("vertkp_phantoms"))
 
-    from vertkp.keypoints import OKS_SIGMAS
 
-    gt = COCO(str(gt_file))
-    dets = [{"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"], "score": 1.0}
-            for a in gt.dataset["annotations"]]
-    ev = COCOeval(gt, gt.loadRes(dets), "keypoints")
-    ev.params.kpt_oks_sigmas = np.array(OKS_SIGMAS)
-    ev.evaluate(), ev.accumulate(), ev.summarize()
-    return float(ev.stats[0])
+@pytest.fixture
+def registered_phantoms(phantom_root):
+    """``phantoms_{train,val}`` registered from ``phantom_root`` for one test, then the
+    default registration back."""
+    from vertkp.data.registration import register_all
+
+    register_all(phantom_root)
+    yield phantom_root
+    register_all()
 
 
 @pytest.fixture(scope="module")
@@ -65,13 +58,3 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
-
-
-def load_tool(name: str, module_name: str = ""):
-    """Import ``tools/<name>.py`` as a module (to call its ``main`` in-process)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(module_name or f"vertkp_tool_{name}", REPO / "tools" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod

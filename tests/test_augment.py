@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from conftest import DETECTRON2_SKIP_REASON
+from tests.helpers import DETECTRON2_SKIP_REASON
 
 pytest.importorskip("detectron2", reason=DETECTRON2_SKIP_REASON)
 from detectron2.config import get_cfg  # noqa: E402
@@ -16,7 +16,6 @@ from vertkp.data.augment import (  # noqa: E402
     SafeCrop,
     build_augmentations,
     build_intensity_pipeline,
-    to_grayscale3,
 )
 from vertkp.data.mapper import VertebraDatasetMapper, transform_vertebra_annotation  # noqa: E402
 
@@ -205,41 +204,25 @@ def test_every_augmentation_is_switchable():
         build_augmentations(cfg, is_train=True)
 
 
-def test_to_grayscale3():
-    bgr = np.zeros((2, 3, 3), np.uint8)
-    bgr[..., 2] = 200  # red in BGR
-    g = to_grayscale3(bgr, "BGR")
-    assert g.shape == (2, 3, 3) and (g == g[..., :1]).all() and g[0, 0, 0] == 60  # 0.299 * 200
-    assert to_grayscale3(bgr[..., ::-1].copy(), "RGB")[0, 0, 0] == 60
-    assert to_grayscale3(bgr[..., 0]).shape == (2, 3, 3)
-
-
-def test_mapper_on_phantoms(tmp_path):
+def test_mapper_on_phantoms(registered_phantoms):
     """The mapper on real phantom dicts: grey 3-channel tensor, 4 corners per vertebra inside boxes."""
     from detectron2.data import DatasetCatalog
 
-    from phantom_data import register_phantoms
-    from vertkp.data.registration import register_all
-
-    register_phantoms()
-    try:
-        cfg = _cfg()
-        cfg.MODEL.KEYPOINT_ON = True
-        cfg.DATASETS.TRAIN = ("phantoms_train",)
-        cfg.INPUT.CROP.ENABLED = True
-        cfg.INPUT.MIN_SIZE_TRAIN, cfg.INPUT.MAX_SIZE_TRAIN = (128,), 256
-        mapper = VertebraDatasetMapper(cfg, is_train=True)
-        np.random.seed(1)
-        for d in DatasetCatalog.get("phantoms_train")[:3]:
-            out = mapper(d)
-            img, inst = out["image"], out["instances"]
-            assert img.shape[0] == 3 and min(img.shape[1:]) == 128
-            assert (img[0] == img[1]).all() and (img[0] == img[2]).all()
-            assert len(inst) == len(d["annotations"]) and inst.gt_keypoints.tensor.shape[1:] == (4, 3)
-            k, b = inst.gt_keypoints.tensor, inst.gt_boxes.tensor
-            assert (k[..., 2] > 0).all()
-            assert (k[..., 0] >= b[:, None, 0]).all() and (k[..., 0] <= b[:, None, 2]).all()
-        test = VertebraDatasetMapper(cfg, is_train=False)(DatasetCatalog.get("phantoms_train")[0])
-        assert "instances" not in test and "annotations" not in test
-    finally:
-        register_all()
+    cfg = _cfg()
+    cfg.MODEL.KEYPOINT_ON = True
+    cfg.DATASETS.TRAIN = ("phantoms_train",)
+    cfg.INPUT.CROP.ENABLED = True
+    cfg.INPUT.MIN_SIZE_TRAIN, cfg.INPUT.MAX_SIZE_TRAIN = (128,), 256
+    mapper = VertebraDatasetMapper(cfg, is_train=True)
+    np.random.seed(1)
+    for d in DatasetCatalog.get("phantoms_train")[:3]:
+        out = mapper(d)
+        img, inst = out["image"], out["instances"]
+        assert img.shape[0] == 3 and min(img.shape[1:]) == 128
+        assert (img[0] == img[1]).all() and (img[0] == img[2]).all()
+        assert len(inst) == len(d["annotations"]) and inst.gt_keypoints.tensor.shape[1:] == (4, 3)
+        k, b = inst.gt_keypoints.tensor, inst.gt_boxes.tensor
+        assert (k[..., 2] > 0).all()
+        assert (k[..., 0] >= b[:, None, 0]).all() and (k[..., 0] <= b[:, None, 2]).all()
+    test = VertebraDatasetMapper(cfg, is_train=False)(DatasetCatalog.get("phantoms_train")[0])
+    assert "instances" not in test and "annotations" not in test

@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import keypoint_ap_against_itself
-from raw_builders import KP_DIR, mendeley_tree, quad, roboflow_name, write_image
+from tests.helpers import keypoint_ap_against_itself
+from tests.helpers.raw import KP_DIR, mendeley_tree, quad, roboflow_name, write_image
 from vertkp.data.coco import BOX_PAD_FRACTION
 from vertkp.data.spondylolisthesis import convert_spondylolisthesis, source_stem
 
@@ -129,7 +129,7 @@ BAD_CASES = {
                             "label file without its image"),
     "image_without_label": ("json", lambda p: p.unlink(), "image has no label file"),
     "unreadable_image": ("json", lambda p: (p.parents[2] / "images" / "train" / (p.stem + ".jpg")).write_bytes(
-        (p.parents[2] / "images" / "train" / (p.stem + ".jpg")).read_bytes()[:300]), "unreadable image"),
+        (p.parents[2] / "images" / "train" / (p.stem + ".jpg")).read_bytes()[:300]), "not a readable image"),
 }
 
 
@@ -170,20 +170,20 @@ def test_skip_invalid_skips_only_the_broken_image_and_lists_it(tmp_path, run_too
     assert len(train["annotations"]) == len(SPINE) and len(val["annotations"]) == len(SPINE)
 
 
-def test_no_half_written_file_when_serialising_fails(tmp_path, monkeypatch):
-    from vertkp.data import coco
+def test_no_half_written_file_when_writing_fails(tmp_path, monkeypatch):
+    from vertkp import files
 
     good_tree(tmp_path)
     calls = []
-    real_dump = json.dump
+    real_fsync = files.os.fsync
 
-    def failing_dump(obj, f, **kw):
+    def failing_fsync(fd):  # the second file fails to reach the disk, after the first was staged
         calls.append(1)
         if len(calls) == 2:
             raise RuntimeError("disk full")
-        return real_dump(obj, f, **kw)
+        return real_fsync(fd)
 
-    monkeypatch.setattr(coco.json, "dump", failing_dump)
+    monkeypatch.setattr(files.os, "fsync", failing_fsync)
     with pytest.raises(RuntimeError, match="disk full"):
         convert_spondylolisthesis(tmp_path, progress=False)
     assert list((tmp_path / "coco").iterdir()) == []

@@ -5,20 +5,17 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import cv2
 import pytest
 
-from conftest import DETECTRON2_SKIP_REASON
-from test_without_detectron2 import BLOCKER
+from tests.helpers import DETECTRON2_SKIP_REASON, NO_DETECTRON2, REPO
 
-REPO = Path(__file__).resolve().parents[1]
 INSTANT = "configs/quick_schedules/kprcnn_r50_instant_test.yaml"
 
 
 def test_demo_without_detectron2_stops_at_once_with_the_install_command(tmp_path):
-    (tmp_path / "sitecustomize.py").write_text(BLOCKER)
+    (tmp_path / "sitecustomize.py").write_text(NO_DETECTRON2)
     env = dict(os.environ, PYTHONPATH=str(tmp_path), PYTHONWARNINGS="ignore")
     r = subprocess.run([sys.executable, str(REPO / "tools" / "demo.py"), "--output", str(tmp_path / "demo")],
                        env=env, capture_output=True, text=True, timeout=120)
@@ -33,6 +30,7 @@ def test_makefile_demo_runs_the_demo_tool_after_installing():
     assert "tools/demo.py" in r.stdout and "--no-build-isolation" in r.stdout
 
 
+@pytest.mark.slow
 def test_demo_runs_the_whole_story_and_reports_where_everything_is(tmp_path, run_tool):
     pytest.importorskip("detectron2", reason=DETECTRON2_SKIP_REASON)
     out = tmp_path / "demo"

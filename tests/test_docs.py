@@ -14,15 +14,14 @@ import shutil
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
-from conftest import DETECTRON2_SKIP_REASON, load_tool
+from tests.helpers import DETECTRON2_SKIP_REASON
 from vertkp.cli import COMMANDS, command_parser
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = ("README.md", "datasets/README.md", "notebooks/README.md", "docker/README.md")
-SCRIPTS = {spec[2]: name for name, spec in COMMANDS.items()}
-# tools/ scripts that are not vertkp commands -> how to parse their arguments
-OTHER_SCRIPTS = {"benchmark_training.py": lambda args: load_tool("benchmark_training").parse_args(args)}
+SCRIPTS = {spec[1]: name for name, spec in COMMANDS.items()}
 
 
 def code_blocks(text: str):
@@ -58,7 +57,7 @@ def as_vertkp_command(words):
     if words and words[0] in ("python", "python3") and len(words) > 1 and words[1].startswith("tools/"):
         script = Path(words[1]).name
         if script not in SCRIPTS:
-            return (script, words[2:] if script in OTHER_SCRIPTS else None)
+            return script, None
         return SCRIPTS[script], words[2:]
     if words and words[0] == "vertkp" and len(words) > 1 and words[1] in COMMANDS:
         return words[1], words[2:]
@@ -89,9 +88,8 @@ def test_documented_command_parses(doc, line, command, args):
     assert args is not None, f"{doc}: {line}: no such tool"
     if command == "train":
         pytest.importorskip("detectron2", reason=DETECTRON2_SKIP_REASON)
-    parse = OTHER_SCRIPTS[command] if command in OTHER_SCRIPTS else command_parser(command).parse_args
     try:
-        parse(args)
+        command_parser(command).parse_args(args)
     except SystemExit as e:
         if e.code == 0 and "--help" in args:
             return
@@ -117,7 +115,7 @@ def test_rejected_commands_are_caught():
         command_parser("predict").parse_args(["--config-file", "c.yaml", "--weight", "w.pth"])
 
 
-def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
+def test_readme_python_example_runs(tmp_path, monkeypatch, capsys, phantom_root):
     """The README's Python block, run as written in a folder laid out like after `make demo`
     (random weights of the same config stand in for the demo's)."""
     pytest.importorskip("detectron2", reason=DETECTRON2_SKIP_REASON)
@@ -125,8 +123,7 @@ def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
     from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.modeling import build_model
 
-    from phantom_data import phantom_root
-    from vertkp.engine import build_cfg
+    from vertkp.config import build_cfg
 
     blocks = [body for lang, body in code_blocks((REPO / "README.md").read_text()) if lang == "python"]
     assert len(blocks) == 1
@@ -137,8 +134,25 @@ def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
     DetectionCheckpointer(build_model(cfg), save_dir=str(tmp_path / "output/demo/train")).save("model_best")
     test_dir = tmp_path / "output/demo/data/phantoms/Test"
     test_dir.mkdir(parents=True)
-    shutil.copy(next((phantom_root() / "phantoms" / "Test").glob("*.jpg")), test_dir)
+    shutil.copy(next((phantom_root / "phantoms" / "Test").glob("*.jpg")), test_dir)
     monkeypatch.chdir(tmp_path)
     torch.set_num_threads(1)
-    exec(compile(blocks[0], "README.md", "exec"), {})
-    capsys.readouterr()
+    namespace = {}
+    exec(compile(blocks[0], "README.md", "exec"), namespace)
+    printed = capsys.readouterr().out.splitlines()
+    result = namespace["result"]
+    from vertkp.inference import SpinePrediction
+
+    assert isinstance(result, SpinePrediction) and result.image == namespace["image"]
+    assert (result.height, result.width) == Image.open(namespace["image"]).size[::-1]
+    assert printed == [f"{p.name} {p.slip_pct} {p.grade_name} {p.flags}" for p in result.pairs]
+
+
+def test_the_readme_lists_every_metric_once_by_its_name():
+    from vertkp.evaluation import METRICS
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `([^`]+)` \| ([^|]+) \|", readme, flags=re.M)
+    listed = [name for name, _ in rows if name in METRICS or "@" in name or "<" in name]
+    assert listed == list(METRICS), "the README's metric table must list vertkp.evaluation.METRICS, in order"
+    assert {name: unit.strip() for name, unit in rows if name in METRICS} == {k: u for k, (u, _) in METRICS.items()}

@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("detectron2", reason="detectron2 is not installed")
+from tests.helpers import DETECTRON2_SKIP_REASON  # noqa: E402
+
+pytest.importorskip("detectron2", reason=DETECTRON2_SKIP_REASON)
 
 import torch  # noqa: E402
 from detectron2.data import DatasetCatalog, MetadataCatalog  # noqa: E402
@@ -15,9 +17,9 @@ from detectron2.data.datasets import load_coco_json  # noqa: E402
 from detectron2.evaluation import COCOEvaluator, DatasetEvaluators  # noqa: E402
 from detectron2.structures import Boxes, Instances  # noqa: E402
 
-from conftest import load_tool  # noqa: E402
-from raw_builders import quad  # noqa: E402
-from vertkp.evaluation import VertebraKeypointEvaluator  # noqa: E402
+from tests.helpers import load_tool, run_tool  # noqa: E402
+from tests.helpers.raw import quad  # noqa: E402
+from vertkp.evaluation.evaluator import VertebraKeypointEvaluator, dataset_ground_truth  # noqa: E402
 from vertkp.keypoints import KEYPOINT_FLIP_MAP, KEYPOINT_NAMES, OKS_SIGMAS  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -179,8 +181,26 @@ def test_same_numbers_as_the_cli(dataset):
     m_d2 = json.loads((tmp / "d2" / "metrics.json").read_text())
     assert_same(m_d2, m_cli)  # identical up to the last bits of GT + 0.5 - 0.5
     assert res["vertkp"]["MRE_px"] == pytest.approx(m_cli["MRE_px"]) and m_cli["MRE_px"] > 0
-    assert res["vertkp"]["slip_MAE_pp"] == pytest.approx(m_cli["slip"]["MAE_pp"])
-    assert res["vertkp"]["n_unscored_pairs"] == m_cli["slip"]["n_unscored_pairs"] == 2.0
+    assert res["vertkp"]["slip_MAE_pp"] == pytest.approx(m_cli["slip_MAE_pp"])
+    assert res["vertkp"]["n_unscored_pairs"] == m_cli["n_unscored_pairs"] == 2.0
+    # every scalar of metrics.json is in detectron2's results, under the same name
+    assert {k for k, v in m_cli.items() if not isinstance(v, dict)} == set(res["vertkp"])
+
+
+def test_a_dataset_registered_without_its_coco_file_gives_the_same_ground_truth(dataset):
+    name, gt, tmp = dataset
+    from_file = dataset_ground_truth(name)
+    meta = MetadataCatalog.get(name)
+    kept = meta.as_dict()
+    MetadataCatalog.remove(name)  # registered without a COCO file: the dataset dicts are read
+    MetadataCatalog.get(name).set(**{k: v for k, v in kept.items() if k not in ("name", "json_file")})
+    from_dicts = dataset_ground_truth(name)
+    assert [t.image_id for t in from_dicts.images] == [t.image_id for t in from_file.images] == [7, 8]
+    for a, b in zip(from_file.images, from_dicts.images):
+        np.testing.assert_allclose(b.corners, a.corners, atol=1e-9)  # the +0.5 of load_coco_json removed
+        assert (b.visible == a.visible).all() and b.levels == a.levels
+        assert (b.view, b.facing, b.pixel_spacing, b.source_stem) == (a.view, a.facing, a.pixel_spacing,
+                                                                       a.source_stem)
 
 
 def test_beside_coco_evaluator_with_the_project_sigmas(dataset):
@@ -220,14 +240,10 @@ def test_pixel_spacing_override(dataset):
 
 def test_phantom_ground_truth_against_itself(tmp_path):
     phantoms = pytest.importorskip("vertkp.phantoms", reason="the phantom generator is not available")
-    import subprocess
-    import sys
-
     root = tmp_path / "buu"
     phantoms.make_phantoms("buu-lspine", root, 6, 1, 512, progress=False)
-    r = subprocess.run([sys.executable, str(REPO / "tools" / "convert_to_coco.py"), "--dataset", "buu-lspine",
-                        "--root", str(root), "--view", "lateral", "--pixel-spacing", str(root / "pixel_spacing.csv"),
-                        "--no-progress"], capture_output=True, text=True)
+    r = run_tool("convert_to_coco", "--dataset", "buu-lspine", "--root", root, "--view", "lateral",
+                 "--pixel-spacing", root / "pixel_spacing.csv", "--no-progress")
     assert r.returncode == 0, r.stderr
     name = register(root / "coco" / "lateral" / "train.json")
     try:
@@ -262,6 +278,7 @@ def _gather_worker(rank, world, init_file, json_file, out_dir):
     os._exit(0)
 
 
+@pytest.mark.slow
 def test_gathers_predictions_from_several_processes(dataset):
     name, gt, tmp = dataset
     out = tmp / "dist"

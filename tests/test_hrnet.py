@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DETECTRON2_SKIP_REASON
+from tests.helpers import DETECTRON2_SKIP_REASON
 
 pytest.importorskip("detectron2", reason=DETECTRON2_SKIP_REASON)
 import torch  # noqa: E402
@@ -80,7 +80,7 @@ def test_local_pretrained_weights(tmp_path, hrnet_gn):
     b = HRNetBackbone("hrnet_w32", norm="BN", pretrained=str(path))
     torch.testing.assert_close(b.body.conv1.weight, ref.conv1.weight)
     torch.testing.assert_close(b.body.stage4[0].branches[3][0].conv1.weight, ref.stage4[0].branches[3][0].conv1.weight)
-    with pytest.raises(FileNotFoundError, match="MODEL.HRNET.PRETRAINED"):
+    with pytest.raises(FileNotFoundError, match="MODEL.TIMM_HRNET.PRETRAINED"):
         HRNetBackbone("hrnet_w32", pretrained=str(tmp_path / "missing.pth"))
     torch.save({"conv1.weight": ref.conv1.weight}, tmp_path / "partial.pth")
     with pytest.raises(ValueError, match="lacks"):
@@ -93,7 +93,7 @@ def test_full_model_forward_backward_on_cpu():
     from detectron2.structures import Boxes, Instances, Keypoints
     from detectron2.utils.events import EventStorage
 
-    from vertkp.engine import build_cfg
+    from vertkp.config import build_cfg
 
     cfg = build_cfg(str(REPO / "configs" / "quick_schedules" / "kprcnn_hrnet_w32_instant_test.yaml"))
     assert cfg.MODEL.BACKBONE.NAME == "build_hrnet_fpn_backbone"

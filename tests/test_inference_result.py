@@ -1,15 +1,15 @@
-"""The inference package without a network: image reading, corner confidence, grading and
-flags of detections, the report rows, COCO results, input expansion and overlays."""
+"""The inference package without a network: corner confidence, grading and flags of
+detections, the report rows, COCO results, input expansion and overlays."""
 import csv
 import json
 
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
 
-from raw_builders import quad
-from vertkp.inference import FlagThresholds, ImageReadError, build_prediction, corner_confidence, read_xray, to_gray8
+from tests.helpers.raw import quad
+from vertkp.evaluation import ImageTruth
+from vertkp.inference import FlagThresholds, build_prediction, corner_confidence
 from vertkp.inference.cli import _overlay_names, expand_inputs
 from vertkp.inference.outputs import (
     REPORT_COLUMNS,
@@ -20,51 +20,6 @@ from vertkp.inference.outputs import (
     write_report_csv,
 )
 from vertkp.inference.overlay import draw_overlay, pair_label
-
-
-# ---- images -------------------------------------------------------------------------------
-def test_16bit_grey_is_windowed_between_percentiles_to_8bit(tmp_path):
-    a = np.arange(100 * 100, dtype=np.uint16).reshape(100, 100) * 6  # 0 .. 59994, uniform
-    cv2.imwrite(str(tmp_path / "a.png"), a)
-    g = read_xray(tmp_path / "a.png")
-    assert g.dtype == np.uint8 and g.shape == (100, 100)
-    lo, hi = np.percentile(a.astype(float), (0.5, 99.5))
-    expected = np.clip((a - lo) * 255.0 / (hi - lo), 0, 255).round().astype(np.uint8)
-    assert np.array_equal(g, expected)
-    assert np.array_equal(to_gray8(a), expected)  # same from an array
-
-
-def test_colour_inputs_give_their_luminance_in_either_channel_order(tmp_path):
-    rgb = np.zeros((8, 9, 3), np.uint8)
-    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 200, 100, 50
-    lum = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    Image.fromarray(rgb).save(tmp_path / "c.png")
-    assert np.array_equal(read_xray(tmp_path / "c.png"), lum)
-    assert np.array_equal(to_gray8(rgb, "RGB"), lum)
-    assert np.array_equal(to_gray8(rgb[..., ::-1], "BGR"), lum)
-    rgba = np.concatenate([rgb, np.full((8, 9, 1), 7, np.uint8)], axis=2)
-    Image.fromarray(rgba).save(tmp_path / "c4.png")
-    assert np.array_equal(read_xray(tmp_path / "c4.png"), lum)
-    grey = np.full((5, 6), 77, np.uint8)
-    assert np.array_equal(to_gray8(grey[:, :, None]), grey)
-
-
-@pytest.mark.parametrize("content, what", [(b"", "empty"), (b"not an image", "not a readable image")])
-def test_unreadable_files_are_named_errors(tmp_path, content, what):
-    f = tmp_path / "x.png"
-    f.write_bytes(content)
-    with pytest.raises(ImageReadError, match=f"{f}.*{what}"):
-        read_xray(f)
-
-
-def test_truncated_jpeg_is_an_error_not_a_half_grey_image(tmp_path):
-    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8)).save(tmp_path / "f.jpg")
-    data = (tmp_path / "f.jpg").read_bytes()
-    (tmp_path / "t.jpg").write_bytes(data[: len(data) // 2])
-    with pytest.raises(ImageReadError, match="t.jpg"):
-        read_xray(tmp_path / "t.jpg")
-    with pytest.raises(ImageReadError, match="no such file"):
-        read_xray(tmp_path / "missing.png")
 
 
 # ---- corner confidence -----------------------------------------------------------------------
@@ -178,8 +133,9 @@ def test_report_rows_and_coco_results_carry_the_prediction(tmp_path):
 
 
 def test_input_paths_are_matched_to_ground_truth_image_ids(tmp_path):
-    gt = [{"id": 3, "file_name": "images/val/a.png"}, {"id": 4, "file_name": "images/train/a.png"},
-          {"id": 5, "file_name": "images/val/b.png"}]
+    corners, visible = np.zeros((0, 4, 2)), np.zeros((0, 4), bool)
+    gt = [ImageTruth(iid, name, corners, visible)
+          for iid, name in ((3, "images/val/a.png"), (4, "images/train/a.png"), (5, "images/val/b.png"))]
     paths = [str(tmp_path / "images" / "val" / "a.png"), str(tmp_path / "x" / "b.png"), str(tmp_path / "a.png"),
              str(tmp_path / "c.png")]
     assert match_image_ids(paths, gt) == [3, 5, None, None]  # a.png alone is ambiguous

@@ -4,7 +4,7 @@ import itertools
 import numpy as np
 import pytest
 
-from raw_builders import quad
+from tests.helpers.raw import quad
 from vertkp.keypoints import anatomical_corners, canonical_order
 
 TILTS = [-50, -35, -10, 0, 10, 35, 50]

@@ -18,14 +18,15 @@ from vertkp.evaluation import (
     evaluate_image,
     flat_metrics,
     load_ground_truth,
-    load_pixel_spacing,
     load_predictions,
     match_vertebrae,
     quadratic_weighted_kappa,
     slip_agreement,
     success_detection_rate,
-    vertebra_size,
 )
+from vertkp.data.report import InvalidInput
+from vertkp.data.spacing import load_pixel_spacing
+from vertkp.grading import vertebra_size
 
 W, H, PITCH = 40.0, 25.0, 35.0  # body width, height; 10 px discs
 DIAG = math.hypot(W, H)  # 47.1699...
@@ -126,15 +127,16 @@ def test_mre_and_sdr_by_hand():
     assert m["MRE_px"] == pytest.approx(6.0)
     assert m["MRE_px_median"] == pytest.approx(2.5)
     assert m["MRE_px_std"] == pytest.approx(math.sqrt(50.75))
-    assert m["per_corner_MRE_px"] == pytest.approx({"TL": 2.5, "TR": 10.0, "BL": 5.0, "BR": 6.5})
-    assert m["SDR_px"] == pytest.approx({"6": 100 * 5 / 12, "12": 50.0, "18": 100 * 7 / 12, "24": 100 * 8 / 12})
-    assert m["MRE_mm"] is None and m["SDR_mm"] is None
+    assert [m[f"MRE_px_{k}"] for k in ("TL", "TR", "BL", "BR")] == pytest.approx([2.5, 10.0, 5.0, 6.5])
+    assert [m[f"SDR_px@{t}"] for t in (6, 12, 18, 24)] == pytest.approx([100 * 5 / 12, 50.0, 100 * 7 / 12,
+                                                                       100 * 8 / 12])
+    assert m["MRE_mm"] is None and all(m[f"SDR_mm@{t}"] is None for t in ("2", "2.5", "3", "4"))
     assert (m["n_images"], m["n_gt_vertebrae"], m["n_matched"], m["n_predictions"]) == (1, 3, 2, 2)
-    assert m["detection"] == pytest.approx({"precision": 100.0, "recall": 100 * 2 / 3, "F1": 80.0,
-                                            "TP": 2, "FP": 0, "FN": 1})
+    assert (m["det_precision"], m["det_recall"], m["det_F1"]) == pytest.approx((100.0, 100 * 2 / 3, 80.0))
+    assert (m["det_TP"], m["det_FP"], m["det_FN"]) == (2, 0, 1)
     # the low-score prediction counts once the threshold allows it
     m2 = evaluate_dataset([t], {1: p}, EvaluationSettings(facing="left", score_threshold=0.2)).metrics
-    assert m2["n_matched"] == 3 and m2["SDR_px"]["24"] == pytest.approx(100.0)
+    assert m2["n_matched"] == 3 and m2["SDR_px@24"] == pytest.approx(100.0)
 
 
 def test_mm_conversion():
@@ -143,8 +145,8 @@ def test_mm_conversion():
     # errors in mm: [2.5, 0, 5, 6.5, 0, 10, 0, 0] and 4 missed: <=2: 4/12, <=2.5 .. <=4: 5/12
     assert m["MRE_mm"] == pytest.approx(3.0)
     assert m["MRE_mm_std"] == pytest.approx(0.5 * math.sqrt(50.75))
-    assert m["SDR_mm"] == pytest.approx({"2": 100 * 4 / 12, "2.5": 100 * 5 / 12, "3": 100 * 5 / 12,
-                                         "4": 100 * 5 / 12})
+    assert [m[f"SDR_mm@{t}"] for t in ("2", "2.5", "3", "4")] == pytest.approx(
+        [100 * 4 / 12, 100 * 5 / 12, 100 * 5 / 12, 100 * 5 / 12])
     rows = evaluate_dataset([t], {1: p}, EvaluationSettings(facing="left")).landmark_rows()
     assert rows[2]["error_px"] == pytest.approx(10.0) and rows[2]["error_mm"] == pytest.approx(5.0)
     assert rows[-1]["pred_x"] is None and rows[-1]["error_px"] is None  # body 2 missed
@@ -164,10 +166,11 @@ def test_images_without_ground_truth():
     # an unlabelled image: nothing to find, every prediction is a false positive
     empty = truth(np.zeros((0, 4, 2)))
     m = evaluate_dataset([empty], {}).metrics
-    assert (m["MRE_px"], m["SDR_px"], m["slip"]["kappa"], m["n_gt_vertebrae"]) == (None, None, None, 0)
-    assert m["detection"]["F1"] == 100.0 and m["facing"]["n_estimated"] == 0
+    assert (m["MRE_px"], m["SDR_px@6"], m["kappa"], m["n_gt_vertebrae"]) == (None, None, None, 0)
+    assert m["det_F1"] == 100.0 and m["facing"]["n_estimated"] == 0
     m = evaluate_dataset([empty], {1: ImagePredictions(column(2), np.ones(2))}).metrics
-    assert m["detection"] == {"precision": 0.0, "recall": 0.0, "F1": 0.0, "TP": 0, "FP": 2, "FN": 0}
+    assert {k: m[k] for k in ("det_precision", "det_recall", "det_F1", "det_TP", "det_FP", "det_FN")} == {
+        "det_precision": 0.0, "det_recall": 0.0, "det_F1": 0.0, "det_TP": 0, "det_FP": 2, "det_FN": 0}
 
 
 def test_sdr_threshold_is_inclusive_and_missing_is_failure():
@@ -181,10 +184,13 @@ def test_error_stats():
 
 
 def test_detection_scores():
-    assert detection_scores(2, 1, 3) == pytest.approx({"precision": 200 / 3, "recall": 40.0,
-                                                      "F1": 2 * (200 / 3) * 40 / (200 / 3 + 40)})
-    assert detection_scores(0, 0, 5) == {"precision": 0.0, "recall": 0.0, "F1": 0.0}
-    assert detection_scores(0, 0, 0) == {"precision": 100.0, "recall": 100.0, "F1": 100.0}
+    assert detection_scores(2, 1, 3) == pytest.approx({"det_precision": 200 / 3, "det_recall": 40.0,
+                                                      "det_F1": 2 * (200 / 3) * 40 / (200 / 3 + 40),
+                                                      "det_TP": 2, "det_FP": 1, "det_FN": 3})
+    assert detection_scores(0, 0, 5) == {"det_precision": 0.0, "det_recall": 0.0, "det_F1": 0.0,
+                                         "det_TP": 0, "det_FP": 0, "det_FN": 5}
+    assert detection_scores(0, 0, 0) == {"det_precision": 100.0, "det_recall": 100.0, "det_F1": 100.0,
+                                         "det_TP": 0, "det_FP": 0, "det_FN": 0}
 
 
 # --- grades: confusion matrix and kappa ----------------------------------------------------------------------
@@ -214,12 +220,12 @@ def test_kappa_edge_cases():
 
 def test_slip_agreement():
     s = slip_agreement([37.5, 0.0, -10.0, 20.0], [30.0, 2.0, -12.0, 30.0], [2, 0, -1, 1], [2, 0, -1, 2], 3)
-    assert s["MAE_pp"] == pytest.approx((7.5 + 2 + 2 + 10) / 4)
-    assert s["grade_accuracy"] == pytest.approx(75.0)
+    assert s["slip_MAE_pp"] == pytest.approx((7.5 + 2 + 2 + 10) / 4)
+    assert s["grade_acc"] == pytest.approx(75.0)
     assert (s["n_pairs"], s["n_unscored_pairs"]) == (4, 3)
-    assert s["confusion_matrix"]["labels"] == ["retrolisthesis", "none", "I", "II", "III", "IV", "V"]
+    assert s["grade_confusion"]["labels"] == ["retrolisthesis", "none", "I", "II", "III", "IV", "V"]
     empty = slip_agreement([], [], [], [], 2)
-    assert (empty["MAE_pp"], empty["grade_accuracy"], empty["kappa"]) == (None, None, None)
+    assert (empty["slip_MAE_pp"], empty["grade_acc"], empty["kappa"]) == (None, None, None)
     assert empty["n_unscored_pairs"] == 2
 
 
@@ -237,16 +243,19 @@ def test_slip_agreement_through_evaluation():
     assert rows[("L5", "S1")]["pred_value"] == pytest.approx(32.5) and rows[("L5", "S1")]["pred_class"] == 2
     assert rows[("L4", "L5")]["pred_value"] == pytest.approx(-32.5)
     m = evaluate_dataset([t], {1: ImagePredictions(pred, np.ones(6))}, EvaluationSettings(facing="left")).metrics
-    assert m["slip"]["MAE_pp"] == pytest.approx(10.0 / 5)
-    assert m["slip"]["grade_accuracy"] == 100.0 and m["slip"]["kappa"] == 1.0
+    assert m["slip_MAE_pp"] == pytest.approx(10.0 / 5)
+    assert m["grade_acc"] == 100.0 and m["kappa"] == 1.0
     # L2 missed: the pairs L1/L2 and L2/L3 cannot be scored
     keep = [0, 2, 3, 4, 5]
     m = evaluate_dataset([t], {1: ImagePredictions(pred[keep], np.ones(5))}, EvaluationSettings(facing="left")).metrics
-    assert (m["slip"]["n_pairs"], m["slip"]["n_unscored_pairs"]) == (3, 2)
-    assert m["slip"]["MAE_pp"] == pytest.approx(10.0 / 3)
+    assert (m["n_pairs"], m["n_unscored_pairs"]) == (3, 2)
+    assert m["slip_MAE_pp"] == pytest.approx(10.0 / 3)
     flat = flat_metrics(m)
     assert flat["slip_MAE_pp"] == pytest.approx(10.0 / 3) and flat["n_unscored_pairs"] == 2.0
     assert math.isnan(flat["MRE_mm"]) and set(flat) >= {"MRE_px", "SDR_px@12", "det_F1", "grade_acc"}
+    # the flat results are exactly metrics.json's scalars, under the same names
+    assert set(flat) == {k for k, v in m.items() if not isinstance(v, dict)}
+    assert all(math.isnan(flat[k]) if m[k] is None else flat[k] == m[k] for k in flat)
 
 
 def lordotic(mirror=False):
@@ -283,10 +292,9 @@ def test_ap_lateral_displacement_agreement():
     t = truth(column(3, shifts=[4.0, 4.0, 0.0]), view="ap", facing=None)  # 10 % to the image-right
     pred = column(3, shifts=[6.0, 6.0, 0.0])  # 15 %
     m = evaluate_dataset([t], {1: ImagePredictions(pred, np.ones(3))}).metrics
-    ld = m["lateral_displacement"]
-    assert ld["MAE_pp"] == pytest.approx(5.0 / 2)  # pair 1: 10 vs 15; pair 2: 0 vs 0
-    assert ld["n_pairs"] == 2 and ld["side_accuracy"] == 100.0
-    assert m["slip"]["n_pairs"] == 0  # AP pairs have no Meyerding grade
+    assert m["lateral_displacement_MAE_pp"] == pytest.approx(5.0 / 2)  # pair 1: 10 vs 15; pair 2: 0 vs 0
+    assert m["n_ap_pairs"] == 2 and m["lateral_side_acc"] == 100.0
+    assert m["n_pairs"] == 0  # AP pairs have no Meyerding grade
 
 
 def test_settings_are_checked():
@@ -397,9 +405,9 @@ def test_predictions_must_be_a_results_list():
 
 def test_pixel_spacing_inputs(tmp_path):
     assert load_pixel_spacing("0.25") == 0.25
-    with pytest.raises(EvaluationInputError, match="positive"):
+    with pytest.raises(InvalidInput, match="positive"):
         load_pixel_spacing("-1")
-    with pytest.raises(EvaluationInputError, match="neither a number nor an existing file"):
+    with pytest.raises(InvalidInput, match="neither a number nor an existing file"):
         load_pixel_spacing(str(tmp_path / "missing.csv"))
     f = tmp_path / "spacing.csv"
     f.write_text("File Name,Pixel Spacing (mm)\nimg1.jpg,0.5\nother.jpg,0.1\n")
@@ -410,11 +418,11 @@ def test_pixel_spacing_inputs(tmp_path):
     assert load_pixel_spacing(str(g)) == {"img2": 0.3}
     bad = tmp_path / "bad.csv"
     bad.write_text("stem,mm_per_pixel\nimg1,abc\n")
-    with pytest.raises(EvaluationInputError, match="row 2: 'abc' is not a positive number"):
+    with pytest.raises(InvalidInput, match="row 2: 'abc' is not a positive number"):
         load_pixel_spacing(str(bad))
     cols = tmp_path / "cols.csv"
     cols.write_text("a,b,c\nx,1,2\n")
-    with pytest.raises(EvaluationInputError, match="cannot tell the columns"):
+    with pytest.raises(InvalidInput, match="cannot tell the columns"):
         load_pixel_spacing(str(cols))
 
 

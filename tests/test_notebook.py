@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DETECTRON2_SKIP_REASON
+from tests.helpers import DETECTRON2_SKIP_REASON
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "quickstart.ipynb"
@@ -28,6 +28,7 @@ def test_notebook_is_committed_as_valid_v4_without_outputs():
         assert parameter in code[0].source, f"the first code cell (parameters) lost {parameter}"
 
 
+@pytest.mark.slow
 def test_notebook_runs_top_to_bottom_in_quick_mode(tmp_path, monkeypatch):
     pytest.importorskip("detectron2", reason=DETECTRON2_SKIP_REASON)
     nbformat = pytest.importorskip("nbformat")

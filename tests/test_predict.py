@@ -10,11 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import DETECTRON2_SKIP_REASON
+from tests.helpers import DETECTRON2_SKIP_REASON
 
 pytest.importorskip("detectron2", reason=DETECTRON2_SKIP_REASON)
-
-from phantom_data import phantom_root  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "quick_schedules" / "kprcnn_r50_instant_test.yaml"
@@ -31,7 +29,7 @@ def weights(tmp_path_factory):
     from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.modeling import build_model
 
-    from vertkp.engine import build_cfg
+    from vertkp.config import build_cfg
 
     torch.manual_seed(0)
     model = build_model(build_cfg(str(CONFIG), ["MODEL.DEVICE", "cpu"]))
@@ -47,14 +45,16 @@ def predictor(weights):
     return VertebraPredictor(str(CONFIG), str(weights), device="cpu", score_threshold=0.0, facing="left")
 
 
-def _val_images():
-    root = phantom_root() / "phantoms"
+@pytest.fixture(scope="module")
+def val_images(phantom_root):
+    """(phantom folder, val.json, val image paths) of the session's phantom set."""
+    root = phantom_root / "phantoms"
     gt = json.loads((root / "coco" / "val.json").read_text())
     return root, gt, [root / im["file_name"] for im in gt["images"]]
 
 
-def test_grey_colour_and_16bit_inputs_give_the_same_prediction(predictor, tmp_path):
-    _, _, images = _val_images()
+def test_grey_colour_and_16bit_inputs_give_the_same_prediction(predictor, tmp_path, val_images):
+    _, _, images = val_images
     grey = cv2.imread(str(images[0]), cv2.IMREAD_GRAYSCALE)
     grey[:4], grey[-4:] = 0, 255  # >0.5% black and white pixels: the 16-bit window maps back exactly
     cv2.imwrite(str(tmp_path / "grey.png"), grey)
@@ -75,8 +75,8 @@ def test_grey_colour_and_16bit_inputs_give_the_same_prediction(predictor, tmp_pa
     assert all(np.allclose(b.corners, ref.corners, atol=1e-3) for b in batch)
 
 
-def test_result_is_graded_with_scores_in_range_and_file_coordinates(predictor):
-    _, _, images = _val_images()
+def test_result_is_graded_with_scores_in_range_and_file_coordinates(predictor, val_images):
+    _, _, images = val_images
     res = predictor(images[0])
     assert res.view == "lateral" and res.facing == "left" and res.facing_source == "given"
     for v in res.vertebrae:
@@ -90,10 +90,11 @@ def test_result_is_graded_with_scores_in_range_and_file_coordinates(predictor):
     assert all(p.lower == p.upper + 1 for p in res.pairs)  # pairs are neighbours in the cranial-caudal list
 
 
-def test_predict_tool_skips_broken_files_and_writes_everything(weights, tmp_path, run_tool):
+@pytest.mark.slow
+def test_predict_tool_skips_broken_files_and_writes_everything(weights, tmp_path, run_tool, val_images):
     from vertkp.inference import VertebraPredictor
 
-    _, _, images = _val_images()
+    _, _, images = val_images
     src = tmp_path / "xrays"
     (src / "sub").mkdir(parents=True)
     shutil.copy(images[0], src / "a.jpg")
@@ -140,8 +141,9 @@ def test_predict_tool_skips_broken_files_and_writes_everything(weights, tmp_path
             assert float(row["disc_height_anterior_mm"]) == pytest.approx(disc_mm, rel=1e-3)
 
 
-def test_coco_results_round_trip_through_evaluate(weights, tmp_path, run_tool):
-    root, gt, images = _val_images()
+@pytest.mark.slow
+def test_coco_results_round_trip_through_evaluate(weights, tmp_path, run_tool, val_images):
+    root, gt, images = val_images
     out = tmp_path / "pred"
     r = run_tool("predict", "--config-file", CONFIG, "--weights", weights, "--input", *images,
                  "--output", out, "--score-threshold", SCORE, "--gt", root / "coco" / "val.json", "--device", "cpu",
@@ -170,6 +172,7 @@ def test_coco_results_round_trip_through_evaluate(weights, tmp_path, run_tool):
         assert any(abs(xy[0] - a) < 1e-3 and abs(xy[1] - b) < 1e-3 for a, b in corners[int(row["image_id"])])
 
 
+@pytest.mark.slow
 def test_bad_arguments_exit_2_with_the_reason(weights, tmp_path, run_tool):
     r = run_tool("predict", "--config-file", CONFIG, "--weights", tmp_path / "none.pth", "--input", tmp_path,
                  "--output", tmp_path / "o")

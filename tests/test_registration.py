@@ -4,14 +4,14 @@ import json
 import numpy as np
 import pytest
 
-from conftest import DETECTRON2_SKIP_REASON
-from raw_builders import buu_tree, mendeley_tree, quad, roboflow_name
+from tests.helpers import DETECTRON2_SKIP_REASON
+from tests.helpers.raw import buu_tree, mendeley_tree, quad, roboflow_name
 from vertkp.data import convert_buu_lspine, convert_spondylolisthesis
 
 pytest.importorskip("detectron2", reason=DETECTRON2_SKIP_REASON)
 from detectron2.data import DatasetCatalog, MetadataCatalog  # noqa: E402
 
-import vertkp  # noqa: E402,F401  (registers on import)
+import vertkp.config  # noqa: E402,F401  (registers vertkp's datasets)
 from vertkp.data.registration import DATASETS, DatasetNotConverted, register_all  # noqa: E402
 
 
@@ -69,5 +69,5 @@ def test_missing_file_says_which_and_how_to_make_it(datasets_root):
         DatasetCatalog.get("buu_lspine_ap_train")
     msg = str(e.value)
     assert str(datasets_root / "buu_lspine" / "coco" / "ap" / "train.json") in msg
-    assert f"python tools/convert_to_coco.py --dataset buu-lspine --view ap --root {datasets_root / 'buu_lspine'}" \
+    assert f"vertkp convert --dataset buu-lspine --view ap --root {datasets_root / 'buu_lspine'}" \
         in msg

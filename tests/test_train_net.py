@@ -4,12 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DETECTRON2_SKIP_REASON, load_tool
+from tests.helpers import DETECTRON2_SKIP_REASON, load_tool
 
 pytest.importorskip("detectron2", reason=DETECTRON2_SKIP_REASON)
 import torch  # noqa: E402
 
-from phantom_data import phantom_root, register_phantoms  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 INSTANT = {m: REPO / "configs" / "quick_schedules" / f"kprcnn_{m}_instant_test.yaml" for m in ("r50", "hrnet_w32")}
@@ -19,9 +18,10 @@ METRICS = ("MRE_px", "SDR_px@12", "det_F1", "slip_MAE_pp", "grade_acc")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", sorted(INSTANT))
-def test_instant_config_trains_checkpoints_and_evaluates(model, tmp_path, run_tool):
-    env = {"VERTKP_DATASETS": str(phantom_root()), "OMP_NUM_THREADS": "1"}
+def test_instant_config_trains_checkpoints_and_evaluates(model, tmp_path, run_tool, phantom_root):
+    env = {"VERTKP_DATASETS": str(phantom_root), "OMP_NUM_THREADS": "1"}
     out = tmp_path / "train"
     r = run_tool("train_net", "--config-file", INSTANT[model], "OUTPUT_DIR", out, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -42,23 +42,25 @@ def test_instant_config_trains_checkpoints_and_evaluates(model, tmp_path, run_to
     assert (ev / "inference" / "phantoms_val" / "metrics.json").is_file()
 
 
+@pytest.mark.slow
 def test_dataset_not_converted_is_a_clear_error(tmp_path, run_tool):
     r = run_tool("train_net", "--config-file", INSTANT["r50"], "OUTPUT_DIR", tmp_path / "o",
                  env={"VERTKP_DATASETS": str(tmp_path / "empty"), "OMP_NUM_THREADS": "1"})
     assert r.returncode == 2
-    assert "error: dataset 'phantoms_train' needs" in r.stderr and "tools/make_phantoms.py" in r.stderr
+    assert "error: dataset 'phantoms_train' needs" in r.stderr and "vertkp phantoms" in r.stderr
 
 
 class _Interrupt(Exception):
     pass
 
 
-def test_resume_continues_from_the_last_checkpoint_with_nothing_lost(tmp_path):
+@pytest.mark.slow
+def test_resume_continues_from_the_last_checkpoint_with_nothing_lost(tmp_path, registered_phantoms):
     """Train 4 iterations with a checkpoint every 2, stop after the 3rd, resume, finish."""
     from detectron2.engine import HookBase
 
-    from vertkp.data.registration import register_all
-    from vertkp.engine import Trainer, build_cfg
+    from vertkp.config import build_cfg
+    from vertkp.engine import Trainer
 
     class StopAfter(HookBase):
         def __init__(self, it):
@@ -68,38 +70,34 @@ def test_resume_continues_from_the_last_checkpoint_with_nothing_lost(tmp_path):
             if self.trainer.iter == self.it:
                 raise _Interrupt()
 
-    register_phantoms()
-    try:
-        cfg = build_cfg(str(INSTANT["r50"]), ["OUTPUT_DIR", str(tmp_path), "SOLVER.MAX_ITER", "4",
-                                               "SOLVER.CHECKPOINT_PERIOD", "2", "SOLVER.STEPS", "(3,)",
-                                               "SOLVER.WARMUP_ITERS", "0", "DATASETS.TEST", "()"])
-        first = Trainer(cfg)
-        first.register_hooks([StopAfter(2)])
-        first.resume_or_load(resume=True)
-        with pytest.raises(_Interrupt):
-            first.train()
-        assert (tmp_path / "last_checkpoint").read_text().strip() == "model_0000001.pth"
-        saved = torch.load(tmp_path / "model_0000001.pth", map_location="cpu", weights_only=False)
-        del first
+    cfg = build_cfg(str(INSTANT["r50"]), ["OUTPUT_DIR", str(tmp_path), "SOLVER.MAX_ITER", "4",
+                                           "SOLVER.CHECKPOINT_PERIOD", "2", "SOLVER.STEPS", "(3,)",
+                                           "SOLVER.WARMUP_ITERS", "0", "DATASETS.TEST", "()"])
+    first = Trainer(cfg)
+    first.register_hooks([StopAfter(2)])
+    first.resume_or_load(resume=True)
+    with pytest.raises(_Interrupt):
+        first.train()
+    assert (tmp_path / "last_checkpoint").read_text().strip() == "model_0000001.pth"
+    saved = torch.load(tmp_path / "model_0000001.pth", map_location="cpu", weights_only=False)
+    del first
 
-        second = Trainer(cfg)
-        second.resume_or_load(resume=True)
-        assert second.start_iter == 2 and saved["iteration"] == 1
-        saved_optimizer = saved["trainer"]["_trainer"]["optimizer"]["state"]
-        state = second.optimizer.state_dict()["state"]
-        assert state and state.keys() == saved_optimizer.keys()
-        for k, v in saved_optimizer.items():  # SGD momentum buffers restored
-            torch.testing.assert_close(state[k]["momentum_buffer"], v["momentum_buffer"])
-        assert second.scheduler.last_epoch == 2 == saved["trainer"]["hooks"]["LRScheduler"]["last_epoch"]
-        for name, w in second.model.state_dict().items():
-            torch.testing.assert_close(w, saved["model"][name])
-        second.train()
-        final = torch.load(tmp_path / "model_final.pth", map_location="cpu", weights_only=False)
-        assert final["iteration"] == 3 and final["trainer"]["hooks"]["LRScheduler"]["last_epoch"] == 4
-        lrs = [json.loads(line).get("lr") for line in (tmp_path / "metrics.json").read_text().splitlines()]
-        assert lrs[-1] == pytest.approx(cfg.SOLVER.BASE_LR * cfg.SOLVER.GAMMA)  # the step at 3 happened
-    finally:
-        register_all()
+    second = Trainer(cfg)
+    second.resume_or_load(resume=True)
+    assert second.start_iter == 2 and saved["iteration"] == 1
+    saved_optimizer = saved["trainer"]["_trainer"]["optimizer"]["state"]
+    state = second.optimizer.state_dict()["state"]
+    assert state and state.keys() == saved_optimizer.keys()
+    for k, v in saved_optimizer.items():  # SGD momentum buffers restored
+        torch.testing.assert_close(state[k]["momentum_buffer"], v["momentum_buffer"])
+    assert second.scheduler.last_epoch == 2 == saved["trainer"]["hooks"]["LRScheduler"]["last_epoch"]
+    for name, w in second.model.state_dict().items():
+        torch.testing.assert_close(w, saved["model"][name])
+    second.train()
+    final = torch.load(tmp_path / "model_final.pth", map_location="cpu", weights_only=False)
+    assert final["iteration"] == 3 and final["trainer"]["hooks"]["LRScheduler"]["last_epoch"] == 4
+    lrs = [json.loads(line).get("lr") for line in (tmp_path / "metrics.json").read_text().splitlines()]
+    assert lrs[-1] == pytest.approx(cfg.SOLVER.BASE_LR * cfg.SOLVER.GAMMA)  # the step at 3 happened
 
 
 class _Storage:
@@ -127,7 +125,7 @@ def test_best_checkpointer_keeps_the_lowest_mre_across_a_resume(tmp_path):
     from vertkp.engine import BestCheckpointer
 
     ck = _Checkpointer(tmp_path)
-    hook = BestCheckpointer(2, ck, "vertkp/MRE_px", "min", fallback_prefixes=["phantoms_val"])
+    hook = BestCheckpointer(2, ck, "vertkp/MRE_px", "min", metric_prefixes=["phantoms_val"])
     hook.trainer = _FakeTrainer()
     hook.before_train()
     for it, mre in [(1, 5.0), (3, 3.0), (5, 4.0), (7, float("nan"))]:
@@ -141,7 +139,7 @@ def test_best_checkpointer_keeps_the_lowest_mre_across_a_resume(tmp_path):
     resumed = BestCheckpointer(2, ck, "vertkp/MRE_px", "min")
     resumed.trainer = _FakeTrainer(start_iter=6)
     resumed.before_train()
-    assert resumed.best_value == 3.0
+    assert resumed.best_metric == 3.0
     resumed.trainer.iter = 9  # the last iteration: after_train evaluates
     resumed.trainer.storage.values = {"vertkp/MRE_px": (3.5, 9)}
     resumed.after_train()

@@ -1,18 +1,26 @@
 """vertkp: lumbar vertebra corners and spondylolisthesis grading with Detectron2.
 
-Importing vertkp registers its datasets in detectron2's catalogs (see
-``vertkp.data.registration``) when detectron2 is installed. Registration is
-lazy twice over: it happens right after ``detectron2.data`` is imported (so
-``import vertkp`` alone does not pay detectron2's and torch's import time,
-and the converters run without either), and no dataset file is read until
-the dataset is used.
+The package has two parts, split by what they import:
+
+* torch-free, usable without detectron2: ``vertkp.keypoints``, ``vertkp.anatomy``,
+  ``vertkp.data`` (dataset formats, conversion to COCO, the image decoder,
+  pixel spacing), ``vertkp.phantoms``, ``vertkp.grading``, ``vertkp.evaluation``
+  (the scoring behind ``vertkp evaluate``) and the numpy side of
+  ``vertkp.inference`` (results, flags, overlays, report files);
+* the detectron2 project: ``vertkp.config`` (``add_vertkp_config``,
+  ``build_cfg``), ``vertkp.modeling``, ``vertkp.engine``,
+  ``vertkp.data.mapper``, ``vertkp.evaluation.evaluator`` and
+  ``vertkp.inference.predictor``. Importing ``vertkp.config`` (which every one
+  of them does) registers vertkp's datasets in detectron2's catalogs and its
+  HRNet backbone in ``BACKBONE_REGISTRY``, so a config built with
+  ``add_vertkp_config`` can go straight to ``build_model``.
+
+``import vertkp`` alone imports neither torch nor detectron2: the converters,
+the phantom generator and the evaluator start in a fraction of a second.
 """
-import importlib.abc
 import importlib.util
-import sys
 
 __version__ = "0.1.0"
-
 
 
 def _installed(name: str) -> bool:
@@ -22,37 +30,9 @@ def _installed(name: str) -> bool:
         return False
 
 
+# Whether detectron2 can be imported (its tests are skipped, with a reason, when it cannot).
 HAS_DETECTRON2 = _installed("detectron2")
-
-
-def _register():
-    from .data.registration import register_all
-
-    register_all()
-
-
-class _RegisterAfterImport(importlib.abc.MetaPathFinder):
-    """Runs ``_register`` once, right after ``detectron2.data`` is executed."""
-
-    def find_spec(self, fullname, path, target=None):
-        if fullname != "detectron2.data":
-            return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(fullname)
-        if spec is None or spec.loader is None:
-            return spec
-        exec_module = spec.loader.exec_module
-
-        def exec_then_register(module):
-            exec_module(module)
-            _register()
-
-        spec.loader.exec_module = exec_then_register
-        return spec
-
-
-if HAS_DETECTRON2:
-    if "detectron2.data" in sys.modules:
-        _register()
-    else:
-        sys.meta_path.insert(0, _RegisterAfterImport())
+# How to install it: it is not on PyPI, it is built from its upstream source after torch
+# (the Makefile's DETECTRON2_SOURCE; setuptools<81 because it still imports pkg_resources).
+DETECTRON2_INSTALL = ("pip install 'setuptools<81' && "
+                      "pip install --no-build-isolation 'git+https://github.com/facebookresearch/detectron2.git'")

@@ -1,12 +1,12 @@
 """The ``vertkp`` command: one entry point for every tool.
 
-    vertkp convert   ...   = python tools/convert_to_coco.py ...
     vertkp phantoms  ...   = python tools/make_phantoms.py ...
+    vertkp convert   ...   = python tools/convert_to_coco.py ...
     vertkp train     ...   = python tools/train_net.py ...
     vertkp evaluate  ...   = python tools/evaluate.py ...
     vertkp predict   ...   = python tools/predict.py ...
     vertkp demo      ...   = python tools/demo.py ...            (what `make demo` runs)
-    vertkp benchmark ...   = python tools/benchmark.py ...
+    vertkp benchmark ...   = python tools/benchmark.py ...       (speed, learning, data)
 
 ``vertkp <command> --help`` shows a command's flags. The Docker image's
 entrypoint is this command. Modules are imported only for the command run,
@@ -20,44 +20,31 @@ import sys
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
-__all__ = ["COMMANDS", "PARSERS", "command_parser", "config_path", "main", "output_folder"]
+__all__ = ["COMMANDS", "command_parser", "config_path", "main", "output_folder"]
 
 REPO = Path(__file__).resolve().parents[1]
 
-# command -> (module, function taking argv and returning an exit status, tool script, one-line help)
-COMMANDS: Dict[str, Tuple[str, str, str, str]] = {
-    "convert": ("vertkp.data.cli", "convert_main", "convert_to_coco.py",
-                "convert a raw dataset (Mendeley spondylolisthesis, BUU-LSPINE) to COCO keypoints"),
-    "phantoms": ("vertkp.phantoms.cli", "main", "make_phantoms.py",
+# command -> (module with build_parser() and main(argv) -> exit status, tool script, one-line help)
+COMMANDS: Dict[str, Tuple[str, str, str]] = {
+    "phantoms": ("vertkp.phantoms.cli", "make_phantoms.py",
                  "write a synthetic phantom dataset in a real dataset's raw layout"),
-    "train": ("vertkp.engine.cli", "main", "train_net.py", "train or evaluate a Keypoint R-CNN (detectron2)"),
-    "evaluate": ("vertkp.evaluation.cli", "main", "evaluate.py",
+    "convert": ("vertkp.data.cli", "convert_to_coco.py",
+                "convert a raw dataset (Mendeley spondylolisthesis, BUU-LSPINE) to COCO keypoints"),
+    "train": ("vertkp.engine.cli", "train_net.py", "train or evaluate a Keypoint R-CNN (detectron2)"),
+    "evaluate": ("vertkp.evaluation.cli", "evaluate.py",
                  "score COCO keypoint predictions: MRE, SDR, detection, slip and grade agreement"),
-    "predict": ("vertkp.inference.cli", "main", "predict.py",
+    "predict": ("vertkp.inference.cli", "predict.py",
                 "corners, slip %, Meyerding grades, overlays and a report for X-ray images"),
-    "demo": ("vertkp.demo", "main", "demo.py",
-             "the whole story on phantoms: make, convert, train, evaluate, predict (make demo)"),
-    "benchmark": ("vertkp.benchmark", "main", "benchmark.py",
-                  "speed: inference latency, training s/iter, peak memory, converter/evaluator throughput"),
-}
-
-
-# command -> (module, function returning its argparse parser); train's is detectron2's.
-PARSERS: Dict[str, Tuple[str, str]] = {
-    "convert": ("vertkp.data.cli", "convert_parser"),
-    "phantoms": ("vertkp.phantoms.cli", "build_parser"),
-    "train": ("detectron2.engine", "default_argument_parser"),
-    "evaluate": ("vertkp.evaluation.cli", "build_parser"),
-    "predict": ("vertkp.inference.cli", "build_parser"),
-    "demo": ("vertkp.demo", "build_parser"),
-    "benchmark": ("vertkp.benchmark", "build_parser"),
+    "demo": ("vertkp.demo", "demo.py",
+             "the whole story on phantoms: make, convert, train, predict, evaluate (make demo)"),
+    "benchmark": ("vertkp.benchmark.cli", "benchmark.py",
+                  "speed (latency, s/iter, memory), learning (what phantom training reaches), data throughput"),
 }
 
 
 def command_parser(name: str):
     """The argparse parser of a command (to check documented command lines without running them)."""
-    module, function = PARSERS[name]
-    return getattr(importlib.import_module(module), function)()
+    return importlib.import_module(COMMANDS[name][0]).build_parser()
 
 
 def output_folder(name: str) -> str:
@@ -77,7 +64,7 @@ def config_path(name: str) -> str:
 
 def _usage() -> str:
     lines = ["usage: vertkp <command> [args ...]   (vertkp <command> --help for its flags)", "", "commands:"]
-    lines += [f"  {name:<10} {spec[3]}" for name, spec in COMMANDS.items()]
+    lines += [f"  {name:<10} {spec[2]}" for name, spec in COMMANDS.items()]
     return "\n".join(lines)
 
 
@@ -91,6 +78,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if name not in COMMANDS:
         print(f"vertkp: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    module, function, _, _ = COMMANDS[name]
-    sys.argv = [f"vertkp {name}", *rest]  # argparse's prog in --help and errors
-    return int(getattr(importlib.import_module(module), function)(rest) or 0)
+    sys.argv = [f"vertkp {name}", *rest]  # argparse's prog in --help and errors: the command the user ran
+    return int(importlib.import_module(COMMANDS[name][0]).main(rest) or 0)

@@ -1,11 +1,26 @@
-"""vertkp's detectron2 config keys.
+"""vertkp's detectron2 config: its keys, and building a run's config from a file.
 
-``add_vertkp_config(cfg)`` adds every key the project defines to a detectron2
-``CfgNode`` (call it after ``detectron2.config.get_cfg()`` and before
-``merge_from_file``). Existing detectron2 keys keep their meaning; the
-augmentation pipeline reads these detectron2 keys too:
+Importing this module registers vertkp's datasets (``vertkp.data.registration``)
+and its HRNet backbone (``vertkp.modeling``) with detectron2, so that
+
+    from detectron2.config import get_cfg
+    from detectron2.modeling import build_model
+    from vertkp.config import add_vertkp_config
+
+    cfg = get_cfg()
+    add_vertkp_config(cfg)
+    cfg.merge_from_file("configs/kprcnn_hrnet_w32.yaml")
+    model = build_model(cfg)
+
+works with nothing else imported (``build_cfg`` does the same in one call).
+
+``add_vertkp_config(cfg)`` adds every key the project defines (call it after
+``get_cfg()`` and before ``merge_from_file``). Existing detectron2 keys keep
+their meaning; the augmentation pipeline reads these detectron2 keys too:
 
   INPUT.MIN_SIZE_TRAIN / MAX_SIZE_TRAIN / MIN_SIZE_TRAIN_SAMPLING  multi-scale resize
+  INPUT.MIN_SIZE_TEST / MAX_SIZE_TEST  the one test-time resize (training's
+                       evaluation and ``vertkp predict`` alike)
   INPUT.RANDOM_FLIP    "horizontal" or "none" ("vertical" is refused: it would
                        swap superior and inferior corners without relabelling)
   INPUT.CROP.ENABLED / TYPE / SIZE  crop window, grown so that it never cuts a
@@ -14,28 +29,37 @@ augmentation pipeline reads these detectron2 keys too:
 """
 from __future__ import annotations
 
-__all__ = ["add_vertkp_config"]
+import logging
+import os
+
+import torch
+from detectron2.config import CfgNode as CN
+from detectron2.config import get_cfg
+
+from . import modeling  # noqa: F401  (registers build_hrnet_fpn_backbone in BACKBONE_REGISTRY)
+from .data import registration  # noqa: F401  (registers vertkp's datasets)
+
+__all__ = ["add_vertkp_config", "build_cfg", "resolve_device"]
 
 
 def add_vertkp_config(cfg) -> None:
     """Add vertkp's keys, with their defaults, to ``cfg`` (a detectron2 CfgNode)."""
-    from detectron2.config import CfgNode as CN
-
-    # ---- HRNet backbone (vertkp.modeling.hrnet), used by build_hrnet_fpn_backbone
-    cfg.MODEL.HRNET = CN()
+    # ---- timm's HRNet as a backbone (vertkp.modeling.hrnet), read by build_hrnet_fpn_backbone.
+    # Named TIMM_HRNET, not HRNET: DensePose's MODEL.HRNET is another schema.
+    cfg.MODEL.TIMM_HRNET = CN()
     # timm model name of the HRNet ("hrnet_w18", "hrnet_w32", "hrnet_w48", ...).
-    cfg.MODEL.HRNET.NAME = "hrnet_w32"
+    cfg.MODEL.TIMM_HRNET.NAME = "hrnet_w32"
     # timm feature_location: "" = the raw branch outputs (W32: 32, 64, 128, 256 channels),
     # "incre" = after timm's classification "increase" blocks (128, 256, 512, 1024 channels).
-    cfg.MODEL.HRNET.FEATURE_LOCATION = ""
+    cfg.MODEL.TIMM_HRNET.FEATURE_LOCATION = ""
     # Feature maps given to the FPN, named by stride: hr2 = 1/4, hr3 = 1/8, hr4 = 1/16, hr5 = 1/32.
-    cfg.MODEL.HRNET.OUT_FEATURES = ["hr2", "hr3", "hr4", "hr5"]
+    cfg.MODEL.TIMM_HRNET.OUT_FEATURES = ["hr2", "hr3", "hr4", "hr5"]
     # Normalisation layers of the HRNet: "FrozenBN" (ImageNet statistics, frozen), "BN"
     # (trainable, per GPU), "SyncBN" (trainable, across GPUs) or "GN" (GroupNorm, 32 groups).
-    cfg.MODEL.HRNET.NORM = "FrozenBN"
+    cfg.MODEL.TIMM_HRNET.NORM = "FrozenBN"
     # Backbone initialisation: "" = random, "imagenet" = timm's hub weights (downloads once),
     # or a path to a local timm checkpoint (.pth / .bin / .safetensors) of the same model.
-    cfg.MODEL.HRNET.PRETRAINED = ""
+    cfg.MODEL.TIMM_HRNET.PRETRAINED = ""
 
     # ---- Input and augmentation (vertkp.data.augment, vertkp.data.mapper)
     # Convert every image to one luminance channel replicated 3 times (X-rays are grey;
@@ -87,3 +111,34 @@ def add_vertkp_config(cfg) -> None:
     cfg.VERTKP.COCO_EVAL = True
     # Let VertebraKeypointEvaluator draw its PNG plots into OUTPUT_DIR/inference/<dataset>.
     cfg.VERTKP.EVAL_PLOTS = True
+
+
+def resolve_device(cfg) -> None:
+    """Run on the CPU when ``MODEL.DEVICE`` asks for CUDA and there is none, and turn
+    off AMP there (detectron2's AMP trainer is CUDA-only). ``cfg`` must be unfrozen."""
+    logger = logging.getLogger(__name__)
+    if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
+        logger.warning("CUDA is not available: running on the CPU (MODEL.DEVICE cpu)")
+        cfg.MODEL.DEVICE = "cpu"
+    if cfg.MODEL.DEVICE == "cpu" and cfg.SOLVER.AMP.ENABLED:
+        logger.warning("SOLVER.AMP.ENABLED is ignored on the CPU: training in float32")
+        cfg.SOLVER.AMP.ENABLED = False
+
+
+def build_cfg(config_file: str, opts=(), *, freeze: bool = True):
+    """detectron2 defaults + vertkp keys + ``config_file`` (with its ``_BASE_``
+    chain) + ``opts`` (KEY VALUE pairs), with the device resolved.
+
+    Raises:
+        FileNotFoundError: ``config_file`` does not exist.
+    """
+    if not os.path.isfile(config_file):
+        raise FileNotFoundError(f"config file {config_file} does not exist (configs/ holds vertkp's)")
+    cfg = get_cfg()
+    add_vertkp_config(cfg)
+    cfg.merge_from_file(config_file)
+    cfg.merge_from_list(list(opts))
+    resolve_device(cfg)
+    if freeze:
+        cfg.freeze()
+    return cfg

@@ -1,6 +1,6 @@
 """The whole story on phantoms, no download: ``make demo`` / ``vertkp demo`` / ``python tools/demo.py``.
 
-    python tools/demo.py [--output output/demo] [--num-images 100] [--seed 0]
+    vertkp demo [--output output/demo] [--num-images 100] [--seed 0]
             [--config-file configs/kprcnn_r50_phantoms.yaml] [KEY VALUE ...]
 
 1. writes a synthetic phantom dataset in the Mendeley layout (OUT/data/phantoms),
@@ -17,20 +17,35 @@ Uses CUDA when there is one. Exit status: 0 done, 2 detectron2 missing or bad ar
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
 import time
 from pathlib import Path
 
+from . import DETECTRON2_INSTALL, HAS_DETECTRON2
 from .cli import config_path, output_folder
+from .data import convert_spondylolisthesis
+from .evaluation import flat_metrics
+from .evaluation.cli import evaluate_files
+from .files import read_json, write_json
+from .phantoms import ensure_phantoms
 
-__all__ = ["DETECTRON2_INSTALL", "build_parser", "main"]
+if HAS_DETECTRON2:
+    import torch
 
-DETECTRON2_INSTALL = ("pip install 'setuptools<81' && "
-                      "pip install --no-build-isolation 'git+https://github.com/facebookresearch/detectron2.git'")
+    from .config import build_cfg
+    from .data.registration import register_all
+    from .engine import ConfigError, setup_run, train
+    from .inference import VertebraPredictor
+    from .inference.cli import predict_files
+
+__all__ = ["build_parser", "main"]
+
 DEFAULT_CONFIG = "configs/kprcnn_r50_phantoms.yaml"
+# The metrics the demo prints and keeps in demo_summary.json (names of vertkp.evaluation.METRICS).
+HEADLINE = ("n_images", "det_F1", "det_precision", "det_recall", "MRE_px", "MRE_px_median", "SDR_px@6", "SDR_px@12",
+            "slip_MAE_pp", "grade_acc", "kappa")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,9 +69,6 @@ def _step(k: int, text: str) -> float:
 
 def _make_data(data: Path, num_images: int, seed: int, progress: bool) -> Path:
     """Phantoms + conversion, reused when the same ones are already there; returns the COCO folder."""
-    from .data import convert_spondylolisthesis
-    from .phantoms import ensure_phantoms
-
     folder = data / "phantoms"
     s = ensure_phantoms("spondylolisthesis", folder, num_images, seed, progress=progress)
     if s is None and (folder / "coco" / "val.json").is_file():
@@ -71,24 +83,22 @@ def _make_data(data: Path, num_images: int, seed: int, progress: bool) -> Path:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        import detectron2  # noqa: F401
-    except ImportError:
-        print("demo: detectron2 is not installed. It is not on PyPI; install it from its upstream source "
-              f"after torch:\n    {DETECTRON2_INSTALL}\n(or run `make install`, or use the Docker image: "
+    """Exit 0 done, 2 detectron2 missing or bad arguments."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not HAS_DETECTRON2:
+        print(f"{parser.prog}: detectron2 is not installed. It is not on PyPI; install it from its upstream "
+              f"source after torch:\n    {DETECTRON2_INSTALL}\n(or run `make install`, or use the Docker image: "
               "docker/README.md)", file=sys.stderr)
         return 2
     if args.num_images < 10:
-        print(f"demo: --num-images must be at least 10 (to have train and val images), got {args.num_images}",
-              file=sys.stderr)
+        print(f"{parser.prog}: --num-images must be at least 10 (to have train and val images), got "
+              f"{args.num_images}", file=sys.stderr)
         return 2
     config = config_path(args.config_file)
     if not os.path.isfile(config):
-        print(f"demo: config file {args.config_file} does not exist", file=sys.stderr)
+        print(f"{parser.prog}: config file {args.config_file} does not exist", file=sys.stderr)
         return 2
-    import torch
-
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     out = Path(args.output).resolve()
@@ -101,9 +111,6 @@ def main(argv=None) -> int:
     coco = _make_data(out / "data", args.num_images, args.seed, progress)
     times["data_s"] = time.perf_counter() - t
 
-    from .data.registration import register_all
-    from .engine.cli import main as train_main
-
     register_all(out / "data")
     t = _step(2, f"training {config} -> {out / 'train'}"
                  + (f" with {' '.join(args.opts)}" if args.opts else ""))
@@ -112,48 +119,40 @@ def main(argv=None) -> int:
           flush=True)
     if (out / "train").exists():
         shutil.rmtree(out / "train")
-    # one evaluation, at the end (periodic ones would cost a minute on a CPU); opts can turn them back on
-    rc = train_main(["--config-file", config, "OUTPUT_DIR", str(out / "train"), "MODEL.DEVICE", device,
-                     "TEST.EVAL_PERIOD", "0", *args.opts])
-    if rc:
-        return rc
+    try:
+        # one evaluation, at the end (periodic ones would cost a minute on a CPU); opts can turn them back on
+        cfg = build_cfg(config, ["OUTPUT_DIR", str(out / "train"), "MODEL.DEVICE", device, "TEST.EVAL_PERIOD", "0",
+                                 *args.opts])
+        setup_run(cfg, config_file=config)
+        train(cfg)
+    except (ConfigError, FileNotFoundError) as e:
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        return 2
     weights = out / "train" / "model_best.pth"
     if not weights.is_file():
         weights = out / "train" / "model_final.pth"
     times["train_s"] = time.perf_counter() - t
 
-    from .evaluation.cli import main as evaluate_main
-    from .inference.cli import build_parser as predict_parser
-    from .inference.cli import run_prediction
-
     t = _step(3, f"predicting the validation images with {weights.name} -> {out / 'predictions'}")
     gt = coco / "val.json"
-    images = [str(coco.parent / im["file_name"]) for im in json.loads(gt.read_text())["images"]]
-    pargs = predict_parser().parse_args(["--config-file", config, "--weights", str(weights), "--input", *images,
-                                         "--output", str(out / "predictions"), "--gt", str(gt),
-                                         "--device", device] + ([] if progress else ["--no-progress"]))
-    summary = run_prediction(pargs)
+    images = [str(coco.parent / im["file_name"]) for im in read_json(gt)["images"]]
+    predictor = VertebraPredictor(config, str(weights), device=device)
+    summary = predict_files(predictor, images, out / "predictions", gt=gt, progress=progress,
+                            settings={"config_file": config, "weights": str(weights), "device": device})
     times["predict_s"] = time.perf_counter() - t
 
     t = _step(4, f"evaluating the predictions against {gt} -> {out / 'evaluation'}")
-    rc = evaluate_main(["--gt", str(gt), "--predictions", str(out / "predictions" / "coco_results.json"),
-                        "--output", str(out / "evaluation"), "--quiet"])
-    if rc:
-        return rc
-    from .evaluation.scoring import flat_metrics
-
-    metrics = flat_metrics(json.loads((out / "evaluation" / "metrics.json").read_text()))
+    run = evaluate_files(gt, out / "predictions" / "coco_results.json", out / "evaluation")
+    metrics = flat_metrics(run.result.metrics)
     times["evaluate_s"] = time.perf_counter() - t
 
     _step(5, "results")
     times["total_s"] = time.perf_counter() - t_all
-    headline = {k: metrics.get(k) for k in ("n_images", "det_F1", "det_precision", "det_recall", "MRE_px",
-                                            "MRE_px_median", "SDR_px@6", "SDR_px@12", "slip_MAE_pp",
-                                            "grade_acc", "kappa")}
+    headline = {k: metrics.get(k) for k in HEADLINE}
     record = {"config": config, "opts": list(args.opts), "weights": str(weights), "device": device,
               "num_images": args.num_images, "seed": args.seed, "headline": headline,
               "prediction_summary": summary, "seconds": {k: round(v, 1) for k, v in times.items()}}
-    (out / "demo_summary.json").write_text(json.dumps(record, indent=1) + "\n")
+    write_json(out / "demo_summary.json", record)
     print(_headline_text(headline))
     print(f"\n   time: {times['total_s'] / 60:.1f} min (training {times['train_s'] / 60:.1f} min)")
     print(f"   overlays:     {out / 'predictions' / 'overlays'}/")

@@ -1,8 +1,12 @@
 """The four vertebral corners: names, COCO metadata and the canonical order.
 
 Coordinate convention: image pixels, x to the right, y downwards, as the source
-annotation gives them (no +0.5 shift; detectron2's COCO loader adds 0.5 when it
-reads the files, see ``vertkp.data.registration``).
+annotation gives them, in every file vertkp reads or writes and in every numpy
+function. detectron2 differs by :data:`DETECTRON2_KEYPOINT_OFFSET`: its COCO
+loader adds 0.5 to keypoint x and y (pixel i covers [i, i + 1), its centre is
+i + 0.5), its ``pred_keypoints`` are in those coordinates, and its COCOEvaluator
+subtracts 0.5 again when it writes results. The detectron2 glue (the evaluator,
+the predictor) converts with this one constant.
 
 Canonical order (the order of ``keypoints`` in every COCO file vertkp writes):
 
@@ -25,6 +29,7 @@ __all__ = [
     "SKELETON",
     "OKS_SIGMAS",
     "NUM_KEYPOINTS",
+    "DETECTRON2_KEYPOINT_OFFSET",
     "CanonicalOrder",
     "canonical_order",
     "anatomical_corners",
@@ -49,6 +54,8 @@ KEYPOINT_CONNECTION_RULES = [
 # COCO's OKS (kappa = 2 sigma, scale = sqrt(area of the corner quadrilateral)),
 # an error of 5% of that scale then scores OKS 0.61 and 10% scores 0.14.
 OKS_SIGMAS = (0.05, 0.05, 0.05, 0.05)
+# detectron2 keypoint coordinates = vertkp (file) coordinates + this, px.
+DETECTRON2_KEYPOINT_OFFSET = 0.5
 
 
 class CanonicalOrder:

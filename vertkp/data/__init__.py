@@ -1,4 +1,7 @@
-"""Dataset formats, conversion to COCO keypoints, and detectron2 registration."""
-from .buu_lspine import convert_buu_lspine  # noqa: F401
-from .report import ConversionReport, InvalidInput  # noqa: F401
-from .spondylolisthesis import convert_spondylolisthesis  # noqa: F401
+"""Datasets: formats and conversion to COCO (torch-free), the image decoder, pixel spacing;
+and, for detectron2, registration (``registration``), the mapper and augmentations."""
+from .buu_lspine import convert_buu_lspine
+from .report import ConversionReport, InvalidInput
+from .spondylolisthesis import convert_spondylolisthesis
+
+__all__ = ["convert_buu_lspine", "convert_spondylolisthesis", "ConversionReport", "InvalidInput"]

@@ -16,7 +16,6 @@ covering [i, i + 1).
 """
 from __future__ import annotations
 
-import cv2
 import numpy as np
 from detectron2.data import transforms as T
 
@@ -24,25 +23,9 @@ __all__ = [
     "SafeCrop",
     "PixelOnlyTransform",
     "IntensityAugmentation",
-    "to_grayscale3",
     "build_intensity_pipeline",
     "build_augmentations",
 ]
-
-
-def to_grayscale3(image: np.ndarray, image_format: str = "BGR") -> np.ndarray:
-    """Luminance of ``image`` (uint8 [H, W, 3] in ``image_format``, or [H, W] or
-    [H, W, 1]) replicated into 3 identical channels: uint8 [H, W, 3]."""
-    if image.ndim == 3 and image.shape[2] == 3:
-        code = cv2.COLOR_RGB2GRAY if image_format == "RGB" else cv2.COLOR_BGR2GRAY
-        gray = cv2.cvtColor(image, code)
-    elif image.ndim == 3 and image.shape[2] == 1:
-        gray = image[:, :, 0]
-    elif image.ndim == 2:
-        gray = image
-    else:
-        raise ValueError(f"expected a [H, W], [H, W, 1] or [H, W, 3] image, got shape {image.shape}")
-    return np.repeat(gray[:, :, None], 3, axis=2)
 
 
 class SafeCrop(T.Augmentation):

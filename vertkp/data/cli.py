@@ -1,27 +1,27 @@
-"""Command-line entry of ``tools/convert_to_coco.py``."""
+"""``vertkp convert`` / ``tools/convert_to_coco.py``: a raw dataset to vertkp COCO keypoint files."""
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
-from .buu_lspine import VIEWS, convert_buu_lspine
+from ..anatomy import VIEWS
+from .buu_lspine import convert_buu_lspine
 from .report import InvalidInput
 from .spondylolisthesis import convert_spondylolisthesis
 
-__all__ = ["convert_parser", "convert_main"]
+__all__ = ["build_parser", "main"]
 
 
-def convert_parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="convert_to_coco.py",
         description="Convert a raw vertebra dataset to COCO keypoint JSON (train/val[/test].json).",
     )
     p.add_argument("--dataset", required=True, choices=["spondylolisthesis", "buu-lspine"])
     p.add_argument("--root", required=True, type=Path, help="the unpacked dataset (see datasets/README.md)")
     p.add_argument("--output", type=Path, default=None,
                    help="output folder (default ROOT/coco, or ROOT/coco/<view> for buu-lspine)")
-    p.add_argument("--view", choices=sorted(VIEWS), default="lateral", help="buu-lspine only (default lateral)")
+    p.add_argument("--view", choices=VIEWS, default="lateral", help="buu-lspine only (default lateral)")
     p.add_argument("--val-fraction", type=float, default=0.2, help="buu-lspine only: patients in val (default 0.2)")
     p.add_argument("--seed", type=int, default=0, help="buu-lspine only: seed of the patient split (default 0)")
     p.add_argument("--pixel-spacing", type=Path, default=None,
@@ -32,8 +32,9 @@ def convert_parser() -> argparse.ArgumentParser:
     return p
 
 
-def convert_main(argv=None) -> int:
-    parser = convert_parser()
+def main(argv=None) -> int:
+    """Exit 0 converted (skips, if any, are listed), 2 bad input or arguments."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     if not args.root.is_dir():
         parser.error(f"--root {args.root} is not a folder")
@@ -52,11 +53,11 @@ def convert_main(argv=None) -> int:
             )
             out = args.output or args.root / "coco" / args.view
     except InvalidInput as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
         print("nothing was written; fix the file, or pass --skip-invalid to skip what is broken", file=sys.stderr)
         return 2
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2
     print(report.summary())
     print(f"wrote {out}/ (train.json, val.json{', test.json' if report.images['test'] else ''}, "

@@ -6,10 +6,6 @@ source annotation's pixels (x right, y down), written unchanged.
 """
 from __future__ import annotations
 
-import json
-import os
-import tempfile
-from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
@@ -25,8 +21,6 @@ __all__ = [
     "body_outline",
     "make_annotation",
     "make_coco",
-    "write_json_atomic",
-    "write_all_atomic",
 ]
 
 # Keypoint R-CNN predicts a corner as the argmax of a heatmap inside the box,
@@ -136,33 +130,3 @@ def make_coco(images: list, annotations: list, description: str) -> dict:
         "images": images,
         "annotations": annotations,
     }
-
-
-def write_json_atomic(obj, path) -> None:
-    """Write JSON to ``path`` through a temporary file and an atomic rename,
-    so a crash never leaves a half-written file behind."""
-    write_all_atomic({Path(path): obj})
-
-
-def write_all_atomic(files: dict) -> None:
-    """Write several JSON files: all are first written to temporary files in
-    their folders, then renamed into place, so an error while serialising
-    leaves none of them half-written (and none written at all)."""
-    staged = []
-    try:
-        for path, obj in files.items():
-            path = Path(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            staged.append((tmp, path))
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(obj, f, indent=1, allow_nan=False)
-                f.write("\n")
-                f.flush()
-                os.fsync(f.fileno())
-    except BaseException:
-        for tmp, _ in staged:
-            Path(tmp).unlink(missing_ok=True)
-        raise
-    for tmp, path in staged:
-        os.replace(tmp, path)

@@ -14,7 +14,8 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..keypoints import canonical_order
-from .coco import make_annotation, make_coco, write_all_atomic
+from ..files import write_json_files
+from .coco import make_annotation, make_coco
 from .report import ConversionReport, InvalidInput
 
 __all__ = ["SourceVertebra", "CocoBuilder", "order_corners"]
@@ -166,5 +167,5 @@ class CocoBuilder:
                     f"{self.description}, {split} split",
                 )
         files[Path(output) / "conversion_report.json"] = self.report.as_dict()
-        write_all_atomic(files)
+        write_json_files(files, nan="error")
         return list(files)

@@ -1,38 +1,186 @@
-"""Reading image sizes and checking that images decode."""
+"""The one image decoder of vertkp: conversion, training, evaluation and prediction read here.
+
+``decode_image`` is what every pixel of vertkp comes from:
+
+* PIL decodes every byte, so a truncated or corrupt file is an error, not a
+  half-grey image;
+* the EXIF orientation is applied (the picture as a viewer shows it, which
+  is what annotation tools label and what detectron2's ``read_image`` gives);
+  ``image_size`` reports the size after it, so the COCO files' ``width`` and
+  ``height`` are those of the arrays the model sees;
+* images deeper than 8 bits (16-bit PNG/TIFF, 32-bit integer or float) are
+  windowed linearly between the ``WINDOW_PERCENTILES`` of their values into
+  uint8 (a few saturated or dead pixels must not flatten the contrast);
+* palette, CMYK and other modes become RGB, and RGBA loses its alpha.
+
+Arrays are uint8, [H, W] (grey) or [H, W, 3]; pixel coordinates are never
+moved (no resizing, no cropping).
+"""
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Tuple, Union
 
-from PIL import Image
+import cv2
+import numpy as np
+from PIL import Image, ImageOps
 
 from .report import InvalidInput
 
-__all__ = ["IMAGE_SUFFIXES", "image_size", "is_image_file"]
+__all__ = ["IMAGE_SUFFIXES", "WINDOW_PERCENTILES", "ImageReadError", "is_image_file", "exif_orientation",
+           "image_size", "decode_image", "to_gray8", "read_xray", "load_image", "model_image"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+WINDOW_PERCENTILES = (0.5, 99.5)
+# EXIF orientations that swap width and height (transposed and rotated by 90 or 270 degrees).
+_SWAPPING_ORIENTATIONS = (5, 6, 7, 8)
+_TO_RGB_MODES = ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "1", "RGBA", "LA")
 
 
-def is_image_file(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES
+class ImageReadError(InvalidInput):
+    """A file that is not a readable image; the message names the file and the problem."""
 
 
-def image_size(path) -> tuple:
-    """(width, height) in pixels of an image file, after checking it decodes.
+def is_image_file(path) -> bool:
+    """Whether the file name has one of :data:`IMAGE_SUFFIXES` (case-insensitive)."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
-    The whole file is decoded (JPEGs at 1/8 scale through PIL's draft mode,
-    which still reads every byte), so a truncated or corrupt file is caught
-    here rather than during training.
+
+def exif_orientation(im: Image.Image) -> int:
+    """The EXIF orientation tag of an opened image, 1 (as stored) when it has none."""
+    try:
+        value = im.getexif().get(0x0112, 1)
+    except Exception:  # a broken EXIF block does not make the pixels unreadable
+        return 1
+    return int(value) if value in range(1, 9) else 1
+
+
+def _open(path) -> Image.Image:
+    p = Path(path)
+    if not p.is_file():
+        raise ImageReadError(p, "no such file" if not p.exists() else "not a file")
+    if p.stat().st_size == 0:
+        raise ImageReadError(p, "the file is empty")
+    try:
+        return Image.open(p)
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageReadError(p, f"not a readable image ({e})") from None
+
+
+def image_size(path) -> Tuple[int, int]:
+    """(width, height) in pixels of an image as :func:`decode_image` returns it (EXIF
+    orientation applied), after checking that every byte decodes.
+
+    JPEGs are decoded at 1/8 scale (PIL's draft mode still reads every byte), which is
+    what makes conversion fast.
 
     Raises:
-        InvalidInput: the file is missing, empty, not an image or truncated.
+        ImageReadError: missing, empty, not an image, truncated.
     """
+    im = _open(path)
     try:
-        with Image.open(path) as im:
-            size = im.size
-            im.draft("L", (max(1, size[0] // 8), max(1, size[1] // 8)))
+        with im:
+            w, h = im.size
+            swap = exif_orientation(im) in _SWAPPING_ORIENTATIONS
+            im.draft("L", (max(1, w // 8), max(1, h // 8)))
             im.load()
-    except FileNotFoundError:
-        raise InvalidInput(path, "image file not found") from None
     except (OSError, SyntaxError, ValueError) as e:
-        raise InvalidInput(path, f"unreadable image ({e})") from None
-    return int(size[0]), int(size[1])
+        raise ImageReadError(path, f"not a readable image ({e})") from None
+    return (int(h), int(w)) if swap else (int(w), int(h))
+
+
+def to_gray8(image: np.ndarray, image_format: str = "BGR") -> np.ndarray:
+    """One uint8 luminance channel [H, W] from an image array.
+
+    Args:
+        image: [H, W], [H, W, 1], [H, W, 3] or [H, W, 4] (alpha ignored); uint8 is
+            used as is, any other dtype is windowed from its WINDOW_PERCENTILES.
+        image_format: channel order of 3/4-channel arrays, "BGR" (OpenCV) or "RGB".
+
+    Raises:
+        ImageReadError: wrong shape, empty, or no finite pixel (path "<array>").
+    """
+    a = _window8(np.asarray(image))
+    if a.ndim == 3:
+        code = {("BGR", 3): cv2.COLOR_BGR2GRAY, ("RGB", 3): cv2.COLOR_RGB2GRAY,
+                ("BGR", 4): cv2.COLOR_BGRA2GRAY, ("RGB", 4): cv2.COLOR_RGBA2GRAY}[(image_format, a.shape[2])]
+        a = cv2.cvtColor(np.ascontiguousarray(a), code)
+    return np.ascontiguousarray(a)
+
+
+def _window8(a: np.ndarray) -> np.ndarray:
+    """Shape check, [H, W, 1] -> [H, W], and any dtype but uint8 windowed into uint8."""
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)) or a.size == 0:
+        raise ImageReadError("<array>", f"expected an [H, W], [H, W, 1], [H, W, 3] or [H, W, 4] image, "
+                             f"got shape {a.shape}")
+    if a.dtype == np.uint8:
+        return a
+    f = a.astype(np.float64)
+    finite = np.isfinite(f)
+    if not finite.any():
+        raise ImageReadError("<array>", "the image has no finite pixel value")
+    lo, hi = np.percentile(f[finite], WINDOW_PERCENTILES)
+    if hi <= lo:
+        lo, hi = float(f[finite].min()), float(f[finite].max())
+    scale = 255.0 / (hi - lo) if hi > lo else 0.0
+    return np.clip((np.where(finite, f, lo) - lo) * scale, 0, 255).round().astype(np.uint8)
+
+
+def decode_image(path, image_format: str = "RGB") -> np.ndarray:
+    """Decode an image file: uint8 [H, W] for grey images, [H, W, 3] in ``image_format``
+    ("RGB" or "BGR") for colour ones; see the module docstring for the rules.
+
+    Raises:
+        ImageReadError: missing, empty, not an image, undecodable (truncated).
+    """
+    im = _open(path)
+    try:
+        with im:
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            if im.mode in _TO_RGB_MODES:
+                im = im.convert("RGB")
+            a = np.asarray(im)
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageReadError(path, f"not a readable image ({e})") from None
+    try:
+        a = _window8(a)
+    except ImageReadError as e:
+        raise ImageReadError(path, e.what) from None
+    if a.ndim == 3 and image_format == "BGR":
+        a = a[:, :, ::-1]
+    return np.ascontiguousarray(a)
+
+
+def read_xray(path) -> np.ndarray:
+    """uint8 grey [H, W] of an image file (:func:`decode_image`, then its luminance)."""
+    return to_gray8(decode_image(path, "RGB"), "RGB")
+
+
+def load_image(source: Union[str, os.PathLike, np.ndarray], image_format: str = "BGR") -> Tuple[np.ndarray, str]:
+    """``(uint8 image, name)`` of a path (:func:`decode_image`, channels in
+    ``image_format``) or of an array (deeper than 8 bits windowed as files are;
+    ``name`` "<array>")."""
+    if isinstance(source, (str, os.PathLike)):
+        return decode_image(source, image_format), str(source)
+    if isinstance(source, np.ndarray):
+        a = _window8(source)
+        return (a[:, :, :3] if a.ndim == 3 else a), "<array>"
+    raise TypeError(f"expected an image path or a numpy array, got {type(source).__name__}")
+
+
+def model_image(image: np.ndarray, image_format: str = "BGR", grayscale: bool = True) -> np.ndarray:
+    """The model's view of a decoded image: uint8 [H, W, 3] in ``image_format``.
+
+    ``grayscale`` (``INPUT.GRAYSCALE``): the luminance replicated into 3 identical
+    channels (X-rays are grey; a colour tint must not be a cue); otherwise a grey
+    image is replicated and a colour one kept.
+    """
+    a = np.asarray(image)
+    if grayscale or a.ndim == 2 or (a.ndim == 3 and a.shape[2] == 1):
+        g = to_gray8(a, image_format)
+        return np.repeat(g[:, :, None], 3, axis=2)
+    return np.ascontiguousarray(_window8(a)[:, :, :3])

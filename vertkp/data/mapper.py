@@ -1,14 +1,17 @@
 """The dataset mapper: a vertkp dataset dict to the model's input.
 
-Reads the image (grey X-rays replicated to 3 channels), runs the
-augmentations of ``vertkp.data.augment`` with every vertebra's box passed
+Reads the image with vertkp's one decoder (``vertkp.data.images``: EXIF
+orientation applied, 16-bit windowed, grey X-rays replicated to 3 channels),
+runs the augmentations of ``vertkp.data.augment`` with every vertebra's box passed
 along (the crop needs them), then moves the corners with the same transforms:
 keypoints by detectron2 (which swaps TL<->TR and BL<->BR after a horizontal
 flip, by the flip map), boxes recomputed from the moved corners by the
 converter's own rule (``vertkp.data.coco``: tight box of the corners grown by
 10% of its longer side, clipped to the image), so a rotated vertebra gets the
 box it would have had if it had been annotated that way. At test time the
-annotations are dropped (evaluators read the registered dataset).
+annotations are dropped (evaluators read the registered dataset), and
+:meth:`VertebraDatasetMapper.image_input` gives ``vertkp predict`` the same
+model input from an image array (the one test-time resize).
 
 Coordinates: detectron2's, continuous pixels with pixel i covering [i, i + 1)
 (the registered keypoints already carry the +0.5 shift).
@@ -26,8 +29,9 @@ from detectron2.data import transforms as T
 from detectron2.structures import BoxMode, Keypoints
 
 from ..keypoints import NUM_KEYPOINTS
-from .augment import build_augmentations, to_grayscale3
+from .augment import build_augmentations
 from .coco import body_outline, padded_box
+from .images import decode_image, model_image
 
 __all__ = ["VertebraDatasetMapper", "transform_vertebra_annotation"]
 
@@ -81,8 +85,8 @@ class VertebraDatasetMapper:
         Args:
             is_train: keep and transform annotations.
             augmentations: detectron2 ``Augmentation`` list.
-            image_format: format ``read_image`` returns ("BGR" or "RGB").
-            grayscale: replicate the luminance into 3 channels.
+            image_format: channel order of the model input ("BGR" or "RGB").
+            grayscale: replicate the luminance into 3 channels (``INPUT.GRAYSCALE``).
             keypoint_hflip_indices: int array [4]; needed when a horizontal
                 flip is among the augmentations.
         """
@@ -107,12 +111,21 @@ class VertebraDatasetMapper:
             "keypoint_hflip_indices": hflip,
         }
 
+    def image_input(self, image: np.ndarray) -> dict:
+        """Test-time model input of a decoded image (uint8 [H, W] or [H, W, 3] in
+        ``image_format``): {"image": uint8 Tensor[3, h, w] after the test resize,
+        "height": H, "width": W} (outputs come back in the input's pixels)."""
+        image = model_image(image, self.image_format, self.grayscale)
+        h, w = image.shape[:2]
+        aug_input = T.AugInput(image)
+        self.augmentations(aug_input)
+        return {"image": torch.as_tensor(np.ascontiguousarray(aug_input.image.transpose(2, 0, 1))),
+                "height": h, "width": w}
+
     def __call__(self, dataset_dict: dict) -> dict:
         d = copy.deepcopy(dataset_dict)
-        image = utils.read_image(d["file_name"], format=self.image_format)
+        image = model_image(decode_image(d["file_name"], self.image_format), self.image_format, self.grayscale)
         utils.check_image_size(d, image)
-        if self.grayscale:
-            image = to_grayscale3(image, self.image_format)
         annos = [a for a in d.pop("annotations", []) if a.get("iscrowd", 0) == 0] if self.is_train else []
         boxes = np.array([BoxMode.convert(a["bbox"], a["bbox_mode"], BoxMode.XYXY_ABS) for a in annos],
                          dtype=np.float64).reshape(-1, 4)

@@ -1,8 +1,10 @@
-"""Registration of vertkp's datasets in detectron2's DatasetCatalog/MetadataCatalog.
+"""vertkp's datasets in detectron2's DatasetCatalog/MetadataCatalog.
 
-Importing ``vertkp`` calls :func:`register_all` when detectron2 is installed.
-Registration is lazy: no file is read until a dataset is used. Files live
-under ``$VERTKP_DATASETS`` (default ``./datasets``):
+Importing this module registers every dataset of :data:`DATASETS` (``vertkp.config``
+imports it, so every detectron2-facing part of vertkp does). Registration is lazy:
+no file is read until a dataset is used. Files live under ``$VERTKP_DATASETS``
+(default ``./datasets``), as read at import; call :func:`register_all` again after
+changing it:
 
   spondylolisthesis_{train,val,test}  spondylolisthesis/coco/{split}.json
   buu_lspine_{lateral,ap}_{train,val} buu_lspine/coco/{view}/{split}.json
@@ -10,8 +12,8 @@ under ``$VERTKP_DATASETS`` (default ``./datasets``):
 
 with image paths relative to the dataset folder (``spondylolisthesis/``,
 ``buu_lspine/``, ``phantoms/``). Keypoints are loaded by detectron2's
-``load_coco_json``, which adds 0.5 to x and y (detectron2's pixel convention:
-the file's integer pixel index i becomes the pixel centre i + 0.5).
+``load_coco_json``, which adds ``vertkp.keypoints.DETECTRON2_KEYPOINT_OFFSET`` (0.5)
+to x and y.
 """
 from __future__ import annotations
 
@@ -19,13 +21,16 @@ import json
 import os
 from pathlib import Path
 
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data.datasets import load_coco_json
+
 from ..keypoints import KEYPOINT_CONNECTION_RULES, KEYPOINT_FLIP_MAP, KEYPOINT_NAMES, OKS_SIGMAS
 
 __all__ = ["DATASETS", "IMAGE_EXTRA_KEYS", "ANNOTATION_EXTRA_KEYS", "datasets_root", "register_dataset",
            "register_all", "vertkp_metadata", "DatasetNotConverted"]
 
 # name -> (dataset folder under $VERTKP_DATASETS, json path inside it, command that makes it)
-_CONVERT = "python tools/convert_to_coco.py"
+_CONVERT = "vertkp convert"
 DATASETS = {}
 for _split in ("train", "val", "test"):
     DATASETS[f"spondylolisthesis_{_split}"] = (
@@ -39,7 +44,7 @@ for _view in ("lateral", "ap"):
 for _split in ("train", "val"):
     DATASETS[f"phantoms_{_split}"] = (
         "phantoms", f"coco/{_split}.json",
-        "python tools/make_phantoms.py --layout spondylolisthesis --out {root} --num-images 64 --seed 0 && "
+        "vertkp phantoms --layout spondylolisthesis --output {root} --num-images 64 --seed 0 && "
         f"{_CONVERT} --dataset spondylolisthesis --root {{root}}")
 
 IMAGE_EXTRA_KEYS = ("source_stem", "view", "pixel_spacing", "facing")
@@ -68,8 +73,6 @@ def vertkp_metadata() -> dict:
 
 
 def _load(json_file: Path, image_root: Path, name: str, command: str) -> list:
-    from detectron2.data.datasets import load_coco_json
-
     if not json_file.is_file():
         raise DatasetNotConverted(
             f"dataset {name!r} needs {json_file}, which does not exist. Make it with:\n  {command}\n"
@@ -87,8 +90,6 @@ def _load(json_file: Path, image_root: Path, name: str, command: str) -> list:
 
 def register_dataset(name: str, json_file, image_root, command: str = "") -> None:
     """Register one vertkp COCO file under ``name`` (replacing an earlier one)."""
-    from detectron2.data import DatasetCatalog, MetadataCatalog
-
     json_file, image_root = Path(json_file), Path(image_root)
     if name in DatasetCatalog.list():
         DatasetCatalog.remove(name)
@@ -108,3 +109,6 @@ def register_all(root=None) -> list:
     for name, (folder, rel, command) in DATASETS.items():
         register_dataset(name, root / folder / rel, root / folder, command.format(root=root / folder))
     return list(DATASETS)
+
+
+register_all()

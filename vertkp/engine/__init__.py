@@ -1,12 +1,11 @@
-"""Training and evaluation with detectron2: the trainer, its hooks, config setup and checks.
+"""Training and evaluation with detectron2: the trainer, its hooks, a run's setup and checks.
 
-``tools/train_net.py`` is a thin command line over this package. Importing it
-also registers vertkp's backbones (``vertkp.modeling``).
+``vertkp train`` (``vertkp.engine.cli``, ``tools/train_net.py``) is a thin command
+line over ``setup``, ``train`` and ``evaluate``.
 """
-from .. import modeling  # noqa: F401  (BACKBONE_REGISTRY entries)
 from .checks import ConfigError, check_config
-from .defaults import build_cfg, resolve_device, setup
+from .defaults import evaluate, setup, setup_run, train
 from .hooks import BestCheckpointer
 from .trainer import Trainer
 
-__all__ = ["Trainer", "BestCheckpointer", "ConfigError", "check_config", "build_cfg", "resolve_device", "setup"]
+__all__ = ["Trainer", "BestCheckpointer", "ConfigError", "check_config", "setup", "setup_run", "train", "evaluate"]

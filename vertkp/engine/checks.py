@@ -4,7 +4,10 @@ Each failure raises :class:`ConfigError` whose message says what to change.
 """
 from __future__ import annotations
 
-from ..keypoints import KEYPOINT_FLIP_MAP, KEYPOINT_NAMES, NUM_KEYPOINTS
+from detectron2.data import DatasetCatalog, MetadataCatalog
+
+from ..data.registration import DATASETS, DatasetNotConverted
+from ..keypoints import KEYPOINT_FLIP_MAP, KEYPOINT_NAMES, NUM_KEYPOINTS, OKS_SIGMAS
 
 __all__ = ["ConfigError", "check_config"]
 
@@ -14,11 +17,9 @@ class ConfigError(ValueError):
 
 
 def _check_metadata(name: str, for_training: bool) -> None:
-    from detectron2.data import DatasetCatalog, MetadataCatalog
-
     if name not in DatasetCatalog.list():
         raise ConfigError(
-            f"dataset {name!r} is not registered. vertkp registers {sorted(_vertkp_names())}; register "
+            f"dataset {name!r} is not registered. vertkp registers {sorted(DATASETS)}; register "
             "another COCO file with vertkp.data.registration.register_dataset(name, json_file, image_root)")
     meta = MetadataCatalog.get(name)
     names = list(getattr(meta, "keypoint_names", []) or [])
@@ -37,12 +38,6 @@ def _check_metadata(name: str, for_training: bool) -> None:
                 "vertkp.data.registration.register_dataset")
 
 
-def _vertkp_names():
-    from ..data.registration import DATASETS
-
-    return DATASETS
-
-
 def check_config(cfg, *, training: bool = True, load_datasets: bool = True) -> None:
     """Raise :class:`ConfigError` for a config that would fail or silently mislearn.
 
@@ -52,8 +47,6 @@ def check_config(cfg, *, training: bool = True, load_datasets: bool = True) -> N
     ``load_datasets``, that each dataset file exists (the error of a
     dataset not converted yet carries the command that makes it).
     """
-    from ..data.registration import DatasetNotConverted
-
     if not cfg.MODEL.KEYPOINT_ON:
         raise ConfigError("MODEL.KEYPOINT_ON is False: vertkp predicts corners, set MODEL.KEYPOINT_ON True")
     k = cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS
@@ -67,7 +60,7 @@ def check_config(cfg, *, training: bool = True, load_datasets: bool = True) -> N
     if len(sigmas) != NUM_KEYPOINTS or any(not isinstance(s, (int, float)) or s <= 0 for s in sigmas):
         raise ConfigError(
             f"TEST.KEYPOINT_OKS_SIGMAS is {sigmas}; it must be a flat list of {NUM_KEYPOINTS} positive numbers, "
-            "one per corner (vertkp.keypoints.OKS_SIGMAS: [0.05, 0.05, 0.05, 0.05]); with COCO's 17 sigmas "
+            f"one per corner (vertkp.keypoints.OKS_SIGMAS: {list(OKS_SIGMAS)}); with COCO's 17 sigmas "
             "the keypoint AP fails")
     if cfg.INPUT.RANDOM_FLIP not in ("horizontal", "none"):
         raise ConfigError(
@@ -79,8 +72,6 @@ def check_config(cfg, *, training: bool = True, load_datasets: bool = True) -> N
     for name in names:
         _check_metadata(name, for_training=training and name in cfg.DATASETS.TRAIN)
     if load_datasets:
-        from detectron2.data import DatasetCatalog
-
         for name in dict.fromkeys(names):
             try:
                 dicts = DatasetCatalog.get(name)

@@ -1,62 +1,66 @@
-"""Building the config of a run: project keys, file, overrides, device, checks."""
+"""Running training and evaluation: a run's setup, ``train`` and ``evaluate``.
+
+``vertkp train`` (``vertkp.engine.cli``) and the demo call these; so can a notebook.
+"""
 from __future__ import annotations
 
-import logging
+import os
+from types import SimpleNamespace
+from typing import Optional
 
-__all__ = ["build_cfg", "resolve_device", "setup"]
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.engine import default_setup
+from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
 
+from ..config import build_cfg
+from ..files import write_json
+from .checks import check_config
+from .trainer import Trainer
 
-def resolve_device(cfg) -> None:
-    """Run on the CPU when ``MODEL.DEVICE`` asks for CUDA and there is none,
-    and turn off AMP there (detectron2's AMP trainer is CUDA-only). ``cfg`` must be unfrozen."""
-    import torch
-
-    logger = logging.getLogger(__name__)
-    if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
-        logger.warning("CUDA is not available: running on the CPU (MODEL.DEVICE cpu)")
-        cfg.MODEL.DEVICE = "cpu"
-    if cfg.MODEL.DEVICE == "cpu" and cfg.SOLVER.AMP.ENABLED:
-        logger.warning("SOLVER.AMP.ENABLED is ignored on the CPU: training in float32")
-        cfg.SOLVER.AMP.ENABLED = False
+__all__ = ["setup", "setup_run", "train", "evaluate"]
 
 
-def build_cfg(config_file: str, opts=(), *, freeze: bool = True):
-    """detectron2 defaults + vertkp keys + ``config_file`` (with its ``_BASE_``
-    chain) + ``opts`` (KEY VALUE pairs), with the device resolved.
+def setup_run(cfg, *, config_file: str = "", eval_only: bool = False) -> None:
+    """detectron2's ``default_setup`` for a built ``cfg`` (logging to OUTPUT_DIR/log.txt,
+    OUTPUT_DIR/config.yaml, seeds) plus vertkp's logger, then :func:`check_config`.
 
     Raises:
-        FileNotFoundError: ``config_file`` does not exist.
+        ConfigError: the config cannot train or evaluate (the message says what to change).
     """
-    import os
-
-    from detectron2.config import get_cfg
-
-    import vertkp.modeling  # noqa: F401  (registers the HRNet backbone)
-    from ..config import add_vertkp_config
-
-    if not os.path.isfile(config_file):
-        raise FileNotFoundError(f"config file {config_file} does not exist (configs/ holds vertkp's)")
-    cfg = get_cfg()
-    add_vertkp_config(cfg)
-    cfg.merge_from_file(config_file)
-    cfg.merge_from_list(list(opts))
-    resolve_device(cfg)
-    if freeze:
-        cfg.freeze()
-    return cfg
+    default_setup(cfg, SimpleNamespace(config_file=config_file, eval_only=eval_only, opts=[]))
+    setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="vertkp", abbrev_name="vertkp")
+    check_config(cfg, training=not eval_only)
 
 
 def setup(args):
-    """Config for ``tools/train_net.py`` arguments, checked, and detectron2's
-    ``default_setup`` (logging, OUTPUT_DIR/config.yaml, seeds)."""
-    from detectron2.engine import default_setup
-    from detectron2.utils import comm
-    from detectron2.utils.logger import setup_logger
-
-    from .checks import check_config
-
+    """The checked config of ``vertkp train`` arguments (detectron2's
+    ``default_argument_parser``), with the run set up (:func:`setup_run`)."""
     cfg = build_cfg(args.config_file, args.opts)
-    default_setup(cfg, args)
-    setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="vertkp", abbrev_name="vertkp")
-    check_config(cfg, training=not args.eval_only)
+    setup_run(cfg, config_file=args.config_file, eval_only=args.eval_only)
     return cfg
+
+
+def train(cfg, *, resume: bool = False) -> dict:
+    """Train ``cfg`` (set up with :func:`setup_run`) in this process; returns the
+    results of the last evaluation ({} when there was none).
+
+    Args:
+        resume: continue from OUTPUT_DIR/last_checkpoint instead of MODEL.WEIGHTS.
+    """
+    trainer = Trainer(cfg)
+    trainer.resume_or_load(resume=resume)
+    return trainer.train() or {}
+
+
+def evaluate(cfg, *, weights: Optional[str] = None, resume: bool = False) -> dict:
+    """Evaluate weights (default ``cfg.MODEL.WEIGHTS``; with ``resume``, the last
+    checkpoint of OUTPUT_DIR) on ``cfg.DATASETS.TEST``; the results also go to
+    OUTPUT_DIR/eval_results.json."""
+    model = Trainer.build_model(cfg)
+    DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(weights or cfg.MODEL.WEIGHTS,
+                                                                         resume=resume)
+    results = Trainer.test(cfg, model)
+    if comm.is_main_process():
+        write_json(os.path.join(cfg.OUTPUT_DIR, "eval_results.json"), results)
+    return results

@@ -9,6 +9,7 @@ from detectron2.evaluation import COCOEvaluator, DatasetEvaluators
 from detectron2.utils import comm
 
 from ..data.mapper import VertebraDatasetMapper
+from ..evaluation.evaluator import VertebraKeypointEvaluator
 from .hooks import BestCheckpointer
 
 __all__ = ["Trainer"]
@@ -42,8 +43,6 @@ class Trainer(DefaultTrainer):
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
         """VertebraKeypointEvaluator (+ COCOEvaluator) writing under
         ``OUTPUT_DIR/inference/<dataset_name>``."""
-        from ..evaluation import VertebraKeypointEvaluator
-
         output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
         evaluators = [VertebraKeypointEvaluator(dataset_name, output_dir=output_folder, plots=cfg.VERTKP.EVAL_PLOTS)]
         if cfg.VERTKP.COCO_EVAL:
@@ -55,7 +54,7 @@ class Trainer(DefaultTrainer):
         ret = super().build_hooks()
         if comm.is_main_process() and self.cfg.TEST.EVAL_PERIOD > 0 and self.cfg.DATASETS.TEST:
             best = BestCheckpointer(self.cfg.TEST.EVAL_PERIOD, self.checkpointer, self.cfg.VERTKP.BEST_METRIC,
-                                    self.cfg.VERTKP.BEST_MODE, fallback_prefixes=self.cfg.DATASETS.TEST)
+                                    self.cfg.VERTKP.BEST_MODE, metric_prefixes=self.cfg.DATASETS.TEST)
             # right after the evaluation, before the writers
             at = next(i for i, h in enumerate(ret) if isinstance(h, hooks.EvalHook)) + 1
             ret.insert(at, best)

@@ -1,42 +1,79 @@
-"""Score COCO keypoint predictions of vertebra corners against vertkp ground truth.
+"""``vertkp evaluate`` / ``tools/evaluate.py``: score COCO keypoint predictions of vertebra
+corners against vertkp ground truth.
 
-    python tools/evaluate.py --gt GT.json --predictions PRED.json --output DIR
+    vertkp evaluate --gt GT.json --predictions PRED.json --output DIR
             [--facing left|right|auto] [--score-threshold 0.5] [--pixel-spacing FILE|MM]
 
-GT.json is a COCO keypoint file from tools/convert_to_coco.py; PRED.json a
-COCO keypoint results list (what detectron2's COCOEvaluator writes as
-coco_instances_results.json). Writes DIR/metrics.json, DIR/per_landmark.csv,
-DIR/per_pair.csv and PNG plots, and prints a summary. No detectron2 needed.
-Exit status: 0 on success, 2 on bad input (the message says what to fix).
+GT.json is a COCO keypoint file from ``vertkp convert``; PRED.json a COCO keypoint
+results list (``vertkp predict``'s coco_results.json, or what detectron2's
+COCOEvaluator writes as coco_instances_results.json). Writes DIR/metrics.json,
+DIR/per_landmark.csv, DIR/per_pair.csv and PNG plots, and prints a summary. No
+detectron2 needed. Exit status: 0 on success, 2 on bad input (the message says
+what to fix).
 """
+from __future__ import annotations
+
 import argparse
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Dict, Optional
 
-
-from . import (
-    DEFAULT_SCORE_THRESHOLD,
-    DEFAULT_SDR_THRESHOLDS_MM,
-    DEFAULT_SDR_THRESHOLDS_PX,
-    EvaluationInputError,
-    EvaluationSettings,
-    apply_pixel_spacing,
-    evaluate_dataset,
-    format_summary,
-    load_ground_truth,
-    load_pixel_spacing,
-    load_predictions,
-    write_evaluation,
-)
-from .matching import DEFAULT_GATE_FACTOR
+from ..data.report import InvalidInput
+from ..data.spacing import load_pixel_spacing
 from ..grading import DEFAULT_GAP_FACTOR, DEFAULT_NO_SLIP_PCT
+from .dataset import DatasetEvaluation, evaluate_dataset
+from .ground_truth import EvaluationInputError, apply_pixel_spacing, load_ground_truth
+from .matching import DEFAULT_GATE_FACTOR, DEFAULT_SCORE_THRESHOLD
+from .predictions import load_predictions
+from .report import format_summary, write_evaluation
+from .scoring import DEFAULT_SDR_THRESHOLDS_MM, DEFAULT_SDR_THRESHOLDS_PX, EvaluationSettings
+
+__all__ = ["EvaluationRun", "evaluate_files", "build_parser", "main"]
+
+
+@dataclass
+class EvaluationRun:
+    """What :func:`evaluate_files` did: the evaluation, the files it wrote, and notes."""
+
+    result: DatasetEvaluation
+    files: Dict[str, Path]
+    notes: list = field(default_factory=list)
+
+
+def evaluate_files(gt, predictions, output, settings: Optional[EvaluationSettings] = None,
+                   pixel_spacing=None, plots: bool = True) -> EvaluationRun:
+    """Score a COCO results file against a vertkp COCO file and write the evaluation.
+
+    Args:
+        gt: ground-truth COCO file (or its parsed dict).
+        predictions: COCO keypoint results file (or the parsed list).
+        output: folder for metrics.json, the CSVs and the plots.
+        settings: :class:`EvaluationSettings` (defaults when None).
+        pixel_spacing: mm per pixel for every image, or a table file
+            (``vertkp.data.spacing``), overriding the GT file's spacings.
+        plots: write the PNG plots too.
+
+    Raises:
+        EvaluationInputError: bad ground truth, predictions or pixel spacing.
+    """
+    truth = load_ground_truth(gt)
+    preds = load_predictions(predictions, truth)
+    notes = list(truth.notes)
+    if pixel_spacing is not None:
+        try:
+            n = apply_pixel_spacing(truth.images, load_pixel_spacing(pixel_spacing))
+        except InvalidInput as e:
+            raise EvaluationInputError(f"pixel spacing {e}") from None
+        notes.append(f"pixel spacing from {pixel_spacing}: {n} of {len(truth.images)} images")
+    result = evaluate_dataset(truth.images, preds, settings)
+    return EvaluationRun(result, write_evaluation(result, output, plots=plots), notes)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--gt", required=True, metavar="GT.json",
-                   help="COCO keypoint ground truth (tools/convert_to_coco.py)")
+    p.add_argument("--gt", required=True, metavar="GT.json", help="COCO keypoint ground truth (vertkp convert)")
     p.add_argument("--predictions", required=True, metavar="PRED.json", help="COCO keypoint results list (JSON)")
     p.add_argument("--output", required=True, metavar="DIR", help="folder for metrics.json, CSVs and plots")
     p.add_argument("--facing", choices=("left", "right", "auto"), default="auto",
@@ -45,8 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--score-threshold", type=float, default=DEFAULT_SCORE_THRESHOLD,
                    help="ignore predictions scoring below this")
     p.add_argument("--pixel-spacing", metavar="FILE|MM",
-                   help="mm per pixel: one number for every image, or a CSV/.xlsx table (image name or stem, "
-                        "mm per pixel) that overrides the GT file's pixel_spacing")
+                   help="mm per pixel: one number for every image, or a CSV/.xlsx/.json table (image name or "
+                        "stem, mm per pixel) that overrides the GT file's pixel_spacing")
     p.add_argument("--no-slip-pct", type=float, default=DEFAULT_NO_SLIP_PCT,
                    help="|slip| at or under this percent is graded 'no slip'")
     p.add_argument("--match-gate", type=float, default=DEFAULT_GATE_FACTOR,
@@ -65,32 +102,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    """Exit 0 on success, 2 on bad input or arguments."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         settings = EvaluationSettings(
             facing=args.facing, score_threshold=args.score_threshold, gate_factor=args.match_gate,
             no_slip_pct=args.no_slip_pct, gap_factor=args.gap_factor,
             sdr_thresholds_px=args.sdr_px, sdr_thresholds_mm=args.sdr_mm)
-    except ValueError as e:
-        print(f"evaluate.py: error: {e}", file=sys.stderr)
+        run = evaluate_files(args.gt, args.predictions, args.output, settings, args.pixel_spacing,
+                             plots=not args.no_plots)
+    except (ValueError, EvaluationInputError) as e:
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2
-    try:
-        gt = load_ground_truth(args.gt)
-        preds = load_predictions(args.predictions, gt)
-        n_spacing = None
-        if args.pixel_spacing is not None:
-            n_spacing = apply_pixel_spacing(gt.images, load_pixel_spacing(args.pixel_spacing))
-        result = evaluate_dataset(gt.images, preds, settings)
-    except EvaluationInputError as e:
-        print(f"evaluate.py: error: {e}", file=sys.stderr)
-        return 2
-    files = write_evaluation(result, args.output, plots=not args.no_plots)
     if not args.quiet:
-        for note in gt.notes:
+        for note in run.notes:
             print(f"note: {note}")
-        if n_spacing is not None:
-            print(f"pixel spacing from {args.pixel_spacing}: {n_spacing} of {len(gt.images)} images")
-        print(format_summary(result.metrics))
-        print(f"wrote {', '.join(p.name for p in files.values())} to {Path(args.output)}")
+        print(format_summary(run.result.metrics))
+        print(f"wrote {', '.join(p.name for p in run.files.values())} to {Path(args.output)}")
     return 0
-

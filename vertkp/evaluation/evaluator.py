@@ -1,8 +1,10 @@
 """detectron2 glue: ``VertebraKeypointEvaluator``, a thin ``DatasetEvaluator``.
 
-All arithmetic is ``vertkp.evaluation.scoring``'s, the same as
-``tools/evaluate.py``. Use it beside detectron2's COCOEvaluator, which needs
-the project's sigmas passed explicitly (it ignores cfg sigmas otherwise)::
+All arithmetic is ``vertkp.evaluation``'s, the same as ``vertkp evaluate``, and the
+ground truth is read by the same loader (``load_ground_truth``) from the
+registered dataset's COCO file, as COCOEvaluator does. Use it beside
+detectron2's COCOEvaluator, which needs the project's sigmas passed explicitly
+(it ignores cfg sigmas otherwise)::
 
     from detectron2.evaluation import COCOEvaluator, DatasetEvaluators
     from vertkp.keypoints import OKS_SIGMAS
@@ -17,59 +19,78 @@ does not copy, so an evaluator that runs after it sees every corner shifted
 by (-0.5, -0.5) (0.71 px of error on a perfect prediction). This evaluator
 copies the corners in ``process``, so it is safe when it comes first.
 
-Coordinates: detectron2's COCO loader adds 0.5 to GT keypoints and
-``Instances.pred_keypoints`` are in the same continuous coordinates, so the
-evaluator subtracts 0.5 from both before scoring in the COCO file's
-coordinates; a perfect prediction scores 0 px.
+Coordinates: ``Instances.pred_keypoints`` are detectron2's, the COCO file's plus
+``DETECTRON2_KEYPOINT_OFFSET``; the evaluator subtracts it, so a perfect
+prediction scores 0 px.
 """
 from __future__ import annotations
 
 import itertools
 import logging
+import os
 from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
-from detectron2.data import DatasetCatalog
+from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
 
-from .io import (
-    EvaluationInputError,
-    ImagePredictions,
-    apply_pixel_spacing,
-    load_pixel_spacing,
-    truths_from_dataset_dicts,
-)
+from ..data import registration  # noqa: F401  (registers vertkp's datasets, which it reads)
+from ..data.coco import CATEGORY
+from ..data.spacing import load_pixel_spacing
+from ..keypoints import DETECTRON2_KEYPOINT_OFFSET
+from .dataset import evaluate_dataset, flat_metrics
+from .ground_truth import EvaluationInputError, GroundTruth, apply_pixel_spacing, load_ground_truth
+from .matching import DEFAULT_SCORE_THRESHOLD
+from .predictions import ImagePredictions
 from .report import format_summary, write_evaluation
-from .scoring import (
-    DEFAULT_SCORE_THRESHOLD,
-    DEFAULT_SDR_THRESHOLDS_MM,
-    DEFAULT_SDR_THRESHOLDS_PX,
-    EvaluationSettings,
-    evaluate_dataset,
-    flat_metrics,
-)
+from .scoring import DEFAULT_SDR_THRESHOLDS_MM, DEFAULT_SDR_THRESHOLDS_PX, EvaluationSettings
 
-__all__ = ["VertebraKeypointEvaluator", "DETECTRON2_KEYPOINT_OFFSET"]
+__all__ = ["VertebraKeypointEvaluator", "dataset_ground_truth", "coco_from_dataset_dicts"]
 
-# detectron2 keypoint coordinates = COCO file coordinates + 0.5.
-DETECTRON2_KEYPOINT_OFFSET = 0.5
+_IMAGE_FIELDS = ("file_name", "width", "height", "view", "facing", "pixel_spacing", "source_stem")
+
+
+def coco_from_dataset_dicts(dicts: Sequence[Mapping]) -> dict:
+    """A vertkp COCO dict of detectron2 dataset dicts (for a dataset registered without
+    a COCO file): keypoints moved back by ``DETECTRON2_KEYPOINT_OFFSET`` into file
+    coordinates, vertkp's image fields kept."""
+    images, annotations = [], []
+    for d in dicts:
+        images.append({"id": d["image_id"], **{k: d.get(k) for k in _IMAGE_FIELDS}})
+        for a in d.get("annotations", []) or []:
+            k = np.asarray(a.get("keypoints", []), dtype=np.float64).reshape(-1, 3).copy()
+            labelled = k[:, 2] > 0
+            k[labelled, :2] -= DETECTRON2_KEYPOINT_OFFSET
+            k[~labelled, :2] = 0.0
+            annotations.append({"id": len(annotations) + 1, "image_id": d["image_id"], "category_id": CATEGORY["id"],
+                                "keypoints": k.ravel().tolist(), "iscrowd": int(a.get("iscrowd", 0)),
+                                "vertebra_level": a.get("vertebra_level")})
+    return {"images": images, "annotations": annotations, "categories": [CATEGORY]}
+
+
+def dataset_ground_truth(dataset_name: str) -> GroundTruth:
+    """The ground truth of a registered dataset: its COCO file (``MetadataCatalog``'s
+    ``json_file``, as COCOEvaluator reads it), else its dataset dicts."""
+    json_file = getattr(MetadataCatalog.get(dataset_name), "json_file", None)
+    if json_file and os.path.isfile(json_file):
+        return load_ground_truth(json_file)
+    return load_ground_truth(coco_from_dataset_dicts(DatasetCatalog.get(dataset_name)))
 
 
 class VertebraKeypointEvaluator(DatasetEvaluator):
     """MRE, SDR, detection P/R/F1 and slip agreement inside detectron2.
 
-    Ground truth comes from ``DatasetCatalog.get(dataset_name)`` by image id
-    (the test mapper drops annotations). Only the images that were
-    processed are scored. On several processes predictions are gathered to
+    Ground truth comes from :func:`dataset_ground_truth` by image id (the test
+    mapper drops annotations). Only the images that were processed are scored. On several processes predictions are gathered to
     the main process, which alone returns results and writes files.
 
     ``evaluate()`` returns ``{"vertkp": {...}}`` with flat floats
-    (``scoring.flat_metrics``: "MRE_px", "SDR_px@12", "det_F1",
-    "slip_MAE_pp", "grade_acc", ...; NaN where undefined), so that
-    detectron2 logs them and a best-checkpoint hook can watch
-    "vertkp/MRE_px". With ``output_dir`` it writes the same files as
-    ``tools/evaluate.py``.
+    (the scalars of metrics.json under their names, ``vertkp.evaluation.METRICS``:
+    "MRE_px", "SDR_px@12", "det_F1", "slip_MAE_pp", "grade_acc", ...; NaN where
+    undefined), so that detectron2 logs them and the best-checkpoint hook can
+    watch "vertkp/MRE_px". With ``output_dir`` it writes the same files as
+    ``vertkp evaluate``.
     """
 
     def __init__(self, dataset_name: str, output_dir: Optional[str] = None, *, distributed: bool = True,
@@ -100,7 +121,7 @@ class VertebraKeypointEvaluator(DatasetEvaluator):
         self._settings = EvaluationSettings(facing=facing, score_threshold=score_threshold,
                                             sdr_thresholds_px=sdr_thresholds_px,
                                             sdr_thresholds_mm=sdr_thresholds_mm, **extra)
-        if isinstance(pixel_spacing, str):
+        if isinstance(pixel_spacing, (str, os.PathLike)):
             pixel_spacing = load_pixel_spacing(pixel_spacing)
         self._pixel_spacing = pixel_spacing
         self._plots = plots
@@ -137,12 +158,12 @@ class VertebraKeypointEvaluator(DatasetEvaluator):
         per_image = {}
         for p in predictions:  # a padded sampler may repeat an image: keep the first
             per_image.setdefault(p["image_id"], ImagePredictions(p["corners"], p["scores"]))
-        dicts = {d["image_id"]: d for d in DatasetCatalog.get(self._dataset_name)}
-        missing = [i for i in per_image if i not in dicts]
+        gt = {t.image_id: t for t in dataset_ground_truth(self._dataset_name).images}
+        missing = [i for i in per_image if i not in gt]
         if missing:
             raise EvaluationInputError(
                 f"predictions for image ids {missing[:5]} that dataset {self._dataset_name!r} does not have")
-        truths = truths_from_dataset_dicts([dicts[i] for i in per_image], DETECTRON2_KEYPOINT_OFFSET)
+        truths = [gt[i] for i in per_image]
         apply_pixel_spacing(truths, self._pixel_spacing)
         result = evaluate_dataset(truths, per_image, self._settings)
         if self._output_dir:

@@ -6,12 +6,18 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-__all__ = ["DEFAULT_GATE_FACTOR", "Matching", "vertebra_size", "mean_corner_distance", "match_vertebrae"]
+from ..grading import vertebra_size
+
+__all__ = ["DEFAULT_SCORE_THRESHOLD", "DEFAULT_GATE_FACTOR", "Matching", "mean_corner_distance", "match_vertebrae"]
+
+# Detections scoring under this are not vertebrae: the evaluator ignores them and
+# ``vertkp predict`` drops them (both by default).
+DEFAULT_SCORE_THRESHOLD = 0.5
 
 # A prediction may match a GT vertebra only if its mean corner distance is at
-# most this fraction of the GT vertebra's size (the largest distance between
-# two of its labelled corners: the body diagonal, or the endplate width of a
-# 2-corner S1). The neighbouring vertebra lies about 0.7 diagonals away, so
+# most this fraction of the GT vertebra's size (``vertkp.grading.vertebra_size``:
+# the largest distance between two of its labelled corners, the body diagonal, or
+# the endplate width of a 2-corner S1). The neighbouring vertebra lies about 0.7 diagonals away, so
 # 0.5 keeps a prediction from being credited to the wrong level.
 DEFAULT_GATE_FACTOR = 0.5
 
@@ -35,19 +41,6 @@ class Matching:
     @property
     def n_matched(self) -> int:
         return int(np.sum(self.gt_to_pred >= 0))
-
-
-def vertebra_size(corners: np.ndarray) -> np.ndarray:
-    """Largest distance between two labelled (finite) corners: [N, 4, 2] -> [N] px.
-
-    NaN for a vertebra with fewer than two labelled corners.
-    """
-    c = np.asarray(corners, dtype=np.float64).reshape(-1, 4, 2)
-    d = np.linalg.norm(c[:, :, None, :] - c[:, None, :, :], axis=-1).reshape(len(c), 16)
-    d = np.where(np.isfinite(d), d, -1.0)
-    out = d.max(axis=1) if len(c) else np.zeros(0)
-    out = np.where(out > 0, out, np.nan)
-    return out
 
 
 def mean_corner_distance(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:

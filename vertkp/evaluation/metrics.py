@@ -1,4 +1,7 @@
-"""Metric arithmetic over plain arrays: corner errors, MRE, SDR, detection, grades.
+"""Metric arithmetic over plain arrays: error statistics, SDR, detection, grade agreement.
+
+The dict keys these functions return are the metric names of metrics.json and of
+detectron2's flat results (``vertkp.evaluation.dataset.METRICS``).
 
 Rates (SDR, precision, recall, F1, grade accuracy) are in percent, 0-100.
 Errors are Euclidean distances in px, or in mm after multiplying by the
@@ -10,11 +13,9 @@ from typing import Dict, Iterable, Optional, Sequence
 
 import numpy as np
 
-from ..grading.slip import GRADE_NAMES
+from ..grading.slip import GRADE_NAMES, GRADES
 
 __all__ = [
-    "GRADE_LABELS",
-    "corner_errors",
     "error_stats",
     "success_detection_rate",
     "detection_scores",
@@ -22,21 +23,6 @@ __all__ = [
     "quadratic_weighted_kappa",
     "slip_agreement",
 ]
-
-# Ordinal grade classes of confusion matrices and kappa: -1 retrolisthesis,
-# 0 no slip, 1..5 Meyerding I..V (vertkp.grading.slip).
-GRADE_LABELS = tuple(sorted(GRADE_NAMES))
-
-
-def corner_errors(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """Euclidean distance per corner: |pred - gt|, [N, 4, 2] x2 -> [N, 4] px.
-
-    NaN where the GT corner is unlabelled (NaN) or the prediction is missing.
-    """
-    g = np.asarray(gt, dtype=np.float64)
-    p = np.asarray(pred, dtype=np.float64)
-    return np.linalg.norm(p - g, axis=-1)
-
 
 def error_stats(errors: Iterable[float]) -> Dict[str, Optional[float]]:
     """Mean, median and standard deviation (population, ddof=0) of finite errors.
@@ -69,18 +55,20 @@ def success_detection_rate(errors: np.ndarray, thresholds: Sequence[float]) -> O
 
 
 def detection_scores(tp: int, fp: int, fn: int) -> Dict[str, float]:
-    """Detection precision = TP / (TP + FP), recall = TP / (TP + FN) and
-    F1 = 2 P R / (P + R), in percent. An empty denominator gives 0 (there is
-    nothing to credit), except that no GT and no prediction at all gives 100."""
+    """det_precision = TP / (TP + FP), det_recall = TP / (TP + FN) and
+    det_F1 = 2 P R / (P + R), in percent, with the counts det_TP, det_FP, det_FN.
+    An empty denominator gives 0 (there is nothing to credit), except that no GT
+    and no prediction at all gives 100."""
+    counts = {"det_TP": int(tp), "det_FP": int(fp), "det_FN": int(fn)}
     if tp == fp == fn == 0:
-        return {"precision": 100.0, "recall": 100.0, "F1": 100.0}
+        return {"det_precision": 100.0, "det_recall": 100.0, "det_F1": 100.0, **counts}
     p = 100.0 * tp / (tp + fp) if tp + fp else 0.0
     r = 100.0 * tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * p * r / (p + r) if p + r else 0.0
-    return {"precision": float(p), "recall": float(r), "F1": float(f1)}
+    return {"det_precision": float(p), "det_recall": float(r), "det_F1": float(f1), **counts}
 
 
-def confusion_matrix(gt: Sequence[int], pred: Sequence[int], labels: Sequence[int] = GRADE_LABELS) -> np.ndarray:
+def confusion_matrix(gt: Sequence[int], pred: Sequence[int], labels: Sequence[int] = GRADES) -> np.ndarray:
     """Counts [K, K]: row = GT class, column = predicted class, in ``labels`` order.
 
     Raises:
@@ -135,23 +123,23 @@ def slip_agreement(gt_slip: Sequence[float], pred_slip: Sequence[float], gt_grad
                    pred_grade: Sequence[int], n_unscored: int = 0) -> dict:
     """Agreement of predicted with GT slip over the scored pairs.
 
-    * MAE_pp: mean |pred_slip - gt_slip|, in percentage points.
-    * grade_accuracy: percent of pairs with the same grade (-1..5).
+    * slip_MAE_pp: mean |pred_slip - gt_slip|, in percentage points.
+    * grade_acc: percent of pairs with the same grade (-1..5).
     * kappa: :func:`quadratic_weighted_kappa` over the 7 ordinal grades.
-    * confusion_matrix: {"labels": grade names, "matrix": rows GT, columns
-      prediction}.
     * n_pairs: pairs scored; n_unscored_pairs: GT pairs that could not be
       scored (a vertebra of the pair was missed).
+    * grade_confusion: {"labels": grade names, "matrix": rows GT, columns
+      prediction}.
     Values are None when no pair was scored.
     """
     gs, ps = np.asarray(gt_slip, dtype=np.float64), np.asarray(pred_slip, dtype=np.float64)
     cm = confusion_matrix(gt_grade, pred_grade)
     n = len(gs)
     return {
-        "MAE_pp": float(np.mean(np.abs(ps - gs))) if n else None,
-        "grade_accuracy": float(100.0 * np.mean(np.asarray(gt_grade) == np.asarray(pred_grade))) if n else None,
+        "slip_MAE_pp": float(np.mean(np.abs(ps - gs))) if n else None,
+        "grade_acc": float(100.0 * np.mean(np.asarray(gt_grade) == np.asarray(pred_grade))) if n else None,
         "kappa": quadratic_weighted_kappa(cm),
         "n_pairs": int(n),
         "n_unscored_pairs": int(n_unscored),
-        "confusion_matrix": {"labels": [GRADE_NAMES[g] for g in GRADE_LABELS], "matrix": cm.tolist()},
+        "grade_confusion": {"labels": [GRADE_NAMES[g] for g in GRADES], "matrix": cm.tolist()},
     }

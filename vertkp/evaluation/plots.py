@@ -9,17 +9,16 @@ from pathlib import Path
 from typing import Dict
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 from ..keypoints import KEYPOINT_NAMES
-from .scoring import DatasetEvaluation
+from .dataset import DatasetEvaluation
 
 __all__ = ["write_plots"]
 
 
 def _figure(w=6.4, h=4.2):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     fig = Figure(figsize=(w, h), dpi=100)
     FigureCanvasAgg(fig)
     return fig
@@ -119,8 +118,8 @@ def write_plots(result: DatasetEvaluation, output_dir) -> Dict[str, Path]:
     ax.set_title(f"Corner error histogram ({n_missed} corners of missed vertebrae not shown)")
     files["error_histogram"] = _save(fig, out / "error_histogram.png")
 
-    cm = np.asarray(m["slip"]["confusion_matrix"]["matrix"])
-    labels = m["slip"]["confusion_matrix"]["labels"]
+    cm = np.asarray(m["grade_confusion"]["matrix"])
+    labels = m["grade_confusion"]["labels"]
     fig = _figure(6.4, 5.4)
     ax = fig.add_subplot(1, 1, 1)
     ax.imshow(cm, cmap="Blues", vmin=0, vmax=max(1, int(cm.max())))
@@ -135,9 +134,8 @@ def write_plots(result: DatasetEvaluation, output_dir) -> Dict[str, Path]:
                         color="white" if cm[i, j] > thresh else "black")
     ax.set_xlabel("predicted grade")
     ax.set_ylabel("ground-truth grade")
-    sl = m["slip"]
-    acc = "n/a" if sl["grade_accuracy"] is None else f"{sl['grade_accuracy']:.1f}%"
-    kap = "n/a" if sl["kappa"] is None else f"{sl['kappa']:.3f}"
-    ax.set_title(f"Meyerding grade ({sl['n_pairs']} pairs, accuracy {acc}, kappa {kap})")
+    acc = "n/a" if m["grade_acc"] is None else f"{m['grade_acc']:.1f}%"
+    kap = "n/a" if m["kappa"] is None else f"{m['kappa']:.3f}"
+    ax.set_title(f"Meyerding grade ({m['n_pairs']} pairs, accuracy {acc}, kappa {kap})")
     files["grade_confusion"] = _save(fig, out / "grade_confusion.png")
     return files

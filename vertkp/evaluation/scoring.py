@@ -1,5 +1,5 @@
-"""Score predictions against ground truth: the arithmetic shared by
-``tools/evaluate.py`` and ``VertebraKeypointEvaluator``.
+"""Score one image's predictions against its ground truth: the arithmetic shared by
+``vertkp evaluate`` and ``VertebraKeypointEvaluator`` (``dataset`` adds images up).
 
 Per image (:func:`evaluate_image`):
 
@@ -19,52 +19,39 @@ Per image (:func:`evaluate_image`):
    two predicted vertebrae with the predicted spine's own facing; a pair
    with a missed vertebra is "unscored".
 
-:func:`evaluate_dataset` aggregates images into the metrics of metrics.json.
+:func:`vertkp.evaluation.dataset.evaluate_dataset` aggregates images into metrics.json.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 
+from ..anatomy import FACINGS
 from ..grading import (
     DEFAULT_GAP_FACTOR,
     DEFAULT_NO_SLIP_PCT,
     SpineGrading,
     ap_pair_measures,
-    grade_name,
     grade_spine,
     lateral_pair_measures,
 )
-from ..keypoints import KEYPOINT_NAMES
-from .io import EvaluationInputError, ImagePredictions, ImageTruth
-from .matching import DEFAULT_GATE_FACTOR, Matching, match_vertebrae
-from .metrics import detection_scores, error_stats, slip_agreement, success_detection_rate
+from .ground_truth import EvaluationInputError, ImageTruth
+from .matching import DEFAULT_GATE_FACTOR, DEFAULT_SCORE_THRESHOLD, Matching, match_vertebrae
+from .predictions import ImagePredictions
 
 __all__ = [
     "DEFAULT_SDR_THRESHOLDS_PX",
     "DEFAULT_SDR_THRESHOLDS_MM",
-    "DEFAULT_SCORE_THRESHOLD",
     "EvaluationSettings",
     "ImageEvaluation",
-    "DatasetEvaluation",
     "evaluate_image",
-    "evaluate_dataset",
-    "flat_metrics",
-    "threshold_key",
-    "grade_label",
 ]
 
 DEFAULT_SDR_THRESHOLDS_PX = (6.0, 12.0, 18.0, 24.0)
 DEFAULT_SDR_THRESHOLDS_MM = (2.0, 2.5, 3.0, 4.0)
-DEFAULT_SCORE_THRESHOLD = 0.5
-
-
-def threshold_key(t: float) -> str:
-    """How a threshold is written in metric keys: 6.0 -> "6", 2.5 -> "2.5"."""
-    return f"{float(t):g}"
 
 
 @dataclass
@@ -91,7 +78,7 @@ class EvaluationSettings:
     sdr_thresholds_mm: Sequence[float] = DEFAULT_SDR_THRESHOLDS_MM
 
     def __post_init__(self):
-        if self.facing not in ("left", "right", "auto"):
+        if self.facing not in (*FACINGS, "auto"):
             raise ValueError(f"facing must be 'left', 'right' or 'auto', got {self.facing!r}")
         for name in ("score_threshold", "gate_factor", "no_slip_pct", "gap_factor"):
             v = getattr(self, name)
@@ -225,211 +212,3 @@ def evaluate_image(truth: ImageTruth, pred: Optional[ImagePredictions],
     res = ImageEvaluation(truth, int(len(pc)), matching, matched, errors, gt_grading, pred_grading)
     res.pairs = _score_pairs(truth, gt_grading, pred_grading, matching, settings)
     return res
-
-
-@dataclass
-class DatasetEvaluation:
-    """Result of :func:`evaluate_dataset`: the metrics dict and the per-image details."""
-
-    metrics: dict
-    images: List[ImageEvaluation]
-    settings: EvaluationSettings
-
-    def landmark_rows(self) -> List[dict]:
-        """One row per labelled GT corner (per_landmark.csv), GT spine order."""
-        rows = []
-        for ev in self.images:
-            t = ev.truth
-            for i in ev.gt_grading.order:
-                for k, name in enumerate(KEYPOINT_NAMES):
-                    if not t.visible[i, k]:
-                        continue
-                    e = ev.errors_px[i, k]
-                    found = np.isfinite(e)
-                    rows.append({
-                        "image_id": t.image_id, "file_name": t.file_name, "vertebra": ev.gt_grading.names[i],
-                        "corner": name, "gt_x": float(t.corners[i, k, 0]), "gt_y": float(t.corners[i, k, 1]),
-                        "pred_x": float(ev.pred_corners[i, k, 0]) if found else None,
-                        "pred_y": float(ev.pred_corners[i, k, 1]) if found else None,
-                        "error_px": float(e) if found else None,
-                        "error_mm": float(e * t.pixel_spacing) if found and t.pixel_spacing else None,
-                    })
-        return rows
-
-    def pair_rows(self, view: str = "lateral") -> List[dict]:
-        """Scored and unscored GT pairs of one view."""
-        return [r for ev in self.images for r in ev.pairs if r["view"] == view]
-
-    def all_errors(self, unit: str = "px") -> np.ndarray:
-        """Errors of every labelled GT corner (inf = missed); mm only over images with spacing."""
-        parts = []
-        for ev in self.images:
-            e = ev.errors_px if unit == "px" else ev.errors_mm
-            if e is not None:
-                parts.append(e[ev.truth.visible])
-        return np.concatenate(parts) if parts else np.zeros(0)
-
-    def matched_errors_by_corner(self) -> List[np.ndarray]:
-        """Finite px errors per corner TL, TR, BL, BR."""
-        out = [[] for _ in KEYPOINT_NAMES]
-        for ev in self.images:
-            for k in range(len(KEYPOINT_NAMES)):
-                e = ev.errors_px[:, k]
-                out[k].extend(e[np.isfinite(e)].tolist())
-        return [np.asarray(x) for x in out]
-
-
-def _aggregate(images: List[ImageEvaluation], settings: EvaluationSettings) -> dict:
-    ds = DatasetEvaluation({}, images, settings)
-    e_px, e_mm = ds.all_errors("px"), ds.all_errors("mm")
-    n_spaced = sum(1 for ev in images if ev.truth.pixel_spacing is not None)
-    s_px, s_mm = error_stats(e_px[np.isfinite(e_px)]), error_stats(e_mm[np.isfinite(e_mm)])
-    by_corner = ds.matched_errors_by_corner()
-    sdr_px = success_detection_rate(e_px, settings.sdr_thresholds_px)
-    sdr_mm = success_detection_rate(e_mm, settings.sdr_thresholds_mm) if n_spaced else None
-    tp = sum(ev.n_matched for ev in images)
-    n_gt = sum(ev.truth.n for ev in images)
-    n_pred = sum(ev.n_predictions for ev in images)
-    det = detection_scores(tp, n_pred - tp, n_gt - tp)
-    det.update(TP=tp, FP=n_pred - tp, FN=n_gt - tp)
-    lat = [r for ev in images for r in ev.pairs if r["view"] == "lateral"]
-    scored = [r for r in lat if r["scored"]]
-    slip = slip_agreement([r["gt_value"] for r in scored], [r["pred_value"] for r in scored],
-                          [r["gt_class"] for r in scored], [r["pred_class"] for r in scored],
-                          len(lat) - len(scored))
-    ap = [r for ev in images for r in ev.pairs if r["view"] == "ap"]
-    ap_scored = [r for r in ap if r["scored"]]
-    lateral_displacement = {
-        "MAE_pp": float(np.mean([abs(r["pred_value"] - r["gt_value"]) for r in ap_scored])) if ap_scored else None,
-        "side_accuracy": (float(100.0 * np.mean([r["pred_class"] == r["gt_class"] for r in ap_scored]))
-                          if ap_scored else None),
-        "n_pairs": len(ap_scored),
-        "n_unscored_pairs": len(ap) - len(ap_scored),
-    }
-    auto = [ev for ev in images if ev.truth.n >= 2 and ev.gt_grading.facing is not None
-            and ev.gt_grading.facing.source == "auto"]
-    facing = {
-        "setting": settings.facing,
-        "n_lateral_images": sum(1 for ev in images if ev.gt_grading.view == "lateral"),
-        "n_estimated": len(auto),
-        "mean_gt_confidence": float(np.mean([ev.gt_grading.facing.confidence for ev in auto])) if auto else None,
-        "n_pred_differs_from_gt": sum(1 for ev in images if ev.gt_grading.facing is not None
-                                      and ev.pred_grading is not None and ev.pred_grading.facing is not None
-                                      and ev.pred_grading.facing.facing != ev.gt_grading.facing.facing),
-    }
-    naming = {src: sum(1 for ev in images if ev.truth.n and ev.gt_grading.level_source == src)
-              for src in ("data", "mixed", "position")}
-    return {
-        "MRE_px": s_px["mean"],
-        "MRE_px_median": s_px["median"],
-        "MRE_px_std": s_px["std"],
-        "MRE_mm": s_mm["mean"] if n_spaced else None,
-        "MRE_mm_median": s_mm["median"] if n_spaced else None,
-        "MRE_mm_std": s_mm["std"] if n_spaced else None,
-        "SDR_px": None if sdr_px is None else {threshold_key(t): v for t, v in sdr_px.items()},
-        "SDR_mm": None if sdr_mm is None else {threshold_key(t): v for t, v in sdr_mm.items()},
-        "per_corner_MRE_px": {n: (float(e.mean()) if e.size else None) for n, e in zip(KEYPOINT_NAMES, by_corner)},
-        "detection": det,
-        "slip": slip,
-        "lateral_displacement": lateral_displacement,
-        "facing": facing,
-        "level_names": {"n_images_" + k: v for k, v in naming.items()},
-        "n_images": len(images),
-        "n_images_with_spacing": n_spaced,
-        "n_gt_vertebrae": n_gt,
-        "n_gt_corners": int(sum(int(ev.truth.visible.sum()) for ev in images)),
-        "n_predictions": n_pred,
-        "n_matched": tp,
-        "units": {"MRE_px": "px", "MRE_mm": "mm", "SDR": "percent of labelled GT corners",
-                  "detection": "percent", "slip.MAE_pp": "percentage points of slip",
-                  "slip.grade_accuracy": "percent", "slip.kappa": "quadratic-weighted Cohen kappa"},
-        "settings": settings.as_dict(),
-    }
-
-
-def evaluate_dataset(truths: Sequence[ImageTruth], predictions: Mapping[int, ImagePredictions],
-                     settings: Optional[EvaluationSettings] = None) -> DatasetEvaluation:
-    """Score predictions over a set of images.
-
-    Args:
-        truths: the GT images to evaluate (each once).
-        predictions: image_id -> predictions; images without an entry had no
-            detection (every GT vertebra is missed).
-        settings: :class:`EvaluationSettings` (defaults when None).
-
-    Returns:
-        :class:`DatasetEvaluation` whose ``metrics`` is the content of
-        metrics.json:
-
-        * MRE_px, MRE_px_median, MRE_px_std: mean / median / population std
-          of |pred - gt| over the labelled corners of matched vertebrae, px;
-          MRE_mm, MRE_mm_median, MRE_mm_std: the same in mm over the images
-          with a pixel spacing (None when none has one).
-        * SDR_px, SDR_mm: threshold (as text, "6", "2.5") -> percent of all
-          labelled GT corners with error <= threshold, corners of missed
-          vertebrae counting as failures (SDR_mm over the images with a
-          spacing; None when none has one).
-        * per_corner_MRE_px: {TL, TR, BL, BR} -> mean px error.
-        * detection: precision, recall, F1 (percent), TP, FP, FN.
-        * slip: MAE_pp, grade_accuracy (percent), kappa, n_pairs (scored),
-          n_unscored_pairs, confusion_matrix (lateral views; see
-          ``metrics.slip_agreement``).
-        * lateral_displacement: MAE_pp, side_accuracy, n_pairs,
-          n_unscored_pairs (AP views).
-        * facing: setting, n_lateral_images, n_estimated (auto, from the
-          geometry), mean_gt_confidence, n_pred_differs_from_gt.
-        * level_names: images whose vertebrae carry levels from the data
-          ("n_images_data"), none ("n_images_position") or some ("..._mixed").
-        * n_images, n_images_with_spacing, n_gt_vertebrae, n_gt_corners,
-          n_predictions (kept), n_matched; units; settings.
-
-    Raises:
-        EvaluationInputError: predictions for images that are not in
-            ``truths``, a GT spine that cannot be graded.
-    """
-    settings = settings or EvaluationSettings()
-    ids = [t.image_id for t in truths]
-    if len(set(ids)) != len(ids):
-        raise EvaluationInputError("the ground truth lists an image id twice")
-    unknown = set(predictions) - set(ids)
-    if unknown:
-        shown = sorted(unknown, key=str)[:5]
-        raise EvaluationInputError(f"predictions for {len(unknown)} image id(s) not in the ground truth: {shown}")
-    images = [evaluate_image(t, predictions.get(t.image_id), settings) for t in truths]
-    return DatasetEvaluation(_aggregate(images, settings), images, settings)
-
-
-def flat_metrics(metrics: Mapping) -> Dict[str, float]:
-    """metrics.json flattened to floats for detectron2 (None -> NaN).
-
-    Keys: MRE_px, MRE_px_median, MRE_px_std, MRE_mm, SDR_px@<t>, SDR_mm@<t>,
-    MRE_px_<corner>, det_precision, det_recall, det_F1, slip_MAE_pp,
-    grade_acc, kappa, n_pairs, n_unscored_pairs, lateral_MAE_pp, n_images,
-    n_gt_vertebrae, n_matched.
-    """
-    def f(v):
-        return float("nan") if v is None else float(v)
-
-    out = {"MRE_px": f(metrics["MRE_px"]), "MRE_px_median": f(metrics["MRE_px_median"]),
-           "MRE_px_std": f(metrics["MRE_px_std"]), "MRE_mm": f(metrics["MRE_mm"])}
-    for unit in ("px", "mm"):
-        for t in metrics["settings"][f"sdr_thresholds_{unit}"]:
-            table = metrics[f"SDR_{unit}"]
-            out[f"SDR_{unit}@{threshold_key(t)}"] = f(None if table is None else table[threshold_key(t)])
-    for name, v in metrics["per_corner_MRE_px"].items():
-        out[f"MRE_px_{name}"] = f(v)
-    det, slip = metrics["detection"], metrics["slip"]
-    out.update({
-        "det_precision": f(det["precision"]), "det_recall": f(det["recall"]), "det_F1": f(det["F1"]),
-        "slip_MAE_pp": f(slip["MAE_pp"]), "grade_acc": f(slip["grade_accuracy"]), "kappa": f(slip["kappa"]),
-        "n_pairs": f(slip["n_pairs"]), "n_unscored_pairs": f(slip["n_unscored_pairs"]),
-        "lateral_MAE_pp": f(metrics["lateral_displacement"]["MAE_pp"]),
-        "n_images": f(metrics["n_images"]), "n_gt_vertebrae": f(metrics["n_gt_vertebrae"]),
-        "n_matched": f(metrics["n_matched"]),
-    })
-    return out
-
-
-def grade_label(grade) -> str:
-    """CSV text of a grade: "none", "I".."V", "retrolisthesis", "" when missing."""
-    return "" if grade is None else grade_name(grade)

@@ -1,13 +1,14 @@
-"""Predict corners, slips and Meyerding grades for X-ray images, with overlays and a report.
+"""``vertkp predict`` / ``tools/predict.py``: corners, slips and Meyerding grades for X-ray
+images, with overlays and a report.
 
-    python tools/predict.py --config-file CFG --weights W --input PATH [PATH ...] --output OUT
+    vertkp predict --config-file CFG --weights W --input PATH [PATH ...] --output OUT
             [--facing left|right|auto] [--pixel-spacing MM_OR_FILE] [--score-threshold 0.5]
             [--device cpu|cuda] [--gt GT.json] [--view lateral|ap] [--bottom-level S1]
 
 PATH: image files, folders (searched recursively for .png .jpg .jpeg .bmp .tif
 .tiff) or glob patterns. Writes OUT/predictions.json, OUT/report.csv (one row
 per adjacent pair), OUT/overlays/<stem>.png and OUT/coco_results.json (COCO
-keypoint results for tools/evaluate.py; image ids from --gt when given, else
+keypoint results for ``vertkp evaluate``; image ids from --gt when given, else
 numbered from 1 in input order). A file that cannot be read is reported and
 skipped. Exit status: 0 all images predicted, 1 some failed (the rest are
 written), 2 bad arguments or nothing to predict.
@@ -22,16 +23,30 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import List, Tuple
+from typing import List, Optional, Sequence, Tuple
 
-__all__ = ["build_parser", "expand_inputs", "main"]
+import cv2
+from tqdm import tqdm
+
+from .. import HAS_DETECTRON2
+from ..data.images import IMAGE_SUFFIXES, ImageReadError
+from ..data.report import InvalidInput
+from ..data.spacing import find_pixel_spacing, load_pixel_spacing, spacing_lookup
+from ..evaluation.ground_truth import EvaluationInputError, load_ground_truth
+from ..evaluation.matching import DEFAULT_SCORE_THRESHOLD
+from ..files import write_json
+from ..grading import DEFAULT_GAP_FACTOR, DEFAULT_NO_SLIP_PCT
+from .outputs import coco_results, format_summary, match_image_ids, summarize, write_report_csv
+from .overlay import draw_overlay
+from .result import FlagThresholds
+
+if HAS_DETECTRON2:
+    from .predictor import VertebraPredictor
+
+__all__ = ["build_parser", "expand_inputs", "predict_files", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ..grading import DEFAULT_GAP_FACTOR, DEFAULT_NO_SLIP_PCT
-    from .predictor import DEFAULT_SCORE_THRESHOLD
-    from .result import FlagThresholds
-
     t = FlagThresholds()
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -42,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--facing", choices=("left", "right", "auto"), default="auto",
                    help="side the patient faces on lateral views; auto: estimated per image")
     p.add_argument("--pixel-spacing", metavar="MM_OR_FILE", default=None,
-                   help="mm per pixel: one number, or a CSV/XLSX/JSON table by file name (as for evaluate.py)")
+                   help="mm per pixel: one number, or a CSV/XLSX/JSON table by file name (as for vertkp evaluate)")
     p.add_argument("--score-threshold", type=float, default=DEFAULT_SCORE_THRESHOLD,
                    help="drop detections under this score")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA when available)")
@@ -70,8 +85,6 @@ def build_parser() -> argparse.ArgumentParser:
 def expand_inputs(specs) -> Tuple[List[str], List[dict]]:
     """Image paths of files, folders (recursive) and globs, in order, without
     duplicates; and a failure record for each spec that matches nothing."""
-    from .images import IMAGE_SUFFIXES
-
     paths, failures, seen = [], [], set()
 
     def add(p):
@@ -116,138 +129,134 @@ def _overlay_names(paths: List[str]) -> List[str]:
     return out
 
 
-def _per_image_options(paths, args, gt_images, spacing) -> Tuple[List[dict], List]:
+def _per_image_options(paths, view: str, gt_images, spacing) -> Tuple[List[dict], List]:
     """Grading overrides and COCO image id of each input."""
-    from ..evaluation.io import find_pixel_spacing, spacing_lookup
-    from .outputs import match_image_ids
-
     ids = match_image_ids(paths, gt_images) if gt_images is not None else list(range(1, len(paths) + 1))
-    by_id = {im["id"]: im for im in gt_images or []}
+    by_id = {im.image_id: im for im in gt_images or []}
     lookup = spacing_lookup(spacing) if isinstance(spacing, dict) else None
     options = []
     for path, iid in zip(paths, ids):
-        im = by_id.get(iid, {})
-        o = {"view": im.get("view") or args.view}
+        im = by_id.get(iid)
+        o = {"view": im.view if im is not None else view}
         if isinstance(spacing, float):
             o["pixel_spacing"] = spacing
         elif lookup is not None:
-            o["pixel_spacing"] = find_pixel_spacing(lookup, path, [im.get("source_stem")])
-        if o.get("pixel_spacing") is None and im.get("pixel_spacing"):
-            o["pixel_spacing"] = float(im["pixel_spacing"])
-        if im.get("facing"):
-            o["data_facing"] = im["facing"]
+            o["pixel_spacing"] = find_pixel_spacing(lookup, path, [im.source_stem if im is not None else None])
+        if o.get("pixel_spacing") is None and im is not None and im.pixel_spacing:
+            o["pixel_spacing"] = float(im.pixel_spacing)
+        if im is not None and im.facing:
+            o["data_facing"] = im.facing
         options.append(o)
     return options, ids
 
 
-def run_prediction(args) -> dict:
-    """Everything ``main`` does after parsing; returns :func:`vertkp.inference.outputs.summarize`.
+def predict_files(predictor, inputs: Sequence[str], output, *, view: str = "lateral", pixel_spacing=None,
+                  gt=None, batch_size: int = 1, overlays: bool = True, progress: bool = True, quiet: bool = False,
+                  settings: Optional[dict] = None) -> dict:
+    """Predict image files and write predictions.json, report.csv, coco_results.json and
+    overlays/ into ``output``; returns :func:`vertkp.inference.outputs.summarize`.
+
+    Args:
+        predictor: a :class:`vertkp.inference.VertebraPredictor`.
+        inputs: files, folders (searched recursively) and glob patterns.
+        view: what the images are, unless ``gt`` says.
+        pixel_spacing: mm per pixel for every image, or a table file (``vertkp.data.spacing``).
+        gt: a vertkp COCO file of these images: its image ids go into coco_results.json,
+            and its view, pixel spacing and facing are used per image.
+        settings: recorded as predictions.json's "settings".
 
     Raises:
-        ValueError / FileNotFoundError: bad arguments, nothing to predict.
+        ValueError: nothing to predict, bad pixel spacing or ground truth.
     """
-    import cv2
-    from tqdm import tqdm
-
-    from ..evaluation.io import EvaluationInputError, load_pixel_spacing
-    from .images import ImageReadError, read_xray
-    from .outputs import coco_results, format_summary, summarize, write_json, write_report_csv
-    from .overlay import draw_overlay
-    from .predictor import VertebraPredictor
-    from .result import FlagThresholds
-
-    if not os.path.isfile(args.config_file):
-        raise FileNotFoundError(f"config file {args.config_file} does not exist")
-    if not (os.path.isfile(args.weights) or "://" in args.weights):
-        raise FileNotFoundError(f"weights {args.weights} do not exist (train first: tools/train_net.py; "
-                                "the run's OUTPUT_DIR holds model_final.pth and model_best.pth)")
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-    paths, failures = expand_inputs(args.input)
+    if batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
+    paths, failures = expand_inputs(inputs)
     if not paths:
         raise ValueError("nothing to predict: " + "; ".join(f"{f['image']}: {f['error']}" for f in failures))
     try:
-        spacing = load_pixel_spacing(args.pixel_spacing) if args.pixel_spacing is not None else None
-    except EvaluationInputError as e:
+        spacing = load_pixel_spacing(pixel_spacing) if pixel_spacing is not None else None
+        gt_images = load_ground_truth(gt).images if gt is not None else None
+    except (InvalidInput, EvaluationInputError) as e:
         raise ValueError(str(e)) from None
-    gt_images = None
-    if args.gt is not None:
-        with open(args.gt, encoding="utf-8") as f:
-            gt = json.load(f)
-        if not isinstance(gt, dict) or not isinstance(gt.get("images"), list):
-            raise ValueError(f"{args.gt} is not a COCO file (no 'images' list)")
-        gt_images = gt["images"]
-    options, ids = _per_image_options(paths, args, gt_images, spacing)
-    if gt_images is not None and not args.quiet:
+    options, ids = _per_image_options(paths, view, gt_images, spacing)
+    if gt_images is not None and not quiet:
         missing = [p for p, i in zip(paths, ids) if i is None]
         if missing:
-            print(f"note: {len(missing)} input(s) are not images of {args.gt} and are left out of "
+            print(f"note: {len(missing)} input(s) are not images of {gt} and are left out of "
                   f"coco_results.json (first: {missing[0]})")
-    thresholds = FlagThresholds(corner=args.corner_threshold, vertebra=args.vertebra_threshold)
-    predictor = VertebraPredictor(args.config_file, args.weights, device=args.device,
-                                  score_threshold=args.score_threshold, view=args.view, facing=args.facing,
-                                  bottom_level=args.bottom_level, no_slip_pct=args.no_slip_pct,
-                                  gap_factor=args.gap_factor, thresholds=thresholds)
-    out = Path(args.output)
+    out = Path(output)
     overlay_dir = out / "overlays"
     overlay_dir.mkdir(parents=True, exist_ok=True)
     overlay_names = dict(zip(paths, _overlay_names(paths)))
     predictions = []
-    bar = tqdm(total=len(paths), desc="predict", unit="image", disable=args.no_progress or args.quiet)
+    bar = tqdm(total=len(paths), desc="predict", unit="image", disable=not progress or quiet)
     k = 0
     while k < len(paths):
-        batch, grays, opts, batch_ids = [], [], [], []
-        while k < len(paths) and len(batch) < args.batch_size:
+        batch, images, opts, batch_ids = [], [], [], []
+        while k < len(paths) and len(batch) < batch_size:
             try:
-                grays.append(read_xray(paths[k]))
+                images.append(predictor.load(paths[k])[0])
                 batch.append(paths[k])
                 opts.append(options[k])
                 batch_ids.append(ids[k])
             except ImageReadError as e:
                 failures.append({"image": paths[k], "error": str(e)})
-                if not args.quiet:
+                if not quiet:
                     tqdm.write(f"skipped: {e}")
                 bar.update(1)
             k += 1
         if not batch:
             continue
-        results = predictor.predict_batch(grays, batch_size=len(grays), names=batch, options=opts)
-        for path, gray, res, iid in zip(batch, grays, results, batch_ids):
+        for path, image, res, iid in zip(batch, images, predictor.predict_decoded(images, batch, opts), batch_ids):
             res.image_id = iid
             predictions.append(res)
-            if not args.no_overlays:
-                cv2.imwrite(str(overlay_dir / f"{overlay_names[path]}.png"), draw_overlay(gray, res))
+            if overlays:
+                cv2.imwrite(str(overlay_dir / f"{overlay_names[path]}.png"), draw_overlay(predictor.gray(image), res))
         bar.update(len(batch))
     bar.close()
     summary = summarize(predictions, failures)
-    settings = {k: v for k, v in vars(args).items() if k not in ("input", "no_progress", "quiet")}
-    settings["inputs"] = list(args.input)
-    write_json(out / "predictions.json", {"settings": settings, "summary": summary,
+    write_json(out / "predictions.json", {"settings": settings or {}, "summary": summary,
                                           "images": [p.as_dict() for p in predictions], "failures": failures})
     write_report_csv(out / "report.csv", predictions)
     write_json(out / "coco_results.json", coco_results(predictions))
-    if not args.quiet:
+    if not quiet:
         print(format_summary(summary))
         for f in failures:
             print(f"failed: {f['image']}: {f['error']}")
-        print(f"wrote predictions.json, report.csv, coco_results.json"
-              f"{'' if args.no_overlays else ' and overlays/'} to {out}")
+        print(f"wrote predictions.json, report.csv, coco_results.json{'' if not overlays else ' and overlays/'} "
+              f"to {out}")
     return summary
 
 
 def main(argv=None) -> int:
-    """``tools/predict.py`` / ``vertkp predict``: exit 0 all predicted, 1 some failed, 2 bad arguments."""
-    args = build_parser().parse_args(argv)
+    """Exit 0 all predicted, 1 some failed, 2 bad arguments."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
     # torch/detectron2 deprecation notices say nothing to a user of this tool
     warnings.filterwarnings("ignore", message=r".*torch\.meshgrid.*")
     warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*")
     logging.getLogger("torch.fx._symbolic_trace").setLevel(logging.ERROR)
     try:
-        summary = run_prediction(args)
-    except ImportError as e:
-        print(f"predict.py: error: {e} (predict needs detectron2; see README, Install)", file=sys.stderr)
-        return 2
+        if not os.path.isfile(args.config_file):
+            raise FileNotFoundError(f"config file {args.config_file} does not exist")
+        if not (os.path.isfile(args.weights) or "://" in args.weights):
+            raise FileNotFoundError(f"weights {args.weights} do not exist (train first: vertkp train; the run's "
+                                    "OUTPUT_DIR holds model_final.pth and model_best.pth)")
+        if not HAS_DETECTRON2:
+            print(f"{parser.prog}: error: detectron2 is not installed (predict needs it; see README, Install)",
+                  file=sys.stderr)
+            return 2
+        thresholds = FlagThresholds(corner=args.corner_threshold, vertebra=args.vertebra_threshold)
+        predictor = VertebraPredictor(args.config_file, args.weights, device=args.device,
+                                      score_threshold=args.score_threshold, view=args.view, facing=args.facing,
+                                      bottom_level=args.bottom_level, no_slip_pct=args.no_slip_pct,
+                                      gap_factor=args.gap_factor, thresholds=thresholds)
+        settings = {k: v for k, v in vars(args).items() if k not in ("input", "no_progress", "quiet")}
+        settings["inputs"] = list(args.input)
+        summary = predict_files(predictor, args.input, args.output, view=args.view, pixel_spacing=args.pixel_spacing,
+                                gt=args.gt, batch_size=args.batch_size, overlays=not args.no_overlays,
+                                progress=not args.no_progress, quiet=args.quiet, settings=settings)
     except (ValueError, FileNotFoundError, json.JSONDecodeError) as e:
-        print(f"predict.py: error: {e}", file=sys.stderr)
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2
     return 1 if summary["failed"] else 0

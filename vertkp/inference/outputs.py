@@ -1,4 +1,4 @@
-"""Files written by ``tools/predict.py``: predictions.json, report.csv, COCO results, summary.
+"""Files written by ``vertkp predict``: predictions.json, report.csv, COCO results, summary.
 
 * ``predictions.json``: {"settings", "summary", "images": [SpinePrediction.as_dict()],
   "failures": [{"image", "error"}]}.
@@ -6,23 +6,24 @@
   with no pair gets one row with an empty pair, so no image goes unreported.
 * ``coco_results.json``: COCO keypoint results ({"image_id", "category_id",
   "keypoints": [x, y, score] * 4, "score"}), x, y in image pixels, the
-  format ``tools/evaluate.py --predictions`` reads.
+  format ``vertkp evaluate --predictions`` reads.
+
+JSON and CSV go through ``vertkp.files`` (atomic; NaN written as null).
 """
 from __future__ import annotations
 
-import csv
-import json
-import math
 import os
 from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from ..grading import GRADE_NAMES
+from ..evaluation.ground_truth import ImageTruth
+from ..files import write_csv
+from ..grading import GRADE_NAMES, GRADES
 from .result import FLAGS, SpinePrediction
 
-__all__ = ["REPORT_COLUMNS", "report_rows", "coco_results", "summarize", "format_summary", "write_json",
-           "write_report_csv", "match_image_ids"]
+__all__ = ["REPORT_COLUMNS", "report_rows", "coco_results", "summarize", "format_summary", "write_report_csv",
+           "match_image_ids"]
 
 REPORT_COLUMNS = (
     "image", "pair", "upper", "lower", "slip_pct", "grade", "retrolisthesis_pct", "lateral_displacement_pct",
@@ -30,20 +31,18 @@ REPORT_COLUMNS = (
     "disc_height_anterior_mm", "disc_height_posterior_mm", "facing", "flags", "image_flags",
 )
 # The Meyerding category of a pair, in the order summaries list them.
-GRADE_ORDER = tuple(GRADE_NAMES[k] for k in sorted(GRADE_NAMES)) + ("not measurable",)
-
-
-def _number(v) -> str:
-    return "" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.4g}" if isinstance(
-        v, float) else str(v)
+GRADE_ORDER = tuple(GRADE_NAMES[g] for g in GRADES) + ("not measurable",)
+# Numbers in report.csv, a file people read: 4 significant digits.
+REPORT_FLOAT_FORMAT = "{:.4g}"
 
 
 def report_rows(prediction: SpinePrediction) -> List[Dict[str, str]]:
     """The report.csv rows of one image: one per pair, or one empty-pair row when it has none.
 
     ``grade`` is the grade's name ("none", "I".."V", "retrolisthesis"); numbers
-    are rounded to 4 significant digits; ``flags`` are the pair's, ``image_flags``
-    the image's (codes of ``vertkp.inference.FLAGS``, ";"-separated).
+    are written with 4 significant digits (:data:`REPORT_FLOAT_FORMAT`); ``flags``
+    are the pair's, ``image_flags`` the image's (codes of ``vertkp.inference.FLAGS``,
+    ";"-separated).
     """
     base = {"image": prediction.image, "facing": prediction.facing or "",
             "image_flags": ";".join(prediction.flags)}
@@ -51,7 +50,7 @@ def report_rows(prediction: SpinePrediction) -> List[Dict[str, str]]:
         return [{**{c: "" for c in REPORT_COLUMNS}, **base}]
     rows = []
     for p in prediction.pairs:
-        row = {c: _number(getattr(p, c, None)) for c in REPORT_COLUMNS}
+        row = {c: getattr(p, c, None) for c in REPORT_COLUMNS}
         row.update(base, pair=p.name, upper=p.upper_name, lower=p.lower_name, grade=p.grade_name or "",
                    lateral_side=p.lateral_side or "", flags=";".join(p.flags))
         rows.append(row)
@@ -104,46 +103,14 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        write(f)
-    os.replace(tmp, path)
-
-
-def write_json(path, data) -> Path:
-    """Write JSON atomically (a temporary name, then renamed)."""
-    path = Path(path)
-    _atomic_write(path, lambda f: json.dump(data, f, indent=1, default=_json_default))
-    return path
-
-
-def _json_default(o):
-    import numpy as np
-
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, np.generic):
-        return o.item()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
 def write_report_csv(path, predictions: Sequence[SpinePrediction]) -> Path:
-    """Write report.csv (:func:`report_rows` of every prediction) atomically."""
-    path = Path(path)
-
-    def write(f):
-        w = csv.DictWriter(f, fieldnames=list(REPORT_COLUMNS))
-        w.writeheader()
-        for pred in predictions:
-            w.writerows(report_rows(pred))
-
-    _atomic_write(path, write)
-    return path
+    """Write report.csv (:func:`report_rows` of every prediction)."""
+    rows = [r for pred in predictions for r in report_rows(pred)]
+    return write_csv(path, rows, REPORT_COLUMNS, float_format=REPORT_FLOAT_FORMAT)
 
 
-def match_image_ids(paths: Sequence[str], gt_images: Sequence[dict]) -> List[Optional[int]]:
-    """COCO image id of each input path from a ground-truth file's ``images``.
+def match_image_ids(paths: Sequence[str], gt_images: Sequence[ImageTruth]) -> List[Optional[int]]:
+    """COCO image id of each input path among a ground truth's images (``load_ground_truth``).
 
     A path matches the image whose ``file_name`` (relative to the dataset
     root) is its trailing path components; failing that, the one image with
@@ -152,9 +119,9 @@ def match_image_ids(paths: Sequence[str], gt_images: Sequence[dict]) -> List[Opt
     by_parts: Dict[tuple, list] = {}
     by_name: Dict[str, list] = {}
     for im in gt_images:
-        parts = tuple(Path(str(im["file_name"])).parts)
-        by_parts.setdefault(parts, []).append(im["id"])
-        by_name.setdefault(parts[-1], []).append(im["id"])
+        parts = tuple(Path(str(im.file_name)).parts)
+        by_parts.setdefault(parts, []).append(im.image_id)
+        by_name.setdefault(parts[-1], []).append(im.image_id)
     out = []
     for p in paths:
         parts = Path(os.path.abspath(p)).parts

@@ -15,15 +15,14 @@ from typing import List, Optional
 
 import numpy as np
 
+from ..anatomy import LEVELS, level_index
 from ..grading import (
     DEFAULT_GAP_FACTOR,
     DEFAULT_NO_SLIP_PCT,
-    LEVELS,
     PairMeasures,
     SpineGrading,
     distance_to_grade_boundary,
     grade_spine,
-    level_index,
 )
 from ..keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS
 

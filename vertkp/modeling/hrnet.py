@@ -9,10 +9,10 @@ branches (W32: 32, 64, 128, 256), "incre" timm's classification blocks (128,
 
 ``build_hrnet_fpn_backbone`` is registered in detectron2's BACKBONE_REGISTRY
 (``MODEL.BACKBONE.NAME: "build_hrnet_fpn_backbone"``) and reads
-``MODEL.HRNET.*`` (see ``vertkp.config``), ``MODEL.BACKBONE.FREEZE_AT`` and
+``MODEL.TIMM_HRNET.*`` (see ``vertkp.config``), ``MODEL.BACKBONE.FREEZE_AT`` and
 ``MODEL.FPN.*``.
 
-Normalisation (``MODEL.HRNET.NORM``): timm builds BatchNorm; it is kept
+Normalisation (``MODEL.TIMM_HRNET.NORM``): timm builds BatchNorm; it is kept
 ("BN"), made cross-GPU ("SyncBN"), frozen with its statistics ("FrozenBN",
 right for ImageNet weights and 1-2 images per GPU), or replaced by GroupNorm
 with the BatchNorm's scale and shift ("GN", what trains from scratch at small
@@ -72,7 +72,7 @@ def convert_norm(module: nn.Module, norm: str) -> nn.Module:
         return nn.SyncBatchNorm.convert_sync_batchnorm(module)
     if norm == "GN":
         return _replace_bn(module, _group_norm_like)
-    raise ValueError(f"MODEL.HRNET.NORM must be one of {NORMS}, got {norm!r}")
+    raise ValueError(f"MODEL.TIMM_HRNET.NORM must be one of {NORMS}, got {norm!r}")
 
 
 def _read_state_dict(path: Path) -> dict:
@@ -113,10 +113,10 @@ class HRNetBackbone(Backbone):
         import timm
 
         if norm not in NORMS:
-            raise ValueError(f"MODEL.HRNET.NORM must be one of {NORMS}, got {norm!r}")
+            raise ValueError(f"MODEL.TIMM_HRNET.NORM must be one of {NORMS}, got {norm!r}")
         bad = [f for f in out_features if f not in ("hr1", "hr2", "hr3", "hr4", "hr5")]
         if bad or not out_features:
-            raise ValueError(f"MODEL.HRNET.OUT_FEATURES must be among hr1..hr5 (stride 2..32), got {out_features}")
+            raise ValueError(f"MODEL.TIMM_HRNET.OUT_FEATURES must be among hr1..hr5 (stride 2..32), got {out_features}")
         out_features = sorted(out_features)
         kwargs = dict(features_only=True, out_indices=tuple(int(f[2]) - 1 for f in out_features),
                       feature_location=feature_location, in_chans=in_chans)
@@ -126,8 +126,8 @@ class HRNetBackbone(Backbone):
             except Exception as e:  # no network, no hub cache
                 raise RuntimeError(
                     f"could not fetch ImageNet weights of {name} from timm's hub ({e}). Without network, "
-                    f"download them elsewhere and set MODEL.HRNET.PRETRAINED to the local file, or set "
-                    f"MODEL.HRNET.PRETRAINED '' to start from random weights (then use NORM GN)") from e
+                    f"download them elsewhere and set MODEL.TIMM_HRNET.PRETRAINED to the local file, or set "
+                    f"MODEL.TIMM_HRNET.PRETRAINED '' to start from random weights (then use NORM GN)") from e
         else:
             body = timm.create_model(name, pretrained=False, **kwargs)
             if pretrained:
@@ -146,13 +146,13 @@ class HRNetBackbone(Backbone):
     def _load_local(body: nn.Module, path: Path, name: str) -> None:
         if not path.is_file():
             raise FileNotFoundError(
-                f"MODEL.HRNET.PRETRAINED points at {path}, which does not exist: give a timm {name} "
+                f"MODEL.TIMM_HRNET.PRETRAINED points at {path}, which does not exist: give a timm {name} "
                 "checkpoint (.pth, .bin or .safetensors), 'imagenet', or '' for random weights")
         missing, _ = body.load_state_dict(_read_state_dict(path), strict=False)
         if missing:
             raise ValueError(
                 f"{path} lacks {len(missing)} weights of timm's {name} (first: {missing[0]}); is it a "
-                f"checkpoint of the same model? Set MODEL.HRNET.NAME to the model it was saved from")
+                f"checkpoint of the same model? Set MODEL.TIMM_HRNET.NAME to the model it was saved from")
 
     def _freeze(self, freeze_at: int) -> None:
         if not 0 <= freeze_at <= len(_FREEZE_GROUPS):
@@ -180,9 +180,9 @@ class HRNetBackbone(Backbone):
 
 @BACKBONE_REGISTRY.register()
 def build_hrnet_fpn_backbone(cfg, input_shape: ShapeSpec) -> Backbone:
-    """HRNet (``MODEL.HRNET``) + FPN (``MODEL.FPN``) with a max-pooled p6:
+    """HRNet (``MODEL.TIMM_HRNET``) + FPN (``MODEL.FPN``) with a max-pooled p6:
     maps p2..p6 at strides 4..64, ``MODEL.FPN.OUT_CHANNELS`` channels each."""
-    h = cfg.MODEL.HRNET
+    h = cfg.MODEL.TIMM_HRNET
     bottom_up = HRNetBackbone(h.NAME, tuple(h.OUT_FEATURES), h.FEATURE_LOCATION, h.NORM, h.PRETRAINED,
                               cfg.MODEL.BACKBONE.FREEZE_AT, input_shape.channels)
     return FPN(bottom_up=bottom_up, in_features=cfg.MODEL.FPN.IN_FEATURES, out_channels=cfg.MODEL.FPN.OUT_CHANNELS,

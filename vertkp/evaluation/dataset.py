@@ -1,0 +1,248 @@
+"""Scores over a set of images: metrics.json, and the names of every metric.
+
+Every scalar metric has one name, used alike at the top level of metrics.json,
+in detectron2's results (``{"vertkp": {name: float}}``, logged as
+"vertkp/<name>"), in ``demo_summary.json`` and in the README: :data:`METRICS`.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+
+from ..keypoints import KEYPOINT_NAMES
+from .ground_truth import EvaluationInputError, ImageTruth
+from .metrics import detection_scores, error_stats, slip_agreement, success_detection_rate
+from .predictions import ImagePredictions
+from .scoring import EvaluationSettings, ImageEvaluation, evaluate_image
+
+__all__ = ["METRICS", "DatasetEvaluation", "evaluate_dataset", "flat_metrics", "threshold_key", "metric_unit"]
+
+# Scalar metric name (``<t>`` a threshold as written by ``threshold_key``, ``<corner>``
+# one of TL, TR, BL, BR) -> (unit, meaning). Rates are percentages, 0-100.
+METRICS: Dict[str, tuple] = {
+    "n_images": ("count", "images scored"),
+    "n_images_with_spacing": ("count", "images with a pixel spacing (the mm metrics are over these)"),
+    "n_gt_vertebrae": ("count", "ground-truth vertebrae"),
+    "n_gt_corners": ("count", "labelled ground-truth corners"),
+    "n_predictions": ("count", "predicted vertebrae at or above the score threshold"),
+    "n_matched": ("count", "ground-truth vertebrae matched to a prediction"),
+    "MRE_px": ("px", "mean radial error: mean distance of matched corners to their truth"),
+    "MRE_px_median": ("px", "median of the same distances"),
+    "MRE_px_std": ("px", "population standard deviation of the same distances"),
+    "MRE_px_<corner>": ("px", "MRE of one corner (TL, TR, BL, BR)"),
+    "MRE_mm": ("mm", "MRE over the images with a pixel spacing"),
+    "MRE_mm_median": ("mm", "median error over the images with a pixel spacing"),
+    "MRE_mm_std": ("mm", "standard deviation over the images with a pixel spacing"),
+    "SDR_px@<t>": ("percent", "successful detection rate: labelled corners within t px (a missed vertebra's "
+                              "corners fail)"),
+    "SDR_mm@<t>": ("percent", "labelled corners within t mm, over the images with a pixel spacing"),
+    "det_precision": ("percent", "matched predictions / predictions"),
+    "det_recall": ("percent", "matched ground-truth vertebrae / ground-truth vertebrae"),
+    "det_F1": ("percent", "harmonic mean of det_precision and det_recall"),
+    "det_TP": ("count", "matched pairs"),
+    "det_FP": ("count", "unmatched predictions"),
+    "det_FN": ("count", "unmatched ground-truth vertebrae"),
+    "slip_MAE_pp": ("percentage points", "mean absolute difference of predicted and true slip % over scored lateral pairs"),
+    "grade_acc": ("percent", "scored lateral pairs with the true grade (retrolisthesis, none, I-V)"),
+    "kappa": ("kappa", "quadratic-weighted Cohen kappa of the grades"),
+    "n_pairs": ("count", "lateral pairs scored (both vertebrae matched)"),
+    "n_unscored_pairs": ("count", "measurable lateral ground-truth pairs with a missed vertebra"),
+    "lateral_displacement_MAE_pp": ("percentage points", "mean absolute difference of predicted and true "
+                                                         "lateral displacement % over scored AP pairs"),
+    "lateral_side_acc": ("percent", "scored AP pairs whose side (left, right, none) is right"),
+    "n_ap_pairs": ("count", "AP pairs scored"),
+    "n_unscored_ap_pairs": ("count", "measurable AP ground-truth pairs with a missed vertebra"),
+}
+
+
+def threshold_key(t: float) -> str:
+    """How a threshold is written in metric names: 6.0 -> "6", 2.5 -> "2.5"."""
+    return f"{float(t):g}"
+
+
+def _pattern(name: str) -> "re.Pattern":
+    corners = "|".join(KEYPOINT_NAMES)
+    return re.compile("^" + re.escape(name).replace("<corner>", f"(?:{corners})")
+                      .replace("<t>", r"[0-9.]+(?:e[-+]?[0-9]+)?") + "$")
+
+
+_PATTERNS = {name: _pattern(name) for name in METRICS}
+
+
+def metric_unit(name: str) -> Optional[str]:
+    """The unit of a scalar metric name ("SDR_px@6" -> "percent"), None when it is not one."""
+    for entry, pattern in _PATTERNS.items():
+        if pattern.match(name):
+            return METRICS[entry][0]
+    return None
+
+
+@dataclass
+class DatasetEvaluation:
+    """Result of :func:`evaluate_dataset`: the metrics (metrics.json) and the per-image details."""
+
+    metrics: dict
+    images: List[ImageEvaluation]
+    settings: EvaluationSettings
+
+    def landmark_rows(self) -> List[dict]:
+        """One row per labelled GT corner (per_landmark.csv), GT spine order."""
+        rows = []
+        for ev in self.images:
+            t = ev.truth
+            for i in ev.gt_grading.order:
+                for k, name in enumerate(KEYPOINT_NAMES):
+                    if not t.visible[i, k]:
+                        continue
+                    e = ev.errors_px[i, k]
+                    found = np.isfinite(e)
+                    rows.append({
+                        "image_id": t.image_id, "file_name": t.file_name, "vertebra": ev.gt_grading.names[i],
+                        "corner": name, "gt_x": float(t.corners[i, k, 0]), "gt_y": float(t.corners[i, k, 1]),
+                        "pred_x": float(ev.pred_corners[i, k, 0]) if found else None,
+                        "pred_y": float(ev.pred_corners[i, k, 1]) if found else None,
+                        "error_px": float(e) if found else None,
+                        "error_mm": float(e * t.pixel_spacing) if found and t.pixel_spacing else None,
+                    })
+        return rows
+
+    def pair_rows(self, view: str = "lateral") -> List[dict]:
+        """Scored and unscored GT pairs of one view."""
+        return [r for ev in self.images for r in ev.pairs if r["view"] == view]
+
+    def all_errors(self, unit: str = "px") -> np.ndarray:
+        """Errors of every labelled GT corner (inf = missed); mm only over images with spacing."""
+        parts = []
+        for ev in self.images:
+            e = ev.errors_px if unit == "px" else ev.errors_mm
+            if e is not None:
+                parts.append(e[ev.truth.visible])
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    def matched_errors_by_corner(self) -> List[np.ndarray]:
+        """Finite px errors per corner TL, TR, BL, BR."""
+        out = [[] for _ in KEYPOINT_NAMES]
+        for ev in self.images:
+            for k in range(len(KEYPOINT_NAMES)):
+                e = ev.errors_px[:, k]
+                out[k].extend(e[np.isfinite(e)].tolist())
+        return [np.asarray(x) for x in out]
+
+
+def _sdr(errors: np.ndarray, thresholds, unit: str, defined: bool) -> dict:
+    rates = success_detection_rate(errors, thresholds) if defined else None
+    return {f"SDR_{unit}@{threshold_key(t)}": (None if rates is None else rates[float(t)]) for t in thresholds}
+
+
+def _ap_agreement(rows: List[dict]) -> dict:
+    scored = [r for r in rows if r["scored"]]
+    return {
+        "lateral_displacement_MAE_pp": (float(np.mean([abs(r["pred_value"] - r["gt_value"]) for r in scored]))
+                                        if scored else None),
+        "lateral_side_acc": (float(100.0 * np.mean([r["pred_class"] == r["gt_class"] for r in scored]))
+                             if scored else None),
+        "n_ap_pairs": len(scored),
+        "n_unscored_ap_pairs": len(rows) - len(scored),
+    }
+
+
+def _facing_summary(images: List[ImageEvaluation], setting: str) -> dict:
+    auto = [ev for ev in images if ev.truth.n >= 2 and ev.gt_grading.facing is not None
+            and ev.gt_grading.facing.source == "auto"]
+    return {
+        "setting": setting,
+        "n_lateral_images": sum(1 for ev in images if ev.gt_grading.view == "lateral"),
+        "n_estimated": len(auto),
+        "mean_gt_confidence": float(np.mean([ev.gt_grading.facing.confidence for ev in auto])) if auto else None,
+        "n_pred_differs_from_gt": sum(1 for ev in images if ev.gt_grading.facing is not None
+                                      and ev.pred_grading is not None and ev.pred_grading.facing is not None
+                                      and ev.pred_grading.facing.facing != ev.gt_grading.facing.facing),
+    }
+
+
+def _aggregate(images: List[ImageEvaluation], settings: EvaluationSettings) -> dict:
+    ds = DatasetEvaluation({}, images, settings)
+    e_px, e_mm = ds.all_errors("px"), ds.all_errors("mm")
+    n_spaced = sum(1 for ev in images if ev.truth.pixel_spacing is not None)
+    s_px, s_mm = error_stats(e_px[np.isfinite(e_px)]), error_stats(e_mm[np.isfinite(e_mm)])
+    tp = sum(ev.n_matched for ev in images)
+    n_gt = sum(ev.truth.n for ev in images)
+    n_pred = sum(ev.n_predictions for ev in images)
+    lateral = ds.pair_rows("lateral")
+    scored = [r for r in lateral if r["scored"]]
+    slip = slip_agreement([r["gt_value"] for r in scored], [r["pred_value"] for r in scored],
+                          [r["gt_class"] for r in scored], [r["pred_class"] for r in scored],
+                          len(lateral) - len(scored))
+    naming = {src: sum(1 for ev in images if ev.truth.n and ev.gt_grading.level_source == src)
+              for src in ("data", "mixed", "position")}
+    metrics = {
+        "n_images": len(images),
+        "n_images_with_spacing": n_spaced,
+        "n_gt_vertebrae": n_gt,
+        "n_gt_corners": int(sum(int(ev.truth.visible.sum()) for ev in images)),
+        "n_predictions": n_pred,
+        "n_matched": tp,
+        "MRE_px": s_px["mean"], "MRE_px_median": s_px["median"], "MRE_px_std": s_px["std"],
+        **{f"MRE_px_{n}": (float(e.mean()) if e.size else None)
+           for n, e in zip(KEYPOINT_NAMES, ds.matched_errors_by_corner())},
+        "MRE_mm": s_mm["mean"] if n_spaced else None,
+        "MRE_mm_median": s_mm["median"] if n_spaced else None,
+        "MRE_mm_std": s_mm["std"] if n_spaced else None,
+        **_sdr(e_px, settings.sdr_thresholds_px, "px", True),
+        **_sdr(e_mm, settings.sdr_thresholds_mm, "mm", n_spaced > 0),
+        **detection_scores(tp, n_pred - tp, n_gt - tp),
+        **{k: v for k, v in slip.items() if k != "grade_confusion"},
+        **_ap_agreement(ds.pair_rows("ap")),
+        "grade_confusion": slip["grade_confusion"],
+        "facing": _facing_summary(images, settings.facing),
+        "level_names": {"n_images_" + k: v for k, v in naming.items()},
+        "units": {name: unit for name, (unit, _) in METRICS.items()},
+        "settings": settings.as_dict(),
+    }
+    return metrics
+
+
+def evaluate_dataset(truths: Sequence[ImageTruth], predictions: Mapping[int, ImagePredictions],
+                     settings: Optional[EvaluationSettings] = None) -> DatasetEvaluation:
+    """Score predictions over a set of images.
+
+    Args:
+        truths: the GT images to evaluate (each once).
+        predictions: image_id -> predictions; images without an entry had no
+            detection (every GT vertebra is missed).
+        settings: :class:`EvaluationSettings` (defaults when None).
+
+    Returns:
+        :class:`DatasetEvaluation` whose ``metrics`` is the content of
+        metrics.json: every scalar of :data:`METRICS` at the top level (None
+        where undefined: no corner matched, no pixel spacing, no pair), plus
+        ``grade_confusion`` ({"labels", "matrix"}: rows GT, columns prediction,
+        over the scored lateral pairs), ``facing`` (setting, n_lateral_images,
+        n_estimated, mean_gt_confidence, n_pred_differs_from_gt),
+        ``level_names`` (images whose levels come from the data, from their
+        position, or mixed), ``units`` and ``settings``.
+
+    Raises:
+        EvaluationInputError: predictions for images that are not in
+            ``truths``, a GT spine that cannot be graded.
+    """
+    settings = settings or EvaluationSettings()
+    ids = [t.image_id for t in truths]
+    if len(set(ids)) != len(ids):
+        raise EvaluationInputError("the ground truth lists an image id twice")
+    unknown = set(predictions) - set(ids)
+    if unknown:
+        shown = sorted(unknown, key=str)[:5]
+        raise EvaluationInputError(f"predictions for {len(unknown)} image id(s) not in the ground truth: {shown}")
+    images = [evaluate_image(t, predictions.get(t.image_id), settings) for t in truths]
+    return DatasetEvaluation(_aggregate(images, settings), images, settings)
+
+
+def flat_metrics(metrics: Mapping) -> Dict[str, float]:
+    """The scalar metrics of a metrics.json dict as floats (None -> NaN), under the same
+    names: what the detectron2 evaluator returns and detectron2 logs."""
+    return {k: (float("nan") if v is None else float(v)) for k, v in metrics.items()
+            if metric_unit(k) is not None and (v is None or isinstance(v, (int, float)))}
