@@ -18,6 +18,7 @@ INSTALL_REQUIRES = [
     "opencv-python-headless>=4.8",
     "Pillow>=10.0",
     "shapely>=2.0",
+    "imagehash>=4.3",
     "fvcore>=0.1.5",
     "albumentations>=1.4",
     "matplotlib>=3.7",

@@ -12,6 +12,7 @@ import pytest
 
 from tests.helpers import DETECTRON2_SKIP_REASON, NO_DETECTRON2, REPO
 from vertkp.benchmark.cli import build_parser, main, split_trailing_opts
+from vertkp.benchmark.data import format_audit, measure_audit
 from vertkp.benchmark.report import (REFERENCES, cpu_model, evaluations, format_learning, format_table, latency_stats,
                                      machine_line, mean_vertebra_width)
 from vertkp import DETECTRON2_INSTALL
@@ -197,6 +198,21 @@ def test_speed_table_exact():
         "\nmachine: AMD EPYC, 2 cores (2 usable), torch 2.15.0 (2 threads), detectron2 0.6, no GPU, Python 3.11.7")
 
 
+def test_the_audit_line_of_the_data_benchmark():
+    assert format_audit({"audit": {"images": 44, "images_per_s": 312.345}}) == (
+        "audit (overlays off): 312.3 img/s (44 images)")
+    assert format_audit({"audit": {"error": "ValueError: x"}}) == "audit (overlays off): failed"
+    assert format_audit({}) == ""
+
+
+def test_measure_audit_on_the_session_phantoms(phantom_root):
+    coco = phantom_root / "phantoms" / "coco"
+    n = sum(len(json.loads((coco / f"{s}.json").read_text())["images"]) for s in ("train", "val"))
+    r = measure_audit(coco, repeats=2)
+    assert r["images"] == n and r["repeats"] == 2 and len(r["seconds"]) == 2
+    assert r["images_per_s"] == pytest.approx(float(np.median(n / np.array(r["seconds"]))))
+
+
 def test_machine_line_without_the_torch_part():
     torch_free = {k: v for k, v in _MACHINE.items() if k not in ("torch_threads", "gpu")}
     assert machine_line(torch_free) == "AMD EPYC, 2 cores (2 usable), torch 2.15.0, detectron2 0.6, Python 3.11.7"
@@ -357,7 +373,12 @@ def test_data_end_to_end(tmp_path, capsys):
     assert report["converter"]["images"] == 4 + unlabelled and report["converter"]["repeats"] == 3  # every split
     assert report["evaluator"]["images"] == 4 and report["evaluator"]["images_per_s"] > 0  # train + val
     assert 0 < report["evaluator"]["MRE_px"] < 5  # GT moved by 2 px Gaussian noise
-    assert "data tools (no model): converter " in capsys.readouterr().out
+    assert report["audit"]["images"] == 4 and report["audit"]["repeats"] == 3  # train + val, overlays off
+    assert report["audit"]["images_per_s"] > 0 and isinstance(report["audit"]["findings"], dict)
+    out = capsys.readouterr().out
+    assert "data tools (no model): converter " in out
+    assert f"audit (overlays off): {report['audit']['images_per_s']:.1f} img/s (4 images)" in out
+    assert not list(tmp_path.glob("**/audit.json"))  # the audit's own files went to a temporary folder
 
 
 @pytest.mark.slow
@@ -374,5 +395,6 @@ def test_the_data_tools_benchmarks_run_without_detectron2(argv, loaded, tmp_path
     assert json.loads(r.stdout.splitlines()[-1]) == [0, loaded]
     report = json.loads((out / "benchmark.json").read_text())
     assert report["evaluator"]["images"] == 4 and report["converter"]["images_per_s"] > 0
+    assert ("audit" in report) == (argv[1] == "data")  # the audit is measured by `data` only
     assert ("torch_threads" in report["machine"]) == bool(loaded)  # filled in by the torch side
     assert "data tools (no model): converter " in r.stdout

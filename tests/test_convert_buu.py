@@ -5,7 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.helpers import run_main
 from tests.helpers.raw import buu_tree, lateral_spine, write_csv
+from vertkp.data.cli import main as convert_main
 from vertkp.data.buu_lspine import convert_buu_lspine, split_patients
 from vertkp.data.spacing import read_pixel_spacing
 from vertkp.data.coco import S1_DEPTH_FRACTION
@@ -124,7 +126,6 @@ BAD = {
     "outside": (lambda p: _rewrite(p, lambda ls: ls[:10] + ["300,2000,380,990,0"]),
                 "S1 (line 11): corner 1 at (300.00, 2000.00) lies outside the 700x1000 image"),
     "no_image": (lambda p: p.with_suffix(".jpg").unlink(), "label file without its image"),
-    "no_label": (lambda p: p.unlink(), "image has no label file (0002-M-041Y1.csv)"),
     "bad_name": (lambda p: [p.rename(p.with_name("patient2.csv")),
                             p.with_suffix(".jpg").rename(p.with_name("patient2.jpg"))],
                  "file name does not follow NNNN-S-AAAYv"),
@@ -135,14 +136,14 @@ BAD = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
-def test_bad_input(tmp_path, run_tool, case):
+def test_bad_input(tmp_path, case):
     buu_tree(tmp_path, PATIENTS[:3])
     BAD[case][0](tmp_path / "LA" / "0002-M-041Y1.csv")
-    r = run_tool("convert_to_coco", "--dataset", "buu-lspine", "--root", tmp_path, "--no-progress")
+    r = run_main(convert_main, "--dataset", "buu-lspine", "--root", tmp_path, "--no-progress")
     assert r.returncode == 2 and BAD[case][1] in r.stderr, r.stderr
     assert str(tmp_path / "LA") in r.stderr
     assert not (tmp_path / "coco").exists()
-    r = run_tool("convert_to_coco", "--dataset", "buu-lspine", "--root", tmp_path, "--no-progress", "--skip-invalid",
+    r = run_main(convert_main, "--dataset", "buu-lspine", "--root", tmp_path, "--no-progress", "--skip-invalid",
                  "--val-fraction", "0")
     assert r.returncode == 0, r.stderr
     rep = load(tmp_path / "coco" / "lateral" / "conversion_report.json")
@@ -150,6 +151,23 @@ def test_bad_input(tmp_path, run_tool, case):
     assert BAD[case][1] in f"{rep['skipped'][0]['where']}: {rep['skipped'][0]['problem']}"
     assert [im["source_stem"] for im in load(tmp_path / "coco" / "lateral" / "train.json")["images"]] == [
         "0001-F-040Y1", "0003-F-042Y1"]
+
+
+def test_a_stray_copy_without_its_csv_is_left_out_and_named_a_copy(tmp_path):
+    buu_tree(tmp_path, PATIENTS[:2])
+    la = tmp_path / "LA"
+    (la / "0001-F-040Y1(1).jpg").write_bytes((la / "0001-F-040Y1.jpg").read_bytes())  # a duplicate download
+    (la / "0002-M-041Y1.csv").unlink()  # an image without its CSV
+    (la / ".DS_Store").write_bytes(b"junk")
+    report = convert_buu_lspine(tmp_path, "lateral", progress=False, val_fraction=0.0)
+    assert [im["source_stem"] for im in load(tmp_path / "coco" / "lateral" / "train.json")["images"]] == [
+        "0001-F-040Y1"]
+    left = {x["file"]: x["reason"] for x in report.left_out}
+    assert left == {
+        "LA/0001-F-040Y1(1).jpg": f"no label file (0001-F-040Y1(1).csv) in {la}; its name does not follow "
+                                  "NNNN-S-AAAYv either (a stray copy?); it has the same bytes as LA/0001-F-040Y1.jpg",
+        "LA/0002-M-041Y1.jpg": f"no label file (0002-M-041Y1.csv) in {la}"}
+    assert report.junk == ["LA/.DS_Store"] and report.skipped == []
 
 
 def test_anterior_on_the_right_is_reported(tmp_path):

@@ -5,10 +5,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import keypoint_ap_against_itself
+from tests.helpers import keypoint_ap_against_itself, run_main
 from tests.helpers.raw import KP_DIR, mendeley_tree, quad, roboflow_name, write_image
+from vertkp.data.cli import main as convert_main
 from vertkp.data.coco import BOX_PAD_FRACTION
-from vertkp.data.spondylolisthesis import convert_spondylolisthesis, source_stem
+from vertkp.data.spondylolisthesis import convert_spondylolisthesis, format_json_labels, source_stem
 
 SPINE = [quad(320, 120 + 70 * k, 90, 55, t) for k, t in enumerate((0, 5, -8, 12))] + [quad(340, 430, 90, 55, 45)]
 
@@ -69,7 +70,7 @@ def test_round_trip_both_label_formats(tmp_path):
     assert test["annotations"] == []
     rep = load(out / "conversion_report.json")
     assert rep["per_split"]["train"] == {"label_files_read": 3, "images_written": 3, "vertebrae_written": 12,
-                                         "skipped": 0}
+                                         "skipped": 0, "left_out": 0}
     assert rep["n_skipped"] == 0 and rep["n_warnings"] == 0
     assert report.images["test"] == 1
     ids = [im["id"] for s in ("train", "val", "test") for im in load(out / f"{s}.json")["images"]]
@@ -82,12 +83,51 @@ def test_pycocotools_scores_ground_truth_against_itself_ap_1(tmp_path):
     assert keypoint_ap_against_itself(tmp_path / "coco" / "train.json") == pytest.approx(1.0)
 
 
-def test_stem_on_both_sides_of_the_split_is_reported(tmp_path):
-    mendeley_tree(tmp_path, [("train", roboflow_name("0009-F-037Y1", 0), "json", SPINE),
-                             ("val", roboflow_name("0009-F-037Y1", 4), "json", SPINE)])
+def test_json_and_txt_twins_json_used_txt_compared_disagreements_listed(tmp_path):
+    a, b, c, d = (roboflow_name(f"000{k}-F-037Y1", k) for k in range(4))
+    mendeley_tree(tmp_path, [("train", a, "json", SPINE), ("train", a, "txt", SPINE),  # twins that agree
+                             ("train", b, "json", SPINE), ("train", b, "txt", SPINE),  # twins 2.5 px apart
+                             ("train", c, "json", SPINE), ("train", c, "txt", SPINE),  # a broken TXT twin
+                             ("val", d, "txt", SPINE)])  # a TXT alone: used
+    lbl = tmp_path / KP_DIR / "labels" / "train"
+    off = [q.copy() for q in SPINE]
+    off[2][3] += [1.5, 2.0]  # BR of the third vertebra: 2.5 px
+    (lbl / f"{b}.json").write_text(format_json_labels(off))
+    (lbl / f"{c}.txt").write_text("0 0.5 0.5\n")
     report = convert_spondylolisthesis(tmp_path, progress=False)
-    assert [w["file"] for w in report.warnings] == ["0009-F-037Y1"]
-    assert "both train and val" in report.warnings[0]["message"]
+    train = load(tmp_path / "coco" / "train.json")
+    by_stem = {Path(im["file_name"]).stem: im["id"] for im in train["images"]}
+    b_corners = [corners_of(x) for x in train["annotations"] if x["image_id"] == by_stem[b]]
+    np.testing.assert_allclose(b_corners[2], off[2])  # the JSON is what is converted
+    t = report.twins
+    assert (t["compared"], t["agree"]) == (3, 1)
+    bad = {Path(x["image"]).stem: x for x in t["disagree"]}
+    assert set(bad) == {b, c}
+    assert bad[b]["largest_px"] == pytest.approx(2.5) and bad[b]["used"].endswith(f"{b}.json")
+    assert bad[b]["other"].endswith(f"{b}.txt") and bad[b]["detail"] == "largest corner difference 2.50 px"
+    assert bad[c]["largest_px"] is None and "the TXT twin cannot be read (line 1: expected 17 numbers" in bad[c]["detail"]
+    assert len(load(tmp_path / "coco" / "val.json")["annotations"]) == len(SPINE)  # TXT alone used
+    assert report.read["train"] == 3 and report.skipped == []
+    assert "2 disagree" in report.summary() and f"{b}.jpg: largest corner difference 2.50 px" in report.summary()
+
+
+def test_unlabelled_images_and_junk_are_left_out_and_listed_not_fatal(tmp_path):
+    a, b = roboflow_name("0001-F-037Y1", 0), roboflow_name("0002-F-037Y1", 1)
+    mendeley_tree(tmp_path, [("train", a, "json", SPINE), ("train", b, "json", SPINE)])
+    images = tmp_path / KP_DIR / "images" / "train"
+    (tmp_path / KP_DIR / "labels" / "train" / f"{b}.json").unlink()  # an unlabelled image in a labelled folder
+    (images / f"{a} (copy).jpg").write_bytes((images / f"{a}.jpg").read_bytes())  # a byte-identical copy
+    for junk in (images / ".DS_Store", images / "._x.jpg", tmp_path / KP_DIR / "labels" / "train" / "Thumbs.db"):
+        junk.write_bytes(b"junk")
+    report = convert_spondylolisthesis(tmp_path, progress=False)
+    assert [Path(im["file_name"]).stem for im in load(tmp_path / "coco" / "train.json")["images"]] == [a]
+    left = {Path(x["file"]).name: x["reason"] for x in report.left_out}
+    assert set(left) == {f"{a} (copy).jpg", f"{b}.jpg"}
+    assert left[f"{a} (copy).jpg"].endswith(f"; it has the same bytes as {KP_DIR}/images/train/{a}.jpg")
+    assert left[f"{b}.jpg"].startswith(f"no label file ({b}.json or {b}.txt)") and "same bytes" not in left[f"{b}.jpg"]
+    assert sorted(Path(j).name for j in report.junk) == [".DS_Store", "._x.jpg", "Thumbs.db"]
+    rep = load(tmp_path / "coco" / "conversion_report.json")
+    assert rep["n_left_out"] == 2 and rep["n_junk"] == 3 and rep["per_split"]["train"]["left_out"] == 2
 
 
 def test_order_that_disagrees_with_geometry_is_fixed_and_reported(tmp_path):
@@ -127,7 +167,6 @@ BAD_CASES = {
          "labels": [0]})), "corner 2 is absent"),
     "label_without_image": ("json", lambda p: (p.parents[2] / "images" / "train" / (p.stem + ".jpg")).unlink(),
                             "label file without its image"),
-    "image_without_label": ("json", lambda p: p.unlink(), "image has no label file"),
     "unreadable_image": ("json", lambda p: (p.parents[2] / "images" / "train" / (p.stem + ".jpg")).write_bytes(
         (p.parents[2] / "images" / "train" / (p.stem + ".jpg")).read_bytes()[:300]), "not a readable image"),
 }
@@ -143,9 +182,9 @@ def broken_tree(tmp_path, case):
 
 
 @pytest.mark.parametrize("case", sorted(BAD_CASES))
-def test_bad_input_stops_with_message_and_writes_nothing(tmp_path, run_tool, case):
+def test_bad_input_stops_with_message_and_writes_nothing(tmp_path, case):
     broken_tree(tmp_path, case)
-    r = run_tool("convert_to_coco", "--dataset", "spondylolisthesis", "--root", tmp_path, "--no-progress")
+    r = run_main(convert_main, "--dataset", "spondylolisthesis", "--root", tmp_path, "--no-progress")
     assert r.returncode == 2, r.stdout + r.stderr
     assert BAD_CASES[case][2] in r.stderr
     assert str(tmp_path / KP_DIR) in r.stderr  # names the file
@@ -153,9 +192,9 @@ def test_bad_input_stops_with_message_and_writes_nothing(tmp_path, run_tool, cas
 
 
 @pytest.mark.parametrize("case", sorted(BAD_CASES))
-def test_skip_invalid_skips_only_the_broken_image_and_lists_it(tmp_path, run_tool, case):
+def test_skip_invalid_skips_only_the_broken_image_and_lists_it(tmp_path, case):
     broken_tree(tmp_path, case)
-    r = run_tool("convert_to_coco", "--dataset", "spondylolisthesis", "--root", tmp_path, "--no-progress",
+    r = run_main(convert_main, "--dataset", "spondylolisthesis", "--root", tmp_path, "--no-progress",
                  "--skip-invalid")
     assert r.returncode == 0, r.stderr
     rep = load(tmp_path / "coco" / "conversion_report.json")
@@ -191,12 +230,12 @@ def test_no_half_written_file_when_writing_fails(tmp_path, monkeypatch):
 
 def test_cli_summary_and_default_output(tmp_path, run_tool):
     good_tree(tmp_path)
-    r = run_tool("convert_to_coco", "--dataset", "spondylolisthesis", "--root", tmp_path)
+    r = run_tool("convert_to_coco", "--dataset", "spondylolisthesis", "--root", tmp_path)  # the script, from a shell
     assert r.returncode == 0, r.stderr
     assert "train  label files read     3  images     3  vertebrae     12  skipped    0" in r.stdout
     assert "test images taken from: Test" in r.stdout
     assert (tmp_path / "coco" / "val.json").is_file()
-    r = run_tool("convert_to_coco", "--dataset", "spondylolisthesis", "--root", tmp_path, "--view", "ap")
+    r = run_main(convert_main, "--dataset", "spondylolisthesis", "--root", tmp_path, "--view", "ap")
     assert r.returncode == 2 and "--view applies to buu-lspine only" in r.stderr
 
 
@@ -205,3 +244,21 @@ def test_grayscale_and_colour_images_are_read(tmp_path):
     write_image(tmp_path / KP_DIR / "images" / "train" / f"{roboflow_name('hond_0007', 5)}.jpg", 640, 640, color=True)
     convert_spondylolisthesis(tmp_path, progress=False)
     assert len(load(tmp_path / "coco" / "train.json")["images"]) == 3
+
+
+def test_every_conversion_ends_with_an_audit_in_the_report(tmp_path):
+    """One Roboflow source image with copies in train and val: the audit of the conversion
+    counts the source overlap, writes its files, and the COCO files say where the images are."""
+    mendeley_tree(tmp_path, [("train", roboflow_name("0009-F-037Y1", 0), "json", SPINE),
+                             ("val", roboflow_name("0009-F-037Y1", 4), "json", SPINE)])
+    r = run_main(convert_main, "--dataset", "spondylolisthesis", "--root", tmp_path, "--no-progress")
+    assert r.returncode == 0, r.stderr
+    rep = load(tmp_path / "coco" / "conversion_report.json")
+    assert rep["audit"]["source_overlap"] >= 1 and rep["archive"] is None
+    findings = load(tmp_path / "coco" / "audit" / "audit.json")["findings"]
+    assert {f["kind"] for f in findings} >= {"source_overlap"} and "source_overlap" in r.stdout
+    assert load(tmp_path / "coco" / "train.json")["info"]["image_root"] == ".."
+    r = run_main(convert_main, "--dataset", "spondylolisthesis", "--root", tmp_path, "--no-progress",
+                 "--no-audit", "--output", tmp_path / "plain")
+    assert r.returncode == 0 and load(tmp_path / "plain" / "conversion_report.json")["audit"] is None
+    assert not (tmp_path / "plain" / "audit").exists()

@@ -66,6 +66,7 @@ def test_add_vertkp_config_is_all_build_model_needs_for_the_hrnet_config():
     assert out.strip() == "HRNetBackbone"
 
 
+@pytest.mark.slow
 def test_without_detectron2_the_torch_free_part_works_and_the_rest_says_why(tmp_path):
     (tmp_path / "sitecustomize.py").write_text(NO_DETECTRON2)
     env = {"PYTHONPATH": str(tmp_path)}

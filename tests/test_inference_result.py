@@ -10,7 +10,8 @@ import pytest
 from tests.helpers.raw import quad
 from vertkp.evaluation import ImageTruth
 from vertkp.inference import FlagThresholds, build_prediction, corner_confidence
-from vertkp.inference.cli import _overlay_names, expand_inputs
+from vertkp.drawing import overlay_names
+from vertkp.inference.cli import expand_inputs
 from vertkp.inference.outputs import (
     REPORT_COLUMNS,
     coco_results,
@@ -150,7 +151,7 @@ def test_inputs_expand_folders_globs_and_report_what_matches_nothing(tmp_path):
     assert paths == [str(tmp_path / "d" / "a.png"), str(tmp_path / "d" / "sub" / "b.JPG"),
                      str(tmp_path / "e" / "c.tif"), str(tmp_path / "d" / "notes.txt")]
     assert [f["error"] for f in failures] == ["no such file or folder", "the pattern matches no file"]
-    assert _overlay_names(["a/x.png", "b/x.png", "c/y.png"]) == ["a_x", "b_x", "y"]
+    assert overlay_names(["a/x.png", "b/x.png", "a/x.jpg", "c/y.png"]) == ["a_x", "b_x", "a_x_2", "y"]
 
 
 def test_overlay_is_the_input_size_and_marks_flags_and_grades():
@@ -162,7 +163,8 @@ def test_overlay_is_the_input_size_and_marks_flags_and_grades():
     out = draw_overlay(grey, pred)
     assert out.shape == (600, 640, 3) and out.dtype == np.uint8
     # each corner dot is drawn in its name's colour
-    from vertkp.inference.overlay import CORNER_COLORS, FLAG_COLOR
+    from vertkp.drawing import CORNER_COLORS
+    from vertkp.inference.overlay import FLAG_COLOR
     for v in pred.vertebrae:
         for name, (x, y) in zip(("TL", "TR", "BL", "BR"), v.corners):
             assert tuple(out[int(round(y)), int(round(x))]) == CORNER_COLORS[name]

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from vertkp.data import buu_lspine, spondylolisthesis
+from vertkp.data.sources import is_junk
 from vertkp.grading import DEFAULT_NO_SLIP_PCT, lateral_displacement_percent, meyerding_grade, slip_percent
 from vertkp.keypoints import canonical_order
 from vertkp.phantoms import TRUTH_FILE, label_codes, make_phantoms
@@ -154,11 +155,12 @@ def test_spondy_layout_and_names(spondy):
     truth = _truth(root)
     files = set(_files(root))
     images = {r["file_name"] for r in truth["images"]}
-    labels = {r["label_file"] for r in truth["images"] if r["label_file"]}
-    assert files == images | labels | {TRUTH_FILE}
+    labels = {r[k] for r in truth["images"] for k in ("label_file", "twin_label_file") if r[k]}
+    assert files == images | labels | set(truth["junk"]) | {TRUTH_FILE}
+    assert all(is_junk(j) for j in truth["junk"]) and len(truth["junk"]) >= 3
     # the layout of datasets/README.md, spelled out here to check vertkp.data.spondylolisthesis's constants
     pat = re.compile(r"^Dataset/Train/Keypointrcnn_data/(images|labels)/(train|val)/([^/]+)\.(jpg|json|txt)$")
-    for f in files - {TRUTH_FILE}:
+    for f in files - {TRUTH_FILE} - set(truth["junk"]):
         if f.startswith("Test/"):
             assert re.match(r"^Test/[^/]+\.jpg$", f), f
             assert BUU_STEM.match(Path(f).stem), f
@@ -172,8 +174,10 @@ def test_spondy_layout_and_names(spondy):
             assert r["label_file"] is None
             continue
         img, lab = Path(r["file_name"]), Path(r["label_file"])
-        assert img.stem == lab.stem and lab.suffix == "." + r["label_format"]
+        assert img.stem == lab.stem and lab.suffix == ".json" == "." + r["label_format"]  # a JSON for every image
         assert img.parent.name == lab.parent.name == r["split"]
+        if r["twin_label_file"]:
+            assert Path(r["twin_label_file"]) == lab.with_suffix(".txt")
     counts = summary["images_per_split"]
     assert counts["train"] + counts["val"] == 60 and counts["test"] == 6
     assert 0.25 <= counts["val"] / 60 <= 0.35
@@ -196,8 +200,9 @@ def test_spondy_splits_stems_and_counts(spondy):
     assert max(copies.values()) >= 2 and max(copies.values()) <= 3
     train_stems = [s for s, sp in split_of.items() if sp == "train"]
     assert any(BUU_STEM.match(s) for s in train_stems) and any(not BUU_STEM.match(s) for s in train_stems)
-    formats = [r["label_format"] for r in truth["images"] if r["split"] != "test"]
-    assert 0.2 <= formats.count("txt") / len(formats) <= 0.4
+    labelled = [r for r in truth["images"] if r["split"] != "test"]
+    assert 0.3 <= sum(r["twin_label_file"] is not None for r in labelled) / len(labelled) <= 0.5  # TXT twins
+    assert [r["twin_offset_px"] for r in labelled if r["twin_offset_px"]] == [3.0]  # exactly one bad twin
     assert {r["facing"] for r in truth["images"]} == {"left", "right"}
     assert {r["facing"] for r in truth["images"] if r["split"] == "val"} == {"left"}
     ends = [r["vertebrae"][-1]["level"] for r in truth["images"]]
@@ -359,9 +364,12 @@ def test_buu_layout_names_and_sizes(buu):
     expect = {TRUTH_FILE, "pixel_spacing.xlsx", "pixel_spacing.csv"}
     for r in truth["images"]:
         expect |= {r["file_name"], r["label_file"]}
-    assert files == expect
+    [stray] = truth["strays"]  # a duplicate download in LA/, as in a circulating copy
+    assert files == expect | {stray["file_name"]}
+    assert stray["file_name"] == stray["copy_of"][:-4] + "(1).jpg" and stray["file_name"].startswith("LA/")
+    assert (root / stray["file_name"]).read_bytes() == (root / stray["copy_of"]).read_bytes()
     stems = {}
-    for f in files - {TRUTH_FILE, "pixel_spacing.xlsx", "pixel_spacing.csv"}:
+    for f in files - {TRUTH_FILE, "pixel_spacing.xlsx", "pixel_spacing.csv", stray["file_name"]}:
         m = re.match(r"^(AP|LA)/([^/]+)\.(jpg|csv)$", f)
         assert m and BUU_STEM.match(m.group(2)), f
         assert m.group(2)[-1] == ("0" if m.group(1) == "AP" else "1"), f
@@ -476,6 +484,7 @@ def test_errors(tmp_path):
     assert (tmp_path / "empty" / TRUTH_FILE).is_file()
 
 
+@pytest.mark.slow
 def test_cli_smoke(tmp_path):
     out = tmp_path / "cli"
     cmd = [sys.executable, str(REPO / "tools" / "make_phantoms.py"), "--layout", "spondylolisthesis",
@@ -516,3 +525,39 @@ def test_ensure_phantoms_keeps_the_same_set_and_remakes_another(tmp_path):
     assert not marker.is_file()  # another seed: removed and made again
     (tmp_path / "phantoms.json").unlink()  # no record (e.g. interrupted): made again
     assert ensure_phantoms("spondylolisthesis", folder, 4, 1, image_size=128, progress=False) is not None
+
+
+def test_archive_is_packed_as_the_real_download_and_converts_back(tmp_path):
+    """--archive: an outer zip with the set's folder, a nested Dataset.zip, junk and the truth at its
+    root; the converter takes the zip and gives the same corners as the truth (file names included)."""
+    import zipfile
+
+    from vertkp.data.cli import convert_dataset
+    from vertkp.phantoms.archive import ARCHIVE_FOLDERS
+
+    zip_path = tmp_path / "download.zip"
+    make_phantoms("spondylolisthesis", zip_path, 8, seed=2, image_size=160, progress=False, archive=True)
+    top = ARCHIVE_FOLDERS["spondylolisthesis"]
+    with zipfile.ZipFile(zip_path) as zf:
+        names = set(zf.namelist())
+        assert f"{top}/Dataset.zip" in names and TRUTH_FILE in names
+        assert any(n.startswith("__MACOSX/") for n in names) and not any("/Train/" in n and "__MACOSX" not in n
+                                                                        for n in names)
+        truth = json.loads(zf.read(TRUTH_FILE))
+        with zipfile.ZipFile(io.BytesIO(zf.read(f"{top}/Dataset.zip"))) as nested:
+            assert all(n.startswith("Dataset/") for n in nested.namelist())
+    run = convert_dataset("spondylolisthesis", zip_path, extract_to=tmp_path / "x", audit=False, progress=False)
+    coco = {s: json.loads((tmp_path / "x" / "coco" / f"{s}.json").read_text()) for s in ("train", "val")}
+    by_name = {im["file_name"]: (s, im["id"]) for s, c in coco.items() for im in c["images"]}
+    checked = 0
+    for rec in truth["images"]:
+        if rec["split"] == "test":
+            continue
+        split, iid = by_name[rec["file_name"]]  # the truth's names are those of the extracted archive
+        got = [a["keypoints"] for a in coco[split]["annotations"] if a["image_id"] == iid]
+        want = [[v for corner in vert["corners"] for v in (*corner, 2)] for vert in rec["vertebrae"]]
+        assert got == want
+        checked += 1
+    assert checked == sum(r["split"] != "test" for r in truth["images"]) > 0
+    assert run.report.archive["path"] == str(zip_path) and run.report.archive["verified"] is False
+    assert run.report.twins["compared"] > 0 and len(run.report.twins["disagree"]) == 1

@@ -3,9 +3,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.helpers import NO_DETECTRON2, REPO
 
 
+@pytest.mark.slow
 def test_suite_skips_detectron2_tests_with_reason(tmp_path):
     (tmp_path / "sitecustomize.py").write_text(NO_DETECTRON2)
     env = dict(os.environ, PYTHONPATH=str(tmp_path), PYTHONWARNINGS="ignore")

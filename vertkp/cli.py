@@ -1,7 +1,9 @@
 """The ``vertkp`` command: one entry point for every tool.
 
+    vertkp download  ...   = python tools/download.py ...
     vertkp phantoms  ...   = python tools/make_phantoms.py ...
     vertkp convert   ...   = python tools/convert_to_coco.py ...
+    vertkp audit     ...   = python tools/audit.py ...
     vertkp train     ...   = python tools/train_net.py ...
     vertkp evaluate  ...   = python tools/evaluate.py ...
     vertkp predict   ...   = python tools/predict.py ...
@@ -26,10 +28,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 # command -> (module with build_parser() and main(argv) -> exit status, tool script, one-line help)
 COMMANDS: Dict[str, Tuple[str, str, str]] = {
+    "download": ("vertkp.data.download", "download.py",
+                 "fetch a public dataset archive (resumable, checksum verified) and extract it safely"),
     "phantoms": ("vertkp.phantoms.cli", "make_phantoms.py",
                  "write a synthetic phantom dataset in a real dataset's raw layout"),
     "convert": ("vertkp.data.cli", "convert_to_coco.py",
                 "convert a raw dataset (Mendeley spondylolisthesis, BUU-LSPINE) to COCO keypoints"),
+    "audit": ("vertkp.audit.cli", "audit.py",
+              "what is in a dataset: tiny, duplicate, overlapping or misordered vertebrae, duplicate images, leaks"),
     "train": ("vertkp.engine.cli", "train_net.py", "train or evaluate a Keypoint R-CNN (detectron2)"),
     "evaluate": ("vertkp.evaluation.cli", "evaluate.py",
                  "score COCO keypoint predictions: MRE, SDR, detection, slip and grade agreement"),

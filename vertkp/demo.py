@@ -3,8 +3,10 @@
     vertkp demo [--output output/demo] [--num-images 100] [--seed 0]
             [--config-file configs/kprcnn_r50_phantoms.yaml] [KEY VALUE ...]
 
-1. writes a synthetic phantom dataset in the Mendeley layout (OUT/data/phantoms),
-2. converts it to COCO keypoints (OUT/data/phantoms/coco),
+1. writes a synthetic phantom dataset packed as the Mendeley download is
+   (OUT/data/phantoms_download.zip: an outer zip with a nested Dataset.zip),
+2. converts it from the zip, as a user would (extracted to OUT/data/phantoms, COCO
+   files and the audit in OUT/data/phantoms/coco),
 3. trains the phantom config from scratch (OUT/train: checkpoints, log, metrics),
 4. predicts the validation images (OUT/predictions: predictions.json, report.csv,
    coco_results.json, overlays/),
@@ -25,7 +27,7 @@ from pathlib import Path
 
 from . import DETECTRON2_INSTALL, HAS_DETECTRON2
 from .cli import config_path, output_folder
-from .data import convert_spondylolisthesis
+from .data.cli import convert_dataset
 from .evaluation import flat_metrics
 from .evaluation.cli import evaluate_files
 from .files import read_json, write_json
@@ -43,6 +45,8 @@ if HAS_DETECTRON2:
 __all__ = ["build_parser", "main"]
 
 DEFAULT_CONFIG = "configs/kprcnn_r50_phantoms.yaml"
+# The phantom set, packed as the Mendeley download is (vertkp phantoms --archive).
+PHANTOM_ARCHIVE = "phantoms_download.zip"
 # The metrics the demo prints and keeps in demo_summary.json (names of vertkp.evaluation.METRICS).
 HEADLINE = ("n_images", "det_F1", "det_precision", "det_recall", "MRE_px", "MRE_px_median", "SDR_px@6", "SDR_px@12",
             "slip_MAE_pp", "grade_acc", "kappa")
@@ -68,18 +72,20 @@ def _step(k: int, text: str) -> float:
 
 
 def _make_data(data: Path, num_images: int, seed: int, progress: bool) -> Path:
-    """Phantoms + conversion, reused when the same ones are already there; returns the COCO folder."""
-    folder = data / "phantoms"
-    s = ensure_phantoms("spondylolisthesis", folder, num_images, seed, progress=progress)
+    """Phantoms packed as the real download is, converted from the zip as a user would;
+    reused when the same ones are already there. Returns the COCO folder."""
+    archive, folder = data / PHANTOM_ARCHIVE, data / "phantoms"
+    s = ensure_phantoms("spondylolisthesis", archive, num_images, seed, progress=progress, archive=True)
     if s is None and (folder / "coco" / "val.json").is_file():
         print(f"   reusing {folder} ({num_images} phantoms, seed {seed})")
         return folder / "coco"
     if s is not None:
         print(f"   {s['images']} images: " + ", ".join(f"{k} {v}" for k, v in s["images_per_split"].items())
               + "; pairs per grade: " + ", ".join(f"{k} {v}" for k, v in s["pairs_per_grade"].items()))
-    report = convert_spondylolisthesis(folder, progress=progress)
-    print("   " + report.summary().replace("\n", "\n   "))
-    return folder / "coco"
+    run = convert_dataset("spondylolisthesis", archive, extract_to=folder, progress=progress)
+    text = run.report.summary() + ("\n" + run.audit.format_summary() if run.audit is not None else "")
+    print("   " + text.replace("\n", "\n   "))
+    return run.output
 
 
 def main(argv=None) -> int:

@@ -26,7 +26,7 @@ from typing import Callable, Iterable, Iterator, Mapping, Optional, Sequence, Un
 
 import numpy as np
 
-__all__ = ["NAN_POLICIES", "jsonable", "write_json", "write_json_files", "write_text", "write_csv",
+__all__ = ["NAN_POLICIES", "jsonable", "json_text", "write_json", "write_json_files", "write_text", "write_csv",
            "csv_cell", "atomic_open", "read_json"]
 
 NAN_POLICIES = ("null", "error")
@@ -85,13 +85,14 @@ def atomic_open(path: PathLike, mode: str = "w") -> Iterator[io.IOBase]:
         raise
 
 
-def _json_text(obj, nan: str, indent: Optional[int]) -> str:
+def json_text(obj, nan: str = "null", indent: Optional[int] = 1) -> str:
+    """The text :func:`write_json` writes for ``obj`` (to put into an archive, say)."""
     return json.dumps(jsonable(obj, nan), indent=indent, allow_nan=False) + "\n"
 
 
 def write_json(path: PathLike, obj, *, nan: str = "null", indent: Optional[int] = 1) -> Path:
     """Write ``obj`` as JSON to ``path`` atomically (see the module docstring for ``nan``)."""
-    text = _json_text(obj, nan, indent)  # serialise first: an error leaves no file at all
+    text = json_text(obj, nan, indent)  # serialise first: an error leaves no file at all
     with atomic_open(path) as f:
         f.write(text)
     return Path(path)
@@ -101,7 +102,7 @@ def write_json_files(files: Mapping[PathLike, object], *, nan: str = "error", in
     """Write several JSON files, all or none: every object is serialised first, then
     each file is staged under a temporary name, and only when all are staged are they
     renamed into place. Returns the paths."""
-    texts = {Path(p): _json_text(obj, nan, indent) for p, obj in files.items()}
+    texts = {Path(p): json_text(obj, nan, indent) for p, obj in files.items()}
     staged = []
     try:
         for path, text in texts.items():

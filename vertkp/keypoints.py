@@ -26,6 +26,7 @@ __all__ = [
     "KEYPOINT_NAMES",
     "KEYPOINT_FLIP_MAP",
     "KEYPOINT_CONNECTION_RULES",
+    "OUTLINE_ORDER",
     "SKELETON",
     "OKS_SIGMAS",
     "NUM_KEYPOINTS",
@@ -39,8 +40,10 @@ KEYPOINT_NAMES = ("TL", "TR", "BL", "BR")
 NUM_KEYPOINTS = len(KEYPOINT_NAMES)
 # A horizontal flip swaps image-left and image-right.
 KEYPOINT_FLIP_MAP = (("TL", "TR"), ("BL", "BR"))
+# The corners around the body's outline, TL -> TR -> BR -> BL (indices into TL, TR, BL, BR).
+OUTLINE_ORDER = (0, 1, 3, 2)
 # COCO skeleton (1-based indices): the outline TL-TR-BR-BL-TL.
-SKELETON = [[1, 2], [2, 4], [4, 3], [3, 1]]
+SKELETON = [[OUTLINE_ORDER[k] + 1, OUTLINE_ORDER[(k + 1) % 4] + 1] for k in range(4)]
 # detectron2 visualizer rules: (name, name, RGB colour).
 KEYPOINT_CONNECTION_RULES = [
     ("TL", "TR", (255, 80, 80)),

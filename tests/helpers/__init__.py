@@ -25,7 +25,7 @@ class _NoDetectron2:
 sys.meta_path.insert(0, _NoDetectron2())
 '''
 
-__all__ = ["REPO", "DETECTRON2_SKIP_REASON", "NO_DETECTRON2", "PHANTOM_IMAGES", "PHANTOM_SIZE", "PHANTOM_SEED", "run_tool",
+__all__ = ["REPO", "DETECTRON2_SKIP_REASON", "NO_DETECTRON2", "run_main", "PHANTOM_IMAGES", "PHANTOM_SIZE", "PHANTOM_SEED", "run_tool",
            "load_tool", "keypoint_ap_against_itself", "make_phantom_set"]
 
 
@@ -34,6 +34,26 @@ def run_tool(name, *args, cwd=None, env=None, timeout=600):
     e = dict(os.environ, **(env or {}))
     return subprocess.run([sys.executable, str(REPO / "tools" / f"{name}.py"), *map(str, args)],
                           capture_output=True, text=True, cwd=cwd, env=e, timeout=timeout)
+
+
+def run_main(main, *args, prog: str = "vertkp"):
+    """Call a command's ``main(argv)`` in this process, as ``run_tool`` runs it in another:
+    returns a CompletedProcess with its exit status, stdout and stderr (``prog`` is what
+    ``sys.argv[0]`` says while it runs, so its messages name it)."""
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    argv0, sys.argv[0] = sys.argv[0], prog
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main([str(a) for a in args])
+            except SystemExit as e:
+                code = e.code
+    finally:
+        sys.argv[0] = argv0
+    return subprocess.CompletedProcess([prog, *map(str, args)], int(code or 0), out.getvalue(), err.getvalue())
 
 
 def load_tool(name: str, module_name: str = ""):

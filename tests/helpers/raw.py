@@ -5,6 +5,7 @@ written, exactly, in each source's own order and folders by the writers that
 stand beside the readers (``vertkp.data.spondylolisthesis``,
 ``vertkp.data.buu_lspine``), so a test knows the exact expected result.
 """
+import zlib
 from pathlib import Path
 
 import cv2
@@ -26,9 +27,13 @@ def quad(cx, cy, w, h, angle_deg=0.0):
 
 
 def write_image(path, width, height, color=False):
+    """A grey (or colour) image whose pixels differ from every other name's: mid grey with a
+    band whose place follows the file name (two files are byte-identical only when copied)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     img = np.full((height, width, 3) if color else (height, width), 90, np.uint8)
+    k = zlib.crc32(path.name.encode()) % max(1, height - 4)
+    img[k:k + 4] = 160
     assert cv2.imwrite(str(path), img)
     return path
 

@@ -8,18 +8,23 @@ On a phantom set (``vertkp.phantoms.ensure_phantoms``, Mendeley layout) made in 
   COCO, every split), median over DATA_REPEATS runs;
 * the evaluator: images/s of ``vertkp.evaluation.evaluate_dataset`` on the set's train
   and val ground truth with predictions made by moving every GT corner by Gaussian
-  noise (EVAL_NOISE_PX), median over DATA_REPEATS runs.
+  noise (EVAL_NOISE_PX), median over DATA_REPEATS runs;
+* the audit: images/s of ``vertkp.audit.audit_files`` (``vertkp audit --no-overlays``:
+  every check, audit.json and audit.csv, no overlay) on the set's train and val COCO
+  files, median over DATA_REPEATS runs.
 
 ``vertkp benchmark speed`` measures the same on its own phantom set. Needs neither
 detectron2, torch nor a GPU. Writes OUT/benchmark.json.
 """
 from __future__ import annotations
 
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from ..audit import audit_files
 from ..data import convert_spondylolisthesis
 from ..evaluation import ImagePredictions, evaluate_dataset, load_ground_truth
 from ..files import write_json
@@ -27,7 +32,7 @@ from ..phantoms import ensure_phantoms
 from .report import format_data, machine_info, machine_line
 
 __all__ = ["DATA_REPEATS", "EVAL_NOISE_PX", "phantom_set", "phantom_truths", "measure_converter",
-           "measure_evaluator", "measure_data_tools", "noisy_predictions", "run"]
+           "measure_evaluator", "measure_audit", "measure_data_tools", "format_audit", "noisy_predictions", "run"]
 
 # The converter and the evaluator are timed this many times; their throughput is the median.
 DATA_REPEATS = 3
@@ -96,13 +101,28 @@ def measure_evaluator(coco: Path, repeats: int = DATA_REPEATS) -> dict:
                     "Gaussian noise (matching, MRE/SDR, detection, slip and grade agreement)"}
 
 
-def measure_data_tools(folder: Path, report: dict, converter: bool = True, evaluator: bool = True) -> bool:
-    """Measure the converter and/or the evaluator on a converted phantom folder into
-    ``report["converter"]`` / ``report["evaluator"]`` (a failure holds "error");
-    returns whether one failed."""
+def measure_audit(coco: Path, repeats: int = DATA_REPEATS) -> dict:
+    """Throughput of ``audit_files`` (overlays off) on the train and val COCO files of ``coco``
+    (images found by the ``<root>/coco/<split>.json`` convention); its files go to a
+    temporary folder."""
+    files = [Path(coco) / f"{split}.json" for split in ("train", "val")]
+    with tempfile.TemporaryDirectory(prefix="vertkp_audit_") as out:
+        seconds, run = _timed(repeats, lambda: audit_files(files, out, overlays=False, progress=False))
+    n = sum(d.images for d in run.audit.datasets.values())
+    return {"images": n, "repeats": repeats, "seconds": seconds,
+            "images_per_s": float(np.median(n / np.array(seconds))), "findings": run.audit.summary(),
+            "what": "vertkp.audit.audit_files on train+val, overlays off (every check, audit.json and audit.csv)"}
+
+
+def measure_data_tools(folder: Path, report: dict, converter: bool = True, evaluator: bool = True,
+                       audit: bool = False) -> bool:
+    """Measure the converter, the evaluator and/or the audit on a converted phantom folder
+    into ``report["converter"]`` / ``report["evaluator"]`` / ``report["audit"]`` (a failure
+    holds "error"); returns whether one failed."""
     failed = False
     for key, wanted, measure, source in (("converter", converter, measure_converter, folder),
-                                         ("evaluator", evaluator, measure_evaluator, folder / "coco")):
+                                         ("evaluator", evaluator, measure_evaluator, folder / "coco"),
+                                         ("audit", audit, measure_audit, folder / "coco")):
         if not wanted:
             continue
         try:
@@ -115,6 +135,16 @@ def measure_data_tools(folder: Path, report: dict, converter: bool = True, evalu
     return failed
 
 
+def format_audit(report: dict) -> str:
+    """The audit's line of the data benchmark ("" when it did not run)."""
+    d = report.get("audit")
+    if not d:
+        return ""
+    if "error" in d:
+        return "audit (overlays off): failed"
+    return f"audit (overlays off): {d['images_per_s']:.1f} img/s ({d['images']} images)"
+
+
 def run(args, folder: Path) -> int:
     """``vertkp benchmark data`` on arguments checked by ``vertkp.benchmark.cli`` and the
     phantom set it made (``folder``, :func:`phantom_set`): exit 0 done, 1 a measurement failed."""
@@ -122,7 +152,7 @@ def run(args, folder: Path) -> int:
     report = {"machine": machine_info(),
               "settings": {"num_images": args.num_images, "image_size": args.image_size, "seed": args.seed}}
     print(f"machine: {machine_line(report['machine'])}", flush=True)
-    failed = measure_data_tools(folder, report)
+    failed = measure_data_tools(folder, report, audit=True)
     write_json(out / "benchmark.json", report)
-    print(f"\n{format_data(report)}\n\nwrote {out / 'benchmark.json'}")
+    print(f"\n{format_data(report)}\n{format_audit(report)}\n\nwrote {out / 'benchmark.json'}")
     return 1 if failed else 0

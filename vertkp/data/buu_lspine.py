@@ -22,8 +22,9 @@ from tqdm import tqdm
 
 from ..anatomy import LEVELS
 from .conversion import CocoBuilder, SourceVertebra
-from .images import image_size, is_image_file
+from .images import image_size
 from .report import ConversionReport, InvalidInput
+from .sources import byte_copies, is_junk, list_folder
 from .spacing import find_pixel_spacing, read_pixel_spacing, spacing_lookup
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "format_csv_rows",
     "vertebrae_from_rows",
     "rows_from_corners",
+    "find_buu_root",
     "split_patients",
     "convert_buu_lspine",
 ]
@@ -186,6 +188,25 @@ def facing_from_rows(rows: list) -> Optional[str]:
     return "left" if left > right else "right"
 
 
+def find_buu_root(folder) -> Path:
+    """The folder under ``folder`` (itself, or up to 3 levels down, e.g. the top folder of
+    an extracted zip) that holds BUU-LSPINE's view folders (``VIEW_LAYOUT``: ``AP/``, ``LA/``).
+
+    Raises:
+        InvalidInput: none found, or several.
+    """
+    folder = Path(folder)
+    names = {f for f, _, _ in VIEW_LAYOUT.values()}
+    found = sorted({p.parent for depth in range(4) for p in folder.glob("/".join(["*"] * (depth + 1)))
+                    if p.is_dir() and p.name in names and not is_junk(p.relative_to(folder))})
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise InvalidInput(folder, f"no {' or '.join(sorted(names))} folder found (see datasets/README.md for the "
+                           "layout)")
+    raise InvalidInput(folder, "several BUU-LSPINE folders: " + ", ".join(map(str, found)))
+
+
 def split_patients(patients, val_fraction: float, seed: int) -> set:
     """The patient ids of the validation split.
 
@@ -219,6 +240,13 @@ def convert_buu_lspine(
     patients of both views, so a patient's AP and LA images fall on the same
     side). ``pixel_spacing``: a file for ``read_pixel_spacing``, or None.
 
+    An image without its CSV (a stray copy such as ``1665-M-014Y1(1).jpg``) is left
+    out and listed with its reason, and with the image it copies when it has the
+    same bytes; archive and OS junk is set aside and counted. A CSV without its
+    image, a CSV that cannot be read, and a name that does not parse or whose view
+    digit contradicts its folder stop the conversion (or, with ``skip_invalid``,
+    skip the image with its CSV).
+
     Raises:
         InvalidInput: the first bad input, when ``skip_invalid`` is False;
             nothing is written then.
@@ -240,14 +268,16 @@ def convert_buu_lspine(
             raise err
         report.skip(split, err)
 
-    images = {p.stem: p for p in sorted(view_dir.iterdir()) if p.is_file() and is_image_file(p)}
-    csvs = {p.stem: p for p in sorted(view_dir.iterdir()) if p.is_file() and p.suffix.lower() == ".csv"}
+    listing = list_folder(view_dir, (".csv",))
+    report.add_junk(p.relative_to(root).as_posix() for p in listing.junk)
+    images = {p.stem: p for p in listing.images}
+    csvs = {stem: files[0] for stem, files in listing.labels.items()}
     patients = {}
     for d, _, _ in VIEW_LAYOUT.values():
         if (root / d).is_dir():
             for p in (root / d).iterdir():
                 name = parse_name(p.stem)
-                if name:
+                if name and not is_junk(p):
                     patients[p.stem] = name.patient
     val_patients = split_patients(set(patients.values()), val_fraction, seed)
 
@@ -257,18 +287,21 @@ def convert_buu_lspine(
     for stem in sorted(set(csvs) - set(images)):
         fail(split_of(stem), InvalidInput(csvs[stem], f"label file without its image (no {stem}.jpg in {view_dir})"))
     with_spacing = 0
+    unlabelled = []
     for stem in tqdm(sorted(images), desc=f"buu-lspine {view}", disable=not progress, unit="img"):
         img = images[stem]
+        name = parse_name(stem)
+        if stem not in csvs:
+            unlabelled.append((img, f"no label file ({stem}.csv) in {view_dir}" + (
+                "" if name else "; its name does not follow NNNN-S-AAAYv either (a stray copy?)")))
+            continue
         split = split_of(stem)
         try:
-            name = parse_name(stem)
             if name is None:
                 raise InvalidInput(img, "file name does not follow NNNN-S-AAAYv (patient-sex-age, view digit)")
             if name.view_digit != digit:
                 raise InvalidInput(img, f"view digit {name.view_digit} in the name, but the file is in {folder}/ "
                                    f"(expected {digit})")
-            if stem not in csvs:
-                raise InvalidInput(img, f"image has no label file ({stem}.csv) in {view_dir}")
             width, height = image_size(img)
             report.read[split] += 1
             rows = read_csv_rows(csvs[stem], n_rows)
@@ -285,10 +318,15 @@ def convert_buu_lspine(
             with_spacing += mm is not None
         except InvalidInput as e:
             fail(split, e)
+    copies = byte_copies([img for img, _ in unlabelled], list(images.values()))
+    for img, reason in unlabelled:
+        copy = copies.get(img)
+        report.leave_out(None, img.relative_to(root).as_posix(),
+                         reason + (f"; it has the same bytes as {copy.relative_to(root).as_posix()}" if copy else ""))
     report.notes.append(f"split by patient id with seed {seed}, val fraction {val_fraction}: "
                         f"{len(val_patients)} of {len(set(patients.values()))} patients in val")
     if pixel_spacing:
         report.notes.append(f"pixel spacing from {pixel_spacing}: {with_spacing} of "
                             f"{sum(report.images.values())} images")
-    builder.finish(output, ("train", "val"))
+    builder.finish(output, ("train", "val"), image_root=root)
     return report

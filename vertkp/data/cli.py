@@ -1,24 +1,110 @@
-"""``vertkp convert`` / ``tools/convert_to_coco.py``: a raw dataset to vertkp COCO keypoint files."""
+"""``vertkp convert`` / ``tools/convert_to_coco.py``: a raw dataset, as downloaded, to vertkp
+COCO keypoint files, with a report of what was read, written, left out, and an audit.
+
+    vertkp convert --dataset spondylolisthesis --root datasets/spondylolisthesis_v1.zip
+    vertkp convert --dataset spondylolisthesis --root datasets/spondylolisthesis
+    vertkp convert --dataset buu-lspine --root datasets/buu_lspine --view lateral --pixel-spacing FILE
+
+``--root`` is the unpacked folder or a zip (the Mendeley download with its nested
+``Dataset.zip``, ``Dataset.zip`` alone, or a zip of BUU-LSPINE's folders), which is
+checked and extracted safely first (``vertkp.data.archives``). Exit status: 0 converted
+(skips and left-out files, if any, are listed), 2 bad input or arguments.
+"""
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 from ..anatomy import VIEWS
-from .buu_lspine import convert_buu_lspine
-from .report import InvalidInput
+from ..audit import Audit, audit_files
+from ..files import write_json
+from .archives import DatasetRoot, open_dataset
+from .buu_lspine import convert_buu_lspine, find_buu_root
+from .report import ConversionReport, InvalidInput
 from .spondylolisthesis import convert_spondylolisthesis
 
-__all__ = ["build_parser", "main"]
+__all__ = ["DATASET_NAMES", "ConversionRun", "convert_dataset", "build_parser", "main"]
+
+DATASET_NAMES = ("spondylolisthesis", "buu-lspine")
+REPORT_FILE = "conversion_report.json"
+AUDIT_FOLDER = "audit"
+
+
+@dataclass
+class ConversionRun:
+    """What :func:`convert_dataset` did.
+
+    Attributes:
+        report: the conversion report (also in ``output/conversion_report.json``).
+        output: the folder of the COCO files.
+        files: the COCO files written, by split.
+        source: where the data came from (a folder, or a zip and its extraction).
+        audit: the audit of the COCO files (``output/audit/``), or None.
+    """
+
+    report: ConversionReport
+    output: Path
+    files: dict
+    source: DatasetRoot
+    audit: Optional[Audit] = None
+
+
+def convert_dataset(dataset: str, root, *, output=None, extract_to=None, view: str = "lateral",
+                    val_fraction: float = 0.2, seed: int = 0, pixel_spacing=None, skip_invalid: bool = False,
+                    audit: bool = True, overlays: bool = True, progress: bool = True) -> ConversionRun:
+    """``vertkp convert`` as a function: open ``root`` (a folder or a zip, extracted into
+    ``extract_to``), convert it, audit the COCO files it wrote (``output/audit/``, with
+    the counts in the report), and write the report with where the data came from.
+
+    Args:
+        dataset: "spondylolisthesis" or "buu-lspine".
+        output: the COCO folder (default: the dataset folder's ``coco/``, or
+            ``coco/<view>/`` for buu-lspine).
+        view, val_fraction, seed, pixel_spacing: buu-lspine only (``convert_buu_lspine``).
+
+    Raises:
+        InvalidInput: bad input (an unsafe archive, a broken label file, ...);
+            nothing is written then.
+        ValueError: a bad argument.
+    """
+    if dataset not in DATASET_NAMES:
+        raise ValueError(f"dataset must be one of {DATASET_NAMES}, got {dataset!r}")
+    source = open_dataset(root, dataset, extract_to=extract_to, progress=progress)
+    if dataset == "spondylolisthesis":
+        folder = source.folder
+        out = Path(output) if output is not None else folder / "coco"
+        report = convert_spondylolisthesis(folder, out, skip_invalid, progress=progress)
+    else:
+        folder = find_buu_root(source.folder)
+        out = Path(output) if output is not None else folder / "coco" / view
+        report = convert_buu_lspine(folder, view, out, val_fraction, seed, pixel_spacing, skip_invalid,
+                                    progress=progress)
+    files = {split: out / f"{split}.json" for split in ("train", "val", "test") if (out / f"{split}.json").is_file()}
+    if source.archive is not None:
+        report.archive = {"path": str(source.archive), "sha256": source.sha256, "verified": source.verified,
+                          "extracted_to": str(source.folder)}
+    report.notes[:0] = list(source.notes)
+    result = None
+    if audit:
+        result = audit_files(list(files.values()), out / AUDIT_FOLDER, image_root=folder, overlays=overlays,
+                             progress=progress).audit
+        report.audit = result.summary()
+    write_json(out / REPORT_FILE, report.as_dict(), nan="error")
+    return ConversionRun(report, out, files, source, result)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description="Convert a raw vertebra dataset to COCO keypoint JSON (train/val[/test].json).",
-    )
-    p.add_argument("--dataset", required=True, choices=["spondylolisthesis", "buu-lspine"])
-    p.add_argument("--root", required=True, type=Path, help="the unpacked dataset (see datasets/README.md)")
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", required=True, choices=DATASET_NAMES)
+    p.add_argument("--root", required=True, type=Path,
+                   help="the dataset as downloaded: its folder, or a .zip (see datasets/README.md)")
+    p.add_argument("--extract-to", type=Path, default=None, metavar="DIR",
+                   help="where a zip is extracted (default: a folder named after the dataset beside the archive, "
+                        "e.g. datasets/spondylolisthesis/); a complete extraction there is reused")
     p.add_argument("--output", type=Path, default=None,
                    help="output folder (default ROOT/coco, or ROOT/coco/<view> for buu-lspine)")
     p.add_argument("--view", choices=VIEWS, default="lateral", help="buu-lspine only (default lateral)")
@@ -28,7 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="buu-lspine only: spreadsheet/CSV/JSON of mm per pixel by file name")
     p.add_argument("--skip-invalid", action="store_true",
                    help="skip broken images/labels (listed in OUT/conversion_report.json) instead of stopping")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--no-audit", action="store_true", help="do not audit the converted files (vertkp audit)")
+    p.add_argument("--no-overlays", action="store_true", help="audit without drawing the flagged images")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     return p
 
 
@@ -36,22 +124,17 @@ def main(argv=None) -> int:
     """Exit 0 converted (skips, if any, are listed), 2 bad input or arguments."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not args.root.is_dir():
-        parser.error(f"--root {args.root} is not a folder")
+    if not (args.root.is_dir() or (args.root.is_file() and args.root.suffix.lower() == ".zip")):
+        parser.error(f"--root {args.root} is neither a folder nor a .zip file")
     if args.dataset == "spondylolisthesis":
         for flag, default in (("view", "lateral"), ("val_fraction", 0.2), ("seed", 0), ("pixel_spacing", None)):
             if getattr(args, flag) != default:
                 parser.error(f"--{flag.replace('_', '-')} applies to buu-lspine only")
     try:
-        if args.dataset == "spondylolisthesis":
-            report = convert_spondylolisthesis(args.root, args.output, args.skip_invalid, progress=not args.no_progress)
-            out = args.output or args.root / "coco"
-        else:
-            report = convert_buu_lspine(
-                args.root, args.view, args.output, args.val_fraction, args.seed, args.pixel_spacing,
-                args.skip_invalid, progress=not args.no_progress,
-            )
-            out = args.output or args.root / "coco" / args.view
+        run = convert_dataset(args.dataset, args.root, output=args.output, extract_to=args.extract_to,
+                              view=args.view, val_fraction=args.val_fraction, seed=args.seed,
+                              pixel_spacing=args.pixel_spacing, skip_invalid=args.skip_invalid,
+                              audit=not args.no_audit, overlays=not args.no_overlays, progress=not args.no_progress)
     except InvalidInput as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         print("nothing was written; fix the file, or pass --skip-invalid to skip what is broken", file=sys.stderr)
@@ -59,7 +142,9 @@ def main(argv=None) -> int:
     except ValueError as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2
-    print(report.summary())
-    print(f"wrote {out}/ (train.json, val.json{', test.json' if report.images['test'] else ''}, "
-          "conversion_report.json)")
+    print(run.report.summary())
+    if run.audit is not None:
+        print(run.audit.format_summary())
+    print(f"wrote {run.output}/ ({', '.join(p.name for p in run.files.values())}, {REPORT_FILE}"
+          + (f", {AUDIT_FOLDER}/" if run.audit is not None else "") + ")")
     return 0

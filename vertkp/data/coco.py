@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 import numpy as np
 from shapely.geometry import Polygon
 
-from ..keypoints import KEYPOINT_NAMES, SKELETON
+from ..keypoints import KEYPOINT_NAMES, OUTLINE_ORDER, SKELETON
 
 __all__ = [
     "BOX_PAD_FRACTION",
@@ -54,7 +54,7 @@ def body_outline(corners: np.ndarray, visible: np.ndarray) -> np.ndarray:
     c = np.asarray(corners, dtype=np.float64)
     v = np.asarray(visible, dtype=bool)
     if v.all():
-        return c[[0, 1, 3, 2]]
+        return c[list(OUTLINE_ORDER)]
     if v[0] and v[1] and not v[2] and not v[3]:
         tl, tr = c[0], c[1]
         d = tr - tl
@@ -121,10 +121,18 @@ def make_annotation(
     }
 
 
-def make_coco(images: list, annotations: list, description: str) -> dict:
-    """A whole COCO keypoint file (dict). No timestamps: same input, same bytes."""
+def make_coco(images: list, annotations: list, description: str, image_root: Optional[str] = None) -> dict:
+    """A whole COCO keypoint file (dict). No timestamps: same input, same bytes.
+
+    ``image_root``: where the images' ``file_name`` are relative to, as a path relative
+    to the COCO file's own folder ("..", "../.."), written as ``info.image_root`` so that
+    ``vertkp audit`` and others find the images wherever the dataset folder moves.
+    """
+    info = {"description": description, "version": "1.0", "keypoint_order": list(KEYPOINT_NAMES)}
+    if image_root is not None:
+        info["image_root"] = image_root
     return {
-        "info": {"description": description, "version": "1.0", "keypoint_order": list(KEYPOINT_NAMES)},
+        "info": info,
         "licenses": [],
         "categories": [CATEGORY],
         "images": images,

@@ -7,14 +7,15 @@ split. ``finish`` writes every output file atomically, with the report.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 
-from ..keypoints import canonical_order
 from ..files import write_json_files
+from ..keypoints import canonical_order
 from .coco import make_annotation, make_coco
 from .report import ConversionReport, InvalidInput
 
@@ -151,20 +152,25 @@ class CocoBuilder:
         self.report.vertebrae[split] += len(anns)
         return image
 
-    def finish(self, output: Path, splits: Sequence[str]) -> list:
+    def finish(self, output: Path, splits: Sequence[str], image_root: Optional[Path] = None) -> list:
         """Write ``output/<split>.json`` for each split that has images (and
         always for train and val), plus ``conversion_report.json``.
+
+        ``image_root``: the folder the images' ``file_name`` are relative to; it
+        goes into each file's ``info.image_root``, relative to ``output``.
 
         Returns:
             the paths written.
         """
         files = {}
+        rel = os.path.relpath(Path(image_root).resolve(), Path(output).resolve()) if image_root is not None else None
         for split in splits:
             if split in ("train", "val") or self.images.get(split):
                 files[Path(output) / f"{split}.json"] = make_coco(
                     self.images.get(split, []),
                     self.annotations.get(split, []),
                     f"{self.description}, {split} split",
+                    image_root=None if rel is None else Path(rel).as_posix(),
                 )
         files[Path(output) / "conversion_report.json"] = self.report.as_dict()
         write_json_files(files, nan="error")

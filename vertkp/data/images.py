@@ -29,7 +29,7 @@ from PIL import Image, ImageOps
 from .report import InvalidInput
 
 __all__ = ["IMAGE_SUFFIXES", "WINDOW_PERCENTILES", "ImageReadError", "is_image_file", "exif_orientation",
-           "image_size", "decode_image", "to_gray8", "read_xray", "load_image", "model_image"]
+           "image_size", "decode_thumbnail", "decode_image", "to_gray8", "read_xray", "load_image", "model_image"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 WINDOW_PERCENTILES = (0.5, 99.5)
@@ -68,6 +68,18 @@ def _open(path) -> Image.Image:
         raise ImageReadError(p, f"not a readable image ({e})") from None
 
 
+def _draft_load(im: Image.Image, min_side: int) -> Tuple[int, int]:
+    """Load an opened image; a JPEG at the smallest DCT scale (1/1 to 1/8) that keeps
+    ``min_side`` px on each side (PIL's draft mode still reads every byte). Returns its
+    (width, height) as :func:`decode_image` returns it (EXIF orientation applied)."""
+    w, h = im.size
+    swap = exif_orientation(im) in _SWAPPING_ORIENTATIONS
+    if im.format == "JPEG":
+        im.draft("L", (min(w, max(1, min_side)), min(h, max(1, min_side))))
+    im.load()
+    return (int(h), int(w)) if swap else (int(w), int(h))
+
+
 def image_size(path) -> Tuple[int, int]:
     """(width, height) in pixels of an image as :func:`decode_image` returns it (EXIF
     orientation applied), after checking that every byte decodes.
@@ -81,13 +93,35 @@ def image_size(path) -> Tuple[int, int]:
     im = _open(path)
     try:
         with im:
-            w, h = im.size
-            swap = exif_orientation(im) in _SWAPPING_ORIENTATIONS
-            im.draft("L", (max(1, w // 8), max(1, h // 8)))
-            im.load()
+            return _draft_load(im, 1)
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageReadError(path, f"not a readable image ({e})") from None
-    return (int(h), int(w)) if swap else (int(w), int(h))
+
+
+def decode_thumbnail(path, min_side: int = 64) -> Tuple[np.ndarray, Tuple[int, int]]:
+    """A small grey picture of an image, and the image's (width, height) as
+    :func:`decode_image` returns it.
+
+    A JPEG is decoded at the smallest DCT scale keeping ``min_side`` px on each side
+    (every byte still read; EXIF orientation applied), any other format by
+    :func:`decode_image` at full size. Returns (uint8 [h, w], (width, height)).
+
+    Raises:
+        ImageReadError: missing, empty, not an image, truncated.
+    """
+    im = _open(path)
+    if im.format != "JPEG":
+        im.close()
+        a = decode_image(path, "RGB")
+        return to_gray8(a, "RGB"), (int(a.shape[1]), int(a.shape[0]))
+    try:
+        with im:
+            size = _draft_load(im, min_side)
+            small = ImageOps.exif_transpose(im)
+            gray = np.asarray(small if small.mode == "L" else small.convert("L"))
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageReadError(path, f"not a readable image ({e})") from None
+    return np.ascontiguousarray(gray), size
 
 
 def to_gray8(image: np.ndarray, image_format: str = "BGR") -> np.ndarray:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..keypoints import OUTLINE_ORDER
+
 __all__ = [
     "left_of",
     "vertebra_centres",
@@ -106,7 +108,7 @@ def vertebra_area(corners: np.ndarray) -> np.ndarray:
     NaN unless all 4 corners exist.
     """
     c = np.asarray(corners, dtype=np.float64).reshape(-1, 4, 2)
-    poly = c[:, [0, 1, 3, 2]]  # around the outline
+    poly = c[:, list(OUTLINE_ORDER)]  # around the outline
     x, y = poly[..., 0], poly[..., 1]
     return 0.5 * np.abs(np.sum(x * np.roll(y, -1, axis=1) - y * np.roll(x, -1, axis=1), axis=1))
 

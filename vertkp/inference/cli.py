@@ -34,6 +34,7 @@ from ..data.report import InvalidInput
 from ..data.spacing import find_pixel_spacing, load_pixel_spacing, spacing_lookup
 from ..evaluation.ground_truth import EvaluationInputError, load_ground_truth
 from ..evaluation.matching import DEFAULT_SCORE_THRESHOLD
+from ..drawing import overlay_names
 from ..files import write_json
 from ..grading import DEFAULT_GAP_FACTOR, DEFAULT_NO_SLIP_PCT
 from .outputs import coco_results, format_summary, match_image_ids, summarize, write_report_csv
@@ -114,21 +115,6 @@ def expand_inputs(specs) -> Tuple[List[str], List[dict]]:
     return paths, failures
 
 
-def _overlay_names(paths: List[str]) -> List[str]:
-    """Overlay file names: the stem, made unique with the parent folder's name (then a number)."""
-    stems = [Path(p).stem for p in paths]
-    counts = {s: stems.count(s) for s in stems}
-    out, used = [], set()
-    for p, s in zip(paths, stems):
-        name = s if counts[s] == 1 else f"{Path(p).parent.name}_{s}"
-        base, k = name, 2
-        while name in used:
-            name, k = f"{base}_{k}", k + 1
-        used.add(name)
-        out.append(name)
-    return out
-
-
 def _per_image_options(paths, view: str, gt_images, spacing) -> Tuple[List[dict], List]:
     """Grading overrides and COCO image id of each input."""
     ids = match_image_ids(paths, gt_images) if gt_images is not None else list(range(1, len(paths) + 1))
@@ -187,7 +173,7 @@ def predict_files(predictor, inputs: Sequence[str], output, *, view: str = "late
     out = Path(output)
     overlay_dir = out / "overlays"
     overlay_dir.mkdir(parents=True, exist_ok=True)
-    overlay_names = dict(zip(paths, _overlay_names(paths)))
+    overlay_file = dict(zip(paths, overlay_names(paths)))
     predictions = []
     bar = tqdm(total=len(paths), desc="predict", unit="image", disable=not progress or quiet)
     k = 0
@@ -211,7 +197,7 @@ def predict_files(predictor, inputs: Sequence[str], output, *, view: str = "late
             res.image_id = iid
             predictions.append(res)
             if overlays:
-                cv2.imwrite(str(overlay_dir / f"{overlay_names[path]}.png"), draw_overlay(predictor.gray(image), res))
+                cv2.imwrite(str(overlay_dir / f"{overlay_file[path]}.png"), draw_overlay(predictor.gray(image), res))
         bar.update(len(batch))
     bar.close()
     summary = summarize(predictions, failures)

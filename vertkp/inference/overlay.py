@@ -9,23 +9,22 @@ the image's flags, and a corner legend.
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Optional
 
 import cv2
 import numpy as np
 
-from ..keypoints import KEYPOINT_NAMES
+from ..drawing import (CORNER_COLORS, HIGHLIGHT_COLOR, OUTLINE_COLOR, draw_text, drawing_scale,
+                       text_size, to_bgr, wrap_text)
+from ..keypoints import KEYPOINT_NAMES, OUTLINE_ORDER
 from .result import SpinePrediction
 
-__all__ = ["CORNER_COLORS", "GRADE_COLORS", "FLAG_COLOR", "draw_overlay", "pair_label", "short_name"]
+__all__ = ["GRADE_COLORS", "FLAG_COLOR", "draw_overlay", "pair_label", "short_name"]
 
-# BGR colours.
-CORNER_COLORS = {"TL": (60, 60, 255), "TR": (255, 160, 40), "BL": (60, 220, 60), "BR": (0, 215, 255)}
+# BGR colours of the Meyerding grades; flagged items are drawn in vertkp.drawing's highlight colour.
 GRADE_COLORS = {"retrolisthesis": (255, 255, 0), "none": (235, 235, 235), "I": (0, 230, 255),
                 "II": (0, 150, 255), "III": (0, 60, 255), "IV": (40, 0, 220), "V": (120, 0, 160)}
-FLAG_COLOR = (255, 0, 255)
-OUTLINE_COLOR = (80, 200, 80)
-_OUTLINE = (0, 1, 3, 2)  # TL -> TR -> BR -> BL
+FLAG_COLOR = HIGHLIGHT_COLOR
 
 
 def short_name(name: str) -> str:
@@ -43,30 +42,6 @@ def pair_label(pair, view: str = "lateral") -> str:
                  else f"{pair.lateral_displacement_pct:+.1f}% {pair.lateral_side}")
     name = f"{short_name(pair.upper_name)}/{short_name(pair.lower_name)}"
     return f"{name} {value}" + (" ?" if pair.flags else "")
-
-
-def _wrap(words, max_width: float, scale: float, thickness: int, first: str = "") -> list:
-    """Greedy line wrap of comma-joined ``words`` to ``max_width`` px."""
-    lines, line = [], first
-    for w in words:
-        candidate = f"{line}, {w}" if line and line != first else f"{line}{w}"
-        if line and line != first and _text_size(candidate, scale, thickness)[0] > max_width:
-            lines.append(line + ",")
-            line = "  " + w
-        else:
-            line = candidate
-    return lines + [line]
-
-
-def _text(img, text, org, scale, color, thickness):
-    x, y = int(round(org[0])), int(round(org[1]))
-    cv2.putText(img, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness + 2, cv2.LINE_AA)
-    cv2.putText(img, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, color, thickness, cv2.LINE_AA)
-
-
-def _text_size(text, scale, thickness) -> Tuple[int, int]:
-    (w, h), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
-    return w, h
 
 
 def _dashed(img, p, q, color, thickness, dash):
@@ -89,16 +64,11 @@ def draw_overlay(image: np.ndarray, prediction: SpinePrediction, *, scale: Optio
     Returns:
         uint8 BGR [H, W, 3], the input's size.
     """
-    img = np.asarray(image)
-    if img.dtype != np.uint8:
-        raise ValueError(f"expected a uint8 image, got {img.dtype}")
-    out = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR) if img.ndim == 2 else img[:, :, :3].copy()
+    out = to_bgr(image)
     h, w = out.shape[:2]
-    s = scale if scale is not None else max(h, w) / 1000.0
-    font, thick = max(0.42, 0.6 * s), max(1, int(round(1.5 * s)))
-    radius = max(2, int(round(4 * s)))
+    s, font, thick, radius = drawing_scale(out.shape, scale)
     for v in prediction.vertebrae:
-        pts = v.corners[list(_OUTLINE)].round().astype(np.int32)
+        pts = v.corners[list(OUTLINE_ORDER)].round().astype(np.int32)
         color = FLAG_COLOR if "low_confidence_vertebra" in v.flags else OUTLINE_COLOR
         cv2.polylines(out, [pts], True, color, thick, cv2.LINE_AA)
         for name, (x, y), conf in zip(KEYPOINT_NAMES, v.corners, v.corner_scores):
@@ -107,40 +77,40 @@ def draw_overlay(image: np.ndarray, prediction: SpinePrediction, *, scale: Optio
             if "low_confidence_corner" in v.flags and conf < prediction.thresholds.corner:
                 cv2.circle(out, centre, 3 * radius, FLAG_COLOR, thick, cv2.LINE_8)
         label = short_name(v.name)
-        tw, th = _text_size(label, font, thick)
+        tw, th = text_size(label, font, thick)
         cx, cy = v.corners.mean(axis=0)
-        _text(out, label, (cx - tw / 2, cy + th / 2), font, (255, 255, 255), thick)
+        draw_text(out, label, (cx - tw / 2, cy + th / 2), font, (255, 255, 255), thick)
     for gap in prediction.gaps:
         a = prediction.vertebrae[gap["upper"]].corners[2:].mean(axis=0)
         b = prediction.vertebrae[gap["lower"]].corners[:2].mean(axis=0)
         _dashed(out, a, b, (0, 0, 255), thick + 1, max(4, 10 * s))
-        _text(out, "missed vertebra?", ((a + b) / 2) + (8 * s, 0), font, (0, 0, 255), thick)
+        draw_text(out, "missed vertebra?", ((a + b) / 2) + (8 * s, 0), font, (0, 0, 255), thick)
     for pair in prediction.pairs:
         up, lo = prediction.vertebrae[pair.upper].corners, prediction.vertebrae[pair.lower].corners
         disc_y = float(np.mean([up[2:, 1].mean(), lo[:2, 1].mean()]))
         text = pair_label(pair, prediction.view)
-        tw, th = _text_size(text, font, thick)
+        tw, th = text_size(text, font, thick)
         right = float(max(up[:, 0].max(), lo[:, 0].max())) + 12 * s
         left = float(min(up[:, 0].min(), lo[:, 0].min())) - 12 * s - tw
         x = right if right + tw <= w - 2 or left < 2 else left
         color = FLAG_COLOR if pair.flags else GRADE_COLORS.get(pair.grade_name or "none", GRADE_COLORS["none"])
-        _text(out, text, (x, disc_y + th / 2), font, color, thick)
+        draw_text(out, text, (x, disc_y + th / 2), font, color, thick)
     header = []
     if prediction.facing is not None:
         header.append(f"facing {prediction.facing} ({prediction.facing_source}, {prediction.facing_confidence:.2f})")
     header.append(f"{len(prediction.vertebrae)} vertebrae, {len(prediction.pairs)} pairs")
     n_plain = len(header)
     if prediction.flags:
-        header += _wrap(prediction.flags, w - 12 * s, font, thick, first="flags: ")
+        header += wrap_text("flags: " + ", ".join(prediction.flags), w - 12 * s, font, thick)
     y = 6 * s
     for k, line in enumerate(header):
-        tw, th = _text_size(line, font, thick)
+        tw, th = text_size(line, font, thick)
         y += th + 6 * s
-        _text(out, line, (6 * s, y), font, FLAG_COLOR if k >= n_plain else (255, 255, 255), thick)
+        draw_text(out, line, (6 * s, y), font, FLAG_COLOR if k >= n_plain else (255, 255, 255), thick)
     x, y = 6 * s, h - 8 * s
     for name in KEYPOINT_NAMES:
         cv2.circle(out, (int(x + radius), int(y - radius)), radius, CORNER_COLORS[name], -1, cv2.LINE_AA)
-        _text(out, name, (x + 2.5 * radius, y), font, (255, 255, 255), thick)
-        x += 2.5 * radius + _text_size(name, font, thick)[0] + 10 * s
+        draw_text(out, name, (x + 2.5 * radius, y), font, (255, 255, 255), thick)
+        x += 2.5 * radius + text_size(name, font, thick)[0] + 10 * s
     return out
 

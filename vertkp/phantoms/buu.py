@@ -74,8 +74,12 @@ def label_codes(view: str, pairs: list, sagittal_pairs: list = ()) -> dict:
 def write_buu(out: Path, n: int, seed: int, size: int, progress: bool) -> dict:
     """Write ``n // 2`` patients of the BUU-LSPINE layout into ``out``, one AP and one LA image each.
 
+    As in a circulating copy of the real set, ``LA/`` also holds a stray duplicate
+    download of the first lateral image, ``<stem>(1).jpg`` (same bytes, no CSV).
+
     Returns:
-        {"images": truth records of every image, "patients": number of patients}
+        {"images": truth records of every image, "patients": number of patients,
+        "strays": [{"file_name", "copy_of"}]}
     """
     if n < 2:
         raise ValueError("the buu-lspine layout needs --num-images >= 2 (one AP and one LA image per patient)")
@@ -93,7 +97,10 @@ def write_buu(out: Path, n: int, seed: int, size: int, progress: bool) -> dict:
             bar.update(1)
     bar.close()
     _write_spacing(out, sorted(spacing_rows))
-    return {"images": images, "patients": len(people)}
+    first = next(r["file_name"] for r in images if r["view"] == "lateral")
+    stray = first[:-len(".jpg")] + "(1).jpg"
+    write_file(out / stray, (out / first).read_bytes())
+    return {"images": images, "patients": len(people), "strays": [{"file_name": stray, "copy_of": first}]}
 
 
 def _frame(scene: Scene, levels, linear: np.ndarray, width: int, height: int, rng, extent_factor: float,

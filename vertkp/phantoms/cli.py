@@ -1,10 +1,11 @@
 """Write a synthetic spine X-ray dataset in a real dataset's raw layout (vertkp phantoms, tools/make_phantoms.py).
 
     vertkp phantoms --layout spondylolisthesis --output DIR --num-images 40 --seed 0
+    vertkp phantoms --layout spondylolisthesis --output FILE.zip --archive --num-images 40 --seed 0
     vertkp phantoms --layout buu-lspine --output DIR --num-images 20 --seed 0 --image-size 1024
 
 See vertkp.phantoms.make_phantoms for what is written; the truth of every
-image is in DIR/phantom_truth.json.
+image is in DIR/phantom_truth.json (with --archive, at the zip's root).
 """
 from __future__ import annotations
 
@@ -20,7 +21,10 @@ __all__ = ["build_parser", "main"]
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--layout", required=True, choices=LAYOUTS, help="raw layout to imitate")
-    p.add_argument("--output", required=True, help="new or empty output folder")
+    p.add_argument("--output", required=True, help="new or empty output folder (with --archive: the .zip to write)")
+    p.add_argument("--archive", action="store_true",
+                   help="pack the set the way the real dataset is downloaded (spondylolisthesis: an outer zip "
+                        "with a nested Dataset.zip) into the .zip named by --output")
     p.add_argument("--num-images", type=int, required=True,
                    help="spondylolisthesis: labelled images (plus n//10 test); buu-lspine: images (n//2 patients)")
     p.add_argument("--seed", type=int, required=True, help="random seed; same seed, same bytes")
@@ -37,7 +41,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         s = make_phantoms(args.layout, args.output, args.num_images, args.seed, args.image_size,
-                          progress=not args.no_progress)
+                          progress=not args.no_progress, archive=args.archive)
     except (ValueError, FileExistsError) as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2
@@ -50,5 +54,5 @@ def main(argv=None) -> int:
     print("  adjacent pairs per grade: " + ", ".join(f"{k} {v}" for k, v in s["pairs_per_grade"].items()))
     if "ap_pairs" in s:
         print("  AP pairs: " + ", ".join(f"{k} {v}" for k, v in s["ap_pairs"].items()))
-    print(f"  truth: {s['out_dir']}/{TRUTH_FILE}")
+    print(f"  truth: {s['out_dir']}" + (f" ({TRUTH_FILE} at its root)" if args.archive else f"/{TRUTH_FILE}"))
     return 0

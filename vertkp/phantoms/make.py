@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
 from vertkp.files import read_json, write_json
 from vertkp.grading import DEFAULT_NO_SLIP_PCT
 
+from .archive import pack
 from .buu import BUU_LABEL_CODES, write_buu
 from .mendeley import write_spondylolisthesis
 from .truth import LATERAL_DISPLACEMENT_PCT_DEFINITION, TRUTH_FILE, summarize
@@ -27,12 +29,17 @@ def _check_out_dir(out_dir: Path) -> None:
 
 
 def make_phantoms(layout: str, out_dir, num_images: int, seed: int, image_size: int | None = None,
-                  progress: bool = True) -> dict:
+                  progress: bool = True, archive: bool = False) -> dict:
     """Write a synthetic dataset in one of the raw layouts of ``datasets/README.md``.
+
+    With the real archives' quirks: Mendeley images each have a JSON label, some a
+    YOLO-TXT twin too (one of them off by a few px), among archive/OS junk; BUU's
+    ``LA/`` holds a stray duplicate. ``phantom_truth.json`` lists them.
 
     Args:
         layout: "spondylolisthesis" (Mendeley landmark dataset) or "buu-lspine".
-        out_dir: new or empty directory to write into.
+        out_dir: new or empty directory to write into; with ``archive``, the .zip
+            to write instead, packed as the real download is (``archive.pack``).
         num_images: spondylolisthesis: labelled images (train + val, about
             70/30), plus max(1, n // 10) unlabelled test images; buu-lspine:
             images, i.e. n // 2 patients with one AP and one LA image each.
@@ -48,7 +55,7 @@ def make_phantoms(layout: str, out_dir, num_images: int, seed: int, image_size: 
 
     Raises:
         ValueError: unknown layout, too few images, or image_size < 128.
-        FileExistsError: ``out_dir`` exists and is not empty.
+        FileExistsError: ``out_dir`` exists and is not empty (or, with ``archive``, exists).
     """
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
@@ -58,6 +65,17 @@ def make_phantoms(layout: str, out_dir, num_images: int, seed: int, image_size: 
     if size < 128:
         raise ValueError(f"image_size must be >= 128 px, got {size}")
     out = Path(out_dir)
+    if archive:
+        if out.suffix.lower() != ".zip":
+            raise ValueError(f"with --archive, --output is the .zip to write, got {out}")
+        if out.exists():
+            raise FileExistsError(f"{out} exists; phantoms are only packed into a new archive (delete it or pass "
+                                  "another --output)")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".phantoms_", dir=out.parent) as tmp:
+            summary = make_phantoms(layout, Path(tmp) / "set", num_images, seed, image_size, progress)
+            pack(Path(tmp) / "set", layout, out)
+        return dict(summary, out_dir=str(out))
     _check_out_dir(out)
     start = time.perf_counter()
     write = write_spondylolisthesis if layout == "spondylolisthesis" else write_buu
@@ -73,18 +91,21 @@ def make_phantoms(layout: str, out_dir, num_images: int, seed: int, image_size: 
         "label_codes": {str(k): v for k, v in BUU_LABEL_CODES.items()} if buu else None,
         "lateral_displacement_pct_definition": LATERAL_DISPLACEMENT_PCT_DEFINITION if buu else None,
         "images": sorted(result["images"], key=lambda r: r["file_name"]),
+        "junk": result.get("junk", []),
+        "strays": result.get("strays", []),
     }
     write_json(out / TRUTH_FILE, truth, nan="error")
     return summarize(truth, out, time.perf_counter() - start, result.get("patients"))
 
 
 def ensure_phantoms(layout: str, out_dir, num_images: int, seed: int, image_size: int | None = None,
-                    progress: bool = True) -> dict | None:
+                    progress: bool = True, archive: bool = False) -> dict | None:
     """:func:`make_phantoms` into ``out_dir`` unless the same phantoms are already there.
 
-    "The same" is recorded in ``<out_dir>.json`` next to the folder (layout, number,
-    seed, image size), written once the phantoms are complete; a folder without it,
-    or made with other settings, is removed and made again.
+    "The same" is recorded in ``<out_dir>.json`` next to the folder (or the archive:
+    layout, number, seed, image size, archive), written once the phantoms are
+    complete; a folder or archive without it, or made with other settings, is
+    removed and made again.
 
     Returns:
         ``make_phantoms``'s summary, or None when the existing phantoms were kept.
@@ -92,10 +113,15 @@ def ensure_phantoms(layout: str, out_dir, num_images: int, seed: int, image_size
     out_dir = Path(out_dir)
     record = out_dir.parent / f"{out_dir.name}.json"
     want = {"layout": layout, "num_images": num_images, "seed": seed, "image_size": image_size}
-    if record.is_file() and read_json(record) == want and out_dir.is_dir():
+    if archive:
+        want["archive"] = True
+    if record.is_file() and read_json(record) == want and out_dir.exists():
         return None
-    if out_dir.exists():
+    if out_dir.is_dir():
         shutil.rmtree(out_dir)
-    summary = make_phantoms(layout, out_dir, num_images, seed, image_size=image_size, progress=progress)
+    elif out_dir.exists():
+        out_dir.unlink()
+    summary = make_phantoms(layout, out_dir, num_images, seed, image_size=image_size, progress=progress,
+                            archive=archive)
     write_json(record, want, nan="error")
     return summary

@@ -1,9 +1,12 @@
 """The Mendeley "Spondylolisthesis Vertebral Landmark Dataset" layout, written as phantoms.
 
 ``Dataset/Train/Keypointrcnn_data/{images,labels}/{train,val}/`` with Roboflow
-export names, JSON and YOLO-TXT labels, and unlabelled ``Test/`` images
-(``datasets/README.md``); folders, names and label formats are written with
-the writers of ``vertkp.data.spondylolisthesis``, beside its readers.
+export names, and unlabelled ``Test/`` images (``datasets/README.md``). As in the
+real archive, every labelled image has a JSON label and ``TWIN_SHARE`` of them a
+YOLO-TXT twin of the same stem too; one twin of the set disagrees with its JSON
+by ``TWIN_OFFSET_PX`` (an exporter's slip, for the converter to report), and
+archive/OS junk lies among the data. Folders, names and label formats are
+written with the writers of ``vertkp.data.spondylolisthesis``, beside its readers.
 """
 from __future__ import annotations
 
@@ -22,7 +25,6 @@ from vertkp.data.spondylolisthesis import (
     format_json_labels,
     format_txt_labels,
     roboflow_name,
-    txt_label_corners,
 )
 from vertkp.grading import DEFAULT_NO_SLIP_PCT
 
@@ -39,6 +41,13 @@ _WINDOW_COUNTS = {3: 0.03, 4: 0.04, 5: 0.08, 6: 0.3, 7: 0.3, 8: 0.1, 9: 0.06, 10
 _WINDOW_ENDS = {"S1": 0.85, "L5": 0.1, "L4": 0.05}
 # Decimals of the normalised values in YOLO-TXT labels.
 TXT_DECIMALS = 6
+# Share of the labelled images that also carry a TXT twin (the peer statistics of the real
+# archive: a JSON for every image, TXT files for many), and how far off the one bad twin is, px.
+TWIN_SHARE = 0.4
+TWIN_OFFSET_PX = 3.0
+# Junk written among the data, as archives and file managers leave it (relative paths).
+JUNK_FILES = ("__MACOSX/Dataset/._Train", f"{KEYPOINTRCNN_DIR}/{IMAGES_DIR}/train/.DS_Store",
+              f"{KEYPOINTRCNN_DIR}/{LABELS_DIR}/val/Thumbs.db", "desktop.ini")
 _LATERAL_DIGIT = VIEW_LAYOUT["lateral"][1]
 
 
@@ -142,29 +151,32 @@ def write_spondylolisthesis(out: Path, n: int, seed: int, size: int, progress: b
     """
     plan_rng = stream(seed, 1, 0)
     sources = _plan(n, plan_rng)
-    # label format and colour: exact shares per split, drawn at random
+    # TXT twins and colour: exact shares per split, drawn at random; the first twin drawn is the bad one
     labelled = [(i, c) for i, s in enumerate(sources) if s["split"] != "test" for c in range(s["copies"])]
-    fmt, colour = {}, {}
+    twin, colour = {}, {}
     for split in SPLITS:
         items = [ic for ic in labelled if sources[ic[0]]["split"] == split]
         order = plan_rng.permutation(len(items))
-        n_txt, n_col = int(round(0.3 * len(items))), int(round(0.35 * len(items)))
+        n_twin, n_col = int(round(TWIN_SHARE * len(items))), int(round(0.35 * len(items)))
         for rank, j in enumerate(order):
-            fmt[items[j]] = "txt" if rank < n_txt else "json"
+            twin[items[j]] = rank < n_twin
         for rank, j in enumerate(plan_rng.permutation(len(items))):
             colour[items[j]] = rank < n_col
+    bad_twin = next((ic for ic in labelled if twin[ic]), None)
     images = []
     total = sum(s["copies"] for s in sources)
     bar = tqdm(total=total, desc="spondylolisthesis phantoms", unit="img", disable=not progress)
     for i, src in enumerate(sources):
         rng = stream(seed, 1, 1, i)
-        images += _write_source(out, src, i, size, rng, fmt, colour)
+        images += _write_source(out, src, i, size, rng, twin, colour, bad_twin)
         bar.update(src["copies"])
     bar.close()
-    return {"images": images}
+    for rel in JUNK_FILES:
+        write_file(out / rel, b"\x00\x05\x16\x07junk")
+    return {"images": images, "junk": list(JUNK_FILES)}
 
 
-def _write_source(out: Path, src: dict, i: int, size: int, rng, fmt: dict, colour: dict) -> list:
+def _write_source(out: Path, src: dict, i: int, size: int, rng, twin: dict, colour: dict, bad_twin) -> list:
     """The images of one source (its augmented copies, or one test image); returns their truth records."""
     patient = sample_patient(rng)
     test = src["split"] == "test"
@@ -199,26 +211,30 @@ def _write_source(out: Path, src: dict, i: int, size: int, rng, fmt: dict, colou
         canon = canonical_from_anatomical(np.stack([moved.corner(lv) for lv in levels]), img_facing)
         cstyle = style if c == 0 else _jitter_style(style, crng)
         key = (i, c)
+        twin_lab, twin_offset = None, None
         if test:
-            rel_img, rel_lab, label_format = f"{TEST_DIR}/{src['stem']}.jpg", None, None
+            rel_img, rel_lab = f"{TEST_DIR}/{src['stem']}.jpg", None
             truth = on_label_grid(canon)
         else:
             name = roboflow_name(src["stem"], crng.bytes(16).hex())
-            label_format = fmt[key]
             rel_img = f"{KEYPOINTRCNN_DIR}/{IMAGES_DIR}/{src['split']}/{name}.jpg"
-            rel_lab = f"{KEYPOINTRCNN_DIR}/{LABELS_DIR}/{src['split']}/{name}.{label_format}"
-            if label_format == "json":
-                truth = on_label_grid(canon)
-                text = format_json_labels(truth)
-            else:
-                truth = txt_label_corners(canon, width, height, TXT_DECIMALS)
-                text = format_txt_labels(canon, width, height, TXT_DECIMALS)
-            write_file(out / rel_lab, text.encode("utf-8"))
+            rel_lab = f"{KEYPOINTRCNN_DIR}/{LABELS_DIR}/{src['split']}/{name}.json"
+            truth = on_label_grid(canon)
+            write_file(out / rel_lab, format_json_labels(truth).encode("utf-8"))
+            if twin[key]:
+                twin_lab = rel_lab[:-len(".json")] + ".txt"
+                shifted = truth.copy()
+                if key == bad_twin:
+                    twin_offset = TWIN_OFFSET_PX
+                    shifted[0, 0, 0] += TWIN_OFFSET_PX  # the first vertebra's TL, to the right
+                write_file(out / twin_lab, format_txt_labels(shifted, width, height, TXT_DECIMALS).encode("utf-8"))
         write_file(out / rel_img, render_jpeg(moved, width, height, cstyle, crng, colour.get(key, False)))
         records.append({
             "file_name": rel_img,
             "label_file": rel_lab,
-            "label_format": label_format,
+            "label_format": None if test else "json",
+            "twin_label_file": twin_lab,
+            "twin_offset_px": twin_offset,
             "split": src["split"],
             "source_stem": src["stem"],
             "copy_index": c,

@@ -1,0 +1,231 @@
+"""``vertkp download`` / ``tools/download.py``: fetch a public dataset archive, verify it, extract it.
+
+    vertkp download spondylolisthesis [--to DIR] [--url URL] [--extract-to FOLDER] [--no-extract]
+            [--timeout S] [--no-progress]
+    vertkp download buu-lspine      (no public download: says how to get it)
+
+The archive is saved as ``DIR/<file name>`` (``PUBLISHED``): downloaded into
+``<file name>.part``, renamed when complete, so a file under the final name is
+always whole; an interrupted download is resumed with an HTTP Range request.
+Its SHA-256 is compared with the published one (a mismatch is a warning), then
+``open_dataset`` extracts it safely and the command to convert it is printed.
+
+Exit status: 0 done, 1 the download failed (offline, unreachable, an HTTP error:
+the manual steps are printed), 2 bad arguments, BUU-LSPINE, or an archive refused.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import shlex
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Callable, Optional
+
+from tqdm import tqdm
+
+from .. import __version__
+from .archives import PUBLISHED, open_dataset, verify_sha256
+from .extraction import format_bytes, sha256_file
+from .report import InvalidInput
+
+__all__ = ["USER_AGENT", "TIMEOUT", "DownloadError", "download", "build_parser", "main"]
+
+# Sent with every request: vertkp's own, honest name (Mendeley's CDN refuses Python's default).
+USER_AGENT = f"vertkp/{__version__} (+dataset download)"
+TIMEOUT = 60.0  # seconds without data (connecting, or between reads) before a download gives up
+CHUNK = 1 << 20  # bytes per read
+BUU_LSPINE = (
+    "BUU-LSPINE has no public download: it needs the authors' permission (Klinwichit et al., "
+    "Applied Sciences 2023, 13(15):8646; ask Burapha University for access). Once you have it "
+    "(a zip of its AP/ and LA/ folders, or the folder), convert it with:\n"
+    "  vertkp convert --dataset buu-lspine --root <zip or folder>"
+)
+
+
+class DownloadError(OSError):
+    """A response that cannot complete the download (the connection closed early)."""
+
+
+def _stderr(message: str) -> None:
+    tqdm.write(message, file=sys.stderr)
+
+
+def _content_range_total(value: Optional[str]) -> Optional[int]:
+    """The full length in a ``Content-Range: bytes */N`` (or ``bytes a-b/N``) header."""
+    total = (value or "").rpartition("/")[2].strip()
+    return int(total) if total.isdigit() else None
+
+
+def _fetch(url: str, part: Path, progress: bool, timeout: float, log: Callable[[str], None]) -> bool:
+    """Download ``url`` into ``part``, resuming what it holds. Returns whether earlier bytes were kept."""
+    start = part.stat().st_size if part.is_file() else 0
+    headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+    if start:
+        headers["Range"] = f"bytes={start}-"
+    try:
+        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+    except urllib.error.HTTPError as e:
+        if e.code != 416 or not start:
+            raise
+        total = _content_range_total(e.headers.get("Content-Range"))
+        e.close()
+        if total == start:  # nothing after the last byte: the partial file was complete
+            return True
+        log(f"the server cannot resume at byte {start} (HTTP 416): downloading again from byte 0")
+        part.unlink()
+        return _fetch(url, part, progress, timeout, log)
+    with response:
+        if start and response.status == 206:
+            content_range = response.headers.get("Content-Range", "")
+            if not content_range.startswith(f"bytes {start}-"):
+                log(f"the server resumed at {content_range!r}, not byte {start}: downloading again from byte 0")
+                part.unlink()
+                response.close()
+                return _fetch(url, part, progress, timeout, log)
+            log(f"resuming {part.name} at {format_bytes(start)}")
+        elif start:
+            log(f"the server ignored the resume request (HTTP {response.status}, not 206): "
+                "downloading again from byte 0")
+            start = 0
+        length = response.headers.get("Content-Length", "")
+        length = int(length) if length.isdigit() else None
+        received = 0
+        part.parent.mkdir(parents=True, exist_ok=True)  # only now: a failed request leaves no folder behind
+        with open(part, "ab" if start else "wb") as f, tqdm(
+                total=None if length is None else start + length, initial=start, unit="B", unit_scale=True,
+                unit_divisor=1024, desc=part.name[:-len(".part")], disable=not progress) as bar:
+            while chunk := response.read(CHUNK):
+                f.write(chunk)
+                received += len(chunk)
+                bar.update(len(chunk))
+        if length is not None and received < length:
+            raise DownloadError(f"the connection closed after {format_bytes(start + received)} of "
+                                f"{format_bytes(start + length)}")
+    return bool(start)
+
+
+def download(url: str, dest, expected_sha256: Optional[str] = None, progress: bool = True,
+             timeout: float = TIMEOUT, log: Optional[Callable[[str], None]] = None) -> Path:
+    """Download ``url`` to the file ``dest``, resumably; an existing ``dest`` is returned as is.
+
+    The bytes go to ``dest.part``, renamed to ``dest`` when complete. A ``.part`` left by an
+    interrupted run is resumed with ``Range: bytes=<its size>-``; a server that answers 200
+    instead of 206 sends the whole file, written from byte 0.
+
+    Args:
+        expected_sha256: when a *resumed* download does not match it, the file is downloaded
+            once more from byte 0 (a resume can join two versions of a file). A whole download
+            that does not match is kept: the caller reports it.
+        timeout: seconds without data (connecting, or between reads) before giving up.
+        log: takes one-line messages (resume, restart); default: stderr.
+
+    Raises:
+        urllib.error.URLError (HTTPError included), OSError (TimeoutError, DownloadError),
+        http.client.HTTPException: the download failed; the ``.part`` is kept to resume.
+        ValueError: ``url`` is not a URL.
+    """
+    dest = Path(dest)
+    if dest.is_file():
+        return dest
+    log = log or _stderr
+    part = dest.with_name(dest.name + ".part")
+    resumed = _fetch(url, part, progress, timeout, log)
+    if resumed and expected_sha256 and sha256_file(part, progress) != expected_sha256.lower():
+        log("the resumed download does not have the expected sha256: downloading it again from byte 0")
+        part.unlink()
+        _fetch(url, part, progress, timeout, log)
+    os.replace(part, dest)
+    return dest
+
+
+def _reason(error: BaseException, timeout: float) -> str:
+    """Why a download failed, in one phrase."""
+    if isinstance(error, urllib.error.HTTPError):
+        return f"HTTP {error.code} {error.reason}"
+    unreachable = isinstance(error, urllib.error.URLError)
+    if unreachable:
+        error = error.reason  # the socket error, or a string
+    if isinstance(error, TimeoutError):
+        return f"no answer for {timeout:g} s (timed out: offline, or the server is unreachable?)"
+    if unreachable:
+        return f"{error} (offline, or the server is unreachable?)"
+    return str(error) or type(error).__name__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description="Download a public dataset archive (resumable, SHA-256 verified) and extract it safely.",
+    )
+    p.add_argument("dataset", choices=["spondylolisthesis", "buu-lspine"],
+                   help="spondylolisthesis: the Mendeley dataset (DOI 10.17632/5jdfdgp762.1); "
+                        "buu-lspine: says how to get it (no public download)")
+    p.add_argument("--to", type=Path, default=None,
+                   help="folder the archive is saved in (default $VERTKP_DATASETS, else datasets/)")
+    p.add_argument("--url", default=None,
+                   help="download from this URL instead of the published one (a mirror); "
+                        "the checksum is still compared with the published one")
+    p.add_argument("--extract-to", type=Path, default=None,
+                   help="folder to extract into (default DIR/spondylolisthesis)")
+    p.add_argument("--no-extract", action="store_true",
+                   help="download and verify only (vertkp convert --root also takes the zip)")
+    p.add_argument("--timeout", type=float, default=TIMEOUT,
+                   help=f"seconds without data before giving up (default {TIMEOUT:g})")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    return p
+
+
+def main(argv=None) -> int:
+    """Exit 0 done, 1 the download failed, 2 bad arguments, BUU-LSPINE, or an archive refused."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.dataset not in PUBLISHED:
+        print(f"{parser.prog}: {BUU_LSPINE}", file=sys.stderr)
+        return 2
+    if args.no_extract and args.extract_to is not None:
+        parser.error("--extract-to and --no-extract exclude each other")
+    if args.timeout <= 0:
+        parser.error(f"--timeout must be positive, got {args.timeout:g}")
+    published = PUBLISHED[args.dataset]
+    folder = args.to if args.to is not None else Path(os.environ.get("VERTKP_DATASETS", "datasets"))
+    if folder.exists() and not folder.is_dir():
+        parser.error(f"--to {folder} is a file, not a folder")
+    dest = folder / published.file_name
+    url = args.url or published.url
+    progress = not args.no_progress
+    convert = f"vertkp convert --dataset {args.dataset} --root"
+    if dest.is_file():
+        print(f"{dest} is already downloaded: not fetched again")
+    else:
+        try:
+            download(url, dest, published.sha256, progress, args.timeout)
+        except ValueError as e:
+            parser.error(f"--url {url}: {e}")
+        except (OSError, http.client.HTTPException) as e:
+            part = dest.with_name(dest.name + ".part")
+            print(f"{parser.prog}: cannot download {url}: {_reason(e, args.timeout)}", file=sys.stderr)
+            print(f"To download it by hand: open {published.doi_url} (or {url}) in a browser, save the file "
+                  f"as {dest}, then run:\n  {convert} {shlex.quote(str(dest))}", file=sys.stderr)
+            if part.is_file():
+                print(f"(the partial download {part} is kept: run this command again to resume it)", file=sys.stderr)
+            return 1
+        print(f"downloaded {dest}")
+    try:
+        if args.no_extract:
+            verified, note = verify_sha256(sha256_file(dest, progress), args.dataset)
+            root, notes = dest, [note]
+        else:
+            dataset = open_dataset(dest, args.dataset, args.extract_to, progress)
+            verified, root, notes = dataset.verified, dataset.folder, dataset.notes
+    except InvalidInput as e:
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        if e.path == str(dest):
+            print(f"if {dest.name} is damaged, remove it and run this command again", file=sys.stderr)
+        return 2
+    for i, note in enumerate(notes):
+        print(f"warning: {note}" if i == 0 and verified is False else note)
+    print(f"convert it with:\n  {convert} {shlex.quote(str(root))}")
+    return 0
