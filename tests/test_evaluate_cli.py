@@ -7,8 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import load_tool
+from tests.helpers import load_tool, run_main
 from tests.helpers.raw import quad
+from vertkp.data.cli import main as convert_main
+from vertkp.phantoms import make_phantoms
 
 REPO = Path(__file__).resolve().parents[1]
 W, H, PITCH = 40.0, 25.0, 35.0
@@ -227,11 +229,7 @@ def test_bad_input_exit_status_from_the_shell(dataset, tmp_path, run_tool):
 
 @pytest.fixture(scope="module")
 def phantom_sets(tmp_path_factory):
-    """Small phantom sets in both raw layouts, converted to COCO by tools/convert_to_coco.py."""
-    phantoms = pytest.importorskip("vertkp.phantoms", reason="the phantom generator is not available")
-    import subprocess
-    import sys
-
+    """Small phantom sets in both raw layouts, converted to COCO by vertkp convert (no audit)."""
     root = tmp_path_factory.mktemp("phantoms")
     out = {}
     for layout, n, size, convs in (
@@ -239,12 +237,11 @@ def phantom_sets(tmp_path_factory):
         ("buu-lspine", 8, 512, [["--view", "lateral"], ["--view", "ap"]]),
     ):
         d = root / layout
-        phantoms.make_phantoms(layout, d, n, 0, size, progress=False)
+        make_phantoms(layout, d, n, 0, size, progress=False)
         for extra in convs:
             if layout == "buu-lspine":
                 extra = extra + ["--pixel-spacing", str(d / "pixel_spacing.csv")]
-            r = subprocess.run([sys.executable, str(REPO / "tools" / "convert_to_coco.py"), "--dataset", layout,
-                                "--root", str(d), "--no-progress", *extra], capture_output=True, text=True)
+            r = run_main(convert_main, "--dataset", layout, "--root", d, "--no-progress", "--no-audit", *extra)
             assert r.returncode == 0, r.stderr
         out[layout] = d
     return out

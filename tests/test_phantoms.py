@@ -440,7 +440,8 @@ def test_buu_pairs_and_ap_displacement(buu):
 
 
 def test_buu_pixel_spacing(buu):
-    openpyxl = pytest.importorskip("openpyxl")
+    import openpyxl
+
     root, _ = buu
     truth = _truth(root)
     wb = openpyxl.load_workbook(root / "pixel_spacing.xlsx")
