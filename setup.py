@@ -25,9 +25,17 @@ INSTALL_REQUIRES = [
     "tqdm>=4.66",
     "timm>=0.9",
     "openpyxl>=3.1",
+    "pydicom>=2.4",
 ]
 
 EXTRAS_REQUIRE = {
+    # decoders of the compressed DICOM transfer syntaxes that pydicom and Pillow do not decode
+    # (JPEG-LS, lossless and 12-bit JPEG; JPEG 2000 without Pillow's OpenJPEG)
+    "dicom": [
+        "pylibjpeg>=2.0",
+        "pylibjpeg-libjpeg>=2.1",
+        "pylibjpeg-openjpeg>=2.0",
+    ],
     "dev": [
         "pytest>=7.4",
         "pytest-timeout>=2.2",

@@ -15,7 +15,8 @@ from tests.helpers import REPO, load_tool
 from tests.helpers.raw import quad, roboflow_name
 from vertkp.audit import FINDING_KINDS, Audit, Finding, audit_datasets, audit_files
 from vertkp.audit.cli import build_parser, main
-from vertkp.audit.dataset import patient_of, resolve_image_root, source_of
+from vertkp.audit.dataset import resolve_image_root
+from vertkp.data.provenance import patient_of, source_of
 from vertkp.audit.geometry import iou_pairs, reflex_corners, signed_disc_height
 from vertkp.audit.hashing import close_hash_pairs, popcount64
 from vertkp.audit.overlay import OverlayVertebra, draw_audit_overlay

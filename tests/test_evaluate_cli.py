@@ -266,7 +266,9 @@ def test_phantom_slips_and_grades_are_recovered_exactly(phantom_sets):
                 g = grade_spine(im.corners, im.visible, im.levels, view=im.view, facing=t["facing"] or "auto",
                                 pixel_spacing=im.pixel_spacing)
                 got = [(p.slip_pct, p.grade) if lateral else (p.lateral_displacement_pct, None) for p in g.pairs]
-                want = [(p["slip_pct"], p["grade"]) if lateral else (p["lateral_displacement_pct"], None) for p in t["pairs"]]
+                # the COCO file holds the labelled corners
+                want = [(p["label_slip_pct"], p["label_grade"]) if lateral else (p["label_lateral_displacement_pct"], None)
+                        for p in t["pairs"]]
                 assert len(got) == len(want), im.file_name
                 for (gs, gg), (ws, wg) in zip(got, want):
                     assert gs == pytest.approx(ws, abs=1e-6), im.file_name

@@ -1,5 +1,6 @@
 """VertebraKeypointEvaluator inside detectron2 (skipped without detectron2)."""
 import json
+import math
 import os
 import uuid
 from pathlib import Path
@@ -152,6 +153,12 @@ def test_perfect_predictions_score_zero(dataset):
     assert v["det_F1"] == 100.0 and v["grade_acc"] == 100.0 and v["kappa"] == 1.0
     assert v["slip_MAE_pp"] == pytest.approx(0.0, abs=1e-4)
     assert v["n_pairs"] == 10.0 and v["n_images"] == 2.0
+    # the same agreement as vertkp evaluate; no bootstrap unless asked (training stays fast)
+    assert v["slip_icc_a1"] == pytest.approx(1.0) and v["slip_bias_pp"] == pytest.approx(0.0, abs=1e-4)
+    assert math.isnan(v["MRE_px_ci95_low"]) and math.isnan(v["kappa_ci95_high"])
+    m = json.loads((tmp / "d2" / "metrics.json").read_text())
+    assert m["bootstrap"]["n_resamples"] == 0 and m["ci95"]["MRE_px"] == [None, None]
+    assert list(m["slip_by_level"]) == ["L1/L2", "L2/L3", "L3/L4", "L4/L5", "L5/S1"]
     for f in ("metrics.json", "per_landmark.csv", "per_pair.csv", "sdr_curve.png", "grade_confusion.png"):
         assert (tmp / "d2" / f).is_file()
 
@@ -164,7 +171,9 @@ def test_same_numbers_as_the_cli(dataset):
     # drop one vertebra of image 8 and add a false positive to image 7
     keep = [k for k in range(6) if k != 3]
     outputs[1]["instances"] = outputs[1]["instances"][keep]
-    res = run(VertebraKeypointEvaluator(name, output_dir=str(tmp / "d2"), distributed=False), inputs, outputs)
+    # the bootstrap is off by default in training; asked for, it gives the CLI's intervals
+    res = run(VertebraKeypointEvaluator(name, output_dir=str(tmp / "d2"), distributed=False, bootstrap=200, seed=3),
+              inputs, outputs)
     # the same predictions as a COCO results file (detectron2's -0.5 removed, as COCOEvaluator writes them)
     results = []
     for inp, out in zip(inputs, outputs):
@@ -176,13 +185,16 @@ def test_same_numbers_as_the_cli(dataset):
                             "score": float(s)})
     (tmp / "pred.json").write_text(json.dumps(results))
     assert load_tool("evaluate").main(["--gt", str(tmp / "gt.json"), "--predictions", str(tmp / "pred.json"), "--output",
-                        str(tmp / "cli"), "--quiet", "--no-plots"]) == 0
+                        str(tmp / "cli"), "--quiet", "--no-plots", "--bootstrap", "200", "--seed", "3"]) == 0
     m_cli = json.loads((tmp / "cli" / "metrics.json").read_text())
     m_d2 = json.loads((tmp / "d2" / "metrics.json").read_text())
     assert_same(m_d2, m_cli)  # identical up to the last bits of GT + 0.5 - 0.5
     assert res["vertkp"]["MRE_px"] == pytest.approx(m_cli["MRE_px"]) and m_cli["MRE_px"] > 0
     assert res["vertkp"]["slip_MAE_pp"] == pytest.approx(m_cli["slip_MAE_pp"])
     assert res["vertkp"]["n_unscored_pairs"] == m_cli["n_unscored_pairs"] == 2.0
+    assert m_d2["bootstrap"]["n_resamples"] == 200 and m_cli["ci95"]["MRE_px"][0] < m_cli["ci95"]["MRE_px"][1]
+    assert res["vertkp"]["MRE_px_ci95_high"] == pytest.approx(m_cli["ci95"]["MRE_px"][1])
+    assert res["vertkp"]["slip_icc_a1"] == pytest.approx(m_cli["agreement"]["slip_pct"]["icc_a1"])
     # every scalar of metrics.json is in detectron2's results, under the same name
     assert {k for k, v in m_cli.items() if not isinstance(v, dict)} == set(res["vertkp"])
 

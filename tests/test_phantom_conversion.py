@@ -46,10 +46,11 @@ def converted(out: Path, splits):
 
 
 def assert_same_corners(anns, vertebrae):
+    """The converted keypoints are the label files' corners, exactly."""
     assert len(anns) == len(vertebrae)
     for a, v in zip(anns, vertebrae):
         kp = np.array(a["keypoints"]).reshape(4, 3)
-        for k, c in enumerate(v["corners"]):
+        for k, c in enumerate(v["label_corners"]):
             if c is None:
                 assert kp[k].tolist() == [0, 0, 0]
             else:

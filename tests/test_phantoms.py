@@ -47,8 +47,9 @@ def _tree_hash(root: Path) -> str:
     return h.hexdigest()
 
 
-def _corners(rec) -> np.ndarray:
-    return np.array([[c if c is not None else [np.nan, np.nan] for c in v["corners"]] for v in rec["vertebrae"]],
+def _corners(rec, key: str = "corners") -> np.ndarray:
+    """The exact ("corners") or labelled ("label_corners") corners [K, 4, 2] of a truth record."""
+    return np.array([[c if c is not None else [np.nan, np.nan] for c in v[key]] for v in rec["vertebrae"]],
                     dtype=np.float64)
 
 
@@ -239,7 +240,7 @@ def test_spondy_labels_match_truth(spondy):
     for r in truth["images"]:
         if r["split"] == "test":
             continue
-        c = _corners(r)
+        c = _corners(r, "label_corners")
         w, h = r["width"], r["height"]
         text = (root / r["label_file"]).read_text()
         if r["label_format"] == "json":
@@ -322,36 +323,49 @@ def test_planted_slips(spondy):
             np.testing.assert_allclose(s, slips[0], rtol=0, atol=0.05)
 
 
-def test_corners_sit_on_bright_bodies(spondy, buu):
+def _assert_corners_on_bright_bodies(root: Path, margin: float, edge: float, edge_share: float) -> None:
+    """Every exact body is brighter than the ring around it by ``margin`` grey levels, and 3 px inside
+    each corner is brighter than 3 px outside it by ``edge`` on average (``edge_share`` of the corners)."""
+    for r in _truth(root)["images"][:20]:
+        img = cv2.imread(str(root / r["file_name"]), cv2.IMREAD_GRAYSCALE).astype(np.float64)
+        c = _corners(r)
+        inside, outside, body, around = [], [], [], []
+        all_bodies = np.zeros(img.shape, np.uint8)
+        for q in c:
+            if not np.isnan(q).any():
+                cv2.fillPoly(all_bodies, [np.round(q[[0, 1, 3, 2]] * 16).astype(np.int32)], 1, shift=4)
+        for q in c:
+            if np.isnan(q).any():
+                continue
+            mask = np.zeros(img.shape, np.uint8)
+            cv2.fillPoly(mask, [np.round(q[[0, 1, 3, 2]] * 16).astype(np.int32)], 1, shift=4)
+            size = np.sqrt(mask.sum())
+            ring = cv2.dilate(mask, np.ones((3, 3), np.uint8), iterations=max(2, int(0.25 * size)))
+            ring = (ring > 0) & (all_bodies == 0)
+            body.append(img[mask > 0].mean())
+            around.append(img[ring].mean())
+            centre = q.mean(axis=0)
+            for p in q:
+                d = (centre - p) / np.linalg.norm(centre - p)
+                for off, out in ((3.0, inside), (-3.0, outside)):
+                    x, y = np.round(p + off * d).astype(int)
+                    out.append(img[max(y - 1, 0):y + 2, max(x - 1, 0):x + 2].mean())
+        body, around = np.array(body), np.array(around)
+        assert np.all(body > around + margin), r["file_name"]
+        diff = np.array(inside) - np.array(outside)
+        assert np.mean(diff > 0) >= edge_share and diff.mean() > edge, r["file_name"]
+
+
+def test_corners_sit_on_bright_bodies_clean(tmp_path):
+    for layout, n, size in (("spondylolisthesis", 12, 256), ("buu-lspine", 4, 384)):
+        make_phantoms(layout, tmp_path / layout, n, seed=0, image_size=size, progress=False, difficulty="clean")
+        _assert_corners_on_bright_bodies(tmp_path / layout, margin=10, edge=20, edge_share=0.95)
+
+
+def test_corners_sit_on_bodies_under_the_clutter(spondy, buu):
+    """At the default (realistic) difficulty the bodies are dimmer and blurred, still under their corners."""
     for root, _ in (spondy, buu):
-        for r in _truth(root)["images"][:20]:
-            img = cv2.imread(str(root / r["file_name"]), cv2.IMREAD_GRAYSCALE).astype(np.float64)
-            c = _corners(r)
-            inside, outside, body, around = [], [], [], []
-            all_bodies = np.zeros(img.shape, np.uint8)
-            for q in c:
-                if not np.isnan(q).any():
-                    cv2.fillPoly(all_bodies, [np.round(q[[0, 1, 3, 2]] * 16).astype(np.int32)], 1, shift=4)
-            for q in c:
-                if np.isnan(q).any():
-                    continue
-                mask = np.zeros(img.shape, np.uint8)
-                cv2.fillPoly(mask, [np.round(q[[0, 1, 3, 2]] * 16).astype(np.int32)], 1, shift=4)
-                size = np.sqrt(mask.sum())
-                ring = cv2.dilate(mask, np.ones((3, 3), np.uint8), iterations=max(2, int(0.25 * size)))
-                ring = (ring > 0) & (all_bodies == 0)
-                body.append(img[mask > 0].mean())
-                around.append(img[ring].mean())
-                centre = q.mean(axis=0)
-                for p in q:
-                    d = (centre - p) / np.linalg.norm(centre - p)
-                    for off, out in ((3.0, inside), (-3.0, outside)):
-                        x, y = np.round(p + off * d).astype(int)
-                        out.append(img[max(y - 1, 0):y + 2, max(x - 1, 0):x + 2].mean())
-            body, around = np.array(body), np.array(around)
-            assert np.all(body > around + 10), r["file_name"]
-            diff = np.array(inside) - np.array(outside)
-            assert np.mean(diff > 0) >= 0.95 and diff.mean() > 20, r["file_name"]
+        _assert_corners_on_bright_bodies(root, margin=4, edge=8, edge_share=0.9)
 
 
 # ----------------------------------------------------------------------------- BUU-LSPINE layout
@@ -395,7 +409,7 @@ def test_buu_csv_rows_match_truth(buu):
         vals = np.array([[float(x) for x in row[:4]] for row in rows])  # no header: row 1 is numbers
         labels = [int(row[4]) for row in rows]
         codes_seen[r["view"]] |= set(labels)
-        c = _corners(r)
+        c = _corners(r, "label_corners")
         names = [f"{v['level']}{e}" for v in r["vertebrae"] for e in "ab"][:len(rows)]
         if r["view"] == "lateral":
             assert len(rows) == 11 and r["facing"] == "left"
@@ -429,7 +443,7 @@ def test_buu_pairs_and_ap_displacement(buu):
             if r["view"] == "lateral":
                 assert abs(p["slip_pct"] - _slip_by_facing(c[k], c[k + 1], "left")) < 1e-9
             else:
-                assert set(p) == {"upper", "lower", "lateral_displacement_pct"}
+                assert set(p) == {"upper", "lower", "lateral_displacement_pct", "label_lateral_displacement_pct"}
                 d = p["lateral_displacement_pct"]
                 # the upper vertebra's inferior corners (BL, BR) over the lower's superior ones (TL, TR)
                 assert d == lateral_displacement_percent(c[k + 1][0], c[k + 1][1], c[k][2], c[k][3])
@@ -556,7 +570,7 @@ def test_archive_is_packed_as_the_real_download_and_converts_back(tmp_path):
             continue
         split, iid = by_name[rec["file_name"]]  # the truth's names are those of the extracted archive
         got = [a["keypoints"] for a in coco[split]["annotations"] if a["image_id"] == iid]
-        want = [[v for corner in vert["corners"] for v in (*corner, 2)] for vert in rec["vertebrae"]]
+        want = [[v for corner in vert["label_corners"] for v in (*corner, 2)] for vert in rec["vertebrae"]]
         assert got == want
         checked += 1
     assert checked == sum(r["split"] != "test" for r in truth["images"]) > 0

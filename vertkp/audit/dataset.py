@@ -24,9 +24,8 @@ from typing import Dict, List, Mapping, Optional, Tuple
 import numpy as np
 from tqdm import tqdm
 
-from ..data.buu_lspine import parse_name
 from ..data.images import ImageReadError, decode_image
-from ..data.spondylolisthesis import source_stem
+from ..data.provenance import patient_of, source_of
 from ..evaluation.ground_truth import ImageTruth, load_ground_truth, read_json_input
 from .across import duplicate_findings, overlap_findings
 from .checks import vertebra_findings
@@ -36,8 +35,7 @@ from .geometry import (DUPLICATE_IOU, IMPLAUSIBLE_SLIP_PCT, MIN_DISC_HEIGHT_PX, 
 from .hashing import HASH_BITS, NEAR_DUPLICATE_BITS, THUMBNAIL_MIN_PX, perceptual_hash, read_thumbnail
 from .report import write_audit
 
-__all__ = ["ImageRecord", "DatasetInfo", "Audit", "audit_datasets", "resolve_image_root", "patient_of",
-           "source_of", "settings"]
+__all__ = ["ImageRecord", "DatasetInfo", "Audit", "audit_datasets", "resolve_image_root", "settings"]
 
 
 def settings() -> dict:
@@ -122,32 +120,6 @@ def resolve_image_root(gt_path: Optional[Path], data: Mapping, given=None) -> Tu
     if gt_path.parent.parent.name == "coco":
         return gt_path.parent.parent.parent, "<root>/coco/<view>/<split>.json"
     return gt_path.parent, "the GT file's folder"
-
-
-def source_of(image: Mapping, file_name: str) -> Optional[str]:
-    """The source stem of an image: its ``source_stem`` field, else parsed from its file
-    name's Roboflow form (``<stem>_jpg.rf.<32 hex>``), else its file stem."""
-    value = image.get("source_stem")
-    if isinstance(value, str) and value.strip():
-        return value.strip()
-    stem = Path(file_name).stem
-    return source_stem(stem) or stem or None
-
-
-def patient_of(image: Mapping, file_name: str) -> Optional[str]:
-    """The BUU-LSPINE patient id of an image: its ``patient_id`` field (digits are
-    written with 4 digits, as in the names), else parsed from its source stem or file
-    stem when one is a ``NNNN-S-AAAYv`` name; None otherwise."""
-    value = image.get("patient_id")
-    if value is not None and str(value).strip():
-        text = str(value).strip()
-        return f"{int(text):04d}" if text.isdigit() else text
-    stem = Path(file_name).stem
-    for candidate in (image.get("source_stem"), source_stem(stem), stem):
-        name = parse_name(candidate) if isinstance(candidate, str) else None
-        if name is not None:
-            return name.patient
-    return None
 
 
 def _number(value) -> Optional[float]:

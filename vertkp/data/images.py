@@ -11,7 +11,11 @@
 * images deeper than 8 bits (16-bit PNG/TIFF, 32-bit integer or float) are
   windowed linearly between the ``WINDOW_PERCENTILES`` of their values into
   uint8 (a few saturated or dead pixels must not flatten the contrast);
-* palette, CMYK and other modes become RGB, and RGBA loses its alpha.
+* palette, CMYK and other modes become RGB, and RGBA loses its alpha;
+* DICOM files (``.dcm``, ``.dicom``, or ``DICM`` at byte 128, whatever the name)
+  are read by ``vertkp.data.dicom``: single-frame greyscale, rescaled, shown
+  through their VOI LUT or window when they have one, else windowed as above;
+  MONOCHROME1 inverted (bone bright).
 
 Arrays are uint8, [H, W] (grey) or [H, W, 3]; pixel coordinates are never
 moved (no resizing, no cropping).
@@ -26,12 +30,13 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
+from .dicom import DICOM_SUFFIXES, DicomError, dicom_pixels, is_dicom_file
 from .report import InvalidInput
 
 __all__ = ["IMAGE_SUFFIXES", "WINDOW_PERCENTILES", "ImageReadError", "is_image_file", "exif_orientation",
            "image_size", "decode_thumbnail", "decode_image", "to_gray8", "read_xray", "load_image", "model_image"]
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff") + DICOM_SUFFIXES
 WINDOW_PERCENTILES = (0.5, 99.5)
 # EXIF orientations that swap width and height (transposed and rotated by 90 or 270 degrees).
 _SWAPPING_ORIENTATIONS = (5, 6, 7, 8)
@@ -43,7 +48,8 @@ class ImageReadError(InvalidInput):
 
 
 def is_image_file(path) -> bool:
-    """Whether the file name has one of :data:`IMAGE_SUFFIXES` (case-insensitive)."""
+    """Whether the file name has one of :data:`IMAGE_SUFFIXES` (case-insensitive); a DICOM
+    file named otherwise is told by its content (``vertkp.data.dicom.has_dicom_preamble``)."""
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
@@ -56,12 +62,26 @@ def exif_orientation(im: Image.Image) -> int:
     return int(value) if value in range(1, 9) else 1
 
 
-def _open(path) -> Image.Image:
+def _check_file(path) -> Path:
     p = Path(path)
     if not p.is_file():
         raise ImageReadError(p, "no such file" if not p.exists() else "not a file")
     if p.stat().st_size == 0:
         raise ImageReadError(p, "the file is empty")
+    return p
+
+
+def _decode_dicom(path) -> np.ndarray:
+    """uint8 [H, W] of a DICOM file (``vertkp.data.dicom.dicom_pixels``, then windowed as any image)."""
+    p = _check_file(path)
+    try:
+        return _window8(dicom_pixels(p))
+    except (DicomError, ImageReadError) as e:
+        raise ImageReadError(p, e.what) from None
+
+
+def _open(path) -> Image.Image:
+    p = _check_file(path)
     try:
         return Image.open(p)
     except (OSError, SyntaxError, ValueError) as e:
@@ -85,11 +105,14 @@ def image_size(path) -> Tuple[int, int]:
     orientation applied), after checking that every byte decodes.
 
     JPEGs are decoded at 1/8 scale (PIL's draft mode still reads every byte), which is
-    what makes conversion fast.
+    what makes conversion fast; DICOM files are decoded whole.
 
     Raises:
         ImageReadError: missing, empty, not an image, truncated.
     """
+    if is_dicom_file(path):
+        a = _decode_dicom(path)
+        return int(a.shape[1]), int(a.shape[0])
     im = _open(path)
     try:
         with im:
@@ -109,9 +132,10 @@ def decode_thumbnail(path, min_side: int = 64) -> Tuple[np.ndarray, Tuple[int, i
     Raises:
         ImageReadError: missing, empty, not an image, truncated.
     """
-    im = _open(path)
-    if im.format != "JPEG":
-        im.close()
+    im = None if is_dicom_file(path) else _open(path)
+    if im is None or im.format != "JPEG":
+        if im is not None:
+            im.close()
         a = decode_image(path, "RGB")
         return to_gray8(a, "RGB"), (int(a.shape[1]), int(a.shape[0]))
     try:
@@ -168,8 +192,11 @@ def decode_image(path, image_format: str = "RGB") -> np.ndarray:
     ("RGB" or "BGR") for colour ones; see the module docstring for the rules.
 
     Raises:
-        ImageReadError: missing, empty, not an image, undecodable (truncated).
+        ImageReadError: missing, empty, not an image, undecodable (truncated); for DICOM
+            also multi-frame, colour, no pixel data, a compressed syntax without its decoder.
     """
+    if is_dicom_file(path):
+        return _decode_dicom(path)
     im = _open(path)
     try:
         with im:

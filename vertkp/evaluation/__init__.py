@@ -9,13 +9,24 @@ VertebraKeypointEvaluator``).
     predictions    load_predictions (COCO keypoint results)
     matching       match_vertebrae (Hungarian on mean corner distance, gated)
     metrics        error statistics, SDR, detection, kappa, slip agreement (plain arrays)
+    agreement      Bland-Altman, ICC(A,1) with its CI, Pearson r, slip per level / grade (plain arrays)
+    bootstrap      percentile bootstrap 95% CIs from per-image sums, resampling patients or images
     scoring        EvaluationSettings, evaluate_image
     dataset        evaluate_dataset -> metrics.json; METRICS, the name of every metric
     report, plots  the files: metrics.json, CSVs, PNGs; format_summary
+    table          the results table of vertkp evaluate --table md|latex|csv
     cli            vertkp evaluate (evaluate_files)
 """
+from .agreement import LOA_Z, bland_altman, icc_a1, measure_agreement, pearson_r, slip_groups
+from .bootstrap import CI_METRICS, bootstrap_ci95
 from .dataset import METRICS, DatasetEvaluation, evaluate_dataset, flat_metrics, threshold_key
-from .ground_truth import EvaluationInputError, GroundTruth, ImageTruth, apply_pixel_spacing, load_ground_truth
+from .ground_truth import (
+    EvaluationInputError,
+    GroundTruth,
+    ImageTruth,
+    apply_pixel_spacing,
+    load_ground_truth,
+)
 from .matching import DEFAULT_GATE_FACTOR, DEFAULT_SCORE_THRESHOLD, Matching, match_vertebrae, mean_corner_distance
 from .metrics import (
     confusion_matrix,
@@ -28,20 +39,24 @@ from .metrics import (
 from .predictions import ImagePredictions, load_predictions
 from .report import PER_LANDMARK_COLUMNS, PER_PAIR_AP_COLUMNS, PER_PAIR_COLUMNS, format_summary, write_evaluation
 from .scoring import (
+    DEFAULT_BOOTSTRAP,
     DEFAULT_SDR_THRESHOLDS_MM,
     DEFAULT_SDR_THRESHOLDS_PX,
     EvaluationSettings,
     ImageEvaluation,
     evaluate_image,
 )
+from .table import TABLE_FORMATS, format_results_table
 
 __all__ = [
+    "LOA_Z", "bland_altman", "icc_a1", "measure_agreement", "pearson_r", "slip_groups",
+    "CI_METRICS", "bootstrap_ci95",
     "METRICS", "DatasetEvaluation", "evaluate_dataset", "flat_metrics", "threshold_key",
     "EvaluationInputError", "GroundTruth", "ImageTruth", "apply_pixel_spacing", "load_ground_truth",
     "DEFAULT_GATE_FACTOR", "DEFAULT_SCORE_THRESHOLD", "Matching", "match_vertebrae", "mean_corner_distance",
     "confusion_matrix", "detection_scores", "error_stats", "quadratic_weighted_kappa", "slip_agreement",
     "success_detection_rate", "ImagePredictions", "load_predictions",
     "PER_LANDMARK_COLUMNS", "PER_PAIR_AP_COLUMNS", "PER_PAIR_COLUMNS", "format_summary", "write_evaluation",
-    "DEFAULT_SDR_THRESHOLDS_MM", "DEFAULT_SDR_THRESHOLDS_PX", "EvaluationSettings", "ImageEvaluation",
-    "evaluate_image",
+    "DEFAULT_BOOTSTRAP", "DEFAULT_SDR_THRESHOLDS_MM", "DEFAULT_SDR_THRESHOLDS_PX", "EvaluationSettings",
+    "ImageEvaluation", "evaluate_image", "TABLE_FORMATS", "format_results_table",
 ]

@@ -3,11 +3,13 @@ corners against vertkp ground truth.
 
     vertkp evaluate --gt GT.json --predictions PRED.json --output DIR
             [--facing left|right|auto] [--score-threshold 0.5] [--pixel-spacing FILE|MM]
+            [--bootstrap 1000] [--seed 0] [--table md|latex|csv]
 
 GT.json is a COCO keypoint file from ``vertkp convert``; PRED.json a COCO keypoint
 results list (``vertkp predict``'s coco_results.json, or what detectron2's
 COCOEvaluator writes as coco_instances_results.json). Writes DIR/metrics.json,
-DIR/per_landmark.csv, DIR/per_pair.csv and PNG plots, and prints a summary. No
+DIR/per_landmark.csv, DIR/per_pair.csv and PNG plots, and prints a summary (and,
+with --table, a results table with 95% CIs, limits of agreement and ICC). No
 detectron2 needed. Exit status: 0 on success, 2 on bad input (the message says
 what to fix).
 """
@@ -27,7 +29,8 @@ from .ground_truth import EvaluationInputError, apply_pixel_spacing, load_ground
 from .matching import DEFAULT_GATE_FACTOR, DEFAULT_SCORE_THRESHOLD
 from .predictions import load_predictions
 from .report import format_summary, write_evaluation
-from .scoring import DEFAULT_SDR_THRESHOLDS_MM, DEFAULT_SDR_THRESHOLDS_PX, EvaluationSettings
+from .scoring import DEFAULT_BOOTSTRAP, DEFAULT_SDR_THRESHOLDS_MM, DEFAULT_SDR_THRESHOLDS_PX, EvaluationSettings
+from .table import TABLE_FORMATS, format_results_table
 
 __all__ = ["EvaluationRun", "evaluate_files", "build_parser", "main"]
 
@@ -96,8 +99,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="SDR thresholds in px")
     p.add_argument("--sdr-mm", type=float, nargs="+", default=list(DEFAULT_SDR_THRESHOLDS_MM),
                    help="SDR thresholds in mm")
+    p.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, metavar="N",
+                   help="resamples for the bootstrap 95%% confidence intervals of MRE_px, det_F1, grade_acc, "
+                        "slip_MAE_pp and kappa (patients when the ground truth says who the images are of, else "
+                        "images); 0 turns them off")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap: the same seed, the same intervals")
+    p.add_argument("--table", choices=TABLE_FORMATS,
+                   help="also print a results table (headline metrics with 95%% CIs, slip limits of agreement and "
+                        "ICC, per level) in this format; printed even with --quiet")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
-    p.add_argument("--quiet", action="store_true", help="print nothing on success")
+    p.add_argument("--quiet", action="store_true", help="print nothing on success (but the --table)")
     return p
 
 
@@ -109,7 +120,8 @@ def main(argv=None) -> int:
         settings = EvaluationSettings(
             facing=args.facing, score_threshold=args.score_threshold, gate_factor=args.match_gate,
             no_slip_pct=args.no_slip_pct, gap_factor=args.gap_factor,
-            sdr_thresholds_px=args.sdr_px, sdr_thresholds_mm=args.sdr_mm)
+            sdr_thresholds_px=args.sdr_px, sdr_thresholds_mm=args.sdr_mm, bootstrap=args.bootstrap,
+            seed=args.seed)
         run = evaluate_files(args.gt, args.predictions, args.output, settings, args.pixel_spacing,
                              plots=not args.no_plots)
     except (ValueError, EvaluationInputError) as e:
@@ -120,4 +132,6 @@ def main(argv=None) -> int:
             print(f"note: {note}")
         print(format_summary(run.result.metrics))
         print(f"wrote {', '.join(p.name for p in run.files.values())} to {Path(args.output)}")
+    if args.table:
+        print(format_results_table(run.result.metrics, args.table))
     return 0

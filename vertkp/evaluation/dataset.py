@@ -12,11 +12,15 @@ from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
+from ..anatomy import level_index
+from ..grading.slip import GRADE_NAMES
 from ..keypoints import KEYPOINT_NAMES
+from .agreement import GRADE_ORDER, measure_agreement, slip_groups
+from .bootstrap import CI_METRICS, bootstrap_ci95
 from .ground_truth import EvaluationInputError, ImageTruth
 from .metrics import detection_scores, error_stats, slip_agreement, success_detection_rate
 from .predictions import ImagePredictions
-from .scoring import EvaluationSettings, ImageEvaluation, evaluate_image
+from .scoring import PAIR_MEASURES, EvaluationSettings, ImageEvaluation, evaluate_image
 
 __all__ = ["METRICS", "DatasetEvaluation", "evaluate_dataset", "flat_metrics", "threshold_key", "metric_unit"]
 
@@ -50,11 +54,32 @@ METRICS: Dict[str, tuple] = {
     "kappa": ("kappa", "quadratic-weighted Cohen kappa of the grades"),
     "n_pairs": ("count", "lateral pairs scored (both vertebrae matched)"),
     "n_unscored_pairs": ("count", "measurable lateral ground-truth pairs with a missed vertebra"),
+    "slip_bias_pp": ("percentage points", "Bland-Altman bias: mean of predicted minus true slip % over scored "
+                                          "lateral pairs"),
+    "slip_sd_pp": ("percentage points", "sample standard deviation (ddof=1) of the same differences"),
+    "slip_loa_low_pp": ("percentage points", "lower 95% limit of agreement: slip_bias_pp - 1.96 slip_sd_pp"),
+    "slip_loa_high_pp": ("percentage points", "upper 95% limit of agreement: slip_bias_pp + 1.96 slip_sd_pp"),
+    "slip_icc_a1": ("ICC", "ICC(A,1) of predicted and true slip %: two-way, absolute agreement, single measure"),
+    "slip_icc_a1_ci95_low": ("ICC", "lower bound of its 95% confidence interval (F distribution)"),
+    "slip_icc_a1_ci95_high": ("ICC", "upper bound of its 95% confidence interval (F distribution)"),
+    "slip_pearson_r": ("r", "Pearson correlation of predicted and true slip %"),
     "lateral_displacement_MAE_pp": ("percentage points", "mean absolute difference of predicted and true "
                                                          "lateral displacement % over scored AP pairs"),
     "lateral_side_acc": ("percent", "scored AP pairs whose side (left, right, none) is right"),
     "n_ap_pairs": ("count", "AP pairs scored"),
     "n_unscored_ap_pairs": ("count", "measurable AP ground-truth pairs with a missed vertebra"),
+    "MRE_px_ci95_low": ("px", "lower bound of the bootstrap 95% confidence interval of MRE_px"),
+    "MRE_px_ci95_high": ("px", "upper bound of the bootstrap 95% confidence interval of MRE_px"),
+    "det_F1_ci95_low": ("percent", "lower bound of the bootstrap 95% confidence interval of det_F1"),
+    "det_F1_ci95_high": ("percent", "upper bound of the bootstrap 95% confidence interval of det_F1"),
+    "grade_acc_ci95_low": ("percent", "lower bound of the bootstrap 95% confidence interval of grade_acc"),
+    "grade_acc_ci95_high": ("percent", "upper bound of the bootstrap 95% confidence interval of grade_acc"),
+    "slip_MAE_pp_ci95_low": ("percentage points", "lower bound of the bootstrap 95% confidence interval of "
+                                                  "slip_MAE_pp"),
+    "slip_MAE_pp_ci95_high": ("percentage points", "upper bound of the bootstrap 95% confidence interval of "
+                                                   "slip_MAE_pp"),
+    "kappa_ci95_low": ("kappa", "lower bound of the bootstrap 95% confidence interval of kappa"),
+    "kappa_ci95_high": ("kappa", "upper bound of the bootstrap 95% confidence interval of kappa"),
 }
 
 
@@ -149,6 +174,49 @@ def _ap_agreement(rows: List[dict]) -> dict:
     }
 
 
+def _agreement(scored: List[dict]) -> dict:
+    """metrics.json "agreement": slip_pct over every scored lateral pair, and each of
+    ``PAIR_MEASURES`` over the scored pairs where both values exist (omitted when none)."""
+    out = {"slip_pct": measure_agreement([r["gt_value"] for r in scored], [r["pred_value"] for r in scored], "pp")}
+    for name, unit in PAIR_MEASURES.items():
+        both = [(r["gt_measures"][name], r["pred_measures"][name]) for r in scored
+                if r["gt_measures"].get(name) is not None and r["pred_measures"].get(name) is not None]
+        if both:
+            out[name] = measure_agreement([t for t, _ in both], [p for _, p in both], unit)
+    return out
+
+
+def _level_of(row: dict) -> Optional[str]:
+    """A pair's level ("L4/L5") when the data names both vertebrae, else None (a pair
+    named by position is no level)."""
+    if level_index(row["upper"]) is None or level_index(row["lower"]) is None:
+        return None
+    return f"{row['upper']}/{row['lower']}"
+
+
+def _slip_tables(scored: List[dict]) -> tuple:
+    """(slip_by_level, slip_by_grade) of metrics.json: ``slip_groups`` by level, in
+    spine order, and by true grade, in ordinal order."""
+    args = ([r["gt_value"] for r in scored], [r["pred_value"] for r in scored],
+            [r["gt_class"] for r in scored], [r["pred_class"] for r in scored])
+    levels = [_level_of(r) for r in scored]
+    by_level = slip_groups(*args, levels, sorted({lv for lv in levels if lv},
+                                                 key=lambda lv: level_index(lv.split("/")[0])))
+    by_grade = slip_groups(*args, [GRADE_NAMES[r["gt_class"]] for r in scored], GRADE_ORDER)
+    return by_level, by_grade
+
+
+def _flat_agreement(slip: dict, ci95: dict) -> dict:
+    """The scalars of "agreement"["slip_pct"] and "ci95" under their METRICS names."""
+    flat = {"slip_bias_pp": slip["bias_pp"], "slip_sd_pp": slip["sd_pp"], "slip_loa_low_pp": slip["loa_low_pp"],
+            "slip_loa_high_pp": slip["loa_high_pp"], "slip_icc_a1": slip["icc_a1"],
+            "slip_icc_a1_ci95_low": slip["icc_a1_ci95"][0], "slip_icc_a1_ci95_high": slip["icc_a1_ci95"][1],
+            "slip_pearson_r": slip["pearson_r"]}
+    for name in CI_METRICS:
+        flat[f"{name}_ci95_low"], flat[f"{name}_ci95_high"] = ci95[name]
+    return flat
+
+
 def _facing_summary(images: List[ImageEvaluation], setting: str) -> dict:
     auto = [ev for ev in images if ev.truth.n >= 2 and ev.gt_grading.facing is not None
             and ev.gt_grading.facing.source == "auto"]
@@ -176,6 +244,12 @@ def _aggregate(images: List[ImageEvaluation], settings: EvaluationSettings) -> d
     slip = slip_agreement([r["gt_value"] for r in scored], [r["pred_value"] for r in scored],
                           [r["gt_class"] for r in scored], [r["pred_class"] for r in scored],
                           len(lateral) - len(scored))
+    det = detection_scores(tp, n_pred - tp, n_gt - tp)
+    agreement = _agreement(scored)
+    by_level, by_grade = _slip_tables(scored)
+    ci95, boot = bootstrap_ci95(images, settings.bootstrap, settings.seed)
+    point = {"MRE_px": s_px["mean"], "det_F1": det["det_F1"], **slip}
+    ci95 = {k: (v if point[k] is not None else [None, None]) for k, v in ci95.items()}
     naming = {src: sum(1 for ev in images if ev.truth.n and ev.gt_grading.level_source == src)
               for src in ("data", "mixed", "position")}
     metrics = {
@@ -193,10 +267,16 @@ def _aggregate(images: List[ImageEvaluation], settings: EvaluationSettings) -> d
         "MRE_mm_std": s_mm["std"] if n_spaced else None,
         **_sdr(e_px, settings.sdr_thresholds_px, "px", True),
         **_sdr(e_mm, settings.sdr_thresholds_mm, "mm", n_spaced > 0),
-        **detection_scores(tp, n_pred - tp, n_gt - tp),
+        **det,
         **{k: v for k, v in slip.items() if k != "grade_confusion"},
         **_ap_agreement(ds.pair_rows("ap")),
+        **_flat_agreement(agreement["slip_pct"], ci95),
         "grade_confusion": slip["grade_confusion"],
+        "agreement": agreement,
+        "slip_by_level": by_level,
+        "slip_by_grade": by_grade,
+        "ci95": ci95,
+        "bootstrap": boot,
         "facing": _facing_summary(images, settings.facing),
         "level_names": {"n_images_" + k: v for k, v in naming.items()},
         "units": {name: unit for name, (unit, _) in METRICS.items()},
@@ -220,7 +300,15 @@ def evaluate_dataset(truths: Sequence[ImageTruth], predictions: Mapping[int, Ima
         metrics.json: every scalar of :data:`METRICS` at the top level (None
         where undefined: no corner matched, no pixel spacing, no pair), plus
         ``grade_confusion`` ({"labels", "matrix"}: rows GT, columns prediction,
-        over the scored lateral pairs), ``facing`` (setting, n_lateral_images,
+        over the scored lateral pairs), ``agreement`` (``measure_agreement`` of
+        "slip_pct" over the scored lateral pairs, keys suffixed "_pp", and of
+        each ``PAIR_MEASURES`` name that has scored values: "_px", "_mm",
+        "_deg"), ``slip_by_level`` ({"L4/L5": ``slip_groups`` entry, ...}, only
+        pairs whose levels the data names, in spine order), ``slip_by_grade``
+        (the same by true grade name, in ordinal order), ``ci95`` ({name of
+        ``bootstrap.CI_METRICS``: [low, high]}, [None, None] without a
+        bootstrap or a value), ``bootstrap`` (n_resamples, seed, unit, n_units,
+        method), ``facing`` (setting, n_lateral_images,
         n_estimated, mean_gt_confidence, n_pred_differs_from_gt),
         ``level_names`` (images whose levels come from the data, from their
         position, or mixed), ``units`` and ``settings``.

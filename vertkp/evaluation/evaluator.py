@@ -48,7 +48,7 @@ from .scoring import DEFAULT_SDR_THRESHOLDS_MM, DEFAULT_SDR_THRESHOLDS_PX, Evalu
 
 __all__ = ["VertebraKeypointEvaluator", "dataset_ground_truth", "coco_from_dataset_dicts"]
 
-_IMAGE_FIELDS = ("file_name", "width", "height", "view", "facing", "pixel_spacing", "source_stem")
+_IMAGE_FIELDS = ("file_name", "width", "height", "view", "facing", "pixel_spacing", "source_stem", "patient_id")
 
 
 def coco_from_dataset_dicts(dicts: Sequence[Mapping]) -> dict:
@@ -79,7 +79,8 @@ def dataset_ground_truth(dataset_name: str) -> GroundTruth:
 
 
 class VertebraKeypointEvaluator(DatasetEvaluator):
-    """MRE, SDR, detection P/R/F1 and slip agreement inside detectron2.
+    """MRE, SDR, detection P/R/F1, slip agreement (Bland-Altman, ICC) and, when asked, the
+    bootstrap 95% CIs inside detectron2.
 
     Ground truth comes from :func:`dataset_ground_truth` by image id (the test
     mapper drops annotations). Only the images that were processed are scored. On several processes predictions are gathered to
@@ -99,7 +100,8 @@ class VertebraKeypointEvaluator(DatasetEvaluator):
                  gap_factor: Optional[float] = None,
                  sdr_thresholds_px: Sequence[float] = DEFAULT_SDR_THRESHOLDS_PX,
                  sdr_thresholds_mm: Sequence[float] = DEFAULT_SDR_THRESHOLDS_MM,
-                 pixel_spacing: Union[None, float, str, Mapping[str, float]] = None, plots: bool = True):
+                 pixel_spacing: Union[None, float, str, Mapping[str, float]] = None, plots: bool = True,
+                 bootstrap: int = 0, seed: int = 0):
         """
         Args:
             dataset_name: a registered dataset whose dicts carry annotations.
@@ -112,6 +114,11 @@ class VertebraKeypointEvaluator(DatasetEvaluator):
                 pixel, a table {name or stem: mm per pixel}, or the path of a
                 CSV/.xlsx table (``load_pixel_spacing``).
             plots: write the PNG plots too.
+            bootstrap: resamples for the bootstrap 95% CIs of metrics.json "ci95"
+                (and the "*_ci95_low/high" results). 0, the default, turns them
+                off, unlike ``vertkp evaluate`` (1000): they add nothing a
+                training run watches, so its periodic evaluations stay fast.
+            seed: the bootstrap's seed.
         """
         self._dataset_name = dataset_name
         self._output_dir = output_dir
@@ -120,7 +127,8 @@ class VertebraKeypointEvaluator(DatasetEvaluator):
                                        gap_factor=gap_factor).items() if v is not None}
         self._settings = EvaluationSettings(facing=facing, score_threshold=score_threshold,
                                             sdr_thresholds_px=sdr_thresholds_px,
-                                            sdr_thresholds_mm=sdr_thresholds_mm, **extra)
+                                            sdr_thresholds_mm=sdr_thresholds_mm, bootstrap=bootstrap, seed=seed,
+                                            **extra)
         if isinstance(pixel_spacing, (str, os.PathLike)):
             pixel_spacing = load_pixel_spacing(pixel_spacing)
         self._pixel_spacing = pixel_spacing

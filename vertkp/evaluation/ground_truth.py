@@ -21,6 +21,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from ..anatomy import FACINGS, VIEWS
+from ..data.provenance import patient_of
 from ..data.spacing import find_pixel_spacing, spacing_lookup
 from ..keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS
 
@@ -54,6 +55,8 @@ class ImageTruth:
         pixel_spacing: mm per pixel, or None.
         facing: the dataset's facing ("left"/"right") or None.
         source_stem: the source image's stem (Roboflow copies share one), or None.
+        patient_id: who the image is of (``vertkp.data.provenance.patient_of``), or None; the
+            bootstrap resamples patients when the images have one.
     """
 
     image_id: int
@@ -66,6 +69,7 @@ class ImageTruth:
     pixel_spacing: Optional[float] = None
     facing: Optional[str] = None
     source_stem: Optional[str] = None
+    patient_id: Optional[str] = None
 
     @property
     def n(self) -> int:
@@ -187,7 +191,8 @@ def load_ground_truth(source) -> GroundTruth:
             raise EvaluationInputError(f"{where}: facing {facing!r} is not 'left', 'right' or null")
         images[iid] = dict(file_name=str(im.get("file_name", "")), view=view, facing=facing,
                            pixel_spacing=_positive_or_none(im.get("pixel_spacing"), where),
-                           source_stem=im.get("source_stem"), anns=[])
+                           source_stem=im.get("source_stem"),
+                           patient_id=patient_of(im, str(im.get("file_name", ""))), anns=[])
         order.append(iid)
     n_crowd = n_other = n_empty = 0
     for k, ann in enumerate(data["annotations"]):
@@ -225,7 +230,7 @@ def load_ground_truth(source) -> GroundTruth:
         corners[~visible] = np.nan
         truths.append(ImageTruth(iid, im["file_name"], corners, visible, [lv for _, _, lv in anns],
                                  [aid for aid, _, _ in anns], im["view"], im["pixel_spacing"], im["facing"],
-                                 im["source_stem"]))
+                                 im["source_stem"], im["patient_id"]))
     return GroundTruth(truths, cat, name, notes)
 
 

@@ -57,8 +57,31 @@ def _sdr_curve(ax, errors: np.ndarray, marks, unit: str):
     ax.grid(alpha=0.3)
 
 
+def _bland_altman(ax, truth: np.ndarray, pred: np.ndarray, agreement: dict):
+    """Differences pred - truth against the means of the two, with the bias and the 95%
+    limits of agreement drawn and labelled."""
+    if truth.size == 0:
+        _no_data(ax, "no scored lateral pairs")
+        return
+    mean, diff = 0.5 * (truth + pred), pred - truth
+    ax.scatter(mean, diff, s=14, color="tab:blue", alpha=0.7)
+    lines = [("bias", agreement["bias_pp"], "-", "tab:red"),
+             ("+1.96 SD", agreement["loa_high_pp"], "--", "tab:gray"),
+             ("-1.96 SD", agreement["loa_low_pp"], "--", "tab:gray")]
+    for label, y, style, color in lines:
+        if y is None:
+            continue
+        ax.axhline(y, linestyle=style, color=color)
+        ax.annotate(f"{label} {y:+.2f}", xy=(1.0, y), xycoords=("axes fraction", "data"), xytext=(-4, 3),
+                    textcoords="offset points", ha="right", va="bottom", fontsize=8, color=color)
+    ax.axhline(0.0, color="0.7", linewidth=0.8)
+    ax.set_xlabel("mean of predicted and true slip (%)")
+    ax.set_ylabel("predicted - true slip (percentage points)")
+    ax.grid(alpha=0.3)
+
+
 def write_plots(result: DatasetEvaluation, output_dir) -> Dict[str, Path]:
-    """Write the four PNGs; returns short name -> path.
+    """Write the five PNGs; returns short name -> path.
 
     * sdr_curve.png: SDR against threshold (px, and mm when any image has a
       spacing), the configured thresholds marked; missed corners count as
@@ -68,6 +91,9 @@ def write_plots(result: DatasetEvaluation, output_dir) -> Dict[str, Path]:
     * error_histogram.png: histogram of matched corners' px errors.
     * grade_confusion.png: GT grade (rows) against predicted grade
       (columns) over the scored lateral pairs.
+    * bland_altman_slip.png: Bland-Altman plot of the slip % over the scored
+      lateral pairs: mean of predicted and true on x, predicted - true on y,
+      the bias and the 95% limits of agreement (bias -+ 1.96 SD, ddof=1).
     """
     out = Path(output_dir)
     m = result.metrics
@@ -138,4 +164,14 @@ def write_plots(result: DatasetEvaluation, output_dir) -> Dict[str, Path]:
     kap = "n/a" if m["kappa"] is None else f"{m['kappa']:.3f}"
     ax.set_title(f"Meyerding grade ({m['n_pairs']} pairs, accuracy {acc}, kappa {kap})")
     files["grade_confusion"] = _save(fig, out / "grade_confusion.png")
+
+    scored = [r for r in result.pair_rows("lateral") if r["scored"]]
+    a = m["agreement"]["slip_pct"]
+    fig = _figure()
+    ax = fig.add_subplot(1, 1, 1)
+    _bland_altman(ax, np.array([r["gt_value"] for r in scored], dtype=np.float64),
+                  np.array([r["pred_value"] for r in scored], dtype=np.float64), a)
+    icc = "n/a" if a["icc_a1"] is None else f"{a['icc_a1']:.3f}"
+    ax.set_title(f"Bland-Altman, slip % ({a['n']} pairs, ICC(A,1) {icc})")
+    files["bland_altman_slip"] = _save(fig, out / "bland_altman_slip.png")
     return files

@@ -16,7 +16,8 @@ Files (all in one output folder):
   upper, lower, gt_lateral_displacement_pct, pred_lateral_displacement_pct,
   gt_side, pred_side.
 * PNG plots: ``sdr_curve.png``, ``per_corner_error.png``,
-  ``error_histogram.png``, ``grade_confusion.png`` (see ``plots``).
+  ``error_histogram.png``, ``grade_confusion.png``, ``bland_altman_slip.png``
+  (see ``plots``).
 """
 from __future__ import annotations
 
@@ -97,8 +98,32 @@ def _sdr_line(m: dict, unit: str) -> str:
         f"{t}{unit} {_fmt(v, '.1f', '%')}" for t, v in cells)
 
 
+def _interval(pair, spec=".2f", suffix=""):
+    lo, hi = pair
+    return "n/a" if lo is None or hi is None else f"{lo:{spec}} to {hi:{spec}}{suffix}"
+
+
+def _agreement_lines(m: dict) -> List[str]:
+    """Bland-Altman and ICC of the slip (when 2 pairs or more), and the bootstrap CIs."""
+    lines = []
+    a = m["agreement"]["slip_pct"]
+    if a["n"] >= 2:
+        lines.append(f"  agreement slip bias {_fmt(a['bias_pp'], '+.2f', ' pp')}, 95% limits of agreement "
+                     f"{_interval((a['loa_low_pp'], a['loa_high_pp']), '+.2f', ' pp')} (SD {_fmt(a['sd_pp'])}, "
+                     f"ddof 1); ICC(A,1) {_fmt(a['icc_a1'], '.3f')} (95% CI {_interval(a['icc_a1_ci95'], '.3f')}); "
+                     f"Pearson r {_fmt(a['pearson_r'], '.3f')}")
+    b, ci = m["bootstrap"], m["ci95"]
+    if b["n_resamples"] and b["n_units"]:
+        lines.append(f"  95% CI    bootstrap, {b['n_resamples']} resamples of {b['n_units']} {b['unit']}: "
+                     f"MRE {_interval(ci['MRE_px'], suffix=' px')}  F1 {_interval(ci['det_F1'], '.1f', '%')}  "
+                     f"grade accuracy {_interval(ci['grade_acc'], '.1f', '%')}  slip MAE "
+                     f"{_interval(ci['slip_MAE_pp'], suffix=' pp')}  kappa {_interval(ci['kappa'], '.3f')}")
+    return lines
+
+
 def format_summary(metrics: dict) -> str:
-    """A few lines for people: counts, MRE, SDR, detection, slip agreement."""
+    """A few lines for people: counts, MRE, SDR, detection, slip agreement (Bland-Altman,
+    ICC) and the bootstrap 95% confidence intervals."""
     m = metrics
     s = m["settings"]
     lines = [
@@ -116,6 +141,7 @@ def format_summary(metrics: dict) -> str:
     lines.append(f"  slip      MAE {_fmt(m['slip_MAE_pp'], suffix=' pp')}  grade accuracy "
                  f"{_fmt(m['grade_acc'], '.1f', '%')}  kappa {_fmt(m['kappa'], '.3f')}  "
                  f"({m['n_pairs']} pairs scored, {m['n_unscored_pairs']} unscored: a vertebra was missed)")
+    lines += _agreement_lines(m)
     if m["n_ap_pairs"] or m["n_unscored_ap_pairs"]:
         lines.append(f"  AP lateral displacement MAE {_fmt(m['lateral_displacement_MAE_pp'], suffix=' pp')}  "
                      f"side accuracy {_fmt(m['lateral_side_acc'], '.1f', '%')}  ({m['n_ap_pairs']} pairs, "

@@ -17,7 +17,9 @@ Per image (:func:`evaluate_image`):
    S1's missing inferior corners in BUU-LSPINE). Each measurable GT pair
    whose two vertebrae were both matched is scored by measuring the same
    two predicted vertebrae with the predicted spine's own facing; a pair
-   with a missed vertebra is "unscored".
+   with a missed vertebra is "unscored". On lateral views the pair's
+   intervertebral angle and disc heights are kept too, true and predicted
+   (``PAIR_MEASURES``), for their agreement statistics.
 
 :func:`vertkp.evaluation.dataset.evaluate_dataset` aggregates images into metrics.json.
 """
@@ -45,6 +47,8 @@ from .predictions import ImagePredictions
 __all__ = [
     "DEFAULT_SDR_THRESHOLDS_PX",
     "DEFAULT_SDR_THRESHOLDS_MM",
+    "DEFAULT_BOOTSTRAP",
+    "PAIR_MEASURES",
     "EvaluationSettings",
     "ImageEvaluation",
     "evaluate_image",
@@ -52,6 +56,18 @@ __all__ = [
 
 DEFAULT_SDR_THRESHOLDS_PX = (6.0, 12.0, 18.0, 24.0)
 DEFAULT_SDR_THRESHOLDS_MM = (2.0, 2.5, 3.0, 4.0)
+# Bootstrap resamples behind the 95% confidence intervals of metrics.json's "ci95"
+# (``vertkp.evaluation.bootstrap``); 0 turns them off.
+DEFAULT_BOOTSTRAP = 1000
+# The lateral pair measures besides the slip whose agreement is reported, and the unit of
+# each one's differences (``lateral_pair_measures``): their metrics.json "agreement" keys.
+PAIR_MEASURES = {
+    "disc_height_anterior_px": "px",
+    "disc_height_posterior_px": "px",
+    "disc_height_anterior_mm": "mm",
+    "disc_height_posterior_mm": "mm",
+    "intervertebral_angle_deg": "deg",
+}
 
 
 @dataclass
@@ -67,6 +83,9 @@ class EvaluationSettings:
         gap_factor: disc height / body height above which consecutive
             vertebrae are not a pair.
         sdr_thresholds_px, sdr_thresholds_mm: SDR thresholds.
+        bootstrap: resamples for the bootstrap 95% confidence intervals
+            (``vertkp.evaluation.bootstrap``); 0: none (the "ci95" bounds are None).
+        seed: seed of the bootstrap's random generator: the same seed, the same intervals.
     """
 
     facing: str = "auto"
@@ -76,6 +95,8 @@ class EvaluationSettings:
     gap_factor: float = DEFAULT_GAP_FACTOR
     sdr_thresholds_px: Sequence[float] = DEFAULT_SDR_THRESHOLDS_PX
     sdr_thresholds_mm: Sequence[float] = DEFAULT_SDR_THRESHOLDS_MM
+    bootstrap: int = DEFAULT_BOOTSTRAP
+    seed: int = 0
 
     def __post_init__(self):
         if self.facing not in (*FACINGS, "auto"):
@@ -91,6 +112,11 @@ class EvaluationSettings:
             if not ts or any(not (math.isfinite(t) and t > 0) for t in ts):
                 raise ValueError(f"{name} must be positive numbers, got {getattr(self, name)!r}")
             setattr(self, name, tuple(sorted(set(ts))))
+        for name in ("bootstrap", "seed"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+                raise ValueError(f"{name} must be a whole number >= 0, got {v!r}")
+            setattr(self, name, int(v))
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -132,16 +158,21 @@ class ImageEvaluation:
         return self.matching.n_matched
 
 
-def _pair_measure(view, upper, lower, facing, no_slip_pct):
+def _pair_measure(view, upper, lower, facing, no_slip_pct, pixel_spacing):
+    """(main value, class, {PAIR_MEASURES name: value}) of one predicted pair."""
     if view == "lateral":
-        m = lateral_pair_measures(upper, lower, facing, None, no_slip_pct)
-        return m["slip_pct"], m["grade"]
+        m = lateral_pair_measures(upper, lower, facing, pixel_spacing, no_slip_pct)
+        return m["slip_pct"], m["grade"], {k: m[k] for k in PAIR_MEASURES}
     m = ap_pair_measures(upper, lower, no_slip_pct)
-    return m["lateral_displacement_pct"], m["lateral_side"]
+    return m["lateral_displacement_pct"], m["lateral_side"], {}
 
 
 def _score_pairs(truth: ImageTruth, gt: SpineGrading, pred: Optional[SpineGrading], matching: Matching,
                  settings: EvaluationSettings) -> List[dict]:
+    """One dict per measurable GT pair: image_id, file_name, view, upper, lower, name (the
+    grading's pair name), gt_value/pred_value (slip % or lateral displacement %),
+    gt_class/pred_class (grade or side), scored, reason (why not scored), and on lateral
+    views gt_measures/pred_measures ({``PAIR_MEASURES`` name: value or None})."""
     rows = []
     for p in gt.pairs:
         if not p.measurable:
@@ -153,6 +184,8 @@ def _score_pairs(truth: ImageTruth, gt: SpineGrading, pred: Optional[SpineGradin
             "gt_value": p.slip_pct if lateral else p.lateral_displacement_pct,
             "gt_class": p.grade if lateral else p.lateral_side,
             "pred_value": None, "pred_class": None, "scored": False, "reason": "",
+            "gt_measures": {k: getattr(p, k) for k in PAIR_MEASURES} if lateral else {},
+            "pred_measures": {},
         }
         pu, pl = int(matching.gt_to_pred[p.upper]), int(matching.gt_to_pred[p.lower])
         if pu < 0 or pl < 0:
@@ -162,12 +195,12 @@ def _score_pairs(truth: ImageTruth, gt: SpineGrading, pred: Optional[SpineGradin
         else:
             facing = pred.facing.facing if pred.facing is not None else None
             try:
-                value, cls = _pair_measure(gt.view, pred.oriented[pu], pred.oriented[pl], facing,
-                                           settings.no_slip_pct)
+                value, cls, extra = _pair_measure(gt.view, pred.oriented[pu], pred.oriented[pl], facing,
+                                                  settings.no_slip_pct, truth.pixel_spacing)
             except ValueError as e:
-                value, cls, row["reason"] = None, None, f"predicted corners are degenerate ({e})"
+                value, cls, extra, row["reason"] = None, None, {}, f"predicted corners are degenerate ({e})"
             if value is not None:
-                row.update(pred_value=float(value), pred_class=cls, scored=True)
+                row.update(pred_value=float(value), pred_class=cls, scored=True, pred_measures=extra)
             elif not row["reason"]:
                 row["reason"] = "predicted corners do not give the measure"
         rows.append(row)

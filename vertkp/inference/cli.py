@@ -3,15 +3,18 @@ images, with overlays and a report.
 
     vertkp predict --config-file CFG --weights W --input PATH [PATH ...] --output OUT
             [--facing left|right|auto] [--pixel-spacing MM_OR_FILE] [--score-threshold 0.5]
-            [--device cpu|cuda] [--gt GT.json] [--view lateral|ap] [--bottom-level S1]
+            [--device cpu|cuda] [--gt GT.json] [--view lateral|ap] [--bottom-level S1] [--keep-dicom-ids]
 
 PATH: image files, folders (searched recursively for .png .jpg .jpeg .bmp .tif
-.tiff) or glob patterns. Writes OUT/predictions.json, OUT/report.csv (one row
-per adjacent pair), OUT/overlays/<stem>.png and OUT/coco_results.json (COCO
-keypoint results for ``vertkp evaluate``; image ids from --gt when given, else
-numbered from 1 in input order). A file that cannot be read is reported and
-skipped. Exit status: 0 all images predicted, 1 some failed (the rest are
-written), 2 bad arguments or nothing to predict.
+.tiff .dcm .dicom, and DICOM files of any name) or glob patterns. Writes
+OUT/predictions.json, OUT/report.csv (one row per adjacent pair),
+OUT/overlays/<stem>.png and OUT/coco_results.json (COCO keypoint results for
+``vertkp evaluate``; image ids from --gt when given, else numbered from 1 in
+input order). An image's pixel spacing is --pixel-spacing's, else its DICOM
+header's, else --gt's (predictions.json: pixel_spacing_source). No DICOM
+patient or study identifier is written unless --keep-dicom-ids. A file that
+cannot be read is reported and skipped. Exit status: 0 all images predicted,
+1 some failed (the rest are written), 2 bad arguments or nothing to predict.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ import cv2
 from tqdm import tqdm
 
 from .. import HAS_DETECTRON2
+from ..data.dicom import has_dicom_preamble
 from ..data.images import IMAGE_SUFFIXES, ImageReadError
 from ..data.report import InvalidInput
 from ..data.spacing import find_pixel_spacing, load_pixel_spacing, spacing_lookup
@@ -39,7 +43,7 @@ from ..files import write_json
 from ..grading import DEFAULT_GAP_FACTOR, DEFAULT_NO_SLIP_PCT
 from .outputs import coco_results, format_summary, match_image_ids, summarize, write_report_csv
 from .overlay import draw_overlay
-from .result import FlagThresholds
+from .result import FlagThresholds, file_options, merge_options
 
 if HAS_DETECTRON2:
     from .predictor import VertebraPredictor
@@ -58,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--facing", choices=("left", "right", "auto"), default="auto",
                    help="side the patient faces on lateral views; auto: estimated per image")
     p.add_argument("--pixel-spacing", metavar="MM_OR_FILE", default=None,
-                   help="mm per pixel: one number, or a CSV/XLSX/JSON table by file name (as for vertkp evaluate)")
+                   help="mm per pixel: one number, or a CSV/XLSX/JSON table by file name (as for vertkp evaluate); "
+                        "over a DICOM file's own")
     p.add_argument("--score-threshold", type=float, default=DEFAULT_SCORE_THRESHOLD,
                    help="drop detections under this score")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA when available)")
@@ -77,15 +82,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="|slip| at or under this is grade 'none'")
     p.add_argument("--gap-factor", type=float, default=DEFAULT_GAP_FACTOR,
                    help="disc height / body height above which a vertebra seems missed")
+    p.add_argument("--keep-dicom-ids", action="store_true",
+                   help="record DICOM files' patient and study identifiers (PatientID, PatientName, StudyDate, "
+                        "...) in predictions.json, under dicom_ids; by default none is written anywhere")
     p.add_argument("--no-overlays", action="store_true", help="skip the overlay PNGs")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     return p
 
 
+def _is_input_image(path: Path) -> bool:
+    return path.is_file() and (path.suffix.lower() in IMAGE_SUFFIXES or has_dicom_preamble(path))
+
+
 def expand_inputs(specs) -> Tuple[List[str], List[dict]]:
-    """Image paths of files, folders (recursive) and globs, in order, without
-    duplicates; and a failure record for each spec that matches nothing."""
+    """Image paths of files, folders (recursive: files with an image suffix, and DICOM
+    files of any name) and globs, in order, without duplicates; and a failure record
+    for each spec that matches nothing."""
     paths, failures, seen = [], [], set()
 
     def add(p):
@@ -97,9 +110,10 @@ def expand_inputs(specs) -> Tuple[List[str], List[dict]]:
     for spec in specs:
         spec = str(spec)
         if os.path.isdir(spec):
-            found = sorted(str(f) for f in Path(spec).rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            found = sorted(str(f) for f in Path(spec).rglob("*") if _is_input_image(f))
             if not found:
-                failures.append({"image": spec, "error": "folder holds no image (" + " ".join(IMAGE_SUFFIXES) + ")"})
+                failures.append({"image": spec, "error": "folder holds no image (" + " ".join(IMAGE_SUFFIXES)
+                                 + ", or DICOM)"})
             for f in found:
                 add(f)
         elif os.path.isfile(spec):
@@ -115,8 +129,9 @@ def expand_inputs(specs) -> Tuple[List[str], List[dict]]:
     return paths, failures
 
 
-def _per_image_options(paths, view: str, gt_images, spacing) -> Tuple[List[dict], List]:
-    """Grading overrides and COCO image id of each input."""
+def _per_image_options(paths, view: str, gt_images, spacing, keep_dicom_ids: bool = False) -> Tuple[List[dict], List]:
+    """Grading overrides and COCO image id of each input. Pixel spacing: --pixel-spacing's,
+    else the file's own (a DICOM header's), else the ground truth's; with its source."""
     ids = match_image_ids(paths, gt_images) if gt_images is not None else list(range(1, len(paths) + 1))
     by_id = {im.image_id: im for im in gt_images or []}
     lookup = spacing_lookup(spacing) if isinstance(spacing, dict) else None
@@ -128,8 +143,12 @@ def _per_image_options(paths, view: str, gt_images, spacing) -> Tuple[List[dict]
             o["pixel_spacing"] = spacing
         elif lookup is not None:
             o["pixel_spacing"] = find_pixel_spacing(lookup, path, [im.source_stem if im is not None else None])
+        if o.get("pixel_spacing") is not None:
+            o["pixel_spacing_source"] = "--pixel-spacing"
+        o = merge_options(file_options(path, keep_dicom_ids), o)
         if o.get("pixel_spacing") is None and im is not None and im.pixel_spacing:
-            o["pixel_spacing"] = float(im.pixel_spacing)
+            o.update(pixel_spacing=float(im.pixel_spacing), pixel_spacing_source="--gt")
+            o.pop("notes", None)
         if im is not None and im.facing:
             o["data_facing"] = im.facing
         options.append(o)
@@ -138,7 +157,7 @@ def _per_image_options(paths, view: str, gt_images, spacing) -> Tuple[List[dict]
 
 def predict_files(predictor, inputs: Sequence[str], output, *, view: str = "lateral", pixel_spacing=None,
                   gt=None, batch_size: int = 1, overlays: bool = True, progress: bool = True, quiet: bool = False,
-                  settings: Optional[dict] = None) -> dict:
+                  settings: Optional[dict] = None, keep_dicom_ids: bool = False) -> dict:
     """Predict image files and write predictions.json, report.csv, coco_results.json and
     overlays/ into ``output``; returns :func:`vertkp.inference.outputs.summarize`.
 
@@ -146,10 +165,13 @@ def predict_files(predictor, inputs: Sequence[str], output, *, view: str = "late
         predictor: a :class:`vertkp.inference.VertebraPredictor`.
         inputs: files, folders (searched recursively) and glob patterns.
         view: what the images are, unless ``gt`` says.
-        pixel_spacing: mm per pixel for every image, or a table file (``vertkp.data.spacing``).
+        pixel_spacing: mm per pixel for every image, or a table file (``vertkp.data.spacing``);
+            over a DICOM file's own.
         gt: a vertkp COCO file of these images: its image ids go into coco_results.json,
             and its view, pixel spacing and facing are used per image.
         settings: recorded as predictions.json's "settings".
+        keep_dicom_ids: record DICOM files' identifiers (``SpinePrediction.dicom_ids``);
+            by default no output holds any.
 
     Raises:
         ValueError: nothing to predict, bad pixel spacing or ground truth.
@@ -164,7 +186,7 @@ def predict_files(predictor, inputs: Sequence[str], output, *, view: str = "late
         gt_images = load_ground_truth(gt).images if gt is not None else None
     except (InvalidInput, EvaluationInputError) as e:
         raise ValueError(str(e)) from None
-    options, ids = _per_image_options(paths, view, gt_images, spacing)
+    options, ids = _per_image_options(paths, view, gt_images, spacing, keep_dicom_ids)
     if gt_images is not None and not quiet:
         missing = [p for p, i in zip(paths, ids) if i is None]
         if missing:
@@ -236,12 +258,14 @@ def main(argv=None) -> int:
         predictor = VertebraPredictor(args.config_file, args.weights, device=args.device,
                                       score_threshold=args.score_threshold, view=args.view, facing=args.facing,
                                       bottom_level=args.bottom_level, no_slip_pct=args.no_slip_pct,
-                                      gap_factor=args.gap_factor, thresholds=thresholds)
+                                      gap_factor=args.gap_factor, thresholds=thresholds,
+                                      keep_dicom_ids=args.keep_dicom_ids)
         settings = {k: v for k, v in vars(args).items() if k not in ("input", "no_progress", "quiet")}
         settings["inputs"] = list(args.input)
         summary = predict_files(predictor, args.input, args.output, view=args.view, pixel_spacing=args.pixel_spacing,
                                 gt=args.gt, batch_size=args.batch_size, overlays=not args.no_overlays,
-                                progress=not args.no_progress, quiet=args.quiet, settings=settings)
+                                progress=not args.no_progress, quiet=args.quiet, settings=settings,
+                                keep_dicom_ids=args.keep_dicom_ids)
     except (ValueError, FileNotFoundError, json.JSONDecodeError) as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2

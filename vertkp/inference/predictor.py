@@ -28,7 +28,8 @@ from ..data.mapper import VertebraDatasetMapper
 from ..evaluation.matching import DEFAULT_SCORE_THRESHOLD
 from ..grading import DEFAULT_GAP_FACTOR, DEFAULT_NO_SLIP_PCT
 from ..keypoints import DETECTRON2_KEYPOINT_OFFSET
-from .result import FlagThresholds, SpinePrediction, build_prediction, corner_confidence
+from .result import (SPACING_OPTIONS, FlagThresholds, SpinePrediction, build_prediction, corner_confidence,
+                     file_options, merge_options)
 
 __all__ = ["VertebraPredictor"]
 
@@ -45,11 +46,14 @@ class VertebraPredictor:
         score_threshold: detections under this score are dropped, in [0, 1].
         view: "lateral" or "ap" (what the pair measures are).
         facing: "left", "right" or "auto" (estimated per image).
-        pixel_spacing: mm per pixel for every image (per image: the call's argument).
+        pixel_spacing: mm per pixel for every image (per image: the call's argument); None:
+            a DICOM file's own (``vertkp.inference.result.file_options``), else none.
         bottom_level: the level of the most caudal vertebra in view ("S1"),
             to name vertebrae by level; None names them by position.
         no_slip_pct, gap_factor: as for ``vertkp.grading.grade_spine``.
         thresholds: when to flag (:class:`FlagThresholds`).
+        keep_dicom_ids: record a DICOM file's patient and study identifiers in its
+            result (``SpinePrediction.dicom_ids``); by default none is read.
     """
 
     def __init__(self, config_file: str, weights: Optional[str] = None, *, opts: Sequence[str] = (),
@@ -75,7 +79,7 @@ class VertebraPredictor:
     def _setup(self, cfg, *, score_threshold: float = DEFAULT_SCORE_THRESHOLD, view: str = "lateral",
                facing: str = "auto", pixel_spacing: Optional[float] = None, bottom_level: Optional[str] = None,
                no_slip_pct: float = DEFAULT_NO_SLIP_PCT, gap_factor: float = DEFAULT_GAP_FACTOR,
-               thresholds: FlagThresholds = FlagThresholds()):
+               thresholds: FlagThresholds = FlagThresholds(), keep_dicom_ids: bool = False):
         if not 0.0 <= score_threshold <= 1.0:
             raise ValueError(f"score_threshold must be in [0, 1], got {score_threshold}")
         cfg.defrost()
@@ -91,8 +95,10 @@ class VertebraPredictor:
         self.input_format = cfg.INPUT.FORMAT
         self.device = torch.device(cfg.MODEL.DEVICE)
         self.score_threshold = float(score_threshold)
+        self.keep_dicom_ids = bool(keep_dicom_ids)
         self.grading = dict(view=view, facing=facing, pixel_spacing=pixel_spacing, bottom_level=bottom_level,
-                            no_slip_pct=no_slip_pct, gap_factor=gap_factor, thresholds=thresholds)
+                            no_slip_pct=no_slip_pct, gap_factor=gap_factor, thresholds=thresholds,
+                            pixel_spacing_source="given" if pixel_spacing is not None else None)
 
     # ---- the network alone -------------------------------------------------------------
     def load(self, source) -> Tuple[np.ndarray, str]:
@@ -116,7 +122,8 @@ class VertebraPredictor:
     # ---- image in, graded spine out ------------------------------------------------------
     def to_prediction(self, instances, *, name: str, height: int, width: int, **overrides) -> SpinePrediction:
         """Grade one image's ``Instances`` (``build_prediction``); ``overrides``
-        replace the predictor's grading settings (pixel_spacing, facing, data_facing, view, ...)."""
+        replace the predictor's grading settings (pixel_spacing with its pixel_spacing_source,
+        facing, data_facing, view, ...); ``notes`` are added to the result's, ``dicom_ids`` set on it."""
         inst = instances[instances.scores >= self.score_threshold]
         if len(inst):
             kps = inst.pred_keypoints.numpy().astype(np.float64)
@@ -127,8 +134,25 @@ class VertebraPredictor:
         else:
             corners, conf, boxes, scores = np.zeros((0, 4, 2)), np.zeros((0, 4)), np.zeros((0, 4)), np.zeros(0)
         settings = dict(self.grading)
-        settings.update({k: v for k, v in overrides.items() if v is not None})
-        return build_prediction(corners, conf, scores, boxes, image=name, height=height, width=width, **settings)
+        given = {k: v for k, v in overrides.items() if v is not None}
+        source = given.pop("pixel_spacing_source", None)
+        if "pixel_spacing" in given:
+            settings["pixel_spacing_source"] = source or "given"
+        notes, ids = given.pop("notes", ()), given.pop("dicom_ids", None)
+        settings.update(given)
+        pred = build_prediction(corners, conf, scores, boxes, image=name, height=height, width=width, **settings)
+        pred.notes.extend(notes)
+        pred.dicom_ids = ids
+        return pred
+
+    def file_options(self, source) -> dict:
+        """Per-image options a file carries itself (``vertkp.inference.result.file_options``: a
+        DICOM file's pixel spacing, and its identifiers with ``keep_dicom_ids``); its spacing
+        only when the predictor was given none."""
+        own = file_options(source, self.keep_dicom_ids)
+        if self.grading["pixel_spacing"] is not None:  # the predictor's spacing wins over the file's
+            own = {k: v for k, v in own.items() if k not in SPACING_OPTIONS}
+        return own
 
     def __call__(self, image, *, name: Optional[str] = None, **overrides) -> SpinePrediction:
         """Predict one image: a path or an array (grey [H, W], colour [H, W, 3]
@@ -142,7 +166,8 @@ class VertebraPredictor:
         Args:
             images: paths or arrays.
             names: per image, the name in the result (default: the path, or "<array k>").
-            options: per image, grading overrides (e.g. ``{"pixel_spacing": 0.14}``).
+            options: per image, grading overrides (e.g. ``{"pixel_spacing": 0.14}``); they win
+                over what the file says of itself (:meth:`file_options`).
 
         Raises:
             vertkp.data.images.ImageReadError: an unreadable file (nothing is returned).
@@ -151,14 +176,15 @@ class VertebraPredictor:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         results = []
         for start in range(0, len(images), batch_size):
-            decoded, chunk_names = [], []
+            decoded, chunk_names, chunk_options = [], [], []
             for k, src in enumerate(images[start:start + batch_size], start):
                 image, default = self.load(src)
                 decoded.append(image)
                 given = names[k] if names is not None else None
                 chunk_names.append(given or (default if default != "<array>" else f"<array {k}>"))
-            results += self.predict_decoded(decoded, chunk_names,
-                                            options[start:start + batch_size] if options is not None else None)
+                chunk_options.append(merge_options(self.file_options(src),
+                                                   options[k] if options is not None else None))
+            results += self.predict_decoded(decoded, chunk_names, chunk_options)
         return results
 
     def predict_decoded(self, images: Sequence[np.ndarray], names: Sequence[str],

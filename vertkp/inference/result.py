@@ -1,8 +1,9 @@
 """What a prediction is: vertebrae, graded pairs and the flags that call for a human look.
 
 Everything here is numpy and the grading code (``vertkp.grading.grade_spine``,
-the one the evaluator uses); :class:`vertkp.inference.VertebraPredictor` only
-adds the network in front.
+the one the evaluator uses), plus :func:`file_options`, what an image file says of
+itself (a DICOM header's pixel spacing); :class:`vertkp.inference.VertebraPredictor`
+only adds the network in front.
 
 Coordinates: pixels of the input image, x right, y down, the COCO files'
 convention (detectron2's +0.5 already removed). Corners: canonical TL, TR, BL,
@@ -10,12 +11,14 @@ BR (``vertkp.keypoints``). Vertebrae are listed cranial to caudal.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import List, Optional
 
 import numpy as np
 
 from ..anatomy import LEVELS, level_index
+from ..data.dicom import DicomError, dicom_ids, dicom_pixel_spacing, is_dicom_file, read_dicom
 from ..grading import (
     DEFAULT_GAP_FACTOR,
     DEFAULT_NO_SLIP_PCT,
@@ -34,6 +37,9 @@ __all__ = [
     "SpinePrediction",
     "corner_confidence",
     "build_prediction",
+    "SPACING_OPTIONS",
+    "file_options",
+    "merge_options",
 ]
 
 # Flag code -> what it means. Codes are what predictions.json, report.csv and the overlays carry.
@@ -48,6 +54,8 @@ FLAGS = {
     "borderline_grade": "the slip is within a few percentage points of a Meyerding boundary",
     "not_measurable": "the pair's slip could not be measured",
 }
+# The per-image options (file_options) that a pixel spacing given otherwise replaces.
+SPACING_OPTIONS = ("pixel_spacing", "pixel_spacing_source", "notes")
 
 
 @dataclass(frozen=True)
@@ -129,10 +137,15 @@ class SpinePrediction:
             bottom level, else "position" (names are "#k from bottom").
         lordosis_deg: L1-S1 lordosis when both levels are known, else None.
         pixel_spacing: mm per pixel, or None (then the *_mm values are None).
+        pixel_spacing_source: where it came from: "--pixel-spacing", "dicom:<header field>"
+            (:func:`file_options`), "--gt", "given" (a ``VertebraPredictor`` argument); None without one.
         flags: codes of :data:`FLAGS` for the image (those of its vertebrae and pairs included).
         notes: readable caveats.
         thresholds: the :class:`FlagThresholds` the flags were raised with.
         image_id: the COCO image id of the results file, if any.
+        dicom_ids: a DICOM file's patient and study identifiers
+            (``vertkp.data.dicom.DICOM_ID_FIELDS``), only when asked for (``keep_dicom_ids``);
+            None, and then not in :meth:`as_dict`, otherwise.
         grading: the full :class:`vertkp.grading.SpineGrading` (not serialised).
     """
 
@@ -153,6 +166,8 @@ class SpinePrediction:
     notes: List[str]
     thresholds: FlagThresholds = FlagThresholds()
     image_id: Optional[int] = None
+    pixel_spacing_source: Optional[str] = None
+    dicom_ids: Optional[dict] = None
     grading: Optional[SpineGrading] = field(default=None, repr=False, compare=False)
 
     @property
@@ -171,6 +186,8 @@ class SpinePrediction:
         out["vertebrae"] = [v.as_dict() for v in self.vertebrae]
         out["pairs"] = [p.as_dict() for p in self.pairs]
         out["thresholds"] = asdict(self.thresholds)
+        if self.dicom_ids is None:
+            del out["dicom_ids"]
         return out
 
 
@@ -215,7 +232,8 @@ def build_prediction(corners, corner_scores, scores, boxes, *, image: str, heigh
                      view: str = "lateral", facing: Optional[str] = "auto", data_facing: Optional[str] = None,
                      pixel_spacing: Optional[float] = None, bottom_level: Optional[str] = None,
                      no_slip_pct: float = DEFAULT_NO_SLIP_PCT, gap_factor: float = DEFAULT_GAP_FACTOR,
-                     thresholds: FlagThresholds = FlagThresholds()) -> SpinePrediction:
+                     thresholds: FlagThresholds = FlagThresholds(),
+                     pixel_spacing_source: Optional[str] = None) -> SpinePrediction:
     """Grade the detected vertebrae of one image and flag what needs a look.
 
     Args:
@@ -230,6 +248,7 @@ def build_prediction(corners, corner_scores, scores, boxes, *, image: str, heigh
             lumbar lateral film that shows the sacrum); the others are named
             upwards from it. Not applied when a vertebra seems missed (noted).
         thresholds: :class:`FlagThresholds`.
+        pixel_spacing_source: where ``pixel_spacing`` came from (:attr:`SpinePrediction.pixel_spacing_source`).
 
     Returns:
         :class:`SpinePrediction`, vertebrae cranial to caudal.
@@ -300,4 +319,43 @@ def build_prediction(corners, corner_scores, scores, boxes, *, image: str, heigh
         facing_confidence=float(fe.confidence) if fe else None,
         level_source="bottom_level" if levels is not None else "position", lordosis_deg=g.lordosis_deg,
         pixel_spacing=pixel_spacing, flags=[f for f in FLAGS if f in image_flags], notes=notes,
-        thresholds=thresholds, grading=g)
+        thresholds=thresholds, pixel_spacing_source=pixel_spacing_source if pixel_spacing is not None else None,
+        grading=g)
+
+
+def file_options(path, keep_dicom_ids: bool = False) -> dict:
+    """What an image file says of itself that a prediction uses: a DICOM file's pixel spacing
+    (``vertkp.data.dicom.dicom_pixel_spacing``) and, with ``keep_dicom_ids``, its identifiers.
+
+    Returns:
+        {"pixel_spacing", "pixel_spacing_source": "dicom:<field>"} when the header has one,
+        {"notes": [why not]} when its spacing cannot be used, {"dicom_ids": {...}} when asked
+        for; {} for an array, a file that is not DICOM or one whose header cannot be read
+        (the decoder reports it).
+    """
+    if not isinstance(path, (str, os.PathLike)) or not is_dicom_file(path):
+        return {}
+    try:
+        ds = read_dicom(path, pixels=False)
+        spacing = dicom_pixel_spacing(ds)
+        ids = dicom_ids(ds) if keep_dicom_ids else None
+    except DicomError:
+        return {}
+    out = {}
+    if spacing.mm is not None:
+        out.update(pixel_spacing=spacing.mm, pixel_spacing_source=f"dicom:{spacing.source}")
+    if spacing.note:
+        out["notes"] = [spacing.note]
+    if ids is not None:
+        out["dicom_ids"] = ids
+    return out
+
+
+def merge_options(own: dict, given: Optional[dict]) -> dict:
+    """Per-image options: ``given`` ones (a caller's, the command line's; None values ignored)
+    over those a file carries itself (:func:`file_options`). A given pixel spacing replaces
+    the file's, with its source and its notes."""
+    given = {k: v for k, v in (given or {}).items() if v is not None}
+    out = {k: v for k, v in own.items() if "pixel_spacing" not in given or k not in SPACING_OPTIONS}
+    out.update(given)
+    return out

@@ -15,6 +15,7 @@ Modules, one job each:
   * ``truth``: the truth records, the truth file's definitions, ``summarize``;
   * ``mendeley``, ``buu``: the two folder layouts (with the label writers of
     ``vertkp.data.spondylolisthesis`` and ``vertkp.data.buu_lspine``);
+  * ``dicom``: a set's images again as DICOM files (``vertkp phantoms --format dicom``);
   * ``make``: ``make_phantoms``, ``ensure_phantoms``; ``cli``: ``vertkp phantoms``.
 """
 from .buu import BUU_LABEL_CODES, label_codes

@@ -74,6 +74,8 @@ class Scene:
         corners: float array [K, 4, 2]; lateral: AS, PS, AI, PI; AP: TL, TR, BL, BR.
         shapes: polygons to render, back to front.
         px_per_mm: mean scale of the frame (1.0 in the model frame).
+        tips: float array [K, 4, 2] like ``corners``: the tip of the osteophyte beak
+            growing at a corner, NaN where there is none (None: no beaks at all).
     """
 
     view: str
@@ -81,12 +83,14 @@ class Scene:
     corners: np.ndarray
     shapes: list = field(default_factory=list)
     px_per_mm: float = 1.0
+    tips: np.ndarray | None = None
 
     def transformed(self, m: np.ndarray) -> "Scene":
         """The scene moved by the 2x3 affine ``m`` (model mm -> image px)."""
         scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
         shapes = [replace(s, points=apply_affine(m, s.points)) for s in self.shapes]
-        return Scene(self.view, self.levels, apply_affine(m, self.corners), shapes, self.px_per_mm * scale)
+        tips = None if self.tips is None else apply_affine(m, self.tips)
+        return Scene(self.view, self.levels, apply_affine(m, self.corners), shapes, self.px_per_mm * scale, tips)
 
     def corner(self, level: str) -> np.ndarray:
         """Corners [4, 2] of one level."""
@@ -137,12 +141,15 @@ def ellipse(center, rx: float, ry: float, angle_deg: float = 0.0, n: int = 40) -
     return pts + np.asarray(center, dtype=np.float64)
 
 
-def body_outline(quad: np.ndarray, bulges, n: int = 7) -> np.ndarray:
+def body_outline(quad: np.ndarray, bulges, n: int = 7, offsets: np.ndarray | None = None) -> np.ndarray:
     """Outline [4 * n, 2] of a vertebral body through the 4 corners of ``quad``.
 
     ``quad`` is a closed ring of 4 corners; each side i (quad[i] -> quad[i+1])
     is bowed towards the centroid by ``bulges[i]`` times its length at its
     middle (parabolic profile), so the corners stay exact vertices.
+    ``offsets`` [4, n] (optional) adds more inward bowing per outline point, as a
+    fraction of the side's length (an irregular endplate); its column 0 (the
+    corners) is ignored.
     """
     quad = np.asarray(quad, dtype=np.float64)
     centre = quad.mean(axis=0)
@@ -154,8 +161,10 @@ def body_outline(quad: np.ndarray, bulges, n: int = 7) -> np.ndarray:
         normal = np.array([-d[1], d[0]])
         if normal @ (centre - (a + b) / 2) < 0:
             normal = -normal
-        pts = a + s[:, None] * d + (4 * s * (1 - s))[:, None] * bulges[i] * normal
-        out.append(pts)
+        bow = 4 * s * (1 - s) * bulges[i]
+        if offsets is not None:
+            bow = bow + np.where(s > 0, offsets[i], 0.0)
+        out.append(a + s[:, None] * d + bow[:, None] * normal)
     return np.concatenate(out)
 
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from vertkp.grading import slip_percent
 
+from .clutter import degeneration_shapes, endplate_offsets, lateral_clutter
 from .geometry import Scene, Shape, body_outline, cranial, direction, ellipse, local, unit
 from .patients import LATERAL_LEVELS
 
@@ -89,7 +90,9 @@ def _sacrum_shapes(s1: np.ndarray, rng: np.random.Generator) -> list:
     return shapes
 
 
-def build_lateral(patient: dict, targets: dict, distort: np.ndarray, rng: np.random.Generator) -> Scene:
+def build_lateral(patient: dict, targets: dict, distort: np.ndarray, rng: np.random.Generator,
+                  clutter: float = 0.0, degeneration: dict | None = None,
+                  xrng: np.random.Generator | None = None) -> Scene:
     """Lateral scene (model frame, facing left) of the whole chain T8..S1.
 
     Built from S1 upwards: S1's superior endplate slopes down towards anterior
@@ -104,9 +107,16 @@ def build_lateral(patient: dict, targets: dict, distort: np.ndarray, rng: np.ran
         targets: slip % keyed by upper level (missing levels: no shift).
         distort: 2x2 linear part of the model -> image map, up to scale.
         rng: generator for the decorative shapes (sacrum, ilium, gas, skin).
+        clutter: amount of overlapping anatomy (``clutter.lateral_clutter``; 0 none).
+        degeneration: from ``patients.sample_degeneration`` (the patient's discs
+            already narrowed with ``patients.degenerated``): vacuum clefts,
+            osteophyte beaks, rough endplates. None: none.
+        xrng: generator of the clutter and degeneration shapes (needed with either),
+            apart from ``rng`` so that a clean scene draws exactly what it always drew.
 
     Returns:
-        Scene with corners [11, 4, 2] in AS, PS, AI, PI order, mm.
+        Scene with corners [11, 4, 2] in AS, PS, AI, PI order, mm (and the beak
+        tips, when there is degeneration).
     """
     bodies, discs = patient["bodies"], patient["discs"]
     s1 = bodies["S1"]
@@ -142,12 +152,19 @@ def build_lateral(patient: dict, targets: dict, distort: np.ndarray, rng: np.ran
     for level, c in zip(LATERAL_LEVELS, corners):
         if level != "S1":
             shapes += _posterior_shapes(c, level, patient["posterior_scale"])
+    tips = None
+    if clutter > 0.0:
+        shapes += lateral_clutter(chain, clutter, xrng)
+    if degeneration is not None:
+        extra, tips = degeneration_shapes(chain, LATERAL_LEVELS, degeneration, xrng)
+        shapes += extra
     for level, c in zip(LATERAL_LEVELS, corners):
         bul = bodies[level]["bulges"]
         ring = np.stack([c[0], c[1], c[3], c[2]])  # AS -> PS -> PI -> AI
         # sides: superior endplate, posterior wall, inferior endplate, anterior wall
-        shapes.append(Shape(body_outline(ring, bul), fill=0.3, rim=0.13, rim_mm=1.6, texture=1.0))
-    return Scene("lateral", LATERAL_LEVELS, corners, shapes)
+        rough = None if degeneration is None else endplate_offsets(degeneration["rough"].get(level, 0.0), 7, xrng)
+        shapes.append(Shape(body_outline(ring, bul, offsets=rough), fill=0.3, rim=0.13, rim_mm=1.6, texture=1.0))
+    return Scene("lateral", LATERAL_LEVELS, corners, shapes, tips=tips)
 
 
 def _soft_tissue_lateral(corners: np.ndarray, rng: np.random.Generator) -> list:

@@ -11,6 +11,7 @@ from vertkp.grading import DEFAULT_NO_SLIP_PCT
 
 from .archive import pack
 from .buu import BUU_LABEL_CODES, write_buu
+from .difficulty import DEFAULT_DIFFICULTY, get_difficulty
 from .mendeley import write_spondylolisthesis
 from .truth import LATERAL_DISPLACEMENT_PCT_DEFINITION, TRUTH_FILE, summarize
 
@@ -29,12 +30,14 @@ def _check_out_dir(out_dir: Path) -> None:
 
 
 def make_phantoms(layout: str, out_dir, num_images: int, seed: int, image_size: int | None = None,
-                  progress: bool = True, archive: bool = False) -> dict:
+                  progress: bool = True, archive: bool = False, difficulty: str = DEFAULT_DIFFICULTY,
+                  label_noise: float | None = None) -> dict:
     """Write a synthetic dataset in one of the raw layouts of ``datasets/README.md``.
 
     With the real archives' quirks: Mendeley images each have a JSON label, some a
     YOLO-TXT twin too (one of them off by a few px), among archive/OS junk; BUU's
-    ``LA/`` holds a stray duplicate. ``phantom_truth.json`` lists them.
+    ``LA/`` holds a stray duplicate. ``phantom_truth.json`` lists them, with the
+    exact and the labelled corners of every vertebra.
 
     Args:
         layout: "spondylolisthesis" (Mendeley landmark dataset) or "buu-lspine".
@@ -46,23 +49,33 @@ def make_phantoms(layout: str, out_dir, num_images: int, seed: int, image_size: 
         seed: same seed, same bytes in every file.
         image_size: spondylolisthesis: side of the square train/val images
             (default 640; test images are 1.6-2x taller, portrait);
-            buu-lspine: image height (default 1024; width 0.6-0.8 of it).
+            buu-lspine: image height (width 0.6-0.8 of it; default: the
+            originals' sizes, 1434-3408 px high, or 1024 at ``clean``).
         progress: show a tqdm progress bar.
+        archive: pack the set as the real download is.
+        difficulty: "clean", "realistic" or "hard" (``vertkp.phantoms.difficulty``).
+        label_noise: SD per coordinate of the annotators' jitter, px (0: labels equal
+            the exact corners; None: the difficulty's, relative to each vertebra's width).
 
     Returns:
         summary dict: layout, out_dir, seed, images per split (or per view),
         patients (buu), vertebrae, pair counts per grade name, seconds.
 
     Raises:
-        ValueError: unknown layout, too few images, or image_size < 128.
+        ValueError: unknown layout or difficulty, too few images, image_size < 128, or a
+            negative label noise.
         FileExistsError: ``out_dir`` exists and is not empty (or, with ``archive``, exists).
     """
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     if num_images < 1:
         raise ValueError(f"num_images must be >= 1, got {num_images}")
-    size = int(image_size or DEFAULT_IMAGE_SIZE[layout])
-    if size < 128:
+    knobs = get_difficulty(difficulty)
+    if label_noise is not None and label_noise < 0:
+        raise ValueError(f"label_noise must be >= 0 px, got {label_noise}")
+    original_sizes = layout == "buu-lspine" and image_size is None and not knobs.clean
+    size = None if original_sizes else int(image_size or DEFAULT_IMAGE_SIZE[layout])
+    if size is not None and size < 128:
         raise ValueError(f"image_size must be >= 128 px, got {size}")
     out = Path(out_dir)
     if archive:
@@ -73,17 +86,21 @@ def make_phantoms(layout: str, out_dir, num_images: int, seed: int, image_size: 
                                   "another --output)")
         out.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".phantoms_", dir=out.parent) as tmp:
-            summary = make_phantoms(layout, Path(tmp) / "set", num_images, seed, image_size, progress)
+            summary = make_phantoms(layout, Path(tmp) / "set", num_images, seed, image_size, progress,
+                                    difficulty=difficulty, label_noise=label_noise)
             pack(Path(tmp) / "set", layout, out)
         return dict(summary, out_dir=str(out))
     _check_out_dir(out)
     start = time.perf_counter()
     write = write_spondylolisthesis if layout == "spondylolisthesis" else write_buu
-    result = write(out, num_images, seed, size, progress)
+    result = write(out, num_images, seed, size, progress, knobs, label_noise)
     buu = layout == "buu-lspine"
     truth = {
         "layout": layout,
         "seed": int(seed),
+        "difficulty": knobs.name,
+        "label_noise": {"px": label_noise} if label_noise is not None else
+        {"fraction_of_width": knobs.label_noise_frac, "osteophyte_tip_share": knobs.osteophyte_tip_share},
         "image_size": size,
         "no_slip_pct": DEFAULT_NO_SLIP_PCT,
         "corner_order": ["TL", "TR", "BL", "BR"],
@@ -99,11 +116,12 @@ def make_phantoms(layout: str, out_dir, num_images: int, seed: int, image_size: 
 
 
 def ensure_phantoms(layout: str, out_dir, num_images: int, seed: int, image_size: int | None = None,
-                    progress: bool = True, archive: bool = False) -> dict | None:
+                    progress: bool = True, archive: bool = False, difficulty: str = DEFAULT_DIFFICULTY,
+                    label_noise: float | None = None) -> dict | None:
     """:func:`make_phantoms` into ``out_dir`` unless the same phantoms are already there.
 
     "The same" is recorded in ``<out_dir>.json`` next to the folder (or the archive:
-    layout, number, seed, image size, archive), written once the phantoms are
+    layout, number, seed, image size, archive, difficulty, label noise), written once the phantoms are
     complete; a folder or archive without it, or made with other settings, is
     removed and made again.
 
@@ -112,7 +130,8 @@ def ensure_phantoms(layout: str, out_dir, num_images: int, seed: int, image_size
     """
     out_dir = Path(out_dir)
     record = out_dir.parent / f"{out_dir.name}.json"
-    want = {"layout": layout, "num_images": num_images, "seed": seed, "image_size": image_size}
+    want = {"layout": layout, "num_images": num_images, "seed": seed, "image_size": image_size,
+            "difficulty": difficulty, "label_noise": label_noise}
     if archive:
         want["archive"] = True
     if record.is_file() and read_json(record) == want and out_dir.exists():
@@ -122,6 +141,6 @@ def ensure_phantoms(layout: str, out_dir, num_images: int, seed: int, image_size
     elif out_dir.exists():
         out_dir.unlink()
     summary = make_phantoms(layout, out_dir, num_images, seed, image_size=image_size, progress=progress,
-                            archive=archive)
+                            archive=archive, difficulty=difficulty, label_noise=label_noise)
     write_json(record, want, nan="error")
     return summary

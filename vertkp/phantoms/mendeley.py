@@ -28,10 +28,14 @@ from vertkp.data.spondylolisthesis import (
 )
 from vertkp.grading import DEFAULT_NO_SLIP_PCT
 
+from .difficulty import Difficulty
 from .geometry import apply_affine, canonical_from_anatomical, frame_affine, rotation
+from .labelling import label_corners
 from .lateral import build_lateral
-from .patients import LATERAL_LEVELS, sample_patient, sample_people, sample_slip_targets, stream
-from .render import render_jpeg, sample_style
+from .patients import LATERAL_LEVELS, degenerated, sample_degeneration, sample_patient, sample_people, \
+    sample_slip_targets, stream
+from .realism import ARCHIVE, ARCHIVE_SIZE
+from .render import degraded_style, render_jpeg, sample_style
 from .truth import on_label_grid, slip_pairs, vertebra_records, write_file
 
 __all__ = ["write_spondylolisthesis"]
@@ -88,14 +92,65 @@ def _plan(n: int, rng: np.random.Generator) -> list:
     return sources
 
 
-def _window(rng: np.random.Generator) -> tuple:
-    """Labelled levels (cranial to caudal) of one Mendeley-style image."""
-    counts = list(_WINDOW_COUNTS)
-    count = counts[int(rng.choice(len(counts), p=list(_WINDOW_COUNTS.values())))]
+def _window(rng: np.random.Generator, counts: dict = _WINDOW_COUNTS) -> tuple:
+    """Labelled levels (cranial to caudal) of one Mendeley-style image; ``counts``: relative
+    frequency of each number of labelled vertebrae."""
+    weights = np.array(list(counts.values()), dtype=np.float64)
+    count = list(counts)[int(rng.choice(len(counts), p=weights / weights.sum()))]
     ends = list(_WINDOW_ENDS)
     end = LATERAL_LEVELS.index(ends[int(rng.choice(len(ends), p=list(_WINDOW_ENDS.values())))])
     start = max(0, end - count + 1)
     return LATERAL_LEVELS[start:end + 1]
+
+
+# Archive framing (realistic, hard): px per mm at a 640 px export (log-normal), and the stretch of
+# a portrait radiograph squeezed into the square export (log-normal, width factor).
+_ARCHIVE_PX_PER_MM = (1.8, 0.25)
+# A window of n labelled vertebrae is seen (_TYPICAL_COUNT / n) ** _ZOOM_POWER times closer.
+_TYPICAL_COUNT, _ZOOM_POWER = 6.5, 0.5
+_ARCHIVE_STRETCH = (1.3, 0.25)
+# The most of the height the labelled window spans, and the lowest its bottom goes (the
+# archive's lowest centres are at 0.7 H).
+_ARCHIVE_SPAN = 0.78
+_ARCHIVE_BOTTOM = 0.82
+# Where the labelled window's middle goes (fraction of the height; its top stays 1% of the height
+# or more inside), and the share of images whose top vertebra touches the border.
+_ARCHIVE_MIDDLE = (0.3, 0.5)
+_TOUCH_SHARE = 0.02
+
+
+def _archive_affine(linear: np.ndarray, keep: np.ndarray, size: int, facing: str,
+                    rng: np.random.Generator) -> np.ndarray:
+    """2x3 affine model mm -> image px placing the labelled corners ``keep`` as the archive does.
+
+    The scale gives archive-sized vertebrae (shrunk when the window would span more
+    than ``_ARCHIVE_SPAN`` of the height); the window's middle lies in the upper half, so
+    that the pelvis, not labelled vertebrae, fills the lower part; now and then the
+    top vertebra touches the border.
+    """
+    p = np.asarray(keep, dtype=np.float64).reshape(-1, 2) @ linear.T
+    lo, hi = p.min(axis=0), p.max(axis=0)
+    span = hi - lo
+    zoom = (_TYPICAL_COUNT / len(keep)) ** _ZOOM_POWER  # a short window is a closer view
+    scale = size / ARCHIVE_SIZE * _ARCHIVE_PX_PER_MM[0] * zoom * np.exp(rng.normal(0.0, _ARCHIVE_PX_PER_MM[1]))
+    scale = min(scale, _ARCHIVE_SPAN * size / span[1], 0.94 * size / span[0])
+    if rng.random() < _TOUCH_SHARE:
+        top = rng.uniform(0.0, 1.0)
+    else:
+        top = max(rng.uniform(*_ARCHIVE_MIDDLE) * size - scale * span[1] / 2, 0.01 * size)
+    top = min(top, max(_ARCHIVE_BOTTOM * size - scale * span[1], 0.0))
+    x_centre = rng.uniform(0.4, 0.52) if facing == "left" else rng.uniform(0.48, 0.6)
+    m = np.zeros((2, 3))
+    m[:, :2] = scale * linear
+    m[:, 2] = [x_centre * size - scale * (lo[0] + hi[0]) / 2, top - scale * lo[1]]
+    q = p * scale + m[:, 2]
+    pad = 0.01 * size
+    m[0, 2] += max(0.0, pad - q[:, 0].min()) - max(0.0, q[:, 0].max() - (size - pad))
+    return m
+
+
+def _archive_counts() -> dict:
+    return {k: float(v) for k, v in ARCHIVE["vertebrae_per_image"].items()}
 
 
 def _similarity(deg: float, scale: float, shift, width: int, height: int) -> np.ndarray:
@@ -113,16 +168,19 @@ def _inside(pts: np.ndarray, width: int, height: int, frac: float = 0.01) -> boo
                 and y.min() >= frac * height and y.max() <= (1 - frac) * height)
 
 
-def _copy_affines(base: np.ndarray, keep: np.ndarray, copies: int, size: int, rng: np.random.Generator) -> list:
+def _copy_affines(base: np.ndarray, keep: np.ndarray, copies: int, size: int, rng: np.random.Generator,
+                  mirror_fallback: bool = False) -> list:
     """Per copy: (2x3 affine, flipped). Copy 0 is the export itself; later copies get a random
-    flip and a small rotation/zoom/shift, halved until the labelled corners stay in the image."""
+    flip and a small rotation/zoom/shift, halved until the labelled corners stay in the image;
+    when none fits, the export itself, or with ``mirror_fallback`` its mirror image (labelled
+    vertebrae near the top border leave no room to rotate or zoom)."""
     out = [(base, False)]
     b3 = np.vstack([base, [0.0, 0.0, 1.0]])
     for _ in range(1, copies):
         flip = bool(rng.random() < 0.3)
         deg, zoom, shift = rng.uniform(-4, 4), rng.uniform(-0.06, 0.04), rng.uniform(-0.03, 0.03, 2) * size
         m = None
-        for damp in (1.0, 0.5, 0.25, 0.0):
+        for damp in (1.0, 0.5, 0.25) if mirror_fallback else (1.0, 0.5, 0.25, 0.0):
             aug = _similarity(deg * damp, 1.0 + zoom * damp, shift * damp, size, size)
             if flip:
                 aug = np.array([[-1.0, 0.0, size - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]) @ aug
@@ -130,6 +188,11 @@ def _copy_affines(base: np.ndarray, keep: np.ndarray, copies: int, size: int, rn
             if _inside(apply_affine(cand, keep), size, size):
                 m = cand
                 break
+        if m is None and mirror_fallback:
+            flip = True
+            m = (np.array([[-1.0, 0.0, size - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]) @ b3)[:2]
+            moved = m + [[0.0, 0.0, shift[0]], [0.0, 0.0, 0.0]]
+            m = moved if _inside(apply_affine(moved, keep), size, size, 0.0) else m
         out.append((m, flip) if m is not None else (base, False))
     return out
 
@@ -143,8 +206,14 @@ def _jitter_style(style: dict, rng: np.random.Generator) -> dict:
     return s
 
 
-def write_spondylolisthesis(out: Path, n: int, seed: int, size: int, progress: bool) -> dict:
+def write_spondylolisthesis(out: Path, n: int, seed: int, size: int, progress: bool, difficulty: Difficulty,
+                            label_noise_px: float | None = None) -> dict:
     """Write ``n`` labelled images (and their test images) of the Mendeley layout into ``out``.
+
+    Args:
+        difficulty: the knobs (``vertkp.phantoms.difficulty``).
+        label_noise_px: SD per coordinate of the label jitter, px (None: the difficulty's,
+            relative to each vertebra's width).
 
     Returns:
         {"images": truth records of every image}
@@ -168,7 +237,8 @@ def write_spondylolisthesis(out: Path, n: int, seed: int, size: int, progress: b
     bar = tqdm(total=total, desc="spondylolisthesis phantoms", unit="img", disable=not progress)
     for i, src in enumerate(sources):
         rng = stream(seed, 1, 1, i)
-        images += _write_source(out, src, i, size, rng, twin, colour, bad_twin)
+        images += _write_source(out, src, i, size, rng, twin, colour, bad_twin, difficulty, label_noise_px,
+                                stream(seed, 1, 3, i))
         bar.update(src["copies"])
     bar.close()
     for rel in JUNK_FILES:
@@ -176,15 +246,23 @@ def write_spondylolisthesis(out: Path, n: int, seed: int, size: int, progress: b
     return {"images": images, "junk": list(JUNK_FILES)}
 
 
-def _write_source(out: Path, src: dict, i: int, size: int, rng, twin: dict, colour: dict, bad_twin) -> list:
-    """The images of one source (its augmented copies, or one test image); returns their truth records."""
+def _write_source(out: Path, src: dict, i: int, size: int, rng, twin: dict, colour: dict, bad_twin,
+                  difficulty: Difficulty, label_noise_px, xrng) -> list:
+    """The images of one source (its augmented copies, or one test image); returns their truth records.
+
+    ``rng`` draws what a clean phantom draws, ``xrng`` what a harder difficulty adds, so a
+    clean set keeps its bytes."""
     patient = sample_patient(rng)
     test = src["split"] == "test"
-    levels = BUU_LEVELS if test else _window(rng)
-    targets = sample_slip_targets(rng, levels[:-1])
+    archive = difficulty.archive_framing
+    levels = BUU_LEVELS if test else _window(xrng if archive else rng, _archive_counts() if archive else _WINDOW_COUNTS)
+    targets = sample_slip_targets(xrng if archive else rng, levels[:-1], difficulty.slip_cases)
     facing = "right" if (not src["buu"] and rng.random() < 0.4) else "left"
     tilt = float(np.clip(rng.normal(0.0, 5.0), -15.0, 15.0))
-    style = sample_style(rng)
+    if not difficulty.clean:
+        tilt = float(np.clip(xrng.normal(0.0, difficulty.tilt_sd_deg), -difficulty.tilt_max_deg,
+                             difficulty.tilt_max_deg))
+    style = degraded_style(sample_style(rng), difficulty, xrng)
     if test:
         height = int(round(size * rng.uniform(1.6, 2.0)))
         width = int(round(height * rng.uniform(0.55, 0.8)))
@@ -192,8 +270,13 @@ def _write_source(out: Path, src: dict, i: int, size: int, rng, twin: dict, colo
     else:
         height = width = size
         stretch = 1.0 / rng.uniform(0.6, 0.8)  # portrait original stretched to a square export
+        if archive:
+            stretch = float(np.clip(_ARCHIVE_STRETCH[0] * np.exp(xrng.normal(0.0, _ARCHIVE_STRETCH[1])), 1.0, 2.4))
     linear = np.diag([stretch, 1.0]) @ rotation(tilt) @ _mirror(facing)
-    scene = build_lateral(patient, targets, linear, rng)
+    degeneration = sample_degeneration(xrng, difficulty)
+    scene = build_lateral(degenerated(patient, degeneration), targets, linear, rng, clutter=difficulty.clutter,
+                          degeneration=degeneration if degeneration["discs"] or difficulty.endplate_roughness else None,
+                          xrng=xrng)
     keep = np.stack([scene.corner(lv) for lv in levels])
     first = LATERAL_LEVELS.index(levels[0])
     h_above = patient["bodies"][LATERAL_LEVELS[max(first - 1, 0)]]["height"]
@@ -201,29 +284,35 @@ def _write_source(out: Path, src: dict, i: int, size: int, rng, twin: dict, colo
     bottom = patient["bodies"]["S1"]["height"] * rng.uniform(0.3, 1.3) if levels[-1] == "S1" else \
         patient["bodies"][levels[-1]]["height"] * rng.uniform(0.15, 0.55)
     x_centre = rng.uniform(0.4, 0.5) if facing == "left" else rng.uniform(0.5, 0.6)
-    base = frame_affine(linear, keep, width, height, None, x_centre, 0.5, (top, bottom))
-    frames = [(base, False)] if test else _copy_affines(base, keep, src["copies"], size, rng)
+    if archive and not test:
+        base = _archive_affine(linear, keep, size, facing, xrng)
+    else:
+        base = frame_affine(linear, keep, width, height, None, x_centre, 0.5, (top, bottom))
+    frames = [(base, False)] if test else _copy_affines(base, keep, src["copies"], size, rng, archive)
+    # the annotation, made once on the export and carried by its augmented copies (model frame)
+    labels_mm = label_corners(scene, levels, base, difficulty, label_noise_px, xrng)
     records = []
     for c, (m, flip) in enumerate(frames):
         crng = np.random.default_rng(rng.integers(0, 2**63))
         img_facing = ("right" if facing == "left" else "left") if flip else facing
         moved = scene.transformed(m)
         canon = canonical_from_anatomical(np.stack([moved.corner(lv) for lv in levels]), img_facing)
+        truth = on_label_grid(canon)
+        labelled = truth if labels_mm is None else \
+            on_label_grid(canonical_from_anatomical(apply_affine(m, labels_mm), img_facing))
         cstyle = style if c == 0 else _jitter_style(style, crng)
         key = (i, c)
         twin_lab, twin_offset = None, None
         if test:
             rel_img, rel_lab = f"{TEST_DIR}/{src['stem']}.jpg", None
-            truth = on_label_grid(canon)
         else:
             name = roboflow_name(src["stem"], crng.bytes(16).hex())
             rel_img = f"{KEYPOINTRCNN_DIR}/{IMAGES_DIR}/{src['split']}/{name}.jpg"
             rel_lab = f"{KEYPOINTRCNN_DIR}/{LABELS_DIR}/{src['split']}/{name}.json"
-            truth = on_label_grid(canon)
-            write_file(out / rel_lab, format_json_labels(truth).encode("utf-8"))
+            write_file(out / rel_lab, format_json_labels(labelled).encode("utf-8"))
             if twin[key]:
                 twin_lab = rel_lab[:-len(".json")] + ".txt"
-                shifted = truth.copy()
+                shifted = labelled.copy()
                 if key == bad_twin:
                     twin_offset = TWIN_OFFSET_PX
                     shifted[0, 0, 0] += TWIN_OFFSET_PX  # the first vertebra's TL, to the right
@@ -244,8 +333,7 @@ def _write_source(out: Path, src: dict, i: int, size: int, rng, twin: dict, colo
             "width": width,
             "height": height,
             "pixel_spacing": None,
-            "vertebrae": vertebra_records(levels, truth),
-            "pairs": slip_pairs(levels, truth, img_facing, DEFAULT_NO_SLIP_PCT),
+            "vertebrae": vertebra_records(levels, truth, labelled),
+            "pairs": slip_pairs(levels, truth, img_facing, DEFAULT_NO_SLIP_PCT, labelled),
         })
     return records
-

@@ -12,16 +12,19 @@ import numpy as np
 
 from vertkp.anatomy import LEVELS
 
+from .difficulty import SLIP_CASES, Difficulty
+
 __all__ = [
     "LATERAL_LEVELS",
     "AP_LEVELS",
     "stream",
     "sample_people",
     "sample_patient",
-    "SLIP_CASES",
     "NORMAL_SLIP_RANGE",
     "sample_slip_targets",
     "sample_lateral_displacements",
+    "sample_degeneration",
+    "degenerated",
 ]
 
 LATERAL_LEVELS = LEVELS[LEVELS.index("T8"):]  # T8 .. S1
@@ -99,17 +102,6 @@ def sample_patient(rng: np.random.Generator) -> dict:
     }
 
 
-# Planted sagittal slip per case: (name, probability, slip % range). Ranges keep
-# clear of the grade boundaries and of the default 5% no-slip band.
-SLIP_CASES = (
-    ("none", 0.42, None),
-    ("I", 0.20, (8.0, 21.0)),
-    ("II", 0.12, (29.0, 46.0)),
-    ("III", 0.07, (54.0, 71.0)),
-    ("IV", 0.03, (79.0, 96.0)),
-    ("V", 0.01, (104.0, 118.0)),
-    ("retrolisthesis", 0.15, (-20.0, -8.0)),
-)
 # Where each kind of slip is planted: pair named by its upper level.
 _ANTERO_LEVELS = {"L5": 0.55, "L4": 0.33, "L3": 0.08, "L2": 0.04}
 _RETRO_LEVELS = {"L5": 0.2, "L4": 0.2, "L3": 0.28, "L2": 0.22, "L1": 0.1}
@@ -124,20 +116,22 @@ def _pick(rng: np.random.Generator, weights: dict, allowed) -> str | None:
     return keys[int(rng.choice(len(keys), p=p / p.sum()))]
 
 
-def sample_slip_targets(rng: np.random.Generator, uppers) -> dict:
+def sample_slip_targets(rng: np.random.Generator, uppers, cases=SLIP_CASES) -> dict:
     """Planted sagittal slips, percent, keyed by the upper level of each pair.
 
     Args:
         uppers: the upper levels of the pairs that the image will label.
+        cases: (name, probability, slip % range) of the planted case
+            (``vertkp.phantoms.difficulty``).
 
     Every pair gets a target: a small normal value inside the no-slip band,
-    except the planted one(s): one case drawn from ``SLIP_CASES`` (mostly at
+    except the planted one(s): one case drawn from ``cases`` (mostly at
     L5/S1 and L4/L5) and, in 10% of spines, an extra retrolisthesis higher up.
     """
     uppers = list(uppers)
     targets = {u: float(rng.uniform(*NORMAL_SLIP_RANGE)) for u in LATERAL_LEVELS[:-1]}
-    p = np.array([c[1] for c in SLIP_CASES])
-    name, _, span = SLIP_CASES[int(rng.choice(len(SLIP_CASES), p=p / p.sum()))]
+    p = np.array([c[1] for c in cases])
+    name, _, span = cases[int(rng.choice(len(cases), p=p / p.sum()))]
     if span is not None:
         level = _pick(rng, _RETRO_LEVELS if span[0] < 0 else _ANTERO_LEVELS, uppers)
         if level is not None:
@@ -157,3 +151,42 @@ def sample_lateral_displacements(rng: np.random.Generator) -> dict:
         level = _pick(rng, {"L2": 0.25, "L3": 0.45, "L4": 0.3}, AP_LEVELS)
         targets[level] = float(rng.choice([-1.0, 1.0]) * rng.uniform(7.0, 20.0))
     return targets
+
+
+# Where degeneration strikes, by the upper level of the disc (relative odds).
+_DEGENERATION_ODDS = {"L1": 0.3, "L2": 0.45, "L3": 0.7, "L4": 1.0, "L5": 1.0}
+
+
+def sample_degeneration(rng: np.random.Generator, difficulty: Difficulty) -> dict:
+    """Degenerated lumbar discs of one spine, keyed by the disc's upper level.
+
+    Each value: {"narrowing": disc height factor (0.3-0.75), "vacuum": a gas cleft
+    in the disc, "beaks": {(level, corner): length mm} osteophytes at the anterior
+    corners facing the disc (corner 2 = AI of the upper vertebra, 0 = AS of the
+    lower)}. Also, under "rough", {level: endplate irregularity} for every level
+    (fraction of the endplate length). Empty at ``clean``.
+    """
+    out = {"discs": {}, "rough": {}}
+    if difficulty.degeneration <= 0.0:
+        return out
+    for upper, odds in _DEGENERATION_ODDS.items():
+        if rng.random() >= min(1.0, difficulty.degeneration * odds):
+            continue
+        lower = LATERAL_LEVELS[LATERAL_LEVELS.index(upper) + 1]
+        beaks = {}
+        for key in ((upper, 2), (lower, 0)):
+            if rng.random() < 0.7:
+                beaks[key] = float(rng.uniform(*difficulty.osteophyte_mm))
+        out["discs"][upper] = {"narrowing": float(rng.uniform(0.3, 0.75)), "vacuum": bool(rng.random() < 0.35),
+                               "beaks": beaks}
+    for level in LATERAL_LEVELS:
+        out["rough"][level] = float(difficulty.endplate_roughness * rng.uniform(0.3, 1.0))
+    return out
+
+
+def degenerated(patient: dict, degeneration: dict) -> dict:
+    """A copy of ``patient`` with the degenerated discs narrowed."""
+    discs = dict(patient["discs"])
+    for upper, d in degeneration["discs"].items():
+        discs[upper] = discs[upper] * d["narrowing"]
+    return dict(patient, discs=discs)

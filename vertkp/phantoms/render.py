@@ -9,16 +9,19 @@ Intensity model (linear, before display): soft-tissue background with a
 smooth gradient and low-frequency variation, air and gas as negative soft
 shapes, bone shapes added with a trabecular texture and a brighter cortical
 rim. Then blur, a display window with gamma, quantum (signal-dependent) and
-electronic noise, and an optional side marker letter.
+electronic noise, and an optional side marker letter. Harder difficulties
+(:func:`degraded_style`) lower the bone contrast, blur more, add scatter (a share of
+the image replaced by a wide blur of itself), motion blur and more noise.
 """
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
+from .difficulty import Difficulty
 from .geometry import Scene
 
-__all__ = ["sample_style", "render", "tint", "encode_jpeg", "render_jpeg", "JPEG_QUALITY"]
+__all__ = ["sample_style", "degraded_style", "render", "tint", "encode_jpeg", "render_jpeg", "JPEG_QUALITY"]
 
 JPEG_QUALITY = 92
 _SUPERSAMPLE = 8
@@ -46,6 +49,41 @@ def sample_style(rng: np.random.Generator) -> dict:
         "marker_corner": int(rng.integers(0, 4)),
         "field_seed": int(rng.integers(0, 2**31)),
     }
+
+
+def degraded_style(style: dict, difficulty: Difficulty, rng: np.random.Generator) -> dict:
+    """``style`` made as hard as ``difficulty`` asks (unchanged at ``clean``): lower bone
+    contrast, more unsharpness, scatter, noise, exposure spread and, sometimes, motion blur."""
+    if difficulty.clean:
+        return style
+    s = dict(style)
+    contrast = rng.uniform(*difficulty.contrast)
+    s["bone_gain"] = style["bone_gain"] * contrast
+    s["rim_gain"] = style["rim_gain"] * rng.uniform(0.5, 1.0)
+    s["tissue"] = rng.uniform(0.26, 0.5)
+    s["lowfreq"] = rng.uniform(0.03, 0.09)
+    s["texture"] = rng.uniform(0.15, 0.35)
+    s["blur_mm"] = rng.uniform(*difficulty.blur_mm)
+    s["scatter"] = rng.uniform(*difficulty.scatter)
+    s["scatter_mm"] = rng.uniform(15.0, 30.0)
+    s["window"] = (rng.uniform(-0.05, 0.15), rng.uniform(0.75, 1.25))
+    s["gamma"] = rng.uniform(0.65, 1.5)
+    s["quantum"] = style["quantum"] * difficulty.noise
+    s["electronic"] = style["electronic"] * difficulty.noise
+    if rng.random() < difficulty.motion_blur:
+        s["motion"] = (rng.uniform(1.5, 4.0), rng.uniform(0.0, 180.0))  # length mm, direction degrees
+    return s
+
+
+def _motion_blur(img: np.ndarray, length_px: float, angle_deg: float) -> np.ndarray:
+    """``img`` blurred along a line of ``length_px`` at ``angle_deg`` (a patient who moved)."""
+    n = max(3, int(np.ceil(length_px)) | 1)
+    kernel = np.zeros((n, n), np.float32)
+    c = (n - 1) / 2
+    d = np.array([np.cos(np.deg2rad(angle_deg)), np.sin(np.deg2rad(angle_deg))]) * length_px / 2
+    cv2.line(kernel, (int(round(c - d[0])), int(round(c - d[1]))), (int(round(c + d[0])), int(round(c + d[1]))),
+             1.0, 1, cv2.LINE_AA)
+    return cv2.filter2D(img, -1, kernel / kernel.sum(), borderType=cv2.BORDER_REFLECT)
 
 
 def _signed_area(poly: np.ndarray) -> float:
@@ -147,14 +185,21 @@ def render(scene: Scene, width: int, height: int, style: dict, rng: np.random.Ge
         if s.rim > 0:
             inner = _coverage(inset(s.points, max(s.rim_mm * scene.px_per_mm, 0.8)), width, height)
             ring = cov.copy()
-            if inner is not None:
+            if inner is not None:  # (a non-convex outline's inset can poke out of its box)
                 (a0, a1, b0, b1), icov = inner
-                ring[a0 - y0:a1 - y0, b0 - x0:b1 - x0] -= icov
+                r0, r1, c0, c1 = max(a0, y0), min(a1, y1), max(b0, x0), min(b1, x1)
+                if r1 > r0 and c1 > c0:
+                    ring[r0 - y0:r1 - y0, c0 - x0:c1 - x0] -= icov[r0 - a0:r1 - a0, c0 - b0:c1 - b0]
             add += s.rim * style["rim_gain"] * np.clip(ring, 0.0, 1.0)
         canvas[y0:y1, x0:x1] += add
     diffuse = cv2.GaussianBlur(diffuse, (0, 0), max(style["diffuse_mm"] * scene.px_per_mm, 0.8))
     img = img + style["bone_gain"] * (bone + diffuse)
     img = cv2.GaussianBlur(img, (0, 0), max(style["blur_mm"] * scene.px_per_mm, 0.4))
+    if style.get("scatter"):
+        wide = cv2.GaussianBlur(img, (0, 0), style["scatter_mm"] * scene.px_per_mm)
+        img = (1.0 - style["scatter"]) * img + style["scatter"] * wide
+    if style.get("motion"):
+        img = _motion_blur(img, style["motion"][0] * scene.px_per_mm, style["motion"][1])
     lo, hi = style["window"]
     img = np.clip((img - lo) / (hi - lo), 0.0, 1.0) ** style["gamma"]
     noise = rng.standard_normal((2, height, width), dtype=np.float32)

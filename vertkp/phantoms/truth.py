@@ -1,11 +1,14 @@
 """What a phantom set says of itself: the truth of every image, and its summary.
 
 Every coordinate is image pixels, x right, y down, integer values at pixel
-centres. The truth file (``TRUTH_FILE``) holds, for every image, the corners
-exactly as a correct reader reconstructs them from the label file: JSON and CSV
-labels write corners put on a 1/1000 px grid (:func:`on_label_grid`) exactly;
-a YOLO TXT label's corners are its written normalised decimals times the image
-width or height (``vertkp.data.spondylolisthesis.txt_label_corners``).
+centres. The truth file (``TRUTH_FILE``) holds, for every image and vertebra,
+the exact ``corners`` of the rendered anatomy and the ``label_corners`` the label
+file holds (``vertkp.phantoms.labelling``: equal at ``clean``), both on a 1/1000 px
+grid (:func:`on_label_grid`) that JSON and CSV labels write exactly; a YOLO TXT
+label's corners are its written normalised decimals times the image width or
+height (``vertkp.data.spondylolisthesis.txt_label_corners``). Each pair's
+``slip_pct`` and ``grade`` are measured on the exact corners, ``label_slip_pct`` and
+``label_grade`` on the labelled ones.
 """
 from __future__ import annotations
 
@@ -45,37 +48,52 @@ def on_label_grid(corners) -> np.ndarray:
     return np.vectorize(lambda v: float(round(float(v), LABEL_DECIMALS)))(a) if a.size else a.copy()
 
 
-def slip_pairs(levels, corners: np.ndarray, facing: str, no_slip_pct: float) -> list:
-    """Truth slip and Meyerding grade of every adjacent pair, from canonical corners [K, 4, 2] and the facing."""
+def _slips(corners: np.ndarray, facing: str) -> list:
     anat = anatomical_corners(corners, facing)
-    out = []
-    for k in range(len(levels) - 1):
-        s = slip_percent(anat["posterior_superior"][k + 1], anat["anterior_superior"][k + 1],
-                         anat["posterior_inferior"][k])
-        out.append({"upper": levels[k], "lower": levels[k + 1], "slip_pct": s,
-                    "grade": meyerding_grade(s, no_slip_pct)})
-    return out
+    return [slip_percent(anat["posterior_superior"][k + 1], anat["anterior_superior"][k + 1],
+                         anat["posterior_inferior"][k]) for k in range(len(corners) - 1)]
 
 
-def lateral_displacement_pairs(levels, corners: np.ndarray) -> list:
-    """Truth lateral displacement (``LATERAL_DISPLACEMENT_PCT_DEFINITION``) of every adjacent AP pair."""
-    out = []
-    for k in range(len(levels) - 1):
-        upper, lower = corners[k], corners[k + 1]
-        out.append({"upper": levels[k], "lower": levels[k + 1],
-                    "lateral_displacement_pct": lateral_displacement_percent(lower[0], lower[1], upper[2], upper[3])})
-    return out
+def slip_pairs(levels, corners: np.ndarray, facing: str, no_slip_pct: float, label_corners=None) -> list:
+    """Slip and Meyerding grade of every adjacent pair, from canonical corners [K, 4, 2] and the
+    facing: exact (``slip_pct``, ``grade``) and labelled (``label_slip_pct``, ``label_grade``;
+    ``label_corners`` None: the same corners)."""
+    exact = _slips(corners, facing)
+    labelled = exact if label_corners is None else _slips(label_corners, facing)
+    return [{"upper": levels[k], "lower": levels[k + 1], "slip_pct": s, "grade": meyerding_grade(s, no_slip_pct),
+             "label_slip_pct": ls, "label_grade": meyerding_grade(ls, no_slip_pct)}
+            for k, (s, ls) in enumerate(zip(exact, labelled))]
 
 
-def vertebra_records(levels, corners: np.ndarray, superior_only=()) -> list:
-    """``[{"level", "corners": [[x, y] x 4]}]``; the inferior corners of ``superior_only`` levels are None."""
-    out = []
-    for level, q in zip(levels, corners):
-        pts = [[float(x), float(y)] for x, y in q]
-        if level in superior_only:
-            pts[2] = pts[3] = None
-        out.append({"level": level, "corners": pts})
-    return out
+def _displacements(corners: np.ndarray) -> list:
+    return [lateral_displacement_percent(corners[k + 1][0], corners[k + 1][1], corners[k][2], corners[k][3])
+            for k in range(len(corners) - 1)]
+
+
+def lateral_displacement_pairs(levels, corners: np.ndarray, label_corners=None) -> list:
+    """Lateral displacement (``LATERAL_DISPLACEMENT_PCT_DEFINITION``) of every adjacent AP pair:
+    exact and labelled (``label_lateral_displacement_pct``)."""
+    exact = _displacements(corners)
+    labelled = exact if label_corners is None else _displacements(label_corners)
+    return [{"upper": levels[k], "lower": levels[k + 1], "lateral_displacement_pct": d,
+             "label_lateral_displacement_pct": ld} for k, (d, ld) in enumerate(zip(exact, labelled))]
+
+
+def _points(q, level, superior_only) -> list:
+    pts = [[float(x), float(y)] for x, y in q]
+    if level in superior_only:
+        pts[2] = pts[3] = None
+    return pts
+
+
+def vertebra_records(levels, corners: np.ndarray, label_corners=None, superior_only=()) -> list:
+    """``[{"level", "corners": [[x, y] x 4], "label_corners": [[x, y] x 4]}]``: the exact and the
+    labelled corners (``label_corners`` None: the same); the inferior corners of
+    ``superior_only`` levels are None."""
+    label_corners = corners if label_corners is None else label_corners
+    return [{"level": level, "corners": _points(q, level, superior_only),
+             "label_corners": _points(lq, level, superior_only)}
+            for level, q, lq in zip(levels, corners, label_corners)]
 
 
 def write_file(path: Path, data: bytes) -> None:
