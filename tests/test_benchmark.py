@@ -14,7 +14,8 @@ from tests.helpers import DETECTRON2_SKIP_REASON, NO_DETECTRON2, REPO
 from vertkp.benchmark.cli import build_parser, main, split_trailing_opts
 from vertkp.benchmark.data import format_audit, measure_audit
 from vertkp.benchmark.report import (REFERENCES, cpu_model, evaluations, format_learning, format_table, latency_stats,
-                                     machine_line, mean_vertebra_width)
+                                     machine_line)
+from vertkp.evaluation.metrics import mean_vertebra_width
 from vertkp import DETECTRON2_INSTALL
 
 INSTANT = REPO / "configs" / "quick_schedules" / "kprcnn_r50_instant_test.yaml"

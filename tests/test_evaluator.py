@@ -258,7 +258,10 @@ def test_phantom_ground_truth_against_itself(tmp_path):
     r = run_tool("convert_to_coco", "--dataset", "buu-lspine", "--root", root, "--view", "lateral",
                  "--pixel-spacing", root / "pixel_spacing.csv", "--no-progress")
     assert r.returncode == 0, r.stderr
-    name = register(root / "coco" / "lateral" / "train.json")
+    from vertkp.data.registration import register_dataset
+
+    name = f"vertkp_eval_test_{uuid.uuid4().hex[:8]}"
+    register_dataset(name, root / "coco" / "lateral" / "train.json", root)  # image root: the phantom set
     try:
         dicts = DatasetCatalog.get(name)
         inputs, outputs = outputs_from_dicts(dicts)
@@ -270,6 +273,9 @@ def test_phantom_ground_truth_against_itself(tmp_path):
     assert v["MRE_px"] == pytest.approx(0.0, abs=1e-3) and v["MRE_mm"] == pytest.approx(0.0, abs=1e-3)
     assert v["SDR_px@6"] == 100.0 and v["SDR_mm@2"] == 100.0 and v["det_F1"] == 100.0
     assert v["grade_acc"] == 100.0 and v["n_pairs"] == 5.0 * len(dicts)
+    # the set's phantom_truth.json is found: the labels' jitter shows against the exact corners
+    assert v["truth_MRE_px"] == pytest.approx(v["label_MRE_px"], abs=1e-3) and v["label_MRE_px"] > 0.5
+    assert v["truth_det_F1"] == 100.0
 
 
 def _gather_worker(rank, world, init_file, json_file, out_dir):

@@ -31,7 +31,8 @@ from .data.cli import convert_dataset
 from .evaluation import flat_metrics
 from .evaluation.cli import evaluate_files
 from .files import read_json, write_json
-from .phantoms import ensure_phantoms
+from .phantoms import TRUTH_FILE, ensure_phantoms
+from .phantoms.difficulty import DEFAULT_DIFFICULTY, DIFFICULTIES
 
 if HAS_DETECTRON2:
     import torch
@@ -48,8 +49,9 @@ DEFAULT_CONFIG = "configs/kprcnn_r50_phantoms.yaml"
 # The phantom set, packed as the Mendeley download is (vertkp phantoms --archive).
 PHANTOM_ARCHIVE = "phantoms_download.zip"
 # The metrics the demo prints and keeps in demo_summary.json (names of vertkp.evaluation.METRICS).
-HEADLINE = ("n_images", "det_F1", "det_precision", "det_recall", "MRE_px", "MRE_px_median", "SDR_px@6", "SDR_px@12",
-            "slip_MAE_pp", "grade_acc", "kappa")
+HEADLINE = ("n_images", "det_F1", "det_precision", "det_recall", "MRE_px", "MRE_px_median", "MRE_pct_width",
+            "SDR_px@6", "SDR_px@12", "slip_MAE_pp", "grade_acc", "kappa", "truth_MRE_px", "truth_MRE_pct_width",
+            "label_MRE_px", "truth_slip_MAE_pp", "truth_grade_acc")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-images", type=int, default=100,
                    help="labelled phantom images (about 70%% train, 30%% val)")
     p.add_argument("--seed", type=int, default=0, help="phantom seed")
+    p.add_argument("--difficulty", choices=tuple(DIFFICULTIES), default=DEFAULT_DIFFICULTY,
+                   help="phantom difficulty (vertkp phantoms --difficulty)")
     p.add_argument("--config-file", default=DEFAULT_CONFIG, help="training config (phantom datasets)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -71,13 +75,14 @@ def _step(k: int, text: str) -> float:
     return time.perf_counter()
 
 
-def _make_data(data: Path, num_images: int, seed: int, progress: bool) -> Path:
+def _make_data(data: Path, num_images: int, seed: int, difficulty: str, progress: bool) -> Path:
     """Phantoms packed as the real download is, converted from the zip as a user would;
     reused when the same ones are already there. Returns the COCO folder."""
     archive, folder = data / PHANTOM_ARCHIVE, data / "phantoms"
-    s = ensure_phantoms("spondylolisthesis", archive, num_images, seed, progress=progress, archive=True)
+    s = ensure_phantoms("spondylolisthesis", archive, num_images, seed, progress=progress, archive=True,
+                        difficulty=difficulty)
     if s is None and (folder / "coco" / "val.json").is_file():
-        print(f"   reusing {folder} ({num_images} phantoms, seed {seed})")
+        print(f"   reusing {folder} ({num_images} {difficulty} phantoms, seed {seed})")
         return folder / "coco"
     if s is not None:
         print(f"   {s['images']} images: " + ", ".join(f"{k} {v}" for k, v in s["images_per_split"].items())
@@ -113,8 +118,8 @@ def main(argv=None) -> int:
     times = {}
     t_all = time.perf_counter()
 
-    t = _step(1, f"phantoms and conversion -> {out / 'data'}")
-    coco = _make_data(out / "data", args.num_images, args.seed, progress)
+    t = _step(1, f"{args.difficulty} phantoms and conversion -> {out / 'data'}")
+    coco = _make_data(out / "data", args.num_images, args.seed, args.difficulty, progress)
     times["data_s"] = time.perf_counter() - t
 
     register_all(out / "data")
@@ -147,8 +152,9 @@ def main(argv=None) -> int:
                             settings={"config_file": config, "weights": str(weights), "device": device})
     times["predict_s"] = time.perf_counter() - t
 
-    t = _step(4, f"evaluating the predictions against {gt} -> {out / 'evaluation'}")
-    run = evaluate_files(gt, out / "predictions" / "coco_results.json", out / "evaluation")
+    t = _step(4, f"evaluating the predictions against {gt} and the exact truth -> {out / 'evaluation'}")
+    run = evaluate_files(gt, out / "predictions" / "coco_results.json", out / "evaluation",
+                         truth=coco.parent / TRUTH_FILE)
     metrics = flat_metrics(run.result.metrics)
     times["evaluate_s"] = time.perf_counter() - t
 
@@ -156,7 +162,7 @@ def main(argv=None) -> int:
     times["total_s"] = time.perf_counter() - t_all
     headline = {k: metrics.get(k) for k in HEADLINE}
     record = {"config": config, "opts": list(args.opts), "weights": str(weights), "device": device,
-              "num_images": args.num_images, "seed": args.seed, "headline": headline,
+              "num_images": args.num_images, "seed": args.seed, "difficulty": args.difficulty, "headline": headline,
               "prediction_summary": summary, "seconds": {k: round(v, 1) for k, v in times.items()}}
     write_json(out / "demo_summary.json", record)
     print(_headline_text(headline))
@@ -178,8 +184,13 @@ def _headline_text(h: dict) -> str:
         f"   phantom validation images: {_fmt(h['n_images'], '.0f')}",
         f"   detection F1 {_fmt(h['det_F1'], '.1f')}% (precision {_fmt(h['det_precision'], '.1f')}%, "
         f"recall {_fmt(h['det_recall'], '.1f')}%)",
-        f"   corner error MRE {_fmt(h['MRE_px'], '.2f')} px (median {_fmt(h['MRE_px_median'], '.2f')} px), "
-        f"SDR@6px {_fmt(h['SDR_px@6'], '.1f')}%, SDR@12px {_fmt(h['SDR_px@12'], '.1f')}%",
+        f"   corner error MRE {_fmt(h['MRE_px'], '.2f')} px = {_fmt(h['MRE_pct_width'], '.2f')}% of the vertebra "
+        f"width (median {_fmt(h['MRE_px_median'], '.2f')} px), SDR@6px {_fmt(h['SDR_px@6'], '.1f')}%, "
+        f"SDR@12px {_fmt(h['SDR_px@12'], '.1f')}%",
+        f"   against the exact truth: MRE {_fmt(h['truth_MRE_px'], '.2f')} px = "
+        f"{_fmt(h['truth_MRE_pct_width'], '.2f')}% of the width (the labels' own error "
+        f"{_fmt(h['label_MRE_px'], '.2f')} px), slip MAE {_fmt(h['truth_slip_MAE_pp'], '.2f')} pp, grade accuracy "
+        f"{_fmt(h['truth_grade_acc'], '.1f')}%",
         f"   slip MAE {_fmt(h['slip_MAE_pp'], '.2f')} percentage points, Meyerding grade accuracy "
         f"{_fmt(h['grade_acc'], '.1f')}%, quadratic kappa {_fmt(h['kappa'], '.3f')}",
     ])

@@ -27,6 +27,7 @@ from typing import List, Sequence
 from .. import DETECTRON2_INSTALL, HAS_DETECTRON2
 from ..cli import config_path, output_folder
 from ..phantoms import DEFAULT_IMAGE_SIZE
+from ..phantoms.difficulty import DEFAULT_DIFFICULTY, DIFFICULTIES
 from .data import phantom_set
 
 __all__ = ["SUBCOMMANDS", "DEFAULT_SUBCOMMAND", "DEFAULT_CONFIGS", "PHASES", "MODELS", "model_config",
@@ -79,6 +80,8 @@ def _phantom_flags(p: argparse.ArgumentParser, num_images: int) -> None:
     p.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE["spondylolisthesis"],
                    help="side of the phantom images, px")
     p.add_argument("--seed", type=int, default=0, help="phantom seed")
+    p.add_argument("--difficulty", choices=tuple(DIFFICULTIES), default=DEFAULT_DIFFICULTY,
+                   help="phantom difficulty (vertkp phantoms --difficulty)")
 
 
 def _run_flags(p: argparse.ArgumentParser, what: str) -> None:
@@ -216,7 +219,8 @@ def main(argv=None) -> int:
         module = importlib.import_module(f"vertkp.benchmark.{args.command}")  # after the detectron2 check
         if hasattr(module, "check"):
             module.check(args)
-        folder = phantom_set(Path(args.output).resolve() / "data", args.num_images, args.image_size, args.seed)
+        folder = phantom_set(Path(args.output).resolve() / "data", args.num_images, args.image_size, args.seed,
+                             args.difficulty)
     except ValueError as e:  # a bad argument, or phantom settings vertkp.phantoms refuses
         print(f"{parser.prog} {args.command}: error: {e}", file=sys.stderr)
         return 2

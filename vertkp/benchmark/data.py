@@ -29,6 +29,7 @@ from ..data import convert_spondylolisthesis
 from ..evaluation import ImagePredictions, evaluate_dataset, load_ground_truth
 from ..files import write_json
 from ..phantoms import ensure_phantoms
+from ..phantoms.difficulty import DEFAULT_DIFFICULTY
 from .report import format_data, machine_info, machine_line
 
 __all__ = ["DATA_REPEATS", "EVAL_NOISE_PX", "phantom_set", "phantom_truths", "measure_converter",
@@ -40,13 +41,14 @@ DATA_REPEATS = 3
 EVAL_NOISE_PX = 2.0
 
 
-def phantom_set(data: Path, num_images: int, image_size: int, seed: int) -> Path:
+def phantom_set(data: Path, num_images: int, image_size: int, seed: int, difficulty: str = DEFAULT_DIFFICULTY) -> Path:
     """The benchmarks' phantom set: ``data/phantoms`` in the raw Mendeley layout (kept when
     made with the same settings, ``ensure_phantoms``), converted to ``data/phantoms/coco``.
     Returns the phantom folder."""
     folder = Path(data) / "phantoms"
-    print(f"phantom set: {num_images} images of {image_size} px -> {folder}", flush=True)
-    if ensure_phantoms("spondylolisthesis", folder, num_images, seed, image_size=image_size, progress=False) is None:
+    print(f"phantom set: {num_images} {difficulty} images of {image_size} px -> {folder}", flush=True)
+    if ensure_phantoms("spondylolisthesis", folder, num_images, seed, image_size=image_size, progress=False,
+                       difficulty=difficulty) is None:
         print(f"   reusing {folder}", flush=True)
     convert_spondylolisthesis(folder, progress=False)
     return folder
@@ -150,7 +152,8 @@ def run(args, folder: Path) -> int:
     phantom set it made (``folder``, :func:`phantom_set`): exit 0 done, 1 a measurement failed."""
     out = Path(args.output).resolve()
     report = {"machine": machine_info(),
-              "settings": {"num_images": args.num_images, "image_size": args.image_size, "seed": args.seed}}
+              "settings": {"num_images": args.num_images, "image_size": args.image_size, "seed": args.seed,
+                           "difficulty": args.difficulty}}
     print(f"machine: {machine_line(report['machine'])}", flush=True)
     failed = measure_data_tools(folder, report, audit=True)
     write_json(out / "benchmark.json", report)

@@ -266,6 +266,7 @@ def run(args, folder: Path) -> int:
     report = {"machine": torch_machine_info(args.threads), "device": device,
               "settings": {"timed_images": args.timed_images, "warmup": args.warmup, "train_iters": args.train_iters,
                            "num_images": args.num_images, "image_size": args.image_size, "seed": args.seed,
+                           "difficulty": args.difficulty,
                            "score_threshold": args.score_threshold, "phases": args.phases, "opts": list(args.opts),
                            "percentile": "numpy linear interpolation (np.percentile default)"},
               "configs": [], "references": list(REFERENCES)}

@@ -3,6 +3,7 @@ corners against vertkp ground truth.
 
     vertkp evaluate --gt GT.json --predictions PRED.json --output DIR
             [--facing left|right|auto] [--score-threshold 0.5] [--pixel-spacing FILE|MM]
+            [--truth phantom_truth.json]
             [--bootstrap 1000] [--seed 0] [--table md|latex|csv]
 
 GT.json is a COCO keypoint file from ``vertkp convert``; PRED.json a COCO keypoint
@@ -25,6 +26,7 @@ from ..data.report import InvalidInput
 from ..data.spacing import load_pixel_spacing
 from ..grading import DEFAULT_GAP_FACTOR, DEFAULT_NO_SLIP_PCT
 from .dataset import DatasetEvaluation, evaluate_dataset
+from .exact_truth import add_truth_scores
 from .ground_truth import EvaluationInputError, apply_pixel_spacing, load_ground_truth
 from .matching import DEFAULT_GATE_FACTOR, DEFAULT_SCORE_THRESHOLD
 from .predictions import load_predictions
@@ -45,7 +47,7 @@ class EvaluationRun:
 
 
 def evaluate_files(gt, predictions, output, settings: Optional[EvaluationSettings] = None,
-                   pixel_spacing=None, plots: bool = True) -> EvaluationRun:
+                   pixel_spacing=None, plots: bool = True, truth=None) -> EvaluationRun:
     """Score a COCO results file against a vertkp COCO file and write the evaluation.
 
     Args:
@@ -56,11 +58,13 @@ def evaluate_files(gt, predictions, output, settings: Optional[EvaluationSetting
         pixel_spacing: mm per pixel for every image, or a table file
             (``vertkp.data.spacing``), overriding the GT file's spacings.
         plots: write the PNG plots too.
+        truth: a phantom set's ``phantom_truth.json`` (or its dict): also score against
+            its exact corners, and the labels' own error (``exact_truth``).
 
     Raises:
-        EvaluationInputError: bad ground truth, predictions or pixel spacing.
+        EvaluationInputError: bad ground truth, predictions, pixel spacing or truth.
     """
-    truth = load_ground_truth(gt)
+    exact, truth = truth, load_ground_truth(gt)
     preds = load_predictions(predictions, truth)
     notes = list(truth.notes)
     if pixel_spacing is not None:
@@ -70,6 +74,8 @@ def evaluate_files(gt, predictions, output, settings: Optional[EvaluationSetting
             raise EvaluationInputError(f"pixel spacing {e}") from None
         notes.append(f"pixel spacing from {pixel_spacing}: {n} of {len(truth.images)} images")
     result = evaluate_dataset(truth.images, preds, settings)
+    if exact is not None:
+        add_truth_scores(result.metrics, exact, truth.images, preds, settings)
     return EvaluationRun(result, write_evaluation(result, output, plots=plots), notes)
 
 
@@ -87,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pixel-spacing", metavar="FILE|MM",
                    help="mm per pixel: one number for every image, or a CSV/.xlsx/.json table (image name or "
                         "stem, mm per pixel) that overrides the GT file's pixel_spacing")
+    p.add_argument("--truth", metavar="phantom_truth.json",
+                   help="phantoms: also score against the exact corners of the set's truth file, and show the "
+                        "labels' own error against them (the floor label noise puts under MRE)")
     p.add_argument("--no-slip-pct", type=float, default=DEFAULT_NO_SLIP_PCT,
                    help="|slip| at or under this percent is graded 'no slip'")
     p.add_argument("--match-gate", type=float, default=DEFAULT_GATE_FACTOR,
@@ -123,7 +132,7 @@ def main(argv=None) -> int:
             sdr_thresholds_px=args.sdr_px, sdr_thresholds_mm=args.sdr_mm, bootstrap=args.bootstrap,
             seed=args.seed)
         run = evaluate_files(args.gt, args.predictions, args.output, settings, args.pixel_spacing,
-                             plots=not args.no_plots)
+                             plots=not args.no_plots, truth=args.truth)
     except (ValueError, EvaluationInputError) as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2

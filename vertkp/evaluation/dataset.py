@@ -18,7 +18,7 @@ from ..keypoints import KEYPOINT_NAMES
 from .agreement import GRADE_ORDER, measure_agreement, slip_groups
 from .bootstrap import CI_METRICS, bootstrap_ci95
 from .ground_truth import EvaluationInputError, ImageTruth
-from .metrics import detection_scores, error_stats, slip_agreement, success_detection_rate
+from .metrics import detection_scores, error_stats, mean_vertebra_width, slip_agreement, success_detection_rate
 from .predictions import ImagePredictions
 from .scoring import PAIR_MEASURES, EvaluationSettings, ImageEvaluation, evaluate_image
 
@@ -36,6 +36,8 @@ METRICS: Dict[str, tuple] = {
     "MRE_px": ("px", "mean radial error: mean distance of matched corners to their truth"),
     "MRE_px_median": ("px", "median of the same distances"),
     "MRE_px_std": ("px", "population standard deviation of the same distances"),
+    "MRE_pct_width": ("percent", "MRE_px as a percentage of the mean width of the ground-truth vertebrae "
+                                 "(mean length of their endplates)"),
     "MRE_px_<corner>": ("px", "MRE of one corner (TL, TR, BL, BR)"),
     "MRE_mm": ("mm", "MRE over the images with a pixel spacing"),
     "MRE_mm_median": ("mm", "median error over the images with a pixel spacing"),
@@ -80,6 +82,15 @@ METRICS: Dict[str, tuple] = {
                                                    "slip_MAE_pp"),
     "kappa_ci95_low": ("kappa", "lower bound of the bootstrap 95% confidence interval of kappa"),
     "kappa_ci95_high": ("kappa", "upper bound of the bootstrap 95% confidence interval of kappa"),
+    "truth_MRE_px": ("px", "phantoms (--truth): MRE against the exact corners instead of the labels"),
+    "truth_MRE_pct_width": ("percent", "phantoms (--truth): MRE_pct_width against the exact corners"),
+    "truth_SDR_px@<t>": ("percent", "phantoms (--truth): SDR against the exact corners"),
+    "truth_det_F1": ("percent", "phantoms (--truth): det_F1 against the exact corners"),
+    "truth_slip_MAE_pp": ("percentage points", "phantoms (--truth): slip_MAE_pp against the exact slips"),
+    "truth_grade_acc": ("percent", "phantoms (--truth): grade_acc against the exact grades"),
+    "label_MRE_px": ("px", "phantoms (--truth): the labels' own MRE against the exact corners (the floor "
+                           "label noise puts under MRE_px)"),
+    "label_SDR_px@<t>": ("percent", "phantoms (--truth): the labels' own SDR against the exact corners"),
 }
 
 
@@ -231,6 +242,11 @@ def _facing_summary(images: List[ImageEvaluation], setting: str) -> dict:
     }
 
 
+def _pct_width(mre_px: Optional[float], images: List[ImageEvaluation]) -> Optional[float]:
+    width = mean_vertebra_width([ev.truth.corners for ev in images])
+    return None if mre_px is None or not np.isfinite(width) or width <= 0 else 100.0 * mre_px / width
+
+
 def _aggregate(images: List[ImageEvaluation], settings: EvaluationSettings) -> dict:
     ds = DatasetEvaluation({}, images, settings)
     e_px, e_mm = ds.all_errors("px"), ds.all_errors("mm")
@@ -260,6 +276,7 @@ def _aggregate(images: List[ImageEvaluation], settings: EvaluationSettings) -> d
         "n_predictions": n_pred,
         "n_matched": tp,
         "MRE_px": s_px["mean"], "MRE_px_median": s_px["median"], "MRE_px_std": s_px["std"],
+        "MRE_pct_width": _pct_width(s_px["mean"], images),
         **{f"MRE_px_{n}": (float(e.mean()) if e.size else None)
            for n, e in zip(KEYPOINT_NAMES, ds.matched_errors_by_corner())},
         "MRE_mm": s_mm["mean"] if n_spaced else None,

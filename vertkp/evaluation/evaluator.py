@@ -28,6 +28,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+from pathlib import Path
 from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
@@ -39,14 +40,16 @@ from ..data import registration  # noqa: F401  (registers vertkp's datasets, whi
 from ..data.coco import CATEGORY
 from ..data.spacing import load_pixel_spacing
 from ..keypoints import DETECTRON2_KEYPOINT_OFFSET
+from ..phantoms.truth import TRUTH_FILE
 from .dataset import evaluate_dataset, flat_metrics
+from .exact_truth import add_truth_scores
 from .ground_truth import EvaluationInputError, GroundTruth, apply_pixel_spacing, load_ground_truth
 from .matching import DEFAULT_SCORE_THRESHOLD
 from .predictions import ImagePredictions
 from .report import format_summary, write_evaluation
 from .scoring import DEFAULT_SDR_THRESHOLDS_MM, DEFAULT_SDR_THRESHOLDS_PX, EvaluationSettings
 
-__all__ = ["VertebraKeypointEvaluator", "dataset_ground_truth", "coco_from_dataset_dicts"]
+__all__ = ["VertebraKeypointEvaluator", "dataset_ground_truth", "coco_from_dataset_dicts", "phantom_truth_file"]
 
 _IMAGE_FIELDS = ("file_name", "width", "height", "view", "facing", "pixel_spacing", "source_stem", "patient_id")
 
@@ -78,13 +81,23 @@ def dataset_ground_truth(dataset_name: str) -> GroundTruth:
     return load_ground_truth(coco_from_dataset_dicts(DatasetCatalog.get(dataset_name)))
 
 
+def phantom_truth_file(dataset_name: str) -> Optional[Path]:
+    """The phantom truth (``phantom_truth.json``) at the image root of a registered dataset, or None
+    when it is not a phantom set."""
+    root = MetadataCatalog.get(dataset_name).get("image_root")
+    path = Path(root) / TRUTH_FILE if root else None
+    return path if path is not None and path.is_file() else None
+
+
 class VertebraKeypointEvaluator(DatasetEvaluator):
     """MRE, SDR, detection P/R/F1, slip agreement (Bland-Altman, ICC) and, when asked, the
     bootstrap 95% CIs inside detectron2.
 
     Ground truth comes from :func:`dataset_ground_truth` by image id (the test
     mapper drops annotations). Only the images that were processed are scored. On several processes predictions are gathered to
-    the main process, which alone returns results and writes files.
+    the main process, which alone returns results and writes files. On a phantom set
+    (``phantom_truth.json`` at the dataset's image root) the scores against its exact
+    corners are added (``exact_truth.add_truth_scores``: ``truth_MRE_px``, ``label_MRE_px``, ...).
 
     ``evaluate()`` returns ``{"vertkp": {...}}`` with flat floats
     (the scalars of metrics.json under their names, ``vertkp.evaluation.METRICS``:
@@ -174,6 +187,9 @@ class VertebraKeypointEvaluator(DatasetEvaluator):
         truths = [gt[i] for i in per_image]
         apply_pixel_spacing(truths, self._pixel_spacing)
         result = evaluate_dataset(truths, per_image, self._settings)
+        truth_file = phantom_truth_file(self._dataset_name)
+        if truth_file is not None:  # a phantom set: also against its exact corners
+            add_truth_scores(result.metrics, truth_file, truths, per_image, self._settings)
         if self._output_dir:
             write_evaluation(result, self._output_dir, plots=self._plots)
         self._logger.info("Evaluation results for vertkp:\n" + format_summary(result.metrics))

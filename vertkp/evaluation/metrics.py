@@ -14,8 +14,10 @@ from typing import Dict, Iterable, Optional, Sequence
 import numpy as np
 
 from ..grading.slip import GRADE_NAMES, GRADES
+from ..grading.vertebrae import vertebra_width
 
 __all__ = [
+    "mean_vertebra_width",
     "error_stats",
     "success_detection_rate",
     "detection_scores",
@@ -143,3 +145,16 @@ def slip_agreement(gt_slip: Sequence[float], pred_slip: Sequence[float], gt_grad
         "n_unscored_pairs": int(n_unscored),
         "grade_confusion": {"labels": [GRADE_NAMES[g] for g in GRADES], "matrix": cm.tolist()},
     }
+
+
+def mean_vertebra_width(corners: Sequence[np.ndarray]) -> float:
+    """Mean ``vertkp.grading.vertebra_width`` (mean length of the labelled endplates)
+    over every vertebra of every image, px (NaN when none has an endplate).
+
+    Args:
+        corners: per image, float [N, 4, 2] corners TL, TR, BL, BR; NaN where unlabelled
+            (``ImageTruth.corners``).
+    """
+    w = np.concatenate([vertebra_width(c) for c in corners] or [np.zeros(0)])
+    w = w[np.isfinite(w)]
+    return float(w.mean()) if w.size else float("nan")

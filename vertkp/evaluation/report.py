@@ -142,6 +142,11 @@ def format_summary(metrics: dict) -> str:
                  f"{_fmt(m['grade_acc'], '.1f', '%')}  kappa {_fmt(m['kappa'], '.3f')}  "
                  f"({m['n_pairs']} pairs scored, {m['n_unscored_pairs']} unscored: a vertebra was missed)")
     lines += _agreement_lines(m)
+    if m.get("truth_MRE_px") is not None or m.get("label_MRE_px") is not None:
+        lines.append(f"  exact truth: MRE {_fmt(m.get('truth_MRE_px'), suffix=' px')} (labels' own error "
+                     f"{_fmt(m.get('label_MRE_px'), suffix=' px')}), det F1 {_fmt(m.get('truth_det_F1'), '.1f', '%')}, "
+                     f"slip MAE {_fmt(m.get('truth_slip_MAE_pp'), suffix=' pp')}, grade accuracy "
+                     f"{_fmt(m.get('truth_grade_acc'), '.1f', '%')}")
     if m["n_ap_pairs"] or m["n_unscored_ap_pairs"]:
         lines.append(f"  AP lateral displacement MAE {_fmt(m['lateral_displacement_MAE_pp'], suffix=' pp')}  "
                      f"side accuracy {_fmt(m['lateral_side_acc'], '.1f', '%')}  ({m['n_ap_pairs']} pairs, "

@@ -18,6 +18,7 @@ import sys
 from .difficulty import DEFAULT_DIFFICULTY, DIFFICULTIES
 from .dicom import check_dicom_dir, dicom_dir, write_dicom_set
 from .make import DEFAULT_IMAGE_SIZE, LAYOUTS, make_phantoms
+from .sheet import contact_sheet
 from .truth import TRUTH_FILE
 
 __all__ = ["build_parser", "main"]
@@ -47,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("jpeg", "dicom"), default="jpeg",
                    help="jpeg: the images as the real dataset has them; dicom: a DICOM copy of every image too, "
                         "with the truth's pixel spacing, in OUTPUT_dicom/ beside the set (not with --archive)")
+    p.add_argument("--sheet", metavar="FILE.png",
+                   help="also write a contact sheet: the first 8 labelled images with their exact corners (dots) "
+                        "and, where the annotator was off, the labelled ones (rings); not with --archive")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p
 
@@ -60,10 +64,13 @@ def main(argv=None) -> int:
             if args.archive:
                 raise ValueError("--format dicom writes a folder of DICOM files beside the set: not with --archive")
             check_dicom_dir(dicom_dir(args.output))
+        if args.sheet and args.archive:
+            raise ValueError("--sheet draws from the phantom folder: not with --archive")
         s = make_phantoms(args.layout, args.output, args.num_images, args.seed, args.image_size,
                           progress=not args.no_progress, archive=args.archive, difficulty=args.difficulty,
                           label_noise=args.label_noise)
         d = write_dicom_set(args.output) if args.format == "dicom" else None
+        sheet = contact_sheet(args.output, args.sheet) if args.sheet else None
     except (ValueError, FileExistsError) as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2
@@ -79,4 +86,6 @@ def main(argv=None) -> int:
     print(f"  truth: {s['out_dir']}" + (f" ({TRUTH_FILE} at its root)" if args.archive else f"/{TRUTH_FILE}"))
     if d is not None:
         print(f"  DICOM: {d['images']} files in {d['out_dir']} ({d['with_spacing']} with PixelSpacing)")
+    if sheet is not None:
+        print(f"  contact sheet: {sheet}")
     return 0

@@ -92,53 +92,59 @@ def _plan(n: int, rng: np.random.Generator) -> list:
     return sources
 
 
-def _window(rng: np.random.Generator, counts: dict = _WINDOW_COUNTS) -> tuple:
+def _window(rng: np.random.Generator, counts: dict = _WINDOW_COUNTS, ends: dict = _WINDOW_ENDS) -> tuple:
     """Labelled levels (cranial to caudal) of one Mendeley-style image; ``counts``: relative
-    frequency of each number of labelled vertebrae."""
+    frequency of each number of labelled vertebrae, ``ends``: of each last level."""
     weights = np.array(list(counts.values()), dtype=np.float64)
     count = list(counts)[int(rng.choice(len(counts), p=weights / weights.sum()))]
-    ends = list(_WINDOW_ENDS)
-    end = LATERAL_LEVELS.index(ends[int(rng.choice(len(ends), p=list(_WINDOW_ENDS.values())))])
+    end_weights = np.array(list(ends.values()), dtype=np.float64)
+    end = LATERAL_LEVELS.index(list(ends)[int(rng.choice(len(ends), p=end_weights / end_weights.sum()))])
     start = max(0, end - count + 1)
     return LATERAL_LEVELS[start:end + 1]
 
 
-# Archive framing (realistic, hard): px per mm at a 640 px export (log-normal), and the stretch of
-# a portrait radiograph squeezed into the square export (log-normal, width factor).
-_ARCHIVE_PX_PER_MM = (1.8, 0.25)
+# Archive framing (realistic, hard): every vertebra in full view is labelled, down to S1; the
+# one above the labelled window is cut by the top border. px per mm at a 640 px export
+# (log-normal), and the stretch of a portrait radiograph squeezed into the square export
+# (log-normal, width factor).
+_ARCHIVE_ENDS = {"S1": 1.0}
+_ARCHIVE_PX_PER_MM = (1.9, 0.25)
 # A window of n labelled vertebrae is seen (_TYPICAL_COUNT / n) ** _ZOOM_POWER times closer.
 _TYPICAL_COUNT, _ZOOM_POWER = 6.5, 0.5
 _ARCHIVE_STRETCH = (1.3, 0.25)
-# The most of the height the labelled window spans, and the lowest its bottom goes (the
-# archive's lowest centres are at 0.7 H).
-_ARCHIVE_SPAN = 0.78
-_ARCHIVE_BOTTOM = 0.82
-# Where the labelled window's middle goes (fraction of the height; its top stays 1% of the height
-# or more inside), and the share of images whose top vertebra touches the border.
-_ARCHIVE_MIDDLE = (0.3, 0.5)
+# The lowest the labelled window's bottom goes (the archive's lowest centres are at 0.7 H), the
+# share (range) of the vertebra above the window that the top border cuts off, and the share of
+# images whose top labelled vertebra touches the border.
+_ARCHIVE_BOTTOM = 0.85
+_CUT_SHARE = (0.05, 0.6)
 _TOUCH_SHARE = 0.02
 
 
-def _archive_affine(linear: np.ndarray, keep: np.ndarray, size: int, facing: str,
+def _archive_affine(linear: np.ndarray, keep: np.ndarray, above: np.ndarray | None, size: int, facing: str,
                     rng: np.random.Generator) -> np.ndarray:
     """2x3 affine model mm -> image px placing the labelled corners ``keep`` as the archive does.
 
-    The scale gives archive-sized vertebrae (shrunk when the window would span more
-    than ``_ARCHIVE_SPAN`` of the height); the window's middle lies in the upper half, so
-    that the pelvis, not labelled vertebrae, fills the lower part; now and then the
-    top vertebra touches the border.
+    The scale gives archive-sized vertebrae (a short window is a closer view), shrunk
+    when the window would reach below ``_ARCHIVE_BOTTOM`` of the height, so that the
+    pelvis, not labelled vertebrae, fills the lower part. The vertebra ``above`` the
+    window (its corners, mm; None: none) is cut by the top border, so that no vertebra
+    in full view is left unlabelled; now and then the top labelled one touches the border.
     """
     p = np.asarray(keep, dtype=np.float64).reshape(-1, 2) @ linear.T
     lo, hi = p.min(axis=0), p.max(axis=0)
     span = hi - lo
-    zoom = (_TYPICAL_COUNT / len(keep)) ** _ZOOM_POWER  # a short window is a closer view
+    zoom = (_TYPICAL_COUNT / len(keep)) ** _ZOOM_POWER
     scale = size / ARCHIVE_SIZE * _ARCHIVE_PX_PER_MM[0] * zoom * np.exp(rng.normal(0.0, _ARCHIVE_PX_PER_MM[1]))
-    scale = min(scale, _ARCHIVE_SPAN * size / span[1], 0.94 * size / span[0])
-    if rng.random() < _TOUCH_SHARE:
-        top = rng.uniform(0.0, 1.0)
+    touch = rng.random() < _TOUCH_SHARE
+    if above is not None:  # the window's top, mm below the image top: the vertebra above is partly out
+        q = np.asarray(above, dtype=np.float64) @ linear.T
+        gap_mm = max(lo[1] - q[:, 1].min() - rng.uniform(*_CUT_SHARE) * np.ptp(q[:, 1]), 0.0)
     else:
-        top = max(rng.uniform(*_ARCHIVE_MIDDLE) * size - scale * span[1] / 2, 0.01 * size)
-    top = min(top, max(_ARCHIVE_BOTTOM * size - scale * span[1], 0.0))
+        gap_mm = rng.uniform(0.01, 0.08) * size / scale
+    if touch:
+        gap_mm = 0.0
+    scale = min(scale, _ARCHIVE_BOTTOM * size / (gap_mm + span[1]), 0.94 * size / span[0])
+    top = scale * gap_mm + (rng.uniform(0.0, 1.0) if touch else 0.0)
     x_centre = rng.uniform(0.4, 0.52) if facing == "left" else rng.uniform(0.48, 0.6)
     m = np.zeros((2, 3))
     m[:, :2] = scale * linear
@@ -255,7 +261,12 @@ def _write_source(out: Path, src: dict, i: int, size: int, rng, twin: dict, colo
     patient = sample_patient(rng)
     test = src["split"] == "test"
     archive = difficulty.archive_framing
-    levels = BUU_LEVELS if test else _window(xrng if archive else rng, _archive_counts() if archive else _WINDOW_COUNTS)
+    if test:
+        levels = BUU_LEVELS
+    elif archive:
+        levels = _window(xrng, _archive_counts(), _ARCHIVE_ENDS)
+    else:
+        levels = _window(rng)
     targets = sample_slip_targets(xrng if archive else rng, levels[:-1], difficulty.slip_cases)
     facing = "right" if (not src["buu"] and rng.random() < 0.4) else "left"
     tilt = float(np.clip(rng.normal(0.0, 5.0), -15.0, 15.0))
@@ -285,7 +296,8 @@ def _write_source(out: Path, src: dict, i: int, size: int, rng, twin: dict, colo
         patient["bodies"][levels[-1]]["height"] * rng.uniform(0.15, 0.55)
     x_centre = rng.uniform(0.4, 0.5) if facing == "left" else rng.uniform(0.5, 0.6)
     if archive and not test:
-        base = _archive_affine(linear, keep, size, facing, xrng)
+        above = scene.corner(LATERAL_LEVELS[first - 1]) if first > 0 else None
+        base = _archive_affine(linear, keep, above, size, facing, xrng)
     else:
         base = frame_affine(linear, keep, width, height, None, x_centre, 0.5, (top, bottom))
     frames = [(base, False)] if test else _copy_affines(base, keep, src["copies"], size, rng, archive)
