@@ -368,7 +368,7 @@ def test_learning_end_to_end_on_the_instant_config(tmp_path, run_tool):
 def test_data_end_to_end(tmp_path, capsys):
     assert main(["data", "--num-images", "4", "--image-size", "128", "--output", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "benchmark.json").read_text())
-    assert report["settings"] == {"num_images": 4, "image_size": 128, "seed": 0}
+    assert report["settings"] == {"num_images": 4, "image_size": 128, "seed": 0, "difficulty": "realistic"}
     coco = tmp_path / "data" / "phantoms" / "coco"
     unlabelled = len(json.loads((coco / "test.json").read_text())["images"]) if (coco / "test.json").is_file() else 0
     assert report["converter"]["images"] == 4 + unlabelled and report["converter"]["repeats"] == 3  # every split
