@@ -23,6 +23,7 @@ from vertkp.grading import DEFAULT_NO_SLIP_PCT, lateral_displacement_percent, me
 from vertkp.keypoints import canonical_order
 from vertkp.phantoms import TRUTH_FILE, label_codes, make_phantoms
 from vertkp.phantoms.cli import build_parser
+from vertkp.phantoms.truth import inside_image
 
 REPO = Path(__file__).resolve().parents[1]
 ROBOFLOW = re.compile(r"^(?P<stem>.+)_jpg\.rf\.[0-9a-f]{32}$")
@@ -576,3 +577,12 @@ def test_archive_is_packed_as_the_real_download_and_converts_back(tmp_path):
     assert checked == sum(r["split"] != "test" for r in truth["images"]) > 0
     assert run.report.archive["path"] == str(zip_path) and run.report.archive["verified"] is False
     assert run.report.twins["compared"] > 0 and len(run.report.twins["disagree"]) == 1
+
+
+def test_jittered_label_corners_stay_inside_the_image():
+    # an annotator's click near the top border at y = -0.61 (seed 2's first realistic set had one)
+    c = np.array([[[343.04, -0.61], [400.0, 2.0], [-3.0, 30.0], [650.0, 641.0]],
+                  [[np.nan, np.nan], [1, 1], [2, 2], [3, 3]]])
+    moved = inside_image(c, 640, 640)
+    assert moved[0].tolist() == [[343.04, 0.0], [400.0, 2.0], [0.0, 30.0], [640.0, 640.0]]
+    assert np.isnan(moved[1, 0]).all() and moved[1, 1:].tolist() == [[1, 1], [2, 2], [3, 3]]

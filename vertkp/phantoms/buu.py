@@ -27,7 +27,8 @@ from .lateral import build_lateral
 from .patients import degenerated, sample_degeneration, sample_lateral_displacements, sample_patient, \
     sample_people, sample_slip_targets, stream
 from .render import degraded_style, render_jpeg, sample_style
-from .truth import LABEL_DECIMALS, lateral_displacement_pairs, on_label_grid, slip_pairs, vertebra_records, write_file
+from .truth import (LABEL_DECIMALS, inside_image, lateral_displacement_pairs, on_label_grid, slip_pairs,
+                    vertebra_records, write_file)
 
 __all__ = ["BUU_LABEL_CODES", "label_codes", "write_buu"]
 
@@ -142,13 +143,14 @@ def _frame(scene: Scene, levels, linear: np.ndarray, width: int, height: int, rn
     return scene.transformed(m), spacing, m
 
 
-def _labelled(scene: Scene, levels, m: np.ndarray, truth: np.ndarray, knobs: tuple, canonical) -> np.ndarray:
-    """The label file's corners (canonical, px, on the label grid): ``truth`` unless the annotator jitters."""
+def _labelled(scene: Scene, levels, m: np.ndarray, truth: np.ndarray, knobs: tuple, canonical, size) -> np.ndarray:
+    """The label file's corners (canonical, px, on the label grid, inside the image of ``size``
+    (width, height)): ``truth`` unless the annotator jitters."""
     difficulty, label_noise_px, xrng = knobs
     mm = label_corners(scene, levels, m, difficulty, label_noise_px, xrng)
     if mm is None:
         return truth
-    out = on_label_grid(canonical(apply_affine(m, mm)))
+    out = on_label_grid(inside_image(canonical(apply_affine(m, mm)), *size))
     out[np.isnan(truth)] = np.nan
     return out
 
@@ -169,7 +171,8 @@ def _write_lateral(out: Path, stem: str, patient: dict, size: int | None, rng, k
     moved, spacing, m = _frame(scene, BUU_LEVELS, linear, width, height, rng, 1.0, (0.38, 0.5), (0.35, 0.6))
     truth = on_label_grid(canonical_from_anatomical(np.stack([moved.corner(lv) for lv in BUU_LEVELS]), "left"))
     truth[-1, 2:] = np.nan  # no S1 inferior endplate in BUU
-    labelled = _labelled(scene, BUU_LEVELS, m, truth, knobs, lambda c: canonical_from_anatomical(c, "left"))
+    labelled = _labelled(scene, BUU_LEVELS, m, truth, knobs, lambda c: canonical_from_anatomical(c, "left"),
+                         (width, height))
     pairs = slip_pairs(BUU_LEVELS, truth, "left", DEFAULT_NO_SLIP_PCT, labelled)
     return _write_image(out, "lateral", stem, moved, width, height, spacing, style, rng, truth, labelled, pairs,
                         label_codes("lateral", pairs))
@@ -186,7 +189,7 @@ def _write_ap(out: Path, stem: str, patient: dict, size: int | None, rng, sagitt
     # the extent leaves room for the sacrum and ilia
     moved, spacing, m = _frame(scene, _AP_LEVELS, linear, width, height, rng, 1.5, (0.45, 0.55), (0.3, 0.5))
     truth = on_label_grid(np.stack([moved.corner(lv) for lv in _AP_LEVELS]))
-    labelled = _labelled(scene, _AP_LEVELS, m, truth, knobs, lambda c: c)
+    labelled = _labelled(scene, _AP_LEVELS, m, truth, knobs, lambda c: c, (width, height))
     pairs = lateral_displacement_pairs(_AP_LEVELS, truth, labelled)
     return _write_image(out, "ap", stem, moved, width, height, spacing, style, rng, truth, labelled, pairs,
                         label_codes("ap", pairs, sagittal_pairs))

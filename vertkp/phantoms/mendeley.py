@@ -36,7 +36,7 @@ from .patients import LATERAL_LEVELS, degenerated, sample_degeneration, sample_p
     sample_slip_targets, stream
 from .realism import ARCHIVE, ARCHIVE_SIZE
 from .render import degraded_style, render_jpeg, sample_style
-from .truth import on_label_grid, slip_pairs, vertebra_records, write_file
+from .truth import inside_image, on_label_grid, slip_pairs, vertebra_records, write_file
 
 __all__ = ["write_spondylolisthesis"]
 
@@ -311,7 +311,8 @@ def _write_source(out: Path, src: dict, i: int, size: int, rng, twin: dict, colo
         canon = canonical_from_anatomical(np.stack([moved.corner(lv) for lv in levels]), img_facing)
         truth = on_label_grid(canon)
         labelled = truth if labels_mm is None else \
-            on_label_grid(canonical_from_anatomical(apply_affine(m, labels_mm), img_facing))
+            on_label_grid(inside_image(canonical_from_anatomical(apply_affine(m, labels_mm), img_facing), width,
+                                       height))
         cstyle = style if c == 0 else _jitter_style(style, crng)
         key = (i, c)
         twin_lab, twin_offset = None, None

@@ -22,6 +22,7 @@ from vertkp.keypoints import anatomical_corners
 
 __all__ = [
     "TRUTH_FILE",
+    "inside_image",
     "LABEL_DECIMALS",
     "LATERAL_DISPLACEMENT_PCT_DEFINITION",
     "on_label_grid",
@@ -40,6 +41,15 @@ LATERAL_DISPLACEMENT_PCT_DEFINITION = (
     "of the upper vertebra's inferior endplate (BL, BR) from the midpoint of the lower vertebra's superior "
     "endplate (TL, TR), projected on TL -> TR of the lower vertebra, w = |TR - TL|; positive = to the image-right"
 )
+
+
+def inside_image(corners, width: int, height: int) -> np.ndarray:
+    """Corners [..., 2] px moved into the image, [0, width] x [0, height]: an annotator clicks
+    inside it, so a jittered label corner near the border stays there."""
+    a = np.asarray(corners, dtype=np.float64).copy()
+    a[..., 0] = np.clip(a[..., 0], 0.0, float(width))
+    a[..., 1] = np.clip(a[..., 1], 0.0, float(height))
+    return a
 
 
 def on_label_grid(corners) -> np.ndarray:
