@@ -26,6 +26,8 @@ from vertkp.grading import (
     vertebra_width,
     wedge_angle_deg,
 )
+from vertkp.grading.slip import slip_percent, slip_percent_sd
+from vertkp.grading.uncertainty import CornerUncertainty, corner_sd_px, follow_orientation, spread_pct_width
 from vertkp.keypoints import anatomical_corners, canonical_order
 
 LEVELS = ["L1", "L2", "L3", "L4", "L5", "S1"]
@@ -458,3 +460,40 @@ def test_bad_view_levels_and_empty_vertebra():
     with pytest.raises(ValueError, match="no labelled corner"):
         grade_spine(s)
     assert grade_spine(np.zeros((0, 4, 2))).pairs == []
+
+
+# ---- uncertainty of the slip --------------------------------------------------------------------
+def test_the_slip_sd_is_the_first_order_propagation_of_the_corner_sds():
+    P, A, Q = np.array([0.0, 0.0]), np.array([100.0, 0.0]), np.array([26.0, -30.0])
+    # ds/dQ = (1, 0), ds/dA = (-0.26, -0.3), ds/dP = (-0.74, 0.3) per px
+    assert slip_percent_sd(P, A, Q, 1.0, 1.0, 1.0) == pytest.approx(np.sqrt(1 + 0.26 ** 2 + 0.09 + 0.74 ** 2 + 0.09))
+    assert slip_percent_sd(P, A, Q, 0.0, 0.0, 2.0) == pytest.approx(2.0)
+    rng = np.random.default_rng(1)
+    P, A, Q = rng.normal(0, 50, (3, 2))
+    sds = np.array([0.7, 1.3, 2.1])
+    grads = []
+    for k, X in enumerate((P, A, Q)):  # central differences of slip_percent
+        g = []
+        for axis in range(2):
+            h = np.zeros(2)
+            h[axis] = 1e-5
+            args_hi = [P, A, Q]
+            args_lo = [P, A, Q]
+            args_hi[k], args_lo[k] = X + h, X - h
+            g.append((slip_percent(args_hi[0], args_hi[1], args_hi[2])
+                      - slip_percent(args_lo[0], args_lo[1], args_lo[2])) / 2e-5)
+        grads.append(np.array(g))
+    expected = np.sqrt(sum(sd ** 2 * g @ g for sd, g in zip(sds, grads)))
+    assert slip_percent_sd(P, A, Q, *sds) == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(ValueError, match="zero length"):
+        slip_percent_sd(P, P, Q, 1, 1, 1)
+
+
+def test_corner_sds_and_the_values_follow_renamed_corners():
+    model = CornerUncertainty(floor_pct_width=2.0, spread_factor=1.5)
+    sd = corner_sd_px([50.0], [[0.0, np.nan, 2.0, 4.0]], model)
+    assert sd[0].tolist() == pytest.approx([1.0, 1.0, np.hypot(1.0, 3.0), np.hypot(1.0, 6.0)])
+    assert spread_pct_width([[1.0, np.nan, 0, 0]], [50.0])[0, 0] == pytest.approx(2.0)
+    corners = np.array([[0, 0], [10, 0], [0, 5], [10, 5]], float)
+    oriented = corners[[3, 2, 1, 0]]  # turned by 180 degrees: every corner renamed
+    assert follow_orientation(np.array([1.0, 2.0, 3.0, 4.0]), corners, oriented).tolist() == [4.0, 3.0, 2.0, 1.0]

@@ -9,6 +9,7 @@ import pytest
 
 from tests.helpers.raw import quad
 from vertkp.evaluation import ImageTruth
+from vertkp.grading.uncertainty import CornerUncertainty
 from vertkp.inference import FlagThresholds, build_prediction, corner_confidence
 from vertkp.drawing import overlay_names
 from vertkp.inference.cli import expand_inputs
@@ -42,6 +43,10 @@ def _spine(shift_top=37.5, n=5):
     return np.array([quad(300 + (shift_top if k < 2 else 0), 100 + 90 * k, 100, 60) for k in range(n)])
 
 
+# Corners known to 0.5% of the width: slip intervals of about +-1.8 pp on these 100 px bodies.
+SHARP = CornerUncertainty(floor_pct_width=0.5, spread_factor=1.0)
+
+
 def _boxes(c):
     return np.concatenate([c.min(axis=1), c.max(axis=1)], axis=1)
 
@@ -50,7 +55,7 @@ def test_detections_are_ordered_named_from_the_bottom_level_and_graded():
     c = _spine()
     perm = [3, 0, 4, 1, 2]  # detections come by score, not by level
     pred = build_prediction(c[perm], np.full((5, 4), 0.9), np.full(5, 0.95), _boxes(c[perm]), image="x.png",
-                            height=600, width=600, facing="right", bottom_level="S1")
+                            height=600, width=600, facing="right", bottom_level="S1", uncertainty=SHARP)
     assert [v.name for v in pred.vertebrae] == ["L2", "L3", "L4", "L5", "S1"]
     assert [v.detection for v in pred.vertebrae] == [1, 3, 4, 0, 2]
     assert np.array_equal(pred.corners, c)
@@ -70,7 +75,7 @@ def test_flags_point_at_what_needs_a_look():
     cs[0, 0] = 0.2      # top vertebra's TL: used by no pair
     scores = np.array([0.99, 0.99, 0.99, 0.6, 0.99])  # L5 is a weak detection
     pred = build_prediction(c, cs, scores, _boxes(c), image="x", height=600, width=600, facing="right",
-                            thresholds=FlagThresholds(corner=0.5, vertebra=0.8, borderline_pct=2.0))
+                            thresholds=FlagThresholds(corner=0.5, vertebra=0.8), uncertainty=SHARP)
     flags = {p.name: p.flags for p in pred.pairs}
     assert flags == {
         "pair 4 from the bottom": [],
@@ -83,10 +88,45 @@ def test_flags_point_at_what_needs_a_look():
     assert pred.flags == ["low_confidence_vertebra", "low_confidence_corner", "borderline_grade"]
 
 
+def test_the_slip_interval_comes_from_the_corner_uncertainty_and_borderline_means_it_crosses_a_boundary():
+    c = _spine(shift_top=26.0)  # pair 3 from the bottom: Q - P = (26, -30) px on a 100 px endplate
+    one_px = CornerUncertainty(floor_pct_width=1.0, spread_factor=0.0)  # every corner: SD 1 px per axis
+    pred = build_prediction(c, np.full((5, 4), 0.9), np.ones(5), _boxes(c), image="x", height=600, width=600,
+                            facing="right", uncertainty=one_px)
+    pair = next(p for p in pred.pairs if p.name == "pair 3 from the bottom")
+    # ds/dQ = (1, 0), ds/dA = (-0.26, -0.3), ds/dP = (-0.74, 0.3) per px
+    half = 1.96 * np.sqrt(1 + 0.26 ** 2 + 0.3 ** 2 + 0.74 ** 2 + 0.3 ** 2)
+    assert pair.slip_pct == pytest.approx(26.0)
+    assert (pair.slip_low_pct, pair.slip_high_pct) == (pytest.approx(26 - half), pytest.approx(26 + half))
+    assert "borderline_grade" in pair.flags  # [23.4, 28.6] holds 25
+    far = next(p for p in pred.pairs if p.name == "pair 1 from the bottom")  # slip 0: [-1.96 s, 1.96 s] in the band
+    assert far.slip_pct == pytest.approx(0.0) and "borderline_grade" not in far.flags
+    wide = build_prediction(c, np.full((5, 4), 0.9), np.ones(5), _boxes(c), image="x", height=600, width=600,
+                            facing="right", uncertainty=CornerUncertainty(floor_pct_width=3.0, spread_factor=0.0))
+    assert "borderline_grade" in next(p for p in wide.pairs if p.name == "pair 1 from the bottom").flags
+
+
+def test_tta_spreads_raise_unstable_corner_and_widen_the_interval():
+    c = _spine(shift_top=0.0)
+    spread = np.zeros((5, 4))
+    spread[2, 0] = 5.0  # 5% of the 100 px width
+    spread[4] = np.nan  # one pass alone found it
+    args = dict(image="x", height=600, width=600, facing="right", uncertainty=SHARP,
+                thresholds=FlagThresholds(spread_pct=2.0))
+    pred = build_prediction(c, np.ones((5, 4)), np.ones(5), _boxes(c), corner_spread=spread, **args)
+    assert [("unstable_corner" in v.flags) for v in pred.vertebrae] == [False, False, True, False, True]
+    assert pred.vertebrae[2].corner_spread_pct[0] == pytest.approx(5.0)
+    assert pred.vertebrae[2].corner_sd_px[0] == pytest.approx(np.hypot(0.5, 5.0))
+    assert json.loads(json.dumps(pred.as_dict()))["vertebrae"][4]["corner_spread_px"]["TL"] is None
+    plain = build_prediction(c, np.ones((5, 4)), np.ones(5), _boxes(c), **args)
+    assert not any("unstable_corner" in v.flags for v in plain.vertebrae)
+    assert np.all(np.isnan(plain.vertebrae[0].corner_spread_px))
+
+
 def test_a_missing_vertebra_is_flagged_and_levels_are_not_guessed_across_it():
     c = np.delete(_spine(shift_top=0.0, n=6), 3, axis=0)  # a hole of one body + disc
     pred = build_prediction(c, np.ones((5, 4)), np.ones(5), _boxes(c), image="x", height=700, width=600,
-                            facing="left", bottom_level="S1")
+                            facing="left", bottom_level="S1", uncertainty=SHARP)
     assert pred.flags == ["suspected_missed_vertebra"]
     assert len(pred.gaps) == 1 and (pred.gaps[0]["upper"], pred.gaps[0]["lower"]) == (2, 3)
     assert len(pred.pairs) == 3  # the pair across the hole is not graded
@@ -96,7 +136,8 @@ def test_a_missing_vertebra_is_flagged_and_levels_are_not_guessed_across_it():
 
 def test_an_estimated_facing_with_low_confidence_is_flagged_and_no_detection_is_no_crash():
     c = _spine(shift_top=0.0, n=3)  # a straight column: no curvature to tell the facing
-    pred = build_prediction(c, np.ones((3, 4)), np.ones(3), _boxes(c), image="x", height=500, width=600)
+    pred = build_prediction(c, np.ones((3, 4)), np.ones(3), _boxes(c), image="x", height=500, width=600,
+                            uncertainty=SHARP)
     assert pred.facing_source == "auto" and pred.facing_confidence < 0.8
     assert pred.flags == ["uncertain_facing"]
     empty = build_prediction(np.zeros((0, 4, 2)), np.zeros((0, 4)), np.zeros(0), np.zeros((0, 4)), image="e",

@@ -111,6 +111,18 @@ def add_vertkp_config(cfg) -> None:
     cfg.VERTKP.COCO_EVAL = True
     # Let VertebraKeypointEvaluator draw its PNG plots into OUTPUT_DIR/inference/<dataset>.
     cfg.VERTKP.EVAL_PLOTS = True
+    # Test-time augmentation (vertkp.inference.tta) for the trainer's evaluation, --eval-only and
+    # the predictor: "none" (one pass), "flip" (the image and its mirror: measured best, README
+    # "Test-time augmentation and review flags") or "flip,scale" (both at every TTA_SCALES
+    # factor); the same values as `vertkp predict --tta`.
+    cfg.VERTKP.TTA = "flip"
+    # Factors of the test-time size (INPUT.MIN_SIZE_TEST, INPUT.MAX_SIZE_TEST) for "flip,scale".
+    cfg.VERTKP.TTA_SCALES = [0.8, 1.0, 1.2]
+
+    # ---- Keypoint decoding (vertkp.modeling.keypoint_head, ROI_KEYPOINT_HEAD.NAME "VertebraKeypointHead")
+    # Sub-pixel refinement of each heatmap's peak: "none" (detectron2's argmax), "dark" (Taylor
+    # expansion of the logits around the peak) or "soft_argmax" (local expectation around the peak).
+    cfg.MODEL.ROI_KEYPOINT_HEAD.SUBPIXEL = "dark"
 
 
 def resolve_device(cfg) -> None:

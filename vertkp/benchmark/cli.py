@@ -3,6 +3,7 @@
     vertkp benchmark [speed] [flags] [KEY VALUE ...]   inference latency, training s/iter, peak memory
     vertkp benchmark learning [flags] [KEY VALUE ...]  what the phantom configs reach when trained, how fast
     vertkp benchmark data [flags]                      the converter's and the evaluator's throughput
+    vertkp benchmark tta --weights W [flags]           TTA and sub-pixel ablation, flag calibration
 
 Without a subcommand it is ``speed``. ``vertkp benchmark <subcommand> --help`` lists its flags;
 ``vertkp.benchmark.speed``, ``.learning`` and ``.data`` say what each measures. The flags
@@ -39,6 +40,7 @@ SUBCOMMANDS = {
     "speed": "inference latency (model alone, end to end), training s/iter, peak memory",
     "learning": "train the phantom configs, evaluate: the curve and the target",
     "data": "converter and evaluator throughput on phantoms (no model)",
+    "tta": "test-time augmentation and sub-pixel ablation of a trained model, and the review flags' calibration",
 }
 DEFAULT_SUBCOMMAND = "speed"
 # speed: the configs measured when --config-file is not given, and its phases (--skip).
@@ -96,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     argument is not a subcommand). The namespace's ``command`` is the subcommand."""
     p = _DefaultSubcommandParser(description="The speed, learning and data benchmarks; without a subcommand, "
                                              "speed. Add --help after a subcommand for its flags.")
-    sub = p.add_subparsers(dest="command", metavar="{speed,learning,data}", parser_class=argparse.ArgumentParser)
+    sub = p.add_subparsers(dest="command", metavar="{" + ",".join(SUBCOMMANDS) + "}",
+                           parser_class=argparse.ArgumentParser)
     kw = dict(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parsers = {name: sub.add_parser(name, help=text, description=text, **kw) for name, text in SUBCOMMANDS.items()}
 
@@ -138,6 +141,22 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--output", default=output_folder("benchmark/data"), metavar="DIR",
                       help="folder for benchmark.json and the phantom set")
     _phantom_flags(data, 40)
+
+    tta = parsers["tta"]
+    tta.add_argument("--config-file", nargs="+", default=[model_config("r50")], metavar="CFG",
+                     help="the trained model's config")
+    tta.add_argument("--weights", nargs="+", required=True, metavar="W",
+                     help="its checkpoint, trained on the train split of the phantom set of --num-images and --seed "
+                          "(make demo: output/demo/train/model_final.pth)")
+    tta.add_argument("--held-out-images", type=int, default=60,
+                     help="images of the held-out (seed --seed + 1) and of the tuning (seed --seed + 2) phantom "
+                          "sets, every split used")
+    tta.add_argument("--variants", nargs="+", default=None, metavar="NAME",
+                     help="only these variants (names as in vertkp.benchmark.tta.VARIANTS)")
+    tta.add_argument("--output", default=output_folder("benchmark/tta"), metavar="DIR",
+                     help="folder for benchmark.json, the phantom sets and the reliability plots")
+    _phantom_flags(tta, 100)
+    _run_flags(tta, "(after the variant's)")
     return p
 
 
@@ -203,7 +222,9 @@ def _check(args) -> None:
         if min(args.timed_images, args.train_iters) < 1 or args.warmup < 0:
             raise ValueError("--timed-images and --train-iters must be >= 1, --warmup >= 0")
     _configs(args)
-    needs_detectron2 = args.command == "learning" or {"inference", "train"} & set(args.phases)
+    if args.command == "tta" and len(args.config_file) != 1:
+        raise ValueError(f"tta measures one model: give one --config-file and one --weights, got {args.config_file}")
+    needs_detectron2 = args.command in ("learning", "tta") or {"inference", "train"} & set(args.phases)
     if needs_detectron2 and not HAS_DETECTRON2:
         skip = " (--skip inference,train, or `data`, measures only the data tools)" if args.command == "speed" else ""
         raise ValueError(f"detectron2 is not installed: {args.command} needs it{skip}. Install it:\n"

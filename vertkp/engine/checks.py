@@ -7,6 +7,8 @@ from __future__ import annotations
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from ..data.registration import DATASETS, DatasetNotConverted
+from ..inference.tta import tta_augmentations
+from ..keypoint_decoding import SUBPIXEL_METHODS
 from ..keypoints import KEYPOINT_FLIP_MAP, KEYPOINT_NAMES, NUM_KEYPOINTS, OKS_SIGMAS
 
 __all__ = ["ConfigError", "check_config"]
@@ -42,7 +44,7 @@ def check_config(cfg, *, training: bool = True, load_datasets: bool = True) -> N
     """Raise :class:`ConfigError` for a config that would fail or silently mislearn.
 
     Checks: keypoints on with 4 keypoints and 1 class; one OKS sigma per
-    keypoint; no vertical flip; every dataset registered with vertkp's
+    keypoint; no vertical flip; a known TTA mode and sub-pixel method; every dataset registered with vertkp's
     keypoint names (and flip map, for training); and, with
     ``load_datasets``, that each dataset file exists (the error of a
     dataset not converted yet carries the command that makes it).
@@ -66,6 +68,13 @@ def check_config(cfg, *, training: bool = True, load_datasets: bool = True) -> N
         raise ConfigError(
             f"INPUT.RANDOM_FLIP is {cfg.INPUT.RANDOM_FLIP!r}: set it to 'horizontal' or 'none' (a vertical flip "
             "would swap superior and inferior corners without relabelling them)")
+    try:
+        tta_augmentations(cfg.VERTKP.TTA, tuple(cfg.VERTKP.TTA_SCALES))
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    if cfg.MODEL.ROI_KEYPOINT_HEAD.SUBPIXEL not in SUBPIXEL_METHODS:
+        raise ConfigError(f"MODEL.ROI_KEYPOINT_HEAD.SUBPIXEL is {cfg.MODEL.ROI_KEYPOINT_HEAD.SUBPIXEL!r}; set it to "
+                          f"one of {', '.join(SUBPIXEL_METHODS)}")
     names = (list(cfg.DATASETS.TRAIN) if training else []) + list(cfg.DATASETS.TEST)
     if training and not cfg.DATASETS.TRAIN:
         raise ConfigError("DATASETS.TRAIN is empty: name the registered datasets to train on")

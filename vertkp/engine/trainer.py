@@ -10,6 +10,7 @@ from detectron2.utils import comm
 
 from ..data.mapper import VertebraDatasetMapper
 from ..evaluation.evaluator import VertebraKeypointEvaluator
+from ..inference.tta import VertebraTTA, uses_tta
 from .hooks import BestCheckpointer
 
 __all__ = ["Trainer"]
@@ -23,6 +24,7 @@ class Trainer(DefaultTrainer):
     * evaluation by ``VertebraKeypointEvaluator`` (MRE, SDR, detection F1,
       slip and grade agreement) plus, with ``VERTKP.COCO_EVAL``, detectron2's
       COCOEvaluator with the project's OKS sigmas;
+    * test-time augmentation in every evaluation unless ``VERTKP.TTA`` is "none";
     * a :class:`BestCheckpointer` keeping the weights with the best
       ``VERTKP.BEST_METRIC`` (default: lowest ``vertkp/MRE_px``) whenever
       ``TEST.EVAL_PERIOD`` > 0.
@@ -49,6 +51,14 @@ class Trainer(DefaultTrainer):
             evaluators.append(COCOEvaluator(dataset_name, tasks=("bbox", "keypoints"), output_dir=output_folder,
                                             kpt_oks_sigmas=list(cfg.TEST.KEYPOINT_OKS_SIGMAS)))
         return DatasetEvaluators(evaluators)
+
+    @classmethod
+    def test(cls, cfg, model, evaluators=None):
+        """detectron2's test, through test-time augmentation unless ``VERTKP.TTA`` is "none"
+        (``vertkp.inference.tta.VertebraTTA``; the periodic evaluations and ``--eval-only``)."""
+        if uses_tta(cfg):
+            model = VertebraTTA.from_cfg(cfg, model)
+        return super().test(cfg, model, evaluators)
 
     def build_hooks(self):
         ret = super().build_hooks()

@@ -17,6 +17,7 @@ from ..grading.slip import GRADE_NAMES
 from ..keypoints import KEYPOINT_NAMES
 from .agreement import GRADE_ORDER, measure_agreement, slip_groups
 from .bootstrap import CI_METRICS, bootstrap_ci95
+from .calibration import evaluate_calibration
 from .ground_truth import EvaluationInputError, ImageTruth
 from .metrics import detection_scores, error_stats, mean_vertebra_width, slip_agreement, success_detection_rate
 from .predictions import ImagePredictions
@@ -82,6 +83,11 @@ METRICS: Dict[str, tuple] = {
                                                    "slip_MAE_pp"),
     "kappa_ci95_low": ("kappa", "lower bound of the bootstrap 95% confidence interval of kappa"),
     "kappa_ci95_high": ("kappa", "upper bound of the bootstrap 95% confidence interval of kappa"),
+    "flag_recall": ("percent", "predictions with corner signals: large-error corners (over 5% of the vertebra "
+                               "width) that a flag catches at the default thresholds"),
+    "flag_rate": ("percent", "predictions with corner signals: matched corners flagged at the default thresholds"),
+    "risk_auroc": ("AUROC", "predictions with corner signals: AUROC of the combined error risk for large-error "
+                            "corners"),
     "truth_MRE_px": ("px", "phantoms (--truth): MRE against the exact corners instead of the labels"),
     "truth_MRE_pct_width": ("percent", "phantoms (--truth): MRE_pct_width against the exact corners"),
     "truth_SDR_px@<t>": ("percent", "phantoms (--truth): SDR against the exact corners"),
@@ -247,6 +253,15 @@ def _pct_width(mre_px: Optional[float], images: List[ImageEvaluation]) -> Option
     return None if mre_px is None or not np.isfinite(width) or width <= 0 else 100.0 * mre_px / width
 
 
+def _flat_calibration(calibration: Optional[dict]) -> dict:
+    """flag_recall, flag_rate (every flag together) and risk_auroc of metrics.json["calibration"]."""
+    if calibration is None:
+        return {"flag_recall": None, "flag_rate": None, "risk_auroc": None}
+    anyflag = calibration["flags"]["any"]
+    return {"flag_recall": anyflag["recall"], "flag_rate": anyflag["flag_rate"],
+            "risk_auroc": calibration["auroc"]["combined"]}
+
+
 def _aggregate(images: List[ImageEvaluation], settings: EvaluationSettings) -> dict:
     ds = DatasetEvaluation({}, images, settings)
     e_px, e_mm = ds.all_errors("px"), ds.all_errors("mm")
@@ -266,6 +281,7 @@ def _aggregate(images: List[ImageEvaluation], settings: EvaluationSettings) -> d
     ci95, boot = bootstrap_ci95(images, settings.bootstrap, settings.seed)
     point = {"MRE_px": s_px["mean"], "det_F1": det["det_F1"], **slip}
     ci95 = {k: (v if point[k] is not None else [None, None]) for k, v in ci95.items()}
+    calibration = evaluate_calibration(images)
     naming = {src: sum(1 for ev in images if ev.truth.n and ev.gt_grading.level_source == src)
               for src in ("data", "mixed", "position")}
     metrics = {
@@ -296,6 +312,8 @@ def _aggregate(images: List[ImageEvaluation], settings: EvaluationSettings) -> d
         "bootstrap": boot,
         "facing": _facing_summary(images, settings.facing),
         "level_names": {"n_images_" + k: v for k, v in naming.items()},
+        **_flat_calibration(calibration),
+        **({"calibration": calibration} if calibration is not None else {}),
         "units": {name: unit for name, (unit, _) in METRICS.items()},
         "settings": settings.as_dict(),
     }

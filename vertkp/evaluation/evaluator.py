@@ -39,6 +39,7 @@ from detectron2.utils import comm
 from ..data import registration  # noqa: F401  (registers vertkp's datasets, which it reads)
 from ..data.coco import CATEGORY
 from ..data.spacing import load_pixel_spacing
+from ..inference.tta import instances_corner_signals
 from ..keypoints import DETECTRON2_KEYPOINT_OFFSET
 from ..phantoms.truth import TRUTH_FILE
 from .dataset import evaluate_dataset, flat_metrics
@@ -153,16 +154,19 @@ class VertebraKeypointEvaluator(DatasetEvaluator):
         self._predictions = []
 
     def process(self, inputs, outputs):
-        """Keep each image's predicted corners (minus detectron2's 0.5) and scores."""
+        """Keep each image's predicted corners (minus detectron2's 0.5), scores and corner signals
+        (heatmap confidence; TTA spread, ``vertkp.inference.tta``)."""
         for inp, out in zip(inputs, outputs):
             inst = out.get("instances") if isinstance(out, Mapping) else None
             if inst is None or not inst.has("pred_keypoints") or len(inst) == 0:
-                corners, scores = np.zeros((0, 4, 2)), np.zeros(0)
+                corners, scores, conf, spread = np.zeros((0, 4, 2)), np.zeros(0), np.zeros((0, 4)), np.zeros((0, 4))
             else:
                 inst = inst.to("cpu")
                 corners = inst.pred_keypoints[:, :, :2].numpy().astype(np.float64) - DETECTRON2_KEYPOINT_OFFSET
                 scores = inst.scores.numpy().astype(np.float64)
-            self._predictions.append({"image_id": inp["image_id"], "corners": corners, "scores": scores})
+                conf, spread = instances_corner_signals(inst)
+            self._predictions.append({"image_id": inp["image_id"], "corners": corners, "scores": scores,
+                                      "corner_confidence": conf, "corner_spread": spread})
 
     def evaluate(self):
         if self._distributed:
@@ -178,7 +182,8 @@ class VertebraKeypointEvaluator(DatasetEvaluator):
             return {}
         per_image = {}
         for p in predictions:  # a padded sampler may repeat an image: keep the first
-            per_image.setdefault(p["image_id"], ImagePredictions(p["corners"], p["scores"]))
+            per_image.setdefault(p["image_id"], ImagePredictions(p["corners"], p["scores"], p["corner_confidence"],
+                                                                 p["corner_spread"]))
         gt = {t.image_id: t for t in dataset_ground_truth(self._dataset_name).images}
         missing = [i for i in per_image if i not in gt]
         if missing:

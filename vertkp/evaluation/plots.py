@@ -5,17 +5,19 @@ directly, so importing this module never changes the user's pyplot backend.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Mapping
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..keypoints import KEYPOINT_NAMES
+from .calibration import bins_calibration_error
 from .dataset import DatasetEvaluation
 
-__all__ = ["write_plots"]
+__all__ = ["write_plots", "reliability_plot"]
 
 
 def _figure(w=6.4, h=4.2):
@@ -81,7 +83,7 @@ def _bland_altman(ax, truth: np.ndarray, pred: np.ndarray, agreement: dict):
 
 
 def write_plots(result: DatasetEvaluation, output_dir) -> Dict[str, Path]:
-    """Write the five PNGs; returns short name -> path.
+    """Write the five PNGs (six when the predictions carry corner signals); returns short name -> path.
 
     * sdr_curve.png: SDR against threshold (px, and mm when any image has a
       spacing), the configured thresholds marked; missed corners count as
@@ -94,6 +96,8 @@ def write_plots(result: DatasetEvaluation, output_dir) -> Dict[str, Path]:
     * bland_altman_slip.png: Bland-Altman plot of the slip % over the scored
       lateral pairs: mean of predicted and true on x, predicted - true on y,
       the bias and the 95% limits of agreement (bias -+ 1.96 SD, ddof=1).
+    * reliability.png (predictions with corner signals): :func:`reliability_plot` of
+      metrics.json["calibration"], the error risk of the corners against their large errors.
     """
     out = Path(output_dir)
     m = result.metrics
@@ -174,4 +178,58 @@ def write_plots(result: DatasetEvaluation, output_dir) -> Dict[str, Path]:
     icc = "n/a" if a["icc_a1"] is None else f"{a['icc_a1']:.3f}"
     ax.set_title(f"Bland-Altman, slip % ({a['n']} pairs, ICC(A,1) {icc})")
     files["bland_altman_slip"] = _save(fig, out / "bland_altman_slip.png")
+
+    calibration = m.get("calibration")
+    if calibration and "reliability" in calibration:
+        files["reliability"] = reliability_plot(calibration, out / "reliability.png")
     return files
+
+
+def reliability_plot(report_or_bins: Mapping, path) -> Path:
+    """Write a reliability diagram PNG; returns its path.
+
+    Top: mean predicted probability (x) against the observed large-error rate (y) of
+    each non-empty bin, with the diagonal of perfect calibration. Below: the corners per
+    bin as bars. Title: the ECE and the number of corners.
+
+    Args:
+        report_or_bins: a :func:`vertkp.evaluation.calibration.calibration_report` made with a probability, or the
+            dict of ``reliability_bins``.
+        path: the PNG to write.
+    """
+    if "reliability" in report_or_bins:
+        bins, ece = report_or_bins["reliability"], report_or_bins.get("ece")
+    elif "edges" in report_or_bins:
+        bins, ece = report_or_bins, None
+    else:
+        raise ValueError("reliability_plot needs calibration_report(..., probability=...) or reliability_bins(...)")
+    edges = np.asarray(bins["edges"], dtype=np.float64)
+    mean_p = np.asarray(bins["mean_predicted"], dtype=np.float64)
+    observed = np.asarray(bins["observed_rate"], dtype=np.float64)
+    count = np.asarray(bins["count"], dtype=np.int64)
+    ece = bins_calibration_error(bins) if ece is None else float(ece)
+
+    fig = Figure(figsize=(5.6, 6.0), dpi=100)
+    FigureCanvasAgg(fig)
+    grid = fig.add_gridspec(2, 1, height_ratios=(3, 1))
+    ax = fig.add_subplot(grid[0])
+    hist = fig.add_subplot(grid[1], sharex=ax)
+    ax.plot([0, 1], [0, 1], "--", color="0.6", label="perfect calibration")
+    full = count > 0
+    if full.any():
+        ax.plot(mean_p[full], observed[full], "o-", color="tab:blue", label="observed")
+    else:
+        ax.text(0.5, 0.5, "no corners", ha="center", va="center", transform=ax.transAxes, color="0.4")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylabel("observed large-error rate")
+    ax.legend(loc="upper left")
+    ax.grid(alpha=0.3)
+    ax.tick_params(labelbottom=False)
+    hist.bar(0.5 * (edges[:-1] + edges[1:]), count, width=np.diff(edges) * 0.9, color="tab:gray", alpha=0.8)
+    hist.set_xlabel("predicted probability of a large error")
+    hist.set_ylabel("corners")
+    hist.grid(alpha=0.3, axis="y")
+    ece_text = "n/a" if math.isnan(ece) else f"{ece:.3f}"
+    ax.set_title(f"Reliability (ECE {ece_text}, {int(count.sum())} corners)")
+    return _save(fig, Path(path))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 
@@ -16,10 +16,15 @@ __all__ = ["ImagePredictions", "load_predictions"]
 @dataclass
 class ImagePredictions:
     """Predicted vertebrae of one image: corners float [M, 4, 2] px (file
-    coordinates, TL, TR, BL, BR) and scores float [M]."""
+    coordinates, TL, TR, BL, BR) and scores float [M]; where the predictions carry
+    them, each corner's heatmap confidence float [M, 4] in [0, 1] and its test-time
+    augmentation spread float [M, 4] px (NaN: one pass alone found the vertebra),
+    which ``metrics.json["calibration"]`` measures."""
 
     corners: np.ndarray
     scores: np.ndarray
+    corner_confidence: Optional[np.ndarray] = None
+    corner_spread: Optional[np.ndarray] = None
 
     @classmethod
     def empty(cls) -> "ImagePredictions":

@@ -137,6 +137,10 @@ class ImageEvaluation:
         gt_grading, pred_grading: the two spines' gradings (pred None when
             nothing was predicted).
         pairs: one dict per measurable GT pair (see ``_score_pairs``).
+        pred_scores: [N] the matched prediction's score (NaN when unmatched).
+        pred_corner_confidence, pred_corner_spread: [N, 4] the matched prediction's
+            corner signals (``ImagePredictions``), NaN when unmatched; None when the
+            predictions carry none.
     """
 
     truth: ImageTruth
@@ -147,6 +151,9 @@ class ImageEvaluation:
     gt_grading: SpineGrading
     pred_grading: Optional[SpineGrading]
     pairs: List[dict] = field(default_factory=list)
+    pred_scores: Optional[np.ndarray] = None
+    pred_corner_confidence: Optional[np.ndarray] = None
+    pred_corner_spread: Optional[np.ndarray] = None
 
     @property
     def errors_mm(self) -> Optional[np.ndarray]:
@@ -207,6 +214,14 @@ def _score_pairs(truth: ImageTruth, gt: SpineGrading, pred: Optional[SpineGradin
     return rows
 
 
+def _matched_rows(values: np.ndarray, gt_to_pred: np.ndarray) -> np.ndarray:
+    """Per GT vertebra, the row of ``values`` (indexed by kept prediction) of its match; NaN unmatched."""
+    out = np.full((len(gt_to_pred),) + values.shape[1:], np.nan)
+    ok = gt_to_pred >= 0
+    out[ok] = values[gt_to_pred[ok]]
+    return out
+
+
 def evaluate_image(truth: ImageTruth, pred: Optional[ImagePredictions],
                    settings: Optional[EvaluationSettings] = None) -> ImageEvaluation:
     """Match, measure and grade one image; see the module docstring.
@@ -243,5 +258,11 @@ def evaluate_image(truth: ImageTruth, pred: Optional[ImagePredictions],
                                    pixel_spacing=truth.pixel_spacing, no_slip_pct=settings.no_slip_pct,
                                    gap_factor=settings.gap_factor)
     res = ImageEvaluation(truth, int(len(pc)), matching, matched, errors, gt_grading, pred_grading)
+    res.pred_scores = _matched_rows(np.asarray(pred.scores, dtype=np.float64)[keep], matching.gt_to_pred)
+    for name in ("corner_confidence", "corner_spread"):
+        values = getattr(pred, name)
+        if values is not None:
+            rows = np.asarray(values, dtype=np.float64).reshape(-1, 4)[keep]
+            setattr(res, f"pred_{name}", _matched_rows(rows, matching.gt_to_pred))
     res.pairs = _score_pairs(truth, gt_grading, pred_grading, matching, settings)
     return res

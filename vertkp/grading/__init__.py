@@ -37,6 +37,7 @@ from .slip import (
     lateral_displacement_percent,
     meyerding_grade,
     slip_percent,
+    slip_percent_sd,
 )
 from .vertebrae import (
     canonical_up_axes,
@@ -61,6 +62,7 @@ __all__ = [
     # measures
     "lateral_pair_measures", "ap_pair_measures", "wedge_angle_deg", "lumbar_lordosis_deg",
     # slip
-    "slip_percent", "lateral_displacement_percent", "meyerding_grade", "grade_name", "grade_boundaries",
-    "distance_to_grade_boundary", "GRADES", "GRADE_NAMES", "RETROLISTHESIS", "NO_SLIP", "DEFAULT_NO_SLIP_PCT",
+    "slip_percent", "slip_percent_sd", "lateral_displacement_percent", "meyerding_grade", "grade_name",
+    "grade_boundaries", "distance_to_grade_boundary", "GRADES", "GRADE_NAMES", "RETROLISTHESIS", "NO_SLIP",
+    "DEFAULT_NO_SLIP_PCT",
 ]

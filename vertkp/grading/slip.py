@@ -15,6 +15,7 @@ __all__ = [
     "RETROLISTHESIS",
     "NO_SLIP",
     "slip_percent",
+    "slip_percent_sd",
     "lateral_displacement_percent",
     "meyerding_grade",
     "grade_name",
@@ -68,6 +69,37 @@ def slip_percent(lower_posterior_superior, lower_anterior_superior, upper_poster
     a = np.asarray(lower_anterior_superior, dtype=np.float64)
     q = np.asarray(upper_posterior_inferior, dtype=np.float64)
     return _percent_of_endplate(q - p, a - p)
+
+
+def slip_percent_sd(lower_posterior_superior, lower_anterior_superior, upper_posterior_inferior,
+                    sd_posterior_superior, sd_anterior_superior, sd_posterior_inferior) -> float:
+    """Standard deviation of :func:`slip_percent`, in percentage points, from the three
+    corners' position errors (first-order propagation).
+
+    Each corner's error is taken as independent and isotropic with the given standard
+    deviation per axis (px, or the corners' unit). With e = A - P, d = Q - P and
+    s = 100 d . e / |e|^2: ds/dQ = 100 e / |e|^2, ds/dA = 100 (d - 2 s e / 100) / |e|^2,
+    ds/dP = -(ds/dQ + ds/dA); the variance is the sum of sd^2 |ds/dX|^2.
+
+    Args:
+        lower_posterior_superior, lower_anterior_superior, upper_posterior_inferior:
+            P, A, Q, arrays [2].
+        sd_posterior_superior, sd_anterior_superior, sd_posterior_inferior: their
+            standard deviations per axis (>= 0).
+    """
+    p, a, q = (np.asarray(v, dtype=np.float64) for v in
+               (lower_posterior_superior, lower_anterior_superior, upper_posterior_inferior))
+    e, d = a - p, q - p
+    w2 = float(e @ e)
+    if w2 <= 0:
+        raise ValueError("the lower vertebra's superior endplate has zero length")
+    s = 100.0 * float(d @ e) / w2
+    g_q = 100.0 * e / w2
+    g_a = (100.0 * d - 2.0 * s * e) / w2
+    g_p = -(g_q + g_a)
+    var = sum(float(sd) ** 2 * float(g @ g) for sd, g in
+              ((sd_posterior_superior, g_p), (sd_anterior_superior, g_a), (sd_posterior_inferior, g_q)))
+    return float(np.sqrt(var))
 
 
 def lateral_displacement_percent(lower_left, lower_right, upper_left, upper_right):

@@ -43,6 +43,8 @@ from ..files import write_json
 from ..grading import DEFAULT_GAP_FACTOR, DEFAULT_NO_SLIP_PCT
 from .outputs import coco_results, format_summary, match_image_ids, summarize, write_report_csv
 from .overlay import draw_overlay
+from .fusion import TTA_MODES
+from ..flags import SINGLE_PASS_THRESHOLDS
 from .result import FlagThresholds, file_options, merge_options
 
 if HAS_DETECTRON2:
@@ -52,7 +54,7 @@ __all__ = ["build_parser", "expand_inputs", "predict_files", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    t = FlagThresholds()
+    tta, one = FlagThresholds(), SINGLE_PASS_THRESHOLDS
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--config-file", required=True, metavar="CFG", help="vertkp config (configs/*.yaml)")
@@ -74,10 +76,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bottom-level", default=None, metavar="LEVEL",
                    help="level of the most caudal vertebra in view (e.g. S1), to name vertebrae by level")
     p.add_argument("--batch-size", type=int, default=1, help="images per forward pass")
-    p.add_argument("--corner-threshold", type=float, default=t.corner,
-                   help="flag corners whose heatmap confidence is under this")
-    p.add_argument("--vertebra-threshold", type=float, default=t.vertebra,
-                   help="flag vertebrae whose detection score is under this")
+    p.add_argument("--tta", choices=TTA_MODES, default=None,
+                   help="test-time augmentation: flip (the image and its mirror, fused: better corners, the "
+                        "passes' disagreement per corner, the unstable_corner flag; 2x the model's time), "
+                        "flip,scale (also at VERTKP.TTA_SCALES: 6x) or none; default: the config's VERTKP.TTA")
+    p.add_argument("--spread-threshold", type=float, default=None,
+                   help="with TTA: flag corners whose passes disagree by more than this, %% of the vertebra width "
+                        f"(None: the calibrated {tta.spread_pct})")
+    p.add_argument("--corner-threshold", type=float, default=None,
+                   help=f"flag corners whose heatmap confidence is under this (None: the calibrated {tta.corner} "
+                        f"with TTA, {one.corner} without)")
+    p.add_argument("--vertebra-threshold", type=float, default=None,
+                   help=f"flag vertebrae whose detection score is under this (None: the calibrated "
+                        f"{tta.vertebra} with TTA, {one.vertebra} without)")
     p.add_argument("--no-slip-pct", type=float, default=DEFAULT_NO_SLIP_PCT,
                    help="|slip| at or under this is grade 'none'")
     p.add_argument("--gap-factor", type=float, default=DEFAULT_GAP_FACTOR,
@@ -254,12 +265,13 @@ def main(argv=None) -> int:
             print(f"{parser.prog}: error: detectron2 is not installed (predict needs it; see README, Install)",
                   file=sys.stderr)
             return 2
-        thresholds = FlagThresholds(corner=args.corner_threshold, vertebra=args.vertebra_threshold)
         predictor = VertebraPredictor(args.config_file, args.weights, device=args.device,
                                       score_threshold=args.score_threshold, view=args.view, facing=args.facing,
                                       bottom_level=args.bottom_level, no_slip_pct=args.no_slip_pct,
-                                      gap_factor=args.gap_factor, thresholds=thresholds,
-                                      keep_dicom_ids=args.keep_dicom_ids)
+                                      gap_factor=args.gap_factor,
+                                      keep_dicom_ids=args.keep_dicom_ids, tta=args.tta)
+        predictor.set_thresholds(corner=args.corner_threshold, vertebra=args.vertebra_threshold,
+                                 spread_pct=args.spread_threshold)
         settings = {k: v for k, v in vars(args).items() if k not in ("input", "no_progress", "quiet")}
         settings["inputs"] = list(args.input)
         summary = predict_files(predictor, args.input, args.output, view=args.view, pixel_spacing=args.pixel_spacing,

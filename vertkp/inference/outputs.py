@@ -26,9 +26,9 @@ __all__ = ["REPORT_COLUMNS", "report_rows", "coco_results", "summarize", "format
            "match_image_ids"]
 
 REPORT_COLUMNS = (
-    "image", "pair", "upper", "lower", "slip_pct", "grade", "retrolisthesis_pct", "lateral_displacement_pct",
-    "lateral_side", "intervertebral_angle_deg", "disc_height_anterior_px", "disc_height_posterior_px",
-    "disc_height_anterior_mm", "disc_height_posterior_mm", "facing", "flags", "image_flags",
+    "image", "pair", "upper", "lower", "slip_pct", "slip_low_pct", "slip_high_pct", "grade", "retrolisthesis_pct",
+    "lateral_displacement_pct", "lateral_side", "intervertebral_angle_deg", "disc_height_anterior_px",
+    "disc_height_posterior_px", "disc_height_anterior_mm", "disc_height_posterior_mm", "facing", "flags", "image_flags",
 )
 # The Meyerding category of a pair, in the order summaries list them.
 GRADE_ORDER = tuple(GRADE_NAMES[g] for g in GRADES) + ("not measurable",)

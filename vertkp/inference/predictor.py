@@ -15,6 +15,7 @@ config's one test-time resize). Everything after the network is
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -28,8 +29,10 @@ from ..data.mapper import VertebraDatasetMapper
 from ..evaluation.matching import DEFAULT_SCORE_THRESHOLD
 from ..grading import DEFAULT_GAP_FACTOR, DEFAULT_NO_SLIP_PCT
 from ..keypoints import DETECTRON2_KEYPOINT_OFFSET
-from .result import (SPACING_OPTIONS, FlagThresholds, SpinePrediction, build_prediction, corner_confidence,
-                     file_options, merge_options)
+from .result import SPACING_OPTIONS, FlagThresholds, SpinePrediction, build_prediction, file_options, merge_options
+from .tta import VertebraTTA, instances_corner_signals, uses_tta
+from ..flags import default_thresholds
+from ..grading.uncertainty import CornerUncertainty, default_uncertainty
 
 __all__ = ["VertebraPredictor"]
 
@@ -51,9 +54,15 @@ class VertebraPredictor:
         bottom_level: the level of the most caudal vertebra in view ("S1"),
             to name vertebrae by level; None names them by position.
         no_slip_pct, gap_factor: as for ``vertkp.grading.grade_spine``.
-        thresholds: when to flag (:class:`FlagThresholds`).
+        thresholds: when to flag (:class:`FlagThresholds`); None: the calibrated defaults of
+            the predictor's mode (``vertkp.flags.default_thresholds``, with or without TTA).
         keep_dicom_ids: record a DICOM file's patient and study identifiers in its
             result (``SpinePrediction.dicom_ids``); by default none is read.
+        tta: test-time augmentation, "none", "flip" or "flip,scale"
+            (``vertkp.inference.tta``); None: the config's ``VERTKP.TTA``.
+        uncertainty: the corner error model of the slip intervals
+            (``vertkp.grading.uncertainty.CornerUncertainty``); None: the one fitted for the
+            predictor's mode (``default_uncertainty``).
     """
 
     def __init__(self, config_file: str, weights: Optional[str] = None, *, opts: Sequence[str] = (),
@@ -79,11 +88,18 @@ class VertebraPredictor:
     def _setup(self, cfg, *, score_threshold: float = DEFAULT_SCORE_THRESHOLD, view: str = "lateral",
                facing: str = "auto", pixel_spacing: Optional[float] = None, bottom_level: Optional[str] = None,
                no_slip_pct: float = DEFAULT_NO_SLIP_PCT, gap_factor: float = DEFAULT_GAP_FACTOR,
-               thresholds: FlagThresholds = FlagThresholds(), keep_dicom_ids: bool = False):
+               thresholds: Optional[FlagThresholds] = None, keep_dicom_ids: bool = False,
+               tta: Optional[str] = None, uncertainty: Optional[CornerUncertainty] = None):
         if not 0.0 <= score_threshold <= 1.0:
             raise ValueError(f"score_threshold must be in [0, 1], got {score_threshold}")
         cfg.defrost()
-        cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = score_threshold  # the box head drops the rest
+        if tta is not None:
+            cfg.VERTKP.TTA = tta
+        # The box head drops the rest. With TTA each pass keeps what scores 0.05 (detectron2's
+        # default), so that a vertebra one pass scores under the threshold still counts in the
+        # fused score, which the threshold is applied to (to_prediction).
+        tta_on = uses_tta(cfg)
+        cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = min(score_threshold, 0.05) if tta_on else score_threshold
         cfg.freeze()
         self.cfg = cfg
         self.model = build_model(cfg).eval()
@@ -91,6 +107,11 @@ class VertebraPredictor:
             DetectionCheckpointer(self.model).load(cfg.MODEL.WEIGHTS)
         else:
             logging.getLogger(__name__).warning("no weights given: the model is randomly initialised")
+        # what run_model calls: the model, or the model inside test-time augmentation
+        self.network = VertebraTTA.from_cfg(cfg, self.model).eval() if tta_on else self.model
+        self.tta = tta_on
+        self.uncertainty = default_uncertainty(tta_on) if uncertainty is None else uncertainty
+        thresholds = default_thresholds(tta_on) if thresholds is None else thresholds
         self.mapper = VertebraDatasetMapper(cfg, is_train=False)
         self.input_format = cfg.INPUT.FORMAT
         self.device = torch.device(cfg.MODEL.DEVICE)
@@ -99,6 +120,13 @@ class VertebraPredictor:
         self.grading = dict(view=view, facing=facing, pixel_spacing=pixel_spacing, bottom_level=bottom_level,
                             no_slip_pct=no_slip_pct, gap_factor=gap_factor, thresholds=thresholds,
                             pixel_spacing_source="given" if pixel_spacing is not None else None)
+
+    def set_thresholds(self, **overrides) -> FlagThresholds:
+        """Replace some flag thresholds (``FlagThresholds`` fields; None values are ignored);
+        returns the thresholds now used."""
+        given = {k: float(v) for k, v in overrides.items() if v is not None}
+        self.grading["thresholds"] = replace(self.grading["thresholds"], **given)
+        return self.grading["thresholds"]
 
     # ---- the network alone -------------------------------------------------------------
     def load(self, source) -> Tuple[np.ndarray, str]:
@@ -116,7 +144,7 @@ class VertebraPredictor:
     def run_model(self, inputs: List[dict]) -> list:
         """detectron2 ``Instances`` (on the CPU, in input-image pixels) for model inputs."""
         with torch.inference_mode():
-            outputs = self.model(inputs)
+            outputs = self.network(inputs)
         return [o["instances"].to("cpu") for o in outputs]
 
     # ---- image in, graded spine out ------------------------------------------------------
@@ -125,14 +153,16 @@ class VertebraPredictor:
         replace the predictor's grading settings (pixel_spacing with its pixel_spacing_source,
         facing, data_facing, view, ...); ``notes`` are added to the result's, ``dicom_ids`` set on it."""
         inst = instances[instances.scores >= self.score_threshold]
+        conf, spread = instances_corner_signals(inst)
+        if conf is None:  # no heatmaps: no corner confidence to flag on
+            conf, spread = np.full((len(inst), 4), np.nan), np.full((len(inst), 4), np.nan)
         if len(inst):
             kps = inst.pred_keypoints.numpy().astype(np.float64)
             corners = kps[:, :, :2] - DETECTRON2_KEYPOINT_OFFSET
-            conf = corner_confidence(inst.pred_keypoint_heatmaps.float().numpy())
             boxes = inst.pred_boxes.tensor.numpy().astype(np.float64)
             scores = inst.scores.numpy().astype(np.float64)
         else:
-            corners, conf, boxes, scores = np.zeros((0, 4, 2)), np.zeros((0, 4)), np.zeros((0, 4)), np.zeros(0)
+            corners, boxes, scores = np.zeros((0, 4, 2)), np.zeros((0, 4)), np.zeros(0)
         settings = dict(self.grading)
         given = {k: v for k, v in overrides.items() if v is not None}
         source = given.pop("pixel_spacing_source", None)
@@ -140,7 +170,9 @@ class VertebraPredictor:
             settings["pixel_spacing_source"] = source or "given"
         notes, ids = given.pop("notes", ()), given.pop("dicom_ids", None)
         settings.update(given)
-        pred = build_prediction(corners, conf, scores, boxes, image=name, height=height, width=width, **settings)
+        pred = build_prediction(corners, conf, scores, boxes, image=name, height=height, width=width,
+                                corner_spread=spread if self.tta else None,
+                                uncertainty=self.uncertainty, **settings)
         pred.notes.extend(notes)
         pred.dicom_ids = ids
         return pred

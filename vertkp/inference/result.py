@@ -24,9 +24,13 @@ from ..grading import (
     DEFAULT_NO_SLIP_PCT,
     PairMeasures,
     SpineGrading,
-    distance_to_grade_boundary,
     grade_spine,
+    meyerding_grade,
+    vertebra_width,
 )
+from ..grading.uncertainty import (CornerUncertainty, corner_sd_px, follow_orientation, slip_interval,
+                                   spread_pct_width)
+from ..flags import FLAGS, FlagThresholds
 from ..keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS
 
 __all__ = [
@@ -42,39 +46,8 @@ __all__ = [
     "merge_options",
 ]
 
-# Flag code -> what it means. Codes are what predictions.json, report.csv and the overlays carry.
-FLAGS = {
-    "no_vertebrae": "no vertebra was detected above the score threshold",
-    "suspected_missed_vertebra": "two consecutive vertebrae are too far apart to be neighbours: "
-                                 "one between them was probably missed (the pair is not graded)",
-    "uncertain_facing": "the facing was estimated from the spine's curvature with low confidence: "
-                        "check it, or give it (--facing left|right)",
-    "low_confidence_vertebra": "a vertebra's detection score is under the vertebra threshold",
-    "low_confidence_corner": "a corner's heatmap confidence is under the corner threshold",
-    "borderline_grade": "the slip is within a few percentage points of a Meyerding boundary",
-    "not_measurable": "the pair's slip could not be measured",
-}
 # The per-image options (file_options) that a pixel spacing given otherwise replaces.
 SPACING_OPTIONS = ("pixel_spacing", "pixel_spacing_source", "notes")
-
-
-@dataclass(frozen=True)
-class FlagThresholds:
-    """When to flag. Confidences are in [0, 1].
-
-    Attributes:
-        corner: corner confidence (:func:`corner_confidence`) under this is low.
-        vertebra: detection score under this is low (scores under the
-            predictor's score threshold are not reported at all).
-        facing: an estimated facing ("auto") with confidence under this is uncertain.
-        borderline_pct: slip within this many percentage points of a grade
-            boundary is borderline.
-    """
-
-    corner: float = 0.5
-    vertebra: float = 0.8
-    facing: float = 0.8
-    borderline_pct: float = 2.0
 
 
 @dataclass
@@ -91,6 +64,12 @@ class VertebraResult:
         corner_scores: float [4], :func:`corner_confidence` of each corner.
         detection: index in the model's output (highest score first).
         flags: codes of :data:`FLAGS`.
+        corner_spread_px: float [4], px, the test-time augmentation passes' disagreement on
+            each corner (``vertkp.inference.fusion``); NaN (null in JSON) without TTA or when
+            one pass alone found the vertebra.
+        corner_spread_pct: the same, % of the vertebra's width.
+        corner_sd_px: float [4], px, each corner's error SD per axis
+            (``vertkp.grading.uncertainty``), what the pairs' slip intervals use.
     """
 
     name: str
@@ -102,11 +81,15 @@ class VertebraResult:
     corner_scores: np.ndarray
     detection: int
     flags: List[str] = field(default_factory=list)
+    corner_spread_px: np.ndarray = field(default_factory=lambda: np.full(NUM_KEYPOINTS, np.nan))
+    corner_spread_pct: np.ndarray = field(default_factory=lambda: np.full(NUM_KEYPOINTS, np.nan))
+    corner_sd_px: np.ndarray = field(default_factory=lambda: np.full(NUM_KEYPOINTS, np.nan))
 
     def as_dict(self) -> dict:
         d = asdict(self)
         d["corners"] = {k: [float(x), float(y)] for k, (x, y) in zip(KEYPOINT_NAMES, self.corners)}
-        d["corner_scores"] = {k: float(s) for k, s in zip(KEYPOINT_NAMES, self.corner_scores)}
+        for key in ("corner_scores", "corner_spread_px", "corner_spread_pct", "corner_sd_px"):
+            d[key] = {k: (float(v) if np.isfinite(v) else None) for k, v in zip(KEYPOINT_NAMES, getattr(self, key))}
         d["box"] = [float(v) for v in self.box]
         return d
 
@@ -114,9 +97,13 @@ class VertebraResult:
 @dataclass
 class PairResult(PairMeasures):
     """:class:`vertkp.grading.PairMeasures` of one adjacent pair (``upper`` and
-    ``lower`` index :attr:`SpinePrediction.vertebrae`), plus its flags."""
+    ``lower`` index :attr:`SpinePrediction.vertebrae`), plus its flags and, on lateral
+    views, ``slip_low_pct``/``slip_high_pct``: the slip's interval
+    (``vertkp.grading.uncertainty.slip_interval``), None when the slip is not measured."""
 
     flags: List[str] = field(default_factory=list)
+    slip_low_pct: Optional[float] = None
+    slip_high_pct: Optional[float] = None
 
 
 @dataclass
@@ -142,11 +129,15 @@ class SpinePrediction:
         flags: codes of :data:`FLAGS` for the image (those of its vertebrae and pairs included).
         notes: readable caveats.
         thresholds: the :class:`FlagThresholds` the flags were raised with.
+        uncertainty: the corner error model of the slip intervals
+            (``vertkp.grading.uncertainty.CornerUncertainty``).
         image_id: the COCO image id of the results file, if any.
         dicom_ids: a DICOM file's patient and study identifiers
             (``vertkp.data.dicom.DICOM_ID_FIELDS``), only when asked for (``keep_dicom_ids``);
             None, and then not in :meth:`as_dict`, otherwise.
-        grading: the full :class:`vertkp.grading.SpineGrading` (not serialised).
+        grading: the full :class:`vertkp.grading.SpineGrading` (not serialised); its indices
+            are those of :attr:`vertebrae` but for a jumble of overlapping boxes whose order
+            depends on the input order.
     """
 
     image: str
@@ -165,6 +156,7 @@ class SpinePrediction:
     flags: List[str]
     notes: List[str]
     thresholds: FlagThresholds = FlagThresholds()
+    uncertainty: CornerUncertainty = CornerUncertainty()
     image_id: Optional[int] = None
     pixel_spacing_source: Optional[str] = None
     dicom_ids: Optional[dict] = None
@@ -186,6 +178,7 @@ class SpinePrediction:
         out["vertebrae"] = [v.as_dict() for v in self.vertebrae]
         out["pairs"] = [p.as_dict() for p in self.pairs]
         out["thresholds"] = asdict(self.thresholds)
+        out["uncertainty"] = asdict(self.uncertainty)
         if self.dicom_ids is None:
             del out["dicom_ids"]
         return out
@@ -233,7 +226,8 @@ def build_prediction(corners, corner_scores, scores, boxes, *, image: str, heigh
                      pixel_spacing: Optional[float] = None, bottom_level: Optional[str] = None,
                      no_slip_pct: float = DEFAULT_NO_SLIP_PCT, gap_factor: float = DEFAULT_GAP_FACTOR,
                      thresholds: FlagThresholds = FlagThresholds(),
-                     pixel_spacing_source: Optional[str] = None) -> SpinePrediction:
+                     pixel_spacing_source: Optional[str] = None, corner_spread=None,
+                     uncertainty: CornerUncertainty = CornerUncertainty()) -> SpinePrediction:
     """Grade the detected vertebrae of one image and flag what needs a look.
 
     Args:
@@ -249,6 +243,9 @@ def build_prediction(corners, corner_scores, scores, boxes, *, image: str, heigh
             upwards from it. Not applied when a vertebra seems missed (noted).
         thresholds: :class:`FlagThresholds`.
         pixel_spacing_source: where ``pixel_spacing`` came from (:attr:`SpinePrediction.pixel_spacing_source`).
+        corner_spread: float [N, 4] px, the TTA passes' disagreement per corner (NaN where one
+            pass alone found the vertebra); None: predicted without TTA.
+        uncertainty: the corner error model of the slip intervals.
 
     Returns:
         :class:`SpinePrediction`, vertebrae cranial to caudal.
@@ -258,33 +255,48 @@ def build_prediction(corners, corner_scores, scores, boxes, *, image: str, heigh
     cs = np.asarray(corner_scores, dtype=np.float64).reshape(n, NUM_KEYPOINTS)
     s = np.asarray(scores, dtype=np.float64).reshape(n)
     b = np.asarray(boxes, dtype=np.float64).reshape(n, 4)
+    tta = corner_spread is not None
+    sp = (np.asarray(corner_spread, dtype=np.float64).reshape(n, NUM_KEYPOINTS) if tta
+          else np.full((n, NUM_KEYPOINTS), np.nan))
     if bottom_level is not None and level_index(bottom_level) is None:
         raise ValueError(f"bottom_level must be a level name such as 'S1' or 'L5', got {bottom_level!r}")
     kw = dict(view=view, facing=facing, data_facing=data_facing, pixel_spacing=pixel_spacing,
               no_slip_pct=no_slip_pct, gap_factor=gap_factor)
     notes: List[str] = []
     first = grade_spine(c, **kw)
-    order = first.order  # cranial to caudal; grade again in this order so indices are list positions
-    c, cs, s, b = c[order], cs[order], s[order], b[order]
+    order = np.asarray(first.order, dtype=int)  # cranial to caudal; graded again in it: indices = list positions
+    c, cs, s, b, sp = c[order], cs[order], s[order], b[order], sp[order]
+    widths = vertebra_width(c) if n else np.zeros(0)
+    sp_pct = spread_pct_width(sp, widths)
+    sd = corner_sd_px(widths, sp, uncertainty)
+    unstable = (np.isnan(sp_pct) | (sp_pct > thresholds.spread_pct)) if tta else np.zeros((n, NUM_KEYPOINTS), bool)
     levels = None
     if bottom_level is not None and n:
         if first.gaps:
             notes.append(f"levels not assigned from {bottom_level.upper()} at the bottom: a vertebra seems missed")
         else:
-            levels = _levels_from_bottom([first.positions_from_bottom[i] for i in order], bottom_level)
+            levels = _levels_from_bottom(list(range(n, 0, -1)), bottom_level)
     g = grade_spine(c, levels=levels, **kw)
     notes.extend(g.notes)
+    # g's order is the identity, unless the order of a jumble of overlapping boxes depends on
+    # the input order: list the vertebrae in g's order anyway, and index pairs and gaps by it
+    perm = np.asarray(g.order, dtype=int).reshape(n)
+    inv = np.empty(n, dtype=int)
+    inv[perm] = np.arange(n)
 
     vertebrae = []
-    for i in range(n):
+    for i in perm:
         flags = []
         if s[i] < thresholds.vertebra:
             flags.append("low_confidence_vertebra")
         if np.any(cs[i] < thresholds.corner):
             flags.append("low_confidence_corner")
+        if np.any(unstable[i]):
+            flags.append("unstable_corner")
         level = levels[i] if levels is not None else None
         vertebrae.append(VertebraResult(g.names[i], level, g.positions_from_bottom[i], float(s[i]),
-                                        [float(v) for v in b[i]], c[i].copy(), cs[i].copy(), int(order[i]), flags))
+                                        [float(v) for v in b[i]], c[i].copy(), cs[i].copy(), int(order[i]), flags,
+                                        sp[i].copy(), sp_pct[i].copy(), sd[i].copy()))
     pairs = []
     for pm in g.pairs:
         flags = []
@@ -293,13 +305,23 @@ def build_prediction(corners, corner_scores, scores, boxes, *, image: str, heigh
         # corners that make the pair's measures: upper's inferior (BL, BR), lower's superior (TL, TR)
         if np.any(cs[pm.upper, 2:] < thresholds.corner) or np.any(cs[pm.lower, :2] < thresholds.corner):
             flags.append("low_confidence_corner")
-        main = pm.slip_pct if view == "lateral" else pm.lateral_displacement_pct
+        if np.any(unstable[pm.upper, 2:]) or np.any(unstable[pm.lower, :2]):
+            flags.append("unstable_corner")
+        interval = None
+        if g.view == "lateral" and pm.slip_pct is not None and g.facing is not None:
+            u, lo = pm.upper, pm.lower
+            interval = slip_interval(g.oriented[u], g.oriented[lo], follow_orientation(sd[u], c[u], g.oriented[u]),
+                                     follow_orientation(sd[lo], c[lo], g.oriented[lo]), g.facing.facing, uncertainty)
         if not pm.measurable:
             flags.append("not_measurable")
-        elif view == "lateral" and distance_to_grade_boundary(main, no_slip_pct) < thresholds.borderline_pct:
+        elif interval is not None and (meyerding_grade(interval[0], no_slip_pct)
+                                       != meyerding_grade(interval[1], no_slip_pct)):
             flags.append("borderline_grade")
-        pairs.append(PairResult(**pm.as_dict(), flags=flags))
-    gaps = [{"upper": u, "lower": lo, "upper_name": g.names[u], "lower_name": g.names[lo],
+        pairs.append(PairResult(**{**pm.as_dict(), "upper": int(inv[pm.upper]), "lower": int(inv[pm.lower])},
+                                flags=flags,
+                                slip_low_pct=None if interval is None else float(interval[0]),
+                                slip_high_pct=None if interval is None else float(interval[1])))
+    gaps = [{"upper": int(inv[u]), "lower": int(inv[lo]), "upper_name": g.names[u], "lower_name": g.names[lo],
              "disc_ratio": next(a["disc_ratio"] for a in g.adjacency if a["upper"] == u and a["lower"] == lo)}
             for u, lo in g.gaps]
     fe = g.facing
@@ -319,7 +341,8 @@ def build_prediction(corners, corner_scores, scores, boxes, *, image: str, heigh
         facing_confidence=float(fe.confidence) if fe else None,
         level_source="bottom_level" if levels is not None else "position", lordosis_deg=g.lordosis_deg,
         pixel_spacing=pixel_spacing, flags=[f for f in FLAGS if f in image_flags], notes=notes,
-        thresholds=thresholds, pixel_spacing_source=pixel_spacing_source if pixel_spacing is not None else None,
+        thresholds=thresholds, uncertainty=uncertainty,
+        pixel_spacing_source=pixel_spacing_source if pixel_spacing is not None else None,
         grading=g)
 
 

@@ -1,0 +1,60 @@
+"""What calls for a human look at a prediction: the flag codes and when they are raised.
+
+Plain constants, shared by ``vertkp predict`` (``vertkp.inference.result``), which
+raises the flags, and the evaluation (``vertkp.evaluation.calibration``), which measures
+how many of the large corner errors they catch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["FLAGS", "FlagThresholds", "SINGLE_PASS_THRESHOLDS", "default_thresholds"]
+
+# Flag code -> what it means. Codes are what predictions.json, report.csv and the overlays carry.
+FLAGS = {
+    "no_vertebrae": "no vertebra was detected above the score threshold",
+    "suspected_missed_vertebra": "two consecutive vertebrae are too far apart to be neighbours: "
+                                 "one between them was probably missed (the pair is not graded)",
+    "uncertain_facing": "the facing was estimated from the spine's curvature with low confidence: "
+                        "check it, or give it (--facing left|right)",
+    "low_confidence_vertebra": "a vertebra's detection score is under the vertebra threshold",
+    "low_confidence_corner": "a corner's heatmap confidence is under the corner threshold",
+    "unstable_corner": "the test-time augmentation passes disagree on a corner by more than the spread "
+                       "threshold (% of the vertebra width), or one pass alone found the vertebra",
+    "borderline_grade": "the slip's interval (from its corners' uncertainty) crosses a Meyerding boundary",
+    "not_measurable": "the pair's slip could not be measured",
+}
+
+
+@dataclass(frozen=True)
+class FlagThresholds:
+    """When to flag. Confidences are in [0, 1].
+
+    The defaults are those calibrated for flip test-time augmentation with sub-pixel
+    decoding (the default mode), :data:`SINGLE_PASS_THRESHOLDS` those for one pass: on
+    realistic phantoms (``vertkp benchmark tta``) they are the thresholds that flag the
+    fewest corners while all flags together catch 90% of the corners off by more than 5% of
+    the vertebra's width (README, "Test-time augmentation and review flags").
+
+    Attributes:
+        corner: corner confidence (``vertkp.inference.corner_confidence``) under this is low.
+        vertebra: detection score under this is low (scores under the
+            predictor's score threshold are not reported at all).
+        facing: an estimated facing ("auto") with confidence under this is uncertain.
+        spread_pct: a corner whose TTA spread (``vertkp.inference.VertebraResult.corner_spread_pct``) is over
+            this, % of the vertebra width, is unstable (only with test-time augmentation).
+    """
+
+    corner: float = 0.75
+    vertebra: float = 0.5
+    facing: float = 0.8
+    spread_pct: float = 1.25
+
+
+# Calibrated for one pass (no TTA spread; the detection score then helps).
+SINGLE_PASS_THRESHOLDS = FlagThresholds(corner=0.775, vertebra=0.95)
+
+
+def default_thresholds(tta: bool) -> FlagThresholds:
+    """The calibrated default thresholds with (:class:`FlagThresholds`) or without TTA."""
+    return FlagThresholds() if tta else SINGLE_PASS_THRESHOLDS

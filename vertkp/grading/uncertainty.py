@@ -1,0 +1,96 @@
+"""How uncertain a predicted corner is, and what that makes of a pair's slip.
+
+numpy only. A corner's position error is modelled as isotropic with a standard
+deviation per axis of
+
+    sd = sqrt((floor_pct_width / 100 * w) ** 2 + (spread_factor * spread) ** 2)   px
+
+where w is the vertebra's width (mean endplate length, px) and spread the
+test-time augmentation passes' disagreement on the corner (px,
+``vertkp.inference.fusion``; 0 without TTA). The slip's standard deviation
+follows by first-order propagation (``slip_percent_sd``), and its
+interval is slip +- z sd. The defaults were fitted on realistic phantoms
+(``vertkp benchmark tta``, README "Test-time augmentation and review flags").
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import numpy as np
+
+from .slip import slip_percent, slip_percent_sd
+from ..keypoints import anatomical_corners
+
+__all__ = ["CornerUncertainty", "SINGLE_PASS_UNCERTAINTY", "default_uncertainty", "corner_sd_px", "spread_pct_width", "follow_orientation", "slip_interval"]
+
+
+@dataclass(frozen=True)
+class CornerUncertainty:
+    """The corner error model (module docstring); the defaults are those fitted with flip TTA,
+    :data:`SINGLE_PASS_UNCERTAINTY` the model of one pass.
+
+    Attributes:
+        floor_pct_width: error SD per axis of a corner the passes agree on, % of the vertebra width.
+        spread_factor: error SD per px of TTA spread.
+        z: half-width of the slip interval in SDs (1.96: a 95% interval for Gaussian errors).
+    """
+
+    floor_pct_width: float = 1.85
+    spread_factor: float = 1.0
+    z: float = 1.96
+
+
+# The defaults (fitted with flip TTA and sub-pixel decoding) and the model of one pass.
+SINGLE_PASS_UNCERTAINTY = CornerUncertainty(floor_pct_width=2.45, spread_factor=0.0)
+
+
+def default_uncertainty(tta: bool) -> CornerUncertainty:
+    """The fitted corner error model with (:class:`CornerUncertainty`) or without TTA."""
+    return CornerUncertainty() if tta else SINGLE_PASS_UNCERTAINTY
+
+
+def spread_pct_width(spread_px, width_px) -> np.ndarray:
+    """TTA spread [N, 4] px as % of each vertebra's width [N] px (NaN stays NaN)."""
+    s = np.asarray(spread_px, dtype=np.float64)
+    w = np.asarray(width_px, dtype=np.float64).reshape(-1, 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(w > 0, 100.0 * s / np.where(w > 0, w, 1.0), np.nan)
+
+
+def corner_sd_px(width_px, spread_px, model: CornerUncertainty = CornerUncertainty()) -> np.ndarray:
+    """Error SD per axis [N, 4], px, of corners with TTA spread [N, 4] px (NaN or no TTA: 0)
+    on vertebrae of width [N] px."""
+    w = np.asarray(width_px, dtype=np.float64).reshape(-1, 1)
+    s = np.nan_to_num(np.asarray(spread_px, dtype=np.float64), nan=0.0)
+    return np.sqrt((model.floor_pct_width / 100.0 * w) ** 2 + (model.spread_factor * s) ** 2)
+
+
+def follow_orientation(values: np.ndarray, corners: np.ndarray, oriented: np.ndarray) -> np.ndarray:
+    """Per-corner ``values`` [4] reordered as the grading reordered ``corners`` [4, 2] into
+    ``oriented`` [4, 2] (``SpineGrading.oriented``: a vertebra turned past 45 degrees has its
+    corners renamed): each oriented corner takes the value of the corner at its place."""
+    d = np.linalg.norm(np.asarray(oriented)[:, None, :] - np.asarray(corners)[None, :, :], axis=-1)
+    return np.asarray(values)[np.argmin(np.nan_to_num(d, nan=np.inf), axis=1)]
+
+
+def slip_interval(upper: np.ndarray, lower: np.ndarray, sd_upper: np.ndarray, sd_lower: np.ndarray, facing: str,
+                  model: CornerUncertainty = CornerUncertainty()) -> Optional[Tuple[float, float]]:
+    """(low, high) slip %, the interval slip +- z sd of one lateral pair; None when a corner
+    it needs is missing.
+
+    Args:
+        upper, lower: corners [4, 2] px (TL, TR, BL, BR) of the upper and lower vertebra.
+        sd_upper, sd_lower: their error SDs per axis [4], px (:func:`corner_sd_px`).
+        facing: "left" or "right" (which image side is anterior).
+    """
+    u, lo = anatomical_corners(upper, facing), anatomical_corners(lower, facing)
+    su = anatomical_corners(np.repeat(np.asarray(sd_upper, dtype=np.float64)[:, None], 2, axis=1), facing)
+    sl = anatomical_corners(np.repeat(np.asarray(sd_lower, dtype=np.float64)[:, None], 2, axis=1), facing)
+    p, a, q = lo["posterior_superior"], lo["anterior_superior"], u["posterior_inferior"]
+    if not all(np.all(np.isfinite(v)) for v in (p, a, q)):
+        return None
+    s = slip_percent(p, a, q)
+    sd = slip_percent_sd(p, a, q, sl["posterior_superior"][0], sl["anterior_superior"][0], su["posterior_inferior"][0])
+    return s - model.z * sd, s + model.z * sd
+
