@@ -38,7 +38,8 @@ from ..evaluation.plots import reliability_plot
 from ..files import write_json
 from ..flags import FlagThresholds
 from ..grading import meyerding_grade, vertebra_width
-from ..grading.uncertainty import CornerUncertainty, corner_sd_px, follow_orientation, slip_interval
+from ..grading.uncertainty import (CornerUncertainty, corner_sd_px, default_uncertainty, follow_orientation,
+                                   slip_interval)
 from ..inference.fusion import DEFAULT_UNMATCHED
 from ..keypoints import DETECTRON2_KEYPOINT_OFFSET
 from ..phantoms.truth import TRUTH_FILE
@@ -267,7 +268,7 @@ def run(args, folder: Path) -> int:
         applied["at_target_flag_rate"] = _apply(held_table, fit, tta, "thresholds_at_target_flag_rate")
         fitted = CornerUncertainty(**fit["uncertainty"])
         applied["slip_interval"] = slip_interval_stats(held_result, fitted)
-        applied["slip_interval_at_defaults"] = slip_interval_stats(held_result, CornerUncertainty())
+        applied["slip_interval_at_defaults"] = slip_interval_stats(held_result, default_uncertainty(tta))
         report["calibration"][name] = {"fit_on_tuning": fit, "held_out": applied}
         print(format_flags(f"{name}, fitted on tuning: {fit}", applied), flush=True)
         print(format_flags(f"{name}, at most {TARGET_FLAG_RATE}% flagged on tuning", applied["at_target_flag_rate"]))
