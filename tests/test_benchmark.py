@@ -304,7 +304,8 @@ def test_speed_end_to_end_on_the_instant_config(tmp_path, run_tool):
     out = tmp_path / "bench"
     r = run_tool("benchmark", "--timed-images", 2, "--warmup", 1, "--train-iters", 2, "--num-images", 10,
                  "--image-size", 256, "--device", "cpu", "--threads", 1, "--output", out,
-                 "--config-file", INSTANT, "SOLVER.BASE_LR", "0.0005", env={"OMP_NUM_THREADS": "1"})
+                 "--config-file", INSTANT, "SOLVER.BASE_LR", "0.0005", "VERTKP.TTA", "none",
+                 env={"OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     report = json.loads((out / "benchmark.json").read_text())
 
@@ -317,10 +318,13 @@ def test_speed_end_to_end_on_the_instant_config(tmp_path, run_tool):
     for phase in ("model_alone", "end_to_end", "train"):  # train: 3 steps, the IterationTimer skipped 1
         s = c[phase]
         assert s["n"] == 2 and 0 < s["median_s"] <= s["p90_s"] <= s["max_s"], (phase, s)
+    # one pass (VERTKP.TTA none): exactly the detections asked for
     assert c["model_alone"]["detections_per_image"] == report["settings"]["detections_with_random_weights"] > 0
+    assert c["model_alone"]["tta"] == "none"
     t = c["train"]
     assert t["ims_per_batch"] == 2 and t["images_per_s"] == pytest.approx(2 / t["median_s"])
-    assert t["base_lr"] == 0.0005 and report["settings"]["opts"] == ["SOLVER.BASE_LR", "0.0005"]
+    assert t["base_lr"] == 0.0005
+    assert report["settings"]["opts"] == ["SOLVER.BASE_LR", "0.0005", "VERTKP.TTA", "none"]
     assert c["memory"]["kind"] == "process_peak_rss" and 0 < c["memory"]["inference_MiB"] <= c["memory"]["train_MiB"]
     for key in ("converter", "evaluator"):
         assert report[key]["images"] >= 10 and report[key]["images_per_s"] > 0

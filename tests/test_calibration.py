@@ -27,6 +27,7 @@ from vertkp.evaluation.calibration import (
     threshold_for_recall,
 )
 from vertkp.evaluation.plots import reliability_plot
+from vertkp.evaluation.report import write_evaluation
 from vertkp.flags import FlagThresholds
 
 
@@ -257,3 +258,9 @@ def test_the_error_risk_is_a_probability_that_grows_with_each_signal():
     assert 0 < lo[0] < 1
     assert error_risk([0.3], [0.99], [0.5])[0] > lo[0] and error_risk([0.9], [0.99], [np.nan])[0] > lo[0]
     assert risk_features([0.9, 0.8], 0.5).shape == (2, 2) and risk_features([0.9], 0.5, [20.0])[0, 2] == SPREAD_CAP_PCT
+
+
+def test_the_evaluation_draws_the_reliability_of_the_risk(tmp_path):
+    files = write_evaluation(_evaluated(), tmp_path)
+    assert files["reliability"] == tmp_path / "reliability.png" and files["reliability"].stat().st_size > 0
+    assert "reliability" not in write_evaluation(_evaluated(signals=False), tmp_path / "plain")

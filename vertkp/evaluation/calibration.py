@@ -425,12 +425,12 @@ def evaluate_calibration(images, thresholds=None) -> Optional[dict]:
     """``metrics.json["calibration"]``: :func:`calibration_report` of the matched corners of
     evaluated images, with the flags at ``thresholds`` (None: the calibrated defaults of the
     predictions' mode, ``vertkp.flags.default_thresholds``) and the error risk model's
-    probability; plus "tta" (whether the predictions carried TTA spreads) and "thresholds".
+    probability; plus "tta" (whether the predictions carry TTA spreads) and "thresholds".
     None when the predictions carry no corner signals."""
     table = corner_table(images)
     if table is None:
         return None
-    tta = bool(np.isfinite(table["spread_pct"]).any())
+    tta = any(im.pred_corner_spread is not None for im in images)
     thresholds = default_thresholds(tta) if thresholds is None else thresholds
     signals = risk_signals(table, tta)
     report = calibration_report(table["error_pct_width"], signals, flag_masks(table, thresholds, tta),

@@ -159,7 +159,7 @@ class VertebraKeypointEvaluator(DatasetEvaluator):
         for inp, out in zip(inputs, outputs):
             inst = out.get("instances") if isinstance(out, Mapping) else None
             if inst is None or not inst.has("pred_keypoints") or len(inst) == 0:
-                corners, scores, conf, spread = np.zeros((0, 4, 2)), np.zeros(0), np.zeros((0, 4)), np.zeros((0, 4))
+                corners, scores, conf, spread = np.zeros((0, 4, 2)), np.zeros(0), np.zeros((0, 4)), None
             else:
                 inst = inst.to("cpu")
                 corners = inst.pred_keypoints[:, :, :2].numpy().astype(np.float64) - DETECTRON2_KEYPOINT_OFFSET

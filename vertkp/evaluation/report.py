@@ -16,8 +16,8 @@ Files (all in one output folder):
   upper, lower, gt_lateral_displacement_pct, pred_lateral_displacement_pct,
   gt_side, pred_side.
 * PNG plots: ``sdr_curve.png``, ``per_corner_error.png``,
-  ``error_histogram.png``, ``grade_confusion.png``, ``bland_altman_slip.png``
-  (see ``plots``).
+  ``error_histogram.png``, ``grade_confusion.png``, ``bland_altman_slip.png``, and
+  ``reliability.png`` when the predictions carry corner signals (see ``plots``).
 """
 from __future__ import annotations
 

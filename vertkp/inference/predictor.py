@@ -155,7 +155,7 @@ class VertebraPredictor:
         inst = instances[instances.scores >= self.score_threshold]
         conf, spread = instances_corner_signals(inst)
         if conf is None:  # no heatmaps: no corner confidence to flag on
-            conf, spread = np.full((len(inst), 4), np.nan), np.full((len(inst), 4), np.nan)
+            conf = np.full((len(inst), 4), np.nan)
         if len(inst):
             kps = inst.pred_keypoints.numpy().astype(np.float64)
             corners = kps[:, :, :2] - DETECTRON2_KEYPOINT_OFFSET
@@ -171,7 +171,7 @@ class VertebraPredictor:
         notes, ids = given.pop("notes", ()), given.pop("dicom_ids", None)
         settings.update(given)
         pred = build_prediction(corners, conf, scores, boxes, image=name, height=height, width=width,
-                                corner_spread=spread if self.tta else None,
+                                corner_spread=spread,
                                 uncertainty=self.uncertainty, **settings)
         pred.notes.extend(notes)
         pred.dicom_ids = ids

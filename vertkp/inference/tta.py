@@ -70,17 +70,16 @@ def _as_pass(inst: Instances) -> Pass:
 
 
 def instances_corner_signals(inst: Instances) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
-    """(corner confidence [R, 4], corner spread [R, 4] px, NaN without TTA) of a model's
+    """(corner confidence [R, 4], corner spread [R, 4] px, None without TTA) of a model's
     output, with or without :class:`VertebraTTA`; (None, None) for instances that carry
     neither heatmaps nor fused signals (another model's)."""
     if inst.has("corner_confidence"):
         return (inst.corner_confidence.numpy().astype(np.float64), inst.corner_spread.numpy().astype(np.float64))
     if len(inst) == 0:
-        return np.zeros((0, 4)), np.zeros((0, 4))
+        return np.zeros((0, 4)), None
     if not inst.has("pred_keypoint_heatmaps"):
         return None, None
-    conf = corner_confidence(inst.pred_keypoint_heatmaps.float().numpy())
-    return conf, np.full(conf.shape, np.nan)
+    return corner_confidence(inst.pred_keypoint_heatmaps.float().numpy()), None
 
 
 class VertebraTTA(nn.Module):
