@@ -31,7 +31,7 @@ test: deps
 	  || echo "vertkp: detectron2 could not be installed from $(DETECTRON2_SOURCE); the tests that need it will be SKIPPED (see README, Install)"
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
-# The inner loop: everything but the end-to-end tests marked slow (under a minute on 2 cores).
+# The inner loop: everything but the end-to-end tests marked slow (about 2 minutes on 2 cores).
 test-fast: deps
 	$(PYTHON) -m pytest -m "not slow" $(PYTEST_ARGS)
 

@@ -242,13 +242,13 @@ def test_choose_thresholds_flags_the_fewest_corners_that_reach_the_recall():
 
 def test_fit_corner_uncertainty_recovers_the_error_model_it_was_drawn_from():
     rng = np.random.default_rng(0)
-    n = 20000
+    n = 5000
     width = rng.uniform(60, 120, n)
     spread = rng.exponential(2.0, n)
     sd = np.sqrt((0.03 * width) ** 2 + (1.5 * spread) ** 2)
     errors = np.linalg.norm(rng.normal(0, 1, (n, 2)) * sd[:, None], axis=1)
     floor, factor = fit_corner_uncertainty(errors, width, spread, trim_pct=0.0)
-    assert floor == pytest.approx(3.0, abs=0.1) and factor == pytest.approx(1.5, abs=0.1)
+    assert floor == pytest.approx(3.0, abs=0.15) and factor == pytest.approx(1.5, abs=0.15)
     with pytest.raises(ValueError, match="finite"):
         fit_corner_uncertainty([np.inf], [50.0], [0.0])
 

@@ -505,8 +505,11 @@ def fit_corner_uncertainty(errors_px, width_px, spread_px, trim_pct: float = 2.0
     e, w, s = e[keep], w[keep], s[keep]
     floors = np.arange(0.25, 8.001, 0.05) if floor_grid is None else np.asarray(floor_grid, dtype=np.float64)
     factors = np.arange(0.0, 4.001, 0.05) if factor_grid is None else np.asarray(factor_grid, dtype=np.float64)
-    var = (floors[:, None, None] / 100.0 * w) ** 2 + (factors[None, :, None] * s) ** 2  # [F, G, n]
-    # 2-D isotropic Gaussian of the error vector: log-likelihood -log(var) - e^2 / (2 var) per corner
-    ll = np.sum(-np.log(var) - e ** 2 / (2.0 * var), axis=-1)
+    ll = np.empty((len(floors), len(factors)))
+    spread_var = (factors[:, None] * s) ** 2  # [G, n]
+    for i, f in enumerate(floors):  # one floor at a time: [G, n] in memory
+        var = (f / 100.0 * w) ** 2 + spread_var
+        # 2-D isotropic Gaussian of the error vector: log-likelihood -log(var) - e^2 / (2 var) per corner
+        ll[i] = np.sum(-np.log(var) - e ** 2 / (2.0 * var), axis=-1)
     i, j = np.unravel_index(int(np.argmax(ll)), ll.shape)
     return float(floors[i]), float(factors[j])
