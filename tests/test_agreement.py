@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from tests.helpers.raw import column
 from vertkp.evaluation import (
     METRICS,
     EvaluationSettings,
@@ -35,19 +36,8 @@ from vertkp.evaluation.bootstrap import (
 from vertkp.evaluation.cli import main as evaluate_main
 from vertkp.evaluation.metrics import quadratic_weighted_kappa
 
-W, H, PITCH = 40.0, 25.0, 35.0
 LEVELS = ["L1", "L2", "L3", "L4", "L5", "S1"]
 SLIP_KEYS = {"n", "bias_pp", "sd_pp", "loa_low_pp", "loa_high_pp", "icc_a1", "icc_a1_ci95", "pearson_r"}
-
-
-def box(cx, cy):
-    return np.array([[cx - W / 2, cy - H / 2], [cx + W / 2, cy - H / 2],
-                     [cx - W / 2, cy + H / 2], [cx + W / 2, cy + H / 2]])
-
-
-def column(n, shifts=None):
-    shifts = shifts or [0.0] * n
-    return np.stack([box(100.0 + shifts[k], 100.0 + PITCH * k) for k in range(n)])
 
 
 def truth(corners, image_id=1, levels=None, patient_id=None, spacing=None):

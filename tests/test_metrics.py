@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from tests.helpers.raw import column, quad
 from vertkp.evaluation import (
     EvaluationInputError,
     EvaluationSettings,
@@ -33,13 +34,7 @@ DIAG = math.hypot(W, H)  # 47.1699...
 
 
 def box(cx, cy):
-    return np.array([[cx - W / 2, cy - H / 2], [cx + W / 2, cy - H / 2],
-                     [cx - W / 2, cy + H / 2], [cx + W / 2, cy + H / 2]])
-
-
-def column(n, shifts=None):
-    shifts = shifts or [0.0] * n
-    return np.stack([box(100.0 + shifts[k], 100.0 + PITCH * k) for k in range(n)])
+    return quad(cx, cy, W, H)
 
 
 def truth(corners, image_id=1, levels=None, spacing=None, view="lateral", facing="left"):

@@ -26,6 +26,13 @@ def quad(cx, cy, w, h, angle_deg=0.0):
     return base @ rot.T + np.array([cx, cy])
 
 
+def column(n, shifts=None, w=40.0, h=25.0, pitch=35.0):
+    """n upright w x h bodies [n, 4, 2] centred at x = 100 (+ shifts[k]), y = 100 + pitch k:
+    with the defaults, 10 px discs."""
+    shifts = shifts or [0.0] * n
+    return np.stack([quad(100.0 + shifts[k], 100.0 + pitch * k, w, h) for k in range(n)])
+
+
 def write_image(path, width, height, color=False):
     """A grey (or colour) image whose pixels differ from every other name's: mid grey with a
     band whose place follows the file name (two files are byte-identical only when copied)."""
