@@ -1,14 +1,17 @@
 """What calls for a human look at a prediction: the flag codes and when they are raised.
 
-Plain constants, shared by ``vertkp predict`` (``vertkp.inference.result``), which
-raises the flags, and the evaluation (``vertkp.evaluation.calibration``), which measures
-how many of the large corner errors they catch.
+Shared by ``vertkp predict`` (``vertkp.inference.result``), which raises the flags, and
+the evaluation (``vertkp.evaluation.calibration``), which measures how many of the large
+corner errors they catch; :func:`corner_flags` is the one rule of the per-corner flags.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Dict
 
-__all__ = ["FLAGS", "FlagThresholds", "SINGLE_PASS_THRESHOLDS", "default_thresholds"]
+import numpy as np
+
+__all__ = ["FLAGS", "FlagThresholds", "SINGLE_PASS_THRESHOLDS", "default_thresholds", "corner_flags"]
 
 # Flag code -> what it means. Codes are what predictions.json, report.csv and the overlays carry.
 FLAGS = {
@@ -58,3 +61,27 @@ SINGLE_PASS_THRESHOLDS = FlagThresholds(corner=0.775, vertebra=0.95)
 def default_thresholds(tta: bool) -> FlagThresholds:
     """The calibrated default thresholds with (:class:`FlagThresholds`) or without TTA."""
     return FlagThresholds() if tta else SINGLE_PASS_THRESHOLDS
+
+
+def corner_flags(confidence, score, spread_pct, thresholds: FlagThresholds, tta: bool) -> Dict[str, np.ndarray]:
+    """Which corners raise each per-corner flag, boolean arrays of ``confidence``'s shape.
+
+    Args:
+        confidence: corner heatmap confidences, e.g. [N, 4].
+        score: the detection score of each corner's vertebra, broadcastable to it (e.g. [N, 1]).
+        spread_pct: TTA spreads, % of the vertebra width, its shape (NaN: one pass alone found it);
+            read only with ``tta``.
+        thresholds: :class:`FlagThresholds`.
+        tta: whether the prediction fused TTA passes ("unstable_corner" only then).
+
+    Returns:
+        {"low_confidence_vertebra", "low_confidence_corner"[, "unstable_corner"]: bool arrays}.
+    """
+    conf = np.asarray(confidence, dtype=np.float64)
+    out = {"low_confidence_vertebra": np.broadcast_to(np.asarray(score, dtype=np.float64) < thresholds.vertebra,
+                                                      conf.shape),
+           "low_confidence_corner": conf < thresholds.corner}
+    if tta:
+        sp = np.asarray(spread_pct, dtype=np.float64)
+        out["unstable_corner"] = np.isnan(sp) | (np.nan_to_num(sp, nan=0.0) > thresholds.spread_pct)
+    return out

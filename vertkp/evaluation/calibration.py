@@ -23,7 +23,7 @@ from typing import Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
-from ..flags import default_thresholds
+from ..flags import corner_flags, default_thresholds
 from ..grading import vertebra_width
 
 __all__ = [
@@ -398,15 +398,10 @@ def corner_table(images) -> Optional[Dict[str, np.ndarray]]:
 
 def flag_masks(table: Mapping[str, np.ndarray], thresholds, tta: bool) -> Dict[str, np.ndarray]:
     """Per corner of :func:`corner_table`, the flags ``vertkp predict`` raises at ``thresholds``
-    (``vertkp.inference.FlagThresholds``: corner, vertebra, spread_pct): "low_confidence_corner",
-    "low_confidence_vertebra", with ``tta`` "unstable_corner" (spread over the threshold, or
-    one pass alone), and "any"."""
-    flags = {"low_confidence_corner": table["confidence"] < thresholds.corner,
-             "low_confidence_vertebra": table["score"] < thresholds.vertebra}
-    if tta:
-        sp = table["spread_pct"]
-        flags["unstable_corner"] = np.isnan(sp) | (np.nan_to_num(sp, nan=0.0) > thresholds.spread_pct)
-    flags["any"] = np.any(np.stack(list(flags.values())), axis=0) if flags else np.zeros(0, bool)
+    (``vertkp.flags.corner_flags``): "low_confidence_vertebra", "low_confidence_corner", with
+    ``tta`` "unstable_corner" (spread over the threshold, or one pass alone), and "any"."""
+    flags = corner_flags(table["confidence"], table["score"], table["spread_pct"], thresholds, tta)
+    flags["any"] = np.any(np.stack(list(flags.values())), axis=0)
     return flags
 
 

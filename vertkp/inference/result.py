@@ -30,7 +30,7 @@ from ..grading import (
 )
 from ..grading.uncertainty import (CornerUncertainty, corner_sd_px, follow_orientation, slip_interval,
                                    spread_pct_width)
-from ..flags import FLAGS, FlagThresholds
+from ..flags import FLAGS, FlagThresholds, corner_flags
 from ..keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS
 
 __all__ = [
@@ -269,7 +269,7 @@ def build_prediction(corners, corner_scores, scores, boxes, *, image: str, heigh
     widths = vertebra_width(c) if n else np.zeros(0)
     sp_pct = spread_pct_width(sp, widths)
     sd = corner_sd_px(widths, sp, uncertainty)
-    unstable = (np.isnan(sp_pct) | (sp_pct > thresholds.spread_pct)) if tta else np.zeros((n, NUM_KEYPOINTS), bool)
+    raised = corner_flags(cs, s[:, None], sp_pct, thresholds, tta)  # flag -> bool [n, 4]
     levels = None
     if bottom_level is not None and n:
         if first.gaps:
@@ -286,27 +286,15 @@ def build_prediction(corners, corner_scores, scores, boxes, *, image: str, heigh
 
     vertebrae = []
     for i in perm:
-        flags = []
-        if s[i] < thresholds.vertebra:
-            flags.append("low_confidence_vertebra")
-        if np.any(cs[i] < thresholds.corner):
-            flags.append("low_confidence_corner")
-        if np.any(unstable[i]):
-            flags.append("unstable_corner")
+        flags = [f for f, hit in raised.items() if hit[i].any()]
         level = levels[i] if levels is not None else None
         vertebrae.append(VertebraResult(g.names[i], level, g.positions_from_bottom[i], float(s[i]),
                                         [float(v) for v in b[i]], c[i].copy(), cs[i].copy(), int(order[i]), flags,
                                         sp[i].copy(), sp_pct[i].copy(), sd[i].copy()))
     pairs = []
     for pm in g.pairs:
-        flags = []
-        if s[pm.upper] < thresholds.vertebra or s[pm.lower] < thresholds.vertebra:
-            flags.append("low_confidence_vertebra")
         # corners that make the pair's measures: upper's inferior (BL, BR), lower's superior (TL, TR)
-        if np.any(cs[pm.upper, 2:] < thresholds.corner) or np.any(cs[pm.lower, :2] < thresholds.corner):
-            flags.append("low_confidence_corner")
-        if np.any(unstable[pm.upper, 2:]) or np.any(unstable[pm.lower, :2]):
-            flags.append("unstable_corner")
+        flags = [f for f, hit in raised.items() if hit[pm.upper, 2:].any() or hit[pm.lower, :2].any()]
         interval = None
         if g.view == "lateral" and pm.slip_pct is not None and g.facing is not None:
             u, lo = pm.upper, pm.lower
