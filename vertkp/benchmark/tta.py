@@ -41,7 +41,6 @@ from ..grading import meyerding_grade, vertebra_width
 from ..grading.uncertainty import (CornerUncertainty, corner_sd_px, default_uncertainty, follow_orientation,
                                    slip_interval)
 from ..inference.fusion import DEFAULT_UNMATCHED
-from ..keypoints import DETECTRON2_KEYPOINT_OFFSET
 from ..phantoms.truth import TRUTH_FILE
 from .data import phantom_set
 from .device import set_threads
@@ -74,7 +73,7 @@ HEADLINE = ("MRE_px", "truth_MRE_px", "MRE_pct_width", "SDR_px@6", "det_F1", "gr
 
 def _predict(predictor, truths, root: Path, warmup: int = 2) -> Tuple[Dict[int, ImagePredictions], List[float]]:
     """Predictions with corner signals of every GT image, and the model's seconds per image."""
-    from ..inference.tta import instances_corner_signals  # detectron2: imported when the benchmark runs
+    from ..evaluation.evaluator import image_predictions  # detectron2: imported when the benchmark runs
 
     preds, seconds = {}, []
     for k, t in enumerate(truths):
@@ -83,10 +82,7 @@ def _predict(predictor, truths, root: Path, warmup: int = 2) -> Tuple[Dict[int, 
         inst = predictor.run_model([predictor.prepare(image)])[0]
         if k >= warmup or len(truths) <= warmup:
             seconds.append(time.perf_counter() - start)
-        conf, spread = instances_corner_signals(inst)
-        preds[t.image_id] = ImagePredictions(
-            inst.pred_keypoints[:, :, :2].numpy().astype(np.float64) - DETECTRON2_KEYPOINT_OFFSET,
-            inst.scores.numpy().astype(np.float64), conf, spread)
+        preds[t.image_id] = image_predictions(inst)
     return preds, seconds
 
 

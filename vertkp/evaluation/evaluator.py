@@ -50,7 +50,8 @@ from .predictions import ImagePredictions
 from .report import format_summary, write_evaluation
 from .scoring import DEFAULT_SDR_THRESHOLDS_MM, DEFAULT_SDR_THRESHOLDS_PX, EvaluationSettings
 
-__all__ = ["VertebraKeypointEvaluator", "dataset_ground_truth", "coco_from_dataset_dicts", "phantom_truth_file"]
+__all__ = ["VertebraKeypointEvaluator", "image_predictions", "dataset_ground_truth", "coco_from_dataset_dicts",
+           "phantom_truth_file"]
 
 _IMAGE_FIELDS = ("file_name", "width", "height", "view", "facing", "pixel_spacing", "source_stem", "patient_id")
 
@@ -71,6 +72,18 @@ def coco_from_dataset_dicts(dicts: Sequence[Mapping]) -> dict:
                                 "keypoints": k.ravel().tolist(), "iscrowd": int(a.get("iscrowd", 0)),
                                 "vertebra_level": a.get("vertebra_level")})
     return {"images": images, "annotations": annotations, "categories": [CATEGORY]}
+
+
+def image_predictions(instances) -> ImagePredictions:
+    """One image's model output (detectron2 ``Instances``, or None) as :class:`ImagePredictions`:
+    corners minus detectron2's 0.5, scores and corner signals (heatmap confidence; TTA spread,
+    ``vertkp.inference.tta.instances_corner_signals``)."""
+    if instances is None or not instances.has("pred_keypoints") or len(instances) == 0:
+        return ImagePredictions(np.zeros((0, 4, 2)), np.zeros(0), np.zeros((0, 4)), None)
+    inst = instances.to("cpu")
+    conf, spread = instances_corner_signals(inst)
+    return ImagePredictions(inst.pred_keypoints[:, :, :2].numpy().astype(np.float64) - DETECTRON2_KEYPOINT_OFFSET,
+                            inst.scores.numpy().astype(np.float64), conf, spread)
 
 
 def dataset_ground_truth(dataset_name: str) -> GroundTruth:
@@ -154,19 +167,10 @@ class VertebraKeypointEvaluator(DatasetEvaluator):
         self._predictions = []
 
     def process(self, inputs, outputs):
-        """Keep each image's predicted corners (minus detectron2's 0.5), scores and corner signals
-        (heatmap confidence; TTA spread, ``vertkp.inference.tta``)."""
+        """Keep each image's :func:`image_predictions`."""
         for inp, out in zip(inputs, outputs):
             inst = out.get("instances") if isinstance(out, Mapping) else None
-            if inst is None or not inst.has("pred_keypoints") or len(inst) == 0:
-                corners, scores, conf, spread = np.zeros((0, 4, 2)), np.zeros(0), np.zeros((0, 4)), None
-            else:
-                inst = inst.to("cpu")
-                corners = inst.pred_keypoints[:, :, :2].numpy().astype(np.float64) - DETECTRON2_KEYPOINT_OFFSET
-                scores = inst.scores.numpy().astype(np.float64)
-                conf, spread = instances_corner_signals(inst)
-            self._predictions.append({"image_id": inp["image_id"], "corners": corners, "scores": scores,
-                                      "corner_confidence": conf, "corner_spread": spread})
+            self._predictions.append({"image_id": inp["image_id"], "predictions": image_predictions(inst)})
 
     def evaluate(self):
         if self._distributed:
@@ -182,8 +186,7 @@ class VertebraKeypointEvaluator(DatasetEvaluator):
             return {}
         per_image = {}
         for p in predictions:  # a padded sampler may repeat an image: keep the first
-            per_image.setdefault(p["image_id"], ImagePredictions(p["corners"], p["scores"], p["corner_confidence"],
-                                                                 p["corner_spread"]))
+            per_image.setdefault(p["image_id"], p["predictions"])
         gt = {t.image_id: t for t in dataset_ground_truth(self._dataset_name).images}
         missing = [i for i in per_image if i not in gt]
         if missing:
