@@ -10,21 +10,23 @@ from tests.helpers.raw import quad
 from vertkp.evaluation import ImagePredictions, ImageTruth, evaluate_dataset
 from vertkp.evaluation.calibration import (
     LARGE_ERROR_PCT_WIDTH,
-    SPREAD_CAP_PCT,
     auroc,
     calibration_report,
-    choose_thresholds,
-    corner_table,
-    error_risk,
-    fit_corner_uncertainty,
-    flag_masks,
-    risk_features,
     expected_calibration_error,
     fit_logistic,
     flag_stats,
     logistic_risk,
     reliability_bins,
     threshold_for_recall,
+)
+from vertkp.evaluation.corner_risk import (
+    SPREAD_CAP_PCT,
+    choose_thresholds,
+    corner_table,
+    error_risk,
+    fit_corner_uncertainty,
+    flag_masks,
+    risk_features,
 )
 from vertkp.evaluation.plots import reliability_plot
 from vertkp.evaluation.report import write_evaluation

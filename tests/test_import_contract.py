@@ -15,7 +15,8 @@ from tests.helpers import DETECTRON2_SKIP_REASON, NO_DETECTRON2, REPO
 TORCH_FREE = ("vertkp", "vertkp.cli", "vertkp.data", "vertkp.data.cli", "vertkp.data.images", "vertkp.phantoms",
               "vertkp.phantoms.cli", "vertkp.grading", "vertkp.evaluation", "vertkp.evaluation.cli", "vertkp.files",
               "vertkp.anatomy", "vertkp.keypoints", "vertkp.keypoint_decoding", "vertkp.flags",
-              "vertkp.grading.uncertainty", "vertkp.evaluation.calibration")
+              "vertkp.grading.uncertainty", "vertkp.evaluation.calibration",
+              "vertkp.evaluation.corner_risk")
 REGISTERED = '''
 import json
 from detectron2.data import DatasetCatalog

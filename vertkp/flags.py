@@ -1,7 +1,7 @@
 """What calls for a human look at a prediction: the flag codes and when they are raised.
 
 Shared by ``vertkp predict`` (``vertkp.inference.result``), which raises the flags, and
-the evaluation (``vertkp.evaluation.calibration``), which measures how many of the large
+the evaluation (``vertkp.evaluation.corner_risk``), which measures how many of the large
 corner errors they catch; :func:`corner_flags` is the one rule of the per-corner flags.
 """
 from __future__ import annotations

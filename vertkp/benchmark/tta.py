@@ -8,7 +8,7 @@ The weights are a model trained on the train split of the phantom set of --num-i
 --held-out-images each, neither seen in training:
 
 * tuning (seed --seed + 2, every split): the flag thresholds, the error risk models and the
-  corner uncertainty are fitted on it (``vertkp.evaluation.calibration.choose_thresholds``,
+  corner uncertainty are fitted on it (``vertkp.evaluation.corner_risk.choose_thresholds``,
   ``fit_logistic``, ``fit_corner_uncertainty``): the thresholds that flag the fewest corners
   while every flag together catches TARGET_RECALL % of the corners off by more than 5% of the
   vertebra width.
@@ -30,9 +30,9 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 from ..evaluation import EvaluationSettings, ImagePredictions, evaluate_dataset, load_ground_truth
-from ..evaluation.calibration import (LARGE_ERROR_PCT_WIDTH, auroc, choose_thresholds, corner_table,
-                                      evaluate_calibration, fit_corner_uncertainty, fit_logistic, flag_masks,
-                                      flag_stats, logistic_risk, risk_features)
+from ..evaluation.calibration import LARGE_ERROR_PCT_WIDTH, auroc, fit_logistic, flag_stats
+from ..evaluation.corner_risk import (choose_thresholds, corner_table, evaluate_calibration, fit_corner_uncertainty,
+                                      flag_masks, risk_features, risk_signals)
 from ..evaluation.exact_truth import add_truth_scores
 from ..evaluation.plots import reliability_plot
 from ..files import write_json
@@ -99,18 +99,9 @@ def _truths(coco: Path, splits) -> list:
 
 
 def _table(result) -> dict:
+    """``corner_table`` plus "spread_px" (on the GT width: close enough to fit on)."""
     t = corner_table(result.images)
-    widths = []
-    for im in result.images:
-        ok = np.isfinite(im.errors_px)
-        w = vertebra_width(im.truth.corners)
-        widths.append(np.broadcast_to(w[:, None], ok.shape)[ok])
-    errors = np.concatenate([im.errors_px[np.isfinite(im.errors_px)] for im in result.images])
-    w = np.concatenate(widths)
-    keep = np.isfinite(w) & (w > 0)
-    t = dict(t)
-    t["error_px"], t["width_px"] = errors[keep], w[keep]
-    t["spread_px"] = t["spread_pct"] / 100.0 * t["width_px"]  # on the GT width: close enough to fit on
+    t["spread_px"] = t["spread_pct"] / 100.0 * t["width_px"]
     return t
 
 
@@ -176,12 +167,7 @@ def _apply(table: dict, fit: dict, tta: bool, which: str = "thresholds") -> dict
         return {"reached": False}
     thresholds = FlagThresholds(corner=th["corner"], vertebra=th["vertebra"], spread_pct=th["spread_pct"] or 0.0)
     flags = flag_masks(table, thresholds, tta)
-    risk = logistic_risk(risk_features(table["confidence"], table["score"], table["spread_pct"] if tta else None),
-                         np.asarray(fit["risk_model"]["weights"]), fit["risk_model"]["bias"])
-    signals = {"heatmap_confidence": 1.0 - table["confidence"], "detection_score": 1.0 - table["score"],
-               "combined": risk}
-    if tta:
-        signals["tta_spread"] = np.nan_to_num(table["spread_pct"], nan=10.0)
+    signals = risk_signals(table, tta, (fit["risk_model"]["weights"], fit["risk_model"]["bias"]))
     return {"flags": {k: flag_stats(v, large) for k, v in flags.items()},
             "auroc": {k: auroc(v, large) for k, v in signals.items()},
             "large_share_pct": 100.0 * float(large.mean()) if large.size else float("nan")}
