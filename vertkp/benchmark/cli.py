@@ -23,7 +23,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 from .. import DETECTRON2_INSTALL, HAS_DETECTRON2
 from ..cli import config_path, output_folder
@@ -34,7 +34,8 @@ from .data import phantom_set
 __all__ = ["SUBCOMMANDS", "DEFAULT_SUBCOMMAND", "DEFAULT_CONFIGS", "PHASES", "MODELS", "model_config",
            "build_parser", "split_trailing_opts", "main"]
 
-# subcommand -> one-line help. Its module vertkp.benchmark.<subcommand> has run(args, phantom folder) -> exit
+# subcommand -> one-line help. Its module vertkp.benchmark.<subcommand> has run(args, phantom folder, None for
+# a subcommand without --num-images, which makes its own sets) -> exit
 # status, and may have check(args), which raises ValueError for what only it can check (speed: CUDA, with torch).
 SUBCOMMANDS = {
     "speed": "inference latency (model alone, end to end), training s/iter, peak memory",
@@ -76,9 +77,11 @@ class _DefaultSubcommandParser(argparse.ArgumentParser):
         return super().parse_known_args(args, namespace)
 
 
-def _phantom_flags(p: argparse.ArgumentParser, num_images: int) -> None:
-    p.add_argument("--num-images", type=int, default=num_images,
-                   help="labelled phantom images (~70%% train, ~30%% val)")
+def _phantom_flags(p: argparse.ArgumentParser, num_images: Optional[int]) -> None:
+    """The phantom set's flags; ``num_images`` None: no --num-images (the subcommand makes its own sets)."""
+    if num_images is not None:
+        p.add_argument("--num-images", type=int, default=num_images,
+                       help="labelled phantom images (~70%% train, ~30%% val)")
     p.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE["spondylolisthesis"],
                    help="side of the phantom images, px")
     p.add_argument("--seed", type=int, default=0, help="phantom seed")
@@ -155,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="only these variants (names as in vertkp.benchmark.tta.VARIANTS)")
     tta.add_argument("--output", default=output_folder("benchmark/tta"), metavar="DIR",
                      help="folder for benchmark.json, the phantom sets and the reliability plots")
-    _phantom_flags(tta, 100)
+    _phantom_flags(tta, None)
     _run_flags(tta, "(after the variant's)")
     return p
 
@@ -207,7 +210,7 @@ def _check(args) -> None:
     Raises:
         ValueError: a bad argument (the message says which and why).
     """
-    if args.num_images < 3:
+    if getattr(args, "num_images", 3) < 3:
         raise ValueError(f"--num-images must be at least 3 (train and val images), got {args.num_images}")
     if args.command == "data":
         return
@@ -240,8 +243,10 @@ def main(argv=None) -> int:
         module = importlib.import_module(f"vertkp.benchmark.{args.command}")  # after the detectron2 check
         if hasattr(module, "check"):
             module.check(args)
-        folder = phantom_set(Path(args.output).resolve() / "data", args.num_images, args.image_size, args.seed,
-                             args.difficulty)
+        folder = None
+        if hasattr(args, "num_images"):  # tta makes its own sets
+            folder = phantom_set(Path(args.output).resolve() / "data", args.num_images, args.image_size, args.seed,
+                                 args.difficulty)
     except ValueError as e:  # a bad argument, or phantom settings vertkp.phantoms refuses
         print(f"{parser.prog} {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -3,8 +3,8 @@ bring, and how well the review flags catch the wrong corners.
 
     vertkp benchmark tta --config-file configs/kprcnn_r50_phantoms.yaml --weights output/demo/train/model_final.pth
 
-The weights are a model trained on the train split of the phantom set of --num-images and
---seed (``make demo``'s: 100 realistic phantoms of seed 0). Two fresh phantom sets of
+The weights are a model trained on the train split of a phantom set of seed --seed (``make
+demo``'s: 100 realistic phantoms of seed 0). Two fresh phantom sets of
 --held-out-images each, neither seen in training:
 
 * tuning (seed --seed + 2, every split): the flag thresholds, the error risk models and the
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -202,7 +202,8 @@ def format_flags(name: str, applied: dict) -> str:
     return "\n".join(lines)
 
 
-def run(args, folder: Path) -> int:
+def run(args, folder: Optional[Path] = None) -> int:
+    """The benchmark (module docstring); ``folder`` is None: tta makes its own two sets."""
     from ..inference import VertebraPredictor  # detectron2
 
     set_threads(args.threads)
@@ -215,7 +216,7 @@ def run(args, folder: Path) -> int:
           f"(seed {args.seed + 1}); the model was trained on the train split of seed {args.seed}", flush=True)
     variants = {k: v for k, v in VARIANTS.items() if k in args.variants} if args.variants else VARIANTS
     report = {"machine": machine_info(), "settings": {"config": args.config_file[0], "weights": args.weights[0],
-                                                      "num_images": args.num_images, "seed": args.seed,
+                                                      "seed": args.seed,
                                                       "held_out_images": args.held_out_images,
                                                       "difficulty": args.difficulty},
               "variants": {}, "calibration": {}}
