@@ -104,34 +104,35 @@ class VertebraTTA(nn.Module):
     def from_cfg(cls, cfg, model: nn.Module) -> "VertebraTTA":
         return cls(model, cfg.VERTKP.TTA, tuple(cfg.VERTKP.TTA_SCALES))
 
-
     def forward(self, batched_inputs: List[dict]) -> List[dict]:
         if self.training:
             raise RuntimeError("VertebraTTA is for inference: train the model it wraps")
+        # outputs come back in each input image's pixels (detectron2's "height", "width")
+        sizes = [(int(inp.get("height", inp["image"].shape[-2])), int(inp.get("width", inp["image"].shape[-1])))
+                 for inp in batched_inputs]
         passes = [[] for _ in batched_inputs]
         for factor, mirrored in self.augmentations:
             inputs = []
-            for inp in batched_inputs:
+            for inp, (h, w) in zip(batched_inputs, sizes):
                 image = _scaled(inp["image"], factor)
-                inputs.append({"image": torch.flip(image, dims=[-1]) if mirrored else image,
-                               "height": inp.get("height", inp["image"].shape[-2]),
-                               "width": inp.get("width", inp["image"].shape[-1])})
+                inputs.append({"image": torch.flip(image, dims=[-1]) if mirrored else image, "height": h, "width": w})
             for k, out in enumerate(self.model(inputs)):
                 p = _as_pass(out["instances"])
-                passes[k].append(mirror_pass(p, float(inputs[k]["width"])) if mirrored else p)
-        results = []
-        for inp, image_passes in zip(batched_inputs, passes):
-            fused = fuse_passes(image_passes, **self.fusion)
-            h, w = inp.get("height", inp["image"].shape[-2]), inp.get("width", inp["image"].shape[-1])
-            inst = Instances((int(h), int(w)))
-            n = len(fused.scores)
-            inst.pred_boxes = Boxes(torch.as_tensor(fused.boxes, dtype=torch.float32).reshape(n, 4))
-            inst.scores = torch.as_tensor(fused.scores, dtype=torch.float32)
-            inst.pred_classes = torch.zeros(n, dtype=torch.int64)
-            kps = np.concatenate([fused.corners, fused.corner_confidence[..., None]], axis=-1)
-            inst.pred_keypoints = torch.as_tensor(kps, dtype=torch.float32).reshape(n, 4, 3)
-            inst.corner_confidence = torch.as_tensor(fused.corner_confidence, dtype=torch.float64).reshape(n, 4)
-            inst.corner_spread = torch.as_tensor(fused.corner_spread, dtype=torch.float64).reshape(n, 4)
-            inst.tta_found = torch.as_tensor(fused.n_found, dtype=torch.int64)
-            results.append({"instances": inst})
-        return results
+                passes[k].append(mirror_pass(p, float(sizes[k][1])) if mirrored else p)
+        return [{"instances": _as_instances(fuse_passes(image_passes, **self.fusion), size)}
+                for image_passes, size in zip(passes, sizes)]
+
+
+def _as_instances(fused, size: Tuple[int, int]) -> Instances:
+    """detectron2 ``Instances`` of an image of ``size`` (h, w) from a ``FusedPrediction``."""
+    inst = Instances(size)
+    n = len(fused.scores)
+    inst.pred_boxes = Boxes(torch.as_tensor(fused.boxes, dtype=torch.float32).reshape(n, 4))
+    inst.scores = torch.as_tensor(fused.scores, dtype=torch.float32)
+    inst.pred_classes = torch.zeros(n, dtype=torch.int64)
+    kps = np.concatenate([fused.corners, fused.corner_confidence[..., None]], axis=-1)
+    inst.pred_keypoints = torch.as_tensor(kps, dtype=torch.float32).reshape(n, 4, 3)
+    inst.corner_confidence = torch.as_tensor(fused.corner_confidence, dtype=torch.float64).reshape(n, 4)
+    inst.corner_spread = torch.as_tensor(fused.corner_spread, dtype=torch.float64).reshape(n, 4)
+    inst.tta_found = torch.as_tensor(fused.n_found, dtype=torch.int64)
+    return inst
