@@ -7,6 +7,7 @@ y down.
 """
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
@@ -79,7 +80,7 @@ def overlay_names(paths: Sequence[str]) -> List[str]:
     """Overlay file stems, one per image path: its stem, made unique with its parent
     folder's name, then a number."""
     stems = [Path(p).stem for p in paths]
-    counts = {s: stems.count(s) for s in stems}
+    counts = Counter(stems)  # not list.count: linear in the number of paths
     out, used = [], set()
     for p, s in zip(paths, stems):
         name = s if counts[s] == 1 else f"{Path(p).parent.name}_{s}"

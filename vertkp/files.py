@@ -11,6 +11,8 @@
   bug), naming where in the object it is.
 * numpy scalars and arrays, tuples and paths are written as JSON numbers,
   lists and strings.
+* Streamed: ``write_json_stream`` takes lists as iterators (generators) and writes
+  them item by item, never held in memory, into the file ``write_json`` writes.
 """
 from __future__ import annotations
 
@@ -26,8 +28,8 @@ from typing import Callable, Iterable, Iterator, Mapping, Optional, Sequence, Un
 
 import numpy as np
 
-__all__ = ["NAN_POLICIES", "jsonable", "json_text", "write_json", "write_json_files", "write_text", "write_csv",
-           "csv_cell", "atomic_open", "read_json"]
+__all__ = ["NAN_POLICIES", "jsonable", "json_text", "write_json", "write_json_stream", "write_json_files",
+           "write_text", "write_csv", "csv_cell", "atomic_open", "read_json"]
 
 NAN_POLICIES = ("null", "error")
 PathLike = Union[str, os.PathLike]
@@ -95,6 +97,50 @@ def write_json(path: PathLike, obj, *, nan: str = "null", indent: Optional[int] 
     text = json_text(obj, nan, indent)  # serialise first: an error leaves no file at all
     with atomic_open(path) as f:
         f.write(text)
+    return Path(path)
+
+
+def _streams(obj) -> bool:
+    """Whether ``obj`` is, or holds, an iterator (what :func:`write_json_stream` streams)."""
+    if isinstance(obj, Iterator):
+        return True
+    if isinstance(obj, Mapping):
+        return any(_streams(v) for v in obj.values())
+    return isinstance(obj, (list, tuple)) and any(_streams(v) for v in obj)
+
+
+def _json_chunks(obj, nan: str, indent: Optional[int], depth: int, where: str) -> Iterator[str]:
+    """The text json.dumps writes for ``obj`` nested ``depth`` levels deep, in pieces: an
+    iterator, and a container holding one, item by item; anything else in one piece."""
+    if not _streams(obj):
+        text = json.dumps(jsonable(obj, nan, where), indent=indent, allow_nan=False)
+        yield text.replace("\n", "\n" + " " * (indent * depth)) if indent else text
+        return
+    mapping = isinstance(obj, Mapping)
+    items = obj.items() if mapping else enumerate(obj)
+    inner = "" if indent is None else "\n" + " " * (indent * (depth + 1))
+    sep = ", " if indent is None else ","
+    yield "{" if mapping else "["
+    empty = True
+    for key, value in items:
+        yield ("" if empty else sep) + inner
+        if mapping:
+            yield json.dumps(str(key)) + ": "
+        yield from _json_chunks(value, nan, indent, depth + 1, f"{where}.{key}" if mapping else f"{where}[{key}]")
+        empty = False
+    if not empty and indent is not None:
+        yield "\n" + " " * (indent * depth)
+    yield "}" if mapping else "]"
+
+
+def write_json_stream(path: PathLike, obj, *, nan: str = "null", indent: Optional[int] = 1) -> Path:
+    """:func:`write_json` of an object whose lists may be iterators (generators): each is written
+    item by item and never held in memory, and the file is byte for byte what ``write_json``
+    writes with those iterators as lists. Atomic: an error on the way leaves no file."""
+    with atomic_open(path) as f:
+        for chunk in _json_chunks(obj, nan, indent, 0, "$"):
+            f.write(chunk)
+        f.write("\n")
     return Path(path)
 
 

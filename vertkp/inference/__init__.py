@@ -6,7 +6,8 @@
   graded pairs, facing, flags. Exported here when detectron2 is installed.
 * numpy only: ``result`` (what a prediction is, the flags), ``overlay``
   (``draw_overlay``, the picture), ``outputs`` (predictions.json, report.csv,
-  COCO results); ``cli`` is ``vertkp predict`` (``predict_files``).
+  COCO results), ``stream`` (predictions.jsonl, the line per image they are written
+  from: resume, shards, finalize); ``cli`` is ``vertkp predict`` (``predict_files``).
 """
 from .. import HAS_DETECTRON2
 from .overlay import draw_overlay

@@ -7,6 +7,7 @@
 * ``coco_results.json``: COCO keypoint results ({"image_id", "category_id",
   "keypoints": [x, y, score] * 4, "score"}), x, y in image pixels, the
   format ``vertkp evaluate --predictions`` reads.
+* ``predictions.jsonl``, the line per image they are all written from: ``vertkp.inference.stream``.
 
 JSON and CSV go through ``vertkp.files`` (atomic; NaN written as null).
 """
@@ -15,15 +16,15 @@ from __future__ import annotations
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence
 
 from ..evaluation.ground_truth import ImageTruth
 from ..files import write_csv
 from ..grading import GRADE_NAMES, GRADES
 from .result import FLAGS, SpinePrediction
 
-__all__ = ["REPORT_COLUMNS", "report_rows", "coco_results", "summarize", "format_summary", "write_report_csv",
-           "match_image_ids"]
+__all__ = ["REPORT_COLUMNS", "report_rows", "coco_results", "RunSummary", "summarize", "format_summary",
+           "write_report_csv", "write_report_rows", "match_image_ids"]
 
 REPORT_COLUMNS = (
     "image", "pair", "upper", "lower", "slip_pct", "slip_low_pct", "slip_high_pct", "grade", "retrolisthesis_pct",
@@ -74,22 +75,58 @@ def coco_results(predictions: Sequence[SpinePrediction], category_id: int = 1) -
     return out
 
 
-def summarize(predictions: Sequence[SpinePrediction], failures: Sequence[dict]) -> dict:
-    """Counts over a run: images, failures, vertebrae, pairs per grade, images per flag."""
-    grades = Counter()
+def _field(obj, name: str):
+    """A field of a prediction or pair, the object or its ``as_dict()``."""
+    return obj[name] if isinstance(obj, Mapping) else getattr(obj, name)
+
+
+class RunSummary:
+    """:func:`summarize`'s counts, gathered one image at a time (``vertkp predict`` adds each
+    predictions.jsonl line as it streams them).
+
+    ``add`` takes a :class:`SpinePrediction` or its ``as_dict()`` (what predictions.jsonl
+    holds); ``add_failure`` counts an input that could not be read; ``as_dict()`` is the summary.
+    """
+
+    def __init__(self):
+        self.predicted = self.failed = self.vertebrae = self.pairs = 0
+        self.grades, self.flags = Counter(), Counter()
+
+    def add(self, prediction) -> None:
+        """Count one predicted image (a SpinePrediction or its ``as_dict()``)."""
+        grades = [_field(p, "grade_name") for p in _field(prediction, "pairs")]
+        self.predicted += 1
+        self.vertebrae += len(_field(prediction, "vertebrae"))
+        self.pairs += len(grades)
+        self.grades.update(g if g is not None else "not measurable" for g in grades)
+        self.flags.update(_field(prediction, "flags"))
+
+    def add_failure(self) -> None:
+        """Count one input that could not be read."""
+        self.failed += 1
+
+    def as_dict(self) -> dict:
+        """The summary: images, predicted, failed, vertebrae, pairs, pairs per grade, images per flag."""
+        return {
+            "images": self.predicted + self.failed,
+            "predicted": self.predicted,
+            "failed": self.failed,
+            "vertebrae": self.vertebrae,
+            "pairs": self.pairs,
+            "pairs_per_grade": {g: self.grades[g] for g in GRADE_ORDER if self.grades[g]},
+            "images_per_flag": {f: self.flags[f] for f in FLAGS if self.flags[f]},
+        }
+
+
+def summarize(predictions: Sequence, failures: Sequence[dict]) -> dict:
+    """Counts over a run (:class:`RunSummary`): images, failures, vertebrae, pairs per grade,
+    images per flag. ``predictions``: SpinePrediction objects or their ``as_dict()``."""
+    summary = RunSummary()
     for pred in predictions:
-        for p in pred.pairs:
-            grades[p.grade_name if p.grade_name is not None else "not measurable"] += 1
-    flags = Counter(f for pred in predictions for f in pred.flags)
-    return {
-        "images": len(predictions) + len(failures),
-        "predicted": len(predictions),
-        "failed": len(failures),
-        "vertebrae": sum(len(p.vertebrae) for p in predictions),
-        "pairs": sum(len(p.pairs) for p in predictions),
-        "pairs_per_grade": {g: grades[g] for g in GRADE_ORDER if grades[g]},
-        "images_per_flag": {f: flags[f] for f in FLAGS if flags[f]},
-    }
+        summary.add(pred)
+    for _ in failures:
+        summary.add_failure()
+    return summary.as_dict()
 
 
 def format_summary(summary: dict) -> str:
@@ -105,7 +142,11 @@ def format_summary(summary: dict) -> str:
 
 def write_report_csv(path, predictions: Sequence[SpinePrediction]) -> Path:
     """Write report.csv (:func:`report_rows` of every prediction)."""
-    rows = [r for pred in predictions for r in report_rows(pred)]
+    return write_report_rows(path, (r for pred in predictions for r in report_rows(pred)))
+
+
+def write_report_rows(path, rows: Iterable[Mapping]) -> Path:
+    """Write report.csv from :func:`report_rows` rows (streamed: an iterator is never held in memory)."""
     return write_csv(path, rows, REPORT_COLUMNS, float_format=REPORT_FLOAT_FORMAT)
 
 
