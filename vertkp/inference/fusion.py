@@ -34,6 +34,8 @@ __all__ = [
     "FusedPrediction",
     "mirror_pass",
     "box_iou",
+    "cluster_scores",
+    "selected_detections",
     "fuse_passes",
 ]
 
@@ -166,6 +168,21 @@ def _clusters(passes: Sequence[Pass], iou: float) -> List[List[tuple]]:
     return out
 
 
+def selected_detections(passes: Sequence[Pass], *, min_score: float, iou: float = DEFAULT_MATCH_IOU,
+                        unmatched: str = DEFAULT_UNMATCHED) -> List[np.ndarray]:
+    """Per pass, the indices (sorted) of its detections in a vertebra whose fused score is at
+    least ``min_score``: the only ones whose corners :func:`fuse_passes` with that
+    ``min_score`` reads. Needs boxes and scores only (corners may be anything)."""
+    clusters = _clusters(passes, iou)
+    scores = cluster_scores(passes, clusters, unmatched)
+    chosen = [set() for _ in passes]
+    for cluster, score in zip(clusters, scores):
+        if score >= min_score:
+            for k, i in cluster:
+                chosen[k].add(i)
+    return [np.array(sorted(c), dtype=np.int64) for c in chosen]
+
+
 def fuse_corners(corners: np.ndarray, weights: np.ndarray, confidence: np.ndarray, gate_px: float) -> tuple:
     """One vertebra's corners from several passes.
 
@@ -195,8 +212,24 @@ def fuse_corners(corners: np.ndarray, weights: np.ndarray, confidence: np.ndarra
     return fused, spread
 
 
+def cluster_scores(passes: Sequence[Pass], clusters: Sequence[Sequence[tuple]],
+                   unmatched: str = DEFAULT_UNMATCHED) -> np.ndarray:
+    """The fused score of each cluster (:func:`_clusters`), from its members' detection scores
+    alone: their sum over the number of passes ("penalize"), their mean ("keep"), or as
+    "penalize" but NaN for a cluster not every pass found ("drop": it is removed)."""
+    if unmatched not in UNMATCHED_RULES:
+        raise ValueError(f"unmatched must be one of {UNMATCHED_RULES}, got {unmatched!r}")
+    out = np.empty(len(clusters))
+    for c, cluster in enumerate(clusters):
+        s = np.array([passes[k].scores[i] for k, i in cluster])
+        out[c] = s.mean() if unmatched == "keep" else s.sum() / len(passes)
+        if unmatched == "drop" and len(cluster) < len(passes):
+            out[c] = np.nan
+    return out
+
+
 def fuse_passes(passes: Sequence[Pass], *, iou: float = DEFAULT_MATCH_IOU, unmatched: str = DEFAULT_UNMATCHED,
-                outlier_pct: float = DEFAULT_OUTLIER_PCT) -> FusedPrediction:
+                outlier_pct: float = DEFAULT_OUTLIER_PCT, min_score: float = -np.inf) -> FusedPrediction:
     """Fuse passes of one image (all in its coordinates: mirror the mirrored ones back
     first, :func:`mirror_pass`) into one prediction.
 
@@ -206,16 +239,22 @@ def fuse_passes(passes: Sequence[Pass], *, iou: float = DEFAULT_MATCH_IOU, unmat
     the members' scores over the number of passes, so a vertebra found by every pass keeps
     its mean score and one found by fewer is penalised (``unmatched``: "penalize"); "keep"
     gives every vertebra the mean score of the passes that found it; "drop" removes the
-    vertebrae not every pass found.
+    vertebrae not every pass found (:func:`cluster_scores`).
+
+    Vertebrae whose fused score is under ``min_score`` are left out, and only their corners
+    are not read: a pass's corners of detections that are in no such vertebra may be NaN
+    (what the fast backend's keypoint head skips). The matching is over every detection
+    either way, so the vertebrae kept are those of ``min_score`` -inf with a score of at
+    least ``min_score``.
     """
-    if unmatched not in UNMATCHED_RULES:
-        raise ValueError(f"unmatched must be one of {UNMATCHED_RULES}, got {unmatched!r}")
     if not passes:
         raise ValueError("fuse_passes needs at least one pass")
     n_passes = len(passes)
+    clusters = _clusters(passes, iou)
+    scores = cluster_scores(passes, clusters, unmatched)
     rows = []
-    for cluster in _clusters(passes, iou):
-        if unmatched == "drop" and len(cluster) < n_passes:
+    for cluster, score in zip(clusters, scores):
+        if not score >= min_score:  # NaN: dropped
             continue
         s = np.array([passes[k].scores[i] for k, i in cluster])
         w = s / s.sum() if s.sum() > 0 else np.full(len(s), 1.0 / len(s))
@@ -223,7 +262,6 @@ def fuse_passes(passes: Sequence[Pass], *, iou: float = DEFAULT_MATCH_IOU, unmat
         conf = np.stack([passes[k].corner_confidence[i] for k, i in cluster])  # [m, 4]
         box = np.tensordot(w, np.stack([passes[k].boxes[i] for k, i in cluster]), axes=1)
         fused, spread = fuse_corners(corners, w, conf, outlier_pct / 100.0 * max(box[2] - box[0], 1.0))
-        score = s.mean() if unmatched == "keep" else s.sum() / n_passes
         rows.append((score, box, fused, conf.mean(axis=0), spread, len(cluster)))
     rows.sort(key=lambda r: -r[0])
     if not rows:

@@ -30,6 +30,8 @@ from ..evaluation.matching import DEFAULT_SCORE_THRESHOLD
 from ..grading import DEFAULT_GAP_FACTOR, DEFAULT_NO_SLIP_PCT
 from ..keypoints import DETECTRON2_KEYPOINT_OFFSET
 from .result import SPACING_OPTIONS, FlagThresholds, SpinePrediction, build_prediction, file_options, merge_options
+from .backends import BACKENDS, DEFAULT_BACKEND
+from .fast import prepare_fast_model, task_sized_cfg
 from .tta import VertebraTTA, instances_corner_signals, uses_tta
 from ..flags import default_thresholds
 from ..grading.uncertainty import CornerUncertainty, default_uncertainty
@@ -63,6 +65,8 @@ class VertebraPredictor:
         uncertainty: the corner error model of the slip intervals
             (``vertkp.grading.uncertainty.CornerUncertainty``); None: the one fitted for the
             predictor's mode (``default_uncertainty``).
+        backend: "fast" (``vertkp.inference.fast``: the same corners and detections for less
+            work) or "eager" (the model exactly as detectron2 runs it at evaluation).
     """
 
     def __init__(self, config_file: str, weights: Optional[str] = None, *, opts: Sequence[str] = (),
@@ -89,10 +93,15 @@ class VertebraPredictor:
                facing: str = "auto", pixel_spacing: Optional[float] = None, bottom_level: Optional[str] = None,
                no_slip_pct: float = DEFAULT_NO_SLIP_PCT, gap_factor: float = DEFAULT_GAP_FACTOR,
                thresholds: Optional[FlagThresholds] = None, keep_dicom_ids: bool = False,
-               tta: Optional[str] = None, uncertainty: Optional[CornerUncertainty] = None):
+               tta: Optional[str] = None, uncertainty: Optional[CornerUncertainty] = None,
+               backend: str = DEFAULT_BACKEND):
         if not 0.0 <= score_threshold <= 1.0:
             raise ValueError(f"score_threshold must be in [0, 1], got {score_threshold}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         cfg.defrost()
+        if backend == "fast":
+            task_sized_cfg(cfg)
         if tta is not None:
             cfg.VERTKP.TTA = tta
         # The box head drops the rest. With TTA each pass keeps what scores 0.05 (detectron2's
@@ -107,9 +116,15 @@ class VertebraPredictor:
             DetectionCheckpointer(self.model).load(cfg.MODEL.WEIGHTS)
         else:
             logging.getLogger(__name__).warning("no weights given: the model is randomly initialised")
-        # what run_model calls: the model, or the model inside test-time augmentation
-        self.network = VertebraTTA.from_cfg(cfg, self.model).eval() if tta_on else self.model
+        if backend == "fast":
+            prepare_fast_model(self.model)
+        # what run_model calls: the model, or the model inside test-time augmentation (fast: the
+        # keypoint head only on the detections of vertebrae that can reach the score threshold;
+        # a hair under it, so that the threshold itself decides on the float32 scores, as eager)
+        min_score = score_threshold - 1e-6 if backend == "fast" else None
+        self.network = VertebraTTA.from_cfg(cfg, self.model, min_score).eval() if tta_on else self.model
         self.tta = tta_on
+        self.backend = backend
         self.uncertainty = default_uncertainty(tta_on) if uncertainty is None else uncertainty
         thresholds = default_thresholds(tta_on) if thresholds is None else thresholds
         self.mapper = VertebraDatasetMapper(cfg, is_train=False)

@@ -23,10 +23,12 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 import torch.nn.functional as F
+from detectron2.modeling.postprocessing import detector_postprocess
 from detectron2.structures import Boxes, Instances
 from torch import nn
 
-from .fusion import DEFAULT_MATCH_IOU, DEFAULT_OUTLIER_PCT, DEFAULT_UNMATCHED, TTA_MODES, Pass, fuse_passes, mirror_pass
+from .fusion import (DEFAULT_MATCH_IOU, DEFAULT_OUTLIER_PCT, DEFAULT_UNMATCHED, TTA_MODES, Pass, fuse_passes,
+                     mirror_pass, selected_detections)
 from .result import corner_confidence
 
 __all__ = ["TTA_MODES", "VertebraTTA", "tta_augmentations", "uses_tta", "instances_corner_signals"]
@@ -90,19 +92,32 @@ class VertebraTTA(nn.Module):
         mode: one of :data:`TTA_MODES`.
         scales: factors of the test input for "flip,scale".
         unmatched, iou, outlier_pct: as for ``vertkp.inference.fusion.fuse_passes``.
+        min_score: None: every fused vertebra, each pass's keypoint head on all its detections.
+            A score: only the fused vertebrae that reach it, and the keypoint head of each pass
+            only on the detections in them (the passes' boxes are matched first,
+            ``fusion.selected_detections``); those vertebrae are exactly the ones that the
+            unrestricted fusion scores at least ``min_score`` (the fast backend).
     """
 
     def __init__(self, model: nn.Module, mode: str = "flip", scales: Sequence[float] = (0.8, 1.0, 1.2), *,
                  unmatched: str = DEFAULT_UNMATCHED, iou: float = DEFAULT_MATCH_IOU,
-                 outlier_pct: float = DEFAULT_OUTLIER_PCT):
+                 outlier_pct: float = DEFAULT_OUTLIER_PCT, min_score: Optional[float] = None):
         super().__init__()
         self.model = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
         self.augmentations = tta_augmentations(mode, scales)
         self.fusion = dict(unmatched=unmatched, iou=float(iou), outlier_pct=float(outlier_pct))
+        self.min_score = None if min_score is None else float(min_score)
 
     @classmethod
-    def from_cfg(cls, cfg, model: nn.Module) -> "VertebraTTA":
-        return cls(model, cfg.VERTKP.TTA, tuple(cfg.VERTKP.TTA_SCALES))
+    def from_cfg(cls, cfg, model: nn.Module, min_score: Optional[float] = None) -> "VertebraTTA":
+        return cls(model, cfg.VERTKP.TTA, tuple(cfg.VERTKP.TTA_SCALES), min_score=min_score)
+
+    def _pass_inputs(self, batched_inputs: List[dict], sizes, factor: float, mirrored: bool) -> List[dict]:
+        inputs = []
+        for inp, (h, w) in zip(batched_inputs, sizes):
+            image = _scaled(inp["image"], factor)
+            inputs.append({"image": torch.flip(image, dims=[-1]) if mirrored else image, "height": h, "width": w})
+        return inputs
 
     def forward(self, batched_inputs: List[dict]) -> List[dict]:
         if self.training:
@@ -110,17 +125,69 @@ class VertebraTTA(nn.Module):
         # outputs come back in each input image's pixels (detectron2's "height", "width")
         sizes = [(int(inp.get("height", inp["image"].shape[-2])), int(inp.get("width", inp["image"].shape[-1])))
                  for inp in batched_inputs]
+        if self.min_score is not None:
+            return self._forward_selected(batched_inputs, sizes)
         passes = [[] for _ in batched_inputs]
         for factor, mirrored in self.augmentations:
-            inputs = []
-            for inp, (h, w) in zip(batched_inputs, sizes):
-                image = _scaled(inp["image"], factor)
-                inputs.append({"image": torch.flip(image, dims=[-1]) if mirrored else image, "height": h, "width": w})
-            for k, out in enumerate(self.model(inputs)):
+            for k, out in enumerate(self.model(self._pass_inputs(batched_inputs, sizes, factor, mirrored))):
                 p = _as_pass(out["instances"])
                 passes[k].append(mirror_pass(p, float(sizes[k][1])) if mirrored else p)
         return [{"instances": _as_instances(fuse_passes(image_passes, **self.fusion), size)}
                 for image_passes, size in zip(passes, sizes)]
+
+    def _forward_selected(self, batched_inputs: List[dict], sizes) -> List[dict]:
+        """``forward`` with ``min_score``: every pass's boxes, the matching, then the keypoint
+        head of each pass on the detections of the vertebrae that can reach ``min_score``."""
+        model = self.model
+        stages = []  # per pass: (inputs, preprocessed images, features, detections per image)
+        for factor, mirrored in self.augmentations:
+            inputs = self._pass_inputs(batched_inputs, sizes, factor, mirrored)
+            images = model.preprocess_image(inputs)
+            features = model.backbone(images.tensor)
+            proposals, _ = model.proposal_generator(images, features, None)
+            stages.append((inputs, images, features, model.roi_heads._forward_box(features, proposals)))
+        # boxes and scores in the image's pixels, as detectron2's postprocessing gives them
+        boxes = [[_box_pass(dets[k], *sizes[k]) for k in range(len(sizes))] for _, _, _, dets in stages]
+        per_image = []
+        for k, (h, w) in enumerate(sizes):
+            probes = [mirror_pass(boxes[q][k][0], float(w)) if mirrored else boxes[q][k][0]
+                      for q, (_, mirrored) in enumerate(self.augmentations)]
+            per_image.append(selected_detections(probes, min_score=self.min_score, iou=self.fusion["iou"],
+                                                 unmatched=self.fusion["unmatched"]))
+        # [pass][image]: indices among that pass's postprocessed detections
+        chosen = [[per_image[k][q] for k in range(len(sizes))] for q in range(len(stages))]
+        passes = [[] for _ in sizes]
+        for q, ((inputs, images, features, dets), (_, mirrored)) in enumerate(zip(stages, self.augmentations)):
+            subsets = [dets[k][boxes[q][k][1][chosen[q][k]]] for k in range(len(sizes))]
+            outs = model._postprocess(model.roi_heads.forward_with_given_boxes(features, subsets), inputs,
+                                      images.image_sizes)
+            for k, out in enumerate(outs):
+                p = _full_pass(boxes[q][k][0], chosen[q][k], _as_pass(out["instances"]))
+                passes[k].append(mirror_pass(p, float(sizes[k][1])) if mirrored else p)
+        return [{"instances": _as_instances(fuse_passes(image_passes, min_score=self.min_score, **self.fusion), size)}
+                for image_passes, size in zip(passes, sizes)]
+
+
+def _box_pass(detections: Instances, height: int, width: int) -> Tuple[Pass, torch.Tensor]:
+    """(a Pass of the boxes and scores ``detector_postprocess`` gives an image of ``height`` x
+    ``width`` px for these detections, corners unread; for each of its rows the index of its
+    detection, since the postprocessing drops empty boxes). The detections are not modified."""
+    probe = Instances(detections.image_size, pred_boxes=Boxes(detections.pred_boxes.tensor.clone()),
+                      scores=detections.scores, index=torch.arange(len(detections)))
+    probe = detector_postprocess(probe, height, width).to("cpu")
+    n = len(probe)
+    return (Pass(probe.pred_boxes.tensor.numpy(), probe.scores.numpy(), np.full((n, 4, 2), np.nan),
+                 np.full((n, 4), np.nan)), probe.index)
+
+
+def _full_pass(boxes: Pass, chosen: np.ndarray, subset: Pass) -> Pass:
+    """The pass of every detection (boxes and scores of ``boxes``) with the corners of the
+    ``chosen`` rows from ``subset`` (their keypoint head's output, in that order); NaN elsewhere."""
+    corners, confidence = boxes.corners.copy(), boxes.corner_confidence.copy()
+    if len(subset.scores) != len(chosen):
+        raise RuntimeError(f"the keypoint stage returned {len(subset.scores)} detections for {len(chosen)} boxes")
+    corners[chosen], confidence[chosen] = subset.corners, subset.corner_confidence
+    return Pass(boxes.boxes, boxes.scores, corners, confidence)
 
 
 def _as_instances(fused, size: Tuple[int, int]) -> Instances:
