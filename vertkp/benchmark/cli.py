@@ -4,6 +4,7 @@
     vertkp benchmark learning [flags] [KEY VALUE ...]  what the phantom configs reach when trained, how fast
     vertkp benchmark data [flags]                      the converter's and the evaluator's throughput
     vertkp benchmark tta --weights W [flags]           TTA and sub-pixel ablation, flag calibration
+    vertkp benchmark scale [flags] [KEY VALUE ...]     vertkp predict's peak memory and speed over image counts
 
 Without a subcommand it is ``speed``. ``vertkp benchmark <subcommand> --help`` lists its flags;
 ``vertkp.benchmark.speed``, ``.learning`` and ``.data`` say what each measures. The flags
@@ -31,7 +32,7 @@ from ..phantoms import DEFAULT_IMAGE_SIZE
 from ..phantoms.difficulty import DEFAULT_DIFFICULTY, DIFFICULTIES
 from .data import phantom_set
 
-__all__ = ["SUBCOMMANDS", "DEFAULT_SUBCOMMAND", "DEFAULT_CONFIGS", "PHASES", "MODELS", "model_config",
+__all__ = ["SUBCOMMANDS", "DEFAULT_SUBCOMMAND", "DEFAULT_CONFIGS", "PHASES", "SCALE_CONFIG", "MODELS", "model_config",
            "build_parser", "split_trailing_opts", "main"]
 
 # subcommand -> one-line help. Its module vertkp.benchmark.<subcommand> has run(args, phantom folder, None for
@@ -42,11 +43,14 @@ SUBCOMMANDS = {
     "learning": "train the phantom configs, evaluate: the curve and the target",
     "data": "converter and evaluator throughput on phantoms (no model)",
     "tta": "test-time augmentation and sub-pixel ablation of a trained model, and the review flags' calibration",
+    "scale": "vertkp predict's peak memory, speed and predictions.jsonl size over image counts (MiB per 1000 images)",
 }
 DEFAULT_SUBCOMMAND = "speed"
 # speed: the configs measured when --config-file is not given, and its phases (--skip).
 DEFAULT_CONFIGS = ("configs/kprcnn_r50.yaml", "configs/kprcnn_hrnet_w32.yaml")
 PHASES = ("inference", "train", "convert", "evaluate")
+# scale: the config measured when --config-file is not given.
+SCALE_CONFIG = "configs/quick_schedules/kprcnn_r50_instant_test.yaml"
 # learning --models: the phantom configs, configs/kprcnn_<model>_phantoms.yaml.
 MODELS = ("r50", "hrnet_w32")
 
@@ -119,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder for benchmark.json, the phantom set and the logs")
     s.add_argument("--skip", action="append", default=[], metavar="PHASE[,PHASE]",
                    help=f"phases to skip: {', '.join(PHASES)}")
+    s.add_argument("--inference-only", action="store_true",
+                   help="only the inference phase (--skip train,convert,evaluate): latency, and the fast "
+                        "backend against the eager one (fast_vs_eager)")
     _phantom_flags(s, 40)
     s.add_argument("--score-threshold", type=float, default=0.5,
                    help="predictor's detection threshold, with --weights")
@@ -160,6 +167,18 @@ def build_parser() -> argparse.ArgumentParser:
                      help="folder for benchmark.json, the phantom sets and the reliability plots")
     _phantom_flags(tta, None)
     _run_flags(tta, "(after the variant's)")
+
+    scale = parsers["scale"]
+    scale.add_argument("--counts", type=int, nargs="+", default=[50, 200, 800], metavar="N",
+                       help="image counts, each predicted in a fresh process")
+    scale.add_argument("--config-file", nargs="+", default=[SCALE_CONFIG], metavar="CFG", help="the config to run")
+    scale.add_argument("--weights", nargs="+", default=None, metavar="W",
+                       help="its checkpoint (default: random weights, which is fine for memory and speed)")
+    scale.add_argument("--no-overlays", action="store_true", help="skip the overlay PNGs")
+    scale.add_argument("--output", default=output_folder("benchmark/scale"), metavar="DIR",
+                       help="folder for benchmark.json, the phantom set, the input links and the runs")
+    _phantom_flags(scale, 10)
+    _run_flags(scale, "(after the benchmark's own)")
     return p
 
 
@@ -218,6 +237,8 @@ def _check(args) -> None:
         raise ValueError(f"--threads must be >= 0 (0: torch's default), got {args.threads}")
     if args.command == "speed":
         skipped = {p.strip() for s in args.skip for p in s.split(",") if p.strip()}
+        if args.inference_only:
+            skipped |= set(PHASES) - {"inference"}
         unknown = skipped - set(PHASES)
         if unknown:
             raise ValueError(f"--skip: unknown phase(s) {sorted(unknown)}; choose from {', '.join(PHASES)}")
@@ -227,7 +248,7 @@ def _check(args) -> None:
     _configs(args)
     if args.command == "tta" and len(args.config_file) != 1:
         raise ValueError(f"tta measures one model: give one --config-file and one --weights, got {args.config_file}")
-    needs_detectron2 = args.command in ("learning", "tta") or {"inference", "train"} & set(args.phases)
+    needs_detectron2 = args.command in ("learning", "tta", "scale") or {"inference", "train"} & set(args.phases)
     if needs_detectron2 and not HAS_DETECTRON2:
         skip = " (--skip inference,train, or `data`, measures only the data tools)" if args.command == "speed" else ""
         raise ValueError(f"detectron2 is not installed: {args.command} needs it{skip}. Install it:\n"
