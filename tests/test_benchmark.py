@@ -13,8 +13,8 @@ import pytest
 from tests.helpers import DETECTRON2_SKIP_REASON, NO_DETECTRON2, REPO
 from vertkp.benchmark.cli import build_parser, main, split_trailing_opts
 from vertkp.benchmark.data import format_audit, measure_audit
-from vertkp.benchmark.report import (REFERENCES, cpu_model, evaluations, format_learning, format_table, latency_stats,
-                                     machine_line)
+from vertkp.benchmark.report import (REFERENCES, corner_agreement, cpu_model, evaluations, fast_vs_eager,
+                                     format_learning, format_profile, format_table, latency_stats, machine_line)
 from vertkp.evaluation.metrics import mean_vertebra_width
 from vertkp import DETECTRON2_INSTALL
 
@@ -182,6 +182,31 @@ def _speed_report():
             "converter": {"images": 44, "images_per_s": 123.45}, "evaluator": {"images": 40, "images_per_s": 67.8}}
 
 
+def test_fast_vs_eager_exact():
+    reference = [np.zeros((2, 4, 2)), np.zeros((0, 4, 2)), np.ones((1, 4, 2))]
+    moved = [r.copy() for r in reference]
+    moved[0][1, 2] = [3.0, 4.0]  # one corner 5 px away
+    a = corner_agreement(reference, moved)
+    assert a == {"same_detections": True, "max_corner_diff_px": 5.0, "images_with_other_detections": 0,
+                 "corners": 12, "corners_over_half_px": 1}
+    b = corner_agreement(reference, [moved[0], np.zeros((1, 4, 2)), moved[2]])
+    assert b == {"same_detections": False, "max_corner_diff_px": None, "images_with_other_detections": 1,
+                 "corners": 12, "corners_over_half_px": 1}
+    r = fast_vs_eager([2.0, 4.0, 3.0], [1.0, 2.0, 1.5], a)
+    assert (r["speedup"], r["eager_median_s"], r["fast_median_s"]) == (2.0, 3.0, 1.5)
+    assert r["max_corner_diff_px"] == 5.0 and r["eager"]["n"] == 3
+    with pytest.raises(ValueError, match="3 images against 2"):
+        corner_agreement(reference, moved[:2])
+    prof = {"stages": {"backbone": 0.3, "grading": 0.1}, "share": {"backbone": 0.75, "grading": 0.25},
+            "total_median_s": 0.41}
+    text = format_profile({"configs": [{"name": "m", "profile": {"eager": prof, "fast": prof}, "fast_vs_eager": r}]})
+    assert text.splitlines()[:3] == ["| stage | m eager | m fast |", "|---|---|---|",
+                                     "| backbone | 300.0 ms (75%) | 300.0 ms (75%) |"]
+    assert "| total (timed around the call) | 410 ms | 410 ms |" in text
+    assert "m: fast 2.00x eager (3.000 -> 1.500 s, max corner difference 5 px)" in text
+    assert format_profile({"configs": [{"name": "m"}]}) == ""
+
+
 def test_speed_table_exact():
     assert format_table(_speed_report()) == (
         "| model | device | test size (input) | model alone median / p90 (s) | end to end median / p90 (s) "
@@ -326,6 +351,11 @@ def test_speed_end_to_end_on_the_instant_config(tmp_path, run_tool):
     assert t["base_lr"] == 0.0005
     assert report["settings"]["opts"] == ["SOLVER.BASE_LR", "0.0005", "VERTKP.TTA", "none"]
     assert c["memory"]["kind"] == "process_peak_rss" and 0 < c["memory"]["inference_MiB"] <= c["memory"]["train_MiB"]
+    f = c["fast_vs_eager"]  # the fast backend against the eager one, on the same images
+    assert f["speedup"] == pytest.approx(f["eager_median_s"] / f["fast_median_s"])
+    assert f["same_detections"] and f["max_corner_diff_px"] < 0.5 and f["eager"]["n"] == f["fast"]["n"] == 2
+    assert set(c["profile"]) == {"eager", "fast"} and c["profile"]["fast"]["stages"]["backbone"] > 0
+    assert "| stage | kprcnn_r50_instant_test eager | kprcnn_r50_instant_test fast |" in r.stdout
     for key in ("converter", "evaluator"):
         assert report[key]["images"] >= 10 and report[key]["images_per_s"] > 0
     numbers = dict(_numbers({k: report[k] for k in ("configs", "converter", "evaluator")}))

@@ -57,16 +57,21 @@ from .. import HAS_DETECTRON2
 from ..files import write_json
 from .data import measure_data_tools, phantom_truths
 from .device import set_threads, torch_machine_info
-from .report import REFERENCES, format_table, latency_stats, machine_line
+from .profile import profile_predictor
+from .report import (REFERENCES, corner_agreement, fast_vs_eager, format_profile, format_table, latency_stats,
+                     machine_line)
 
 if HAS_DETECTRON2:  # the inference and train phases; the convert and evaluate ones run without it
     from detectron2.utils.env import seed_all_rng
 
     from ..inference import VertebraPredictor
+    from ..inference.fast import task_sized_cfg
     from .runs import BenchmarkTrainer, benchmark_cfg, calibrate_frozen_bn, log_to, step_seconds
 
 __all__ = ["LR_RETRY_FACTOR", "check", "measure_config", "run"]
 
+# Images of the per-stage profile of each backend (vertkp.benchmark.profile), after the timing.
+PROFILE_IMAGES = 5
 # When a randomly initialised model's loss is not finite (detectron2 stops with
 # FloatingPointError), training is measured again with BASE_LR times this.
 LR_RETRY_FACTOR = 0.01
@@ -102,18 +107,64 @@ def _progress(spec: Mapping, text: str) -> None:
     print(f"   {spec['name']}: {text}", flush=True)
 
 
-def _predictor(cfg, spec: Mapping):
-    """The predictor the latency is measured with, with the config's test-time augmentation
+def _predictor(cfg, spec: Mapping, backend: str = "eager"):
+    """A predictor the latency is measured with, with the config's test-time augmentation
     (``VERTKP.TTA``); with random weights (``detections`` set) exactly ``detections`` per image
     and pass: TEST.DETECTIONS_PER_IMAGE, score threshold 0 (fused passes of random weights
     agree on few boxes, so TTA then gives up to twice as many vertebrae)."""
     cfg = cfg.clone()
+    cfg.defrost()
     threshold = spec["score_threshold"]
     if spec.get("detections"):
         cfg.TEST.DETECTIONS_PER_IMAGE = int(spec["detections"])
         threshold = 0.0
     torch.manual_seed(0)
-    return VertebraPredictor.from_cfg(cfg, score_threshold=threshold)
+    return VertebraPredictor.from_cfg(cfg, score_threshold=threshold, backend=backend)
+
+
+def _backends(eager, spec: Mapping, output: Path) -> tuple:
+    """(the eager reference, the fast backend's predictor), with the weights of ``eager``. Random
+    weights: the calibrated ones, saved to ``output``/random_calibrated.pth; and since random
+    weights rank proposals at random, the reference gets the fast backend's proposal counts
+    (``vertkp.inference.fast.TASK_SIZES``), so that it scores the same proposals; what the
+    counts change is measured with trained weights (``--weights``, where the reference is ``eager``)."""
+    if spec.get("weights"):
+        return eager, _predictor(eager.cfg, spec, backend="fast")
+    cfg = eager.cfg.clone()
+    cfg.defrost()
+    path = output / "random_calibrated.pth"
+    torch.save({"model": eager.model.state_dict()}, path)
+    cfg.MODEL.WEIGHTS = str(path)
+    task_sized_cfg(cfg)
+    return _predictor(cfg, spec, backend="eager"), _predictor(cfg, spec, backend="fast")
+
+
+def _fast_vs_eager(eager, paths: List[str], spec: Mapping, out: dict) -> None:
+    """Both backends end to end on the same images, alternately, and how far their answers are apart."""
+    device = eager.cfg.MODEL.DEVICE
+    eager, fast = _backends(eager, spec, Path(spec["output"]))
+    for k in range(int(spec["warmup"])):
+        eager(paths[k % len(paths)])
+        fast(paths[k % len(paths)])
+    eager_s, fast_s, eager_c, fast_c = [], [], [], []
+    for path in paths:
+        for predictor, seconds, corners in ((eager, eager_s, eager_c), (fast, fast_s, fast_c)):
+            (t,), (result,) = _timed_calls(predictor, [path], device)
+            seconds.append(t)
+            corners.append(result.corners)
+    out["fast_vs_eager"] = {**fast_vs_eager(eager_s, fast_s, corner_agreement(eager_c, fast_c)),
+                            "reference": ("eager with the fast backend's proposal counts (random weights)"
+                                          if not spec.get("weights") else "eager"),
+                            "tta": eager.cfg.VERTKP.TTA}
+    if not spec.get("weights"):  # against the config's own counts too (end_to_end, the eager backend)
+        out["fast_vs_eager"]["speedup_vs_config_counts"] = (out["end_to_end"]["median_s"]
+                                                            / out["fast_vs_eager"]["fast_median_s"])
+    out["memory"]["fast_vs_eager_MiB"] = _peak_mib(device)
+    out["profile"] = {name: profile_predictor(p, paths[:PROFILE_IMAGES], warmup=0)
+                      for name, p in (("eager", eager), ("fast", fast))}
+    r = out["fast_vs_eager"]
+    _progress(spec, f"fast vs eager: {r['speedup']:.2f}x ({r['eager_median_s']:.3f} -> {r['fast_median_s']:.3f} s), "
+                    f"max corner difference {r['max_corner_diff_px']} px")
 
 
 def _timed_calls(fn, items: Sequence, device: str) -> tuple:
@@ -139,7 +190,7 @@ def _inference(predictor, inputs: List[dict], paths: List[str], spec: Mapping, o
     seconds, instances = _timed_calls(lambda inp: predictor.run_model([inp])[0], inputs, device)
     out["model_alone"] = {**latency_stats(seconds), "warmup": warmup, "score_threshold": predictor.score_threshold,
                           "detections_per_image": float(np.mean([len(i) for i in instances])),
-                          "tta": predictor.cfg.VERTKP.TTA}
+                          "tta": predictor.cfg.VERTKP.TTA, "backend": predictor.backend}
     _progress(spec, f"model alone: median {out['model_alone']['median_s']:.3f} s")
 
     for k in range(warmup):
@@ -149,6 +200,7 @@ def _inference(predictor, inputs: List[dict], paths: List[str], spec: Mapping, o
                          "graded_vertebrae_per_image": float(np.mean([len(r.vertebrae) for r in results]))}
     out["memory"]["inference_MiB"] = _peak_mib(device)
     _progress(spec, f"end to end: median {out['end_to_end']['median_s']:.3f} s")
+    _fast_vs_eager(predictor, paths, spec, out)
 
 
 def _train_once(cfg, iters: int, warmup: int, calibration: Optional[List[dict]]) -> dict:
@@ -297,5 +349,6 @@ def run(args, folder: Path) -> int:
         report["configs"].append(r)
         write_json(out / "benchmark.json", report)
     write_json(out / "benchmark.json", report)
-    print(f"\n{format_table(report)}\n\nwrote {out / 'benchmark.json'}")
+    profile = format_profile(report)
+    print(f"\n{format_table(report)}\n" + (f"\n{profile}\n" if profile else "") + f"\nwrote {out / 'benchmark.json'}")
     return 1 if failed else 0
