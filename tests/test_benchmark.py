@@ -356,6 +356,8 @@ def test_speed_end_to_end_on_the_instant_config(tmp_path, run_tool):
     assert f["same_detections"] and f["max_corner_diff_px"] < 0.5 and f["eager"]["n"] == f["fast"]["n"] == 2
     assert set(c["profile"]) == {"eager", "fast"} and c["profile"]["fast"]["stages"]["backbone"] > 0
     assert "| stage | kprcnn_r50_instant_test eager | kprcnn_r50_instant_test fast |" in r.stdout
+    assert set(c["memory"]["by_backend_MiB"]) == {"eager", "fast"}  # each backend in a process of its own
+    assert all(v > 0 for v in c["memory"]["by_backend_MiB"].values())
     for key in ("converter", "evaluator"):
         assert report[key]["images"] >= 10 and report[key]["images_per_s"] > 0
     numbers = dict(_numbers({k: report[k] for k in ("configs", "converter", "evaluator")}))

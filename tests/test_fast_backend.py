@@ -183,3 +183,24 @@ def test_the_fast_backend_gives_the_eager_answers(weights, phantom_root, tta):
     assert 0 < found < len(scores)
     with pytest.raises(ValueError, match="backend"):
         VertebraPredictor(str(CONFIG), str(weights), backend="compiled", device="cpu")
+
+
+def test_predict_backend_flag_gives_the_same_predictions(weights, phantom_root, tmp_path, run_tool):
+    import json
+
+    images = sorted((phantom_root / "phantoms").rglob("*.jpg"))[:2]
+    preds = {}
+    for backend in ("eager", "fast"):
+        out = tmp_path / backend
+        r = run_tool("predict", "--config-file", CONFIG, "--weights", weights, "--input", *images, "--output", out,
+                     "--score-threshold", "0.0", "--facing", "left", "--device", "cpu", "--backend", backend,
+                     "--no-overlays", "--quiet", env={"OMP_NUM_THREADS": "1"})
+        assert r.returncode == 0, r.stdout + r.stderr
+        preds[backend] = json.loads((out / "predictions.json").read_text())
+        assert preds[backend]["settings"]["backend"] == backend
+    for a, b in zip(preds["eager"]["images"], preds["fast"]["images"]):
+        ca = np.array([list(v["corners"].values()) for v in a["vertebrae"]], dtype=float)
+        cb = np.array([list(v["corners"].values()) for v in b["vertebrae"]], dtype=float)
+        assert ca.shape == cb.shape and len(ca)
+        assert np.linalg.norm(ca - cb, axis=-1).max() < 0.5
+        assert [p["grade_name"] for p in a["pairs"]] == [p["grade_name"] for p in b["pairs"]]

@@ -1,8 +1,12 @@
-"""Benchmarks: ``vertkp benchmark [speed|learning|data]`` (``python tools/benchmark.py``).
+"""Benchmarks: ``vertkp benchmark [speed|learning|data|tta|scale]`` (``python tools/benchmark.py``).
 
     cli       the command: every subcommand's flags and checks, main (speed when no subcommand
               is given); imports the subcommand's module when it runs
-    speed     inference latency (model alone, end to end), training s/iter, peak memory
+    speed     inference latency (model alone, end to end), the fast backend against the eager
+              one, training s/iter, peak memory
+    profile   where one prediction's time goes, per stage (speed uses it)
+    tta       test-time augmentation and sub-pixel ablation, flag calibration
+    scale     predict's peak memory against the number of images
     learning  train the phantom configs from scratch, evaluate: the curve and the target
     data      the converter's and the evaluator's throughput (speed measures them too), and
               the benchmarks' phantom set

@@ -18,7 +18,8 @@ For each config, on the current device, with random weights unless --weights is 
 * peak memory: CUDA ``torch.cuda.max_memory_allocated`` (reset between phases), or
   on the CPU the process's peak resident set size (``ru_maxrss``; it cannot be
   reset, so the training figure includes inference). Each config runs in a fresh
-  process.
+  process; then each backend predicts the timed images end to end in a process of its own
+  (``memory.by_backend_MiB``: eager and fast, comparable).
 
 Random weights are made to do a trained model's work: every FrozenBN layer gets the
 mean and variance of its own input on one phantom image (with identity statistics
@@ -305,10 +306,42 @@ def measure_config(spec: Mapping) -> dict:
     return out
 
 
-def _run_isolated(spec: Mapping) -> dict:
-    """``measure_config`` in a fresh spawned process."""
+def backend_peak_memory(spec: Mapping) -> float:
+    """Peak resident memory, MiB, of a process that builds one backend's predictor (``spec``:
+    as for :func:`measure_config`, plus "backend" and "weights" the checkpoint) and predicts the
+    timed images end to end (call it in a fresh process)."""
+    set_threads(int(spec["threads"]))
+    log_to(Path(spec["output"]) / f"memory_{spec['backend']}")
+    cfg = benchmark_cfg(spec["config"], spec["coco"], spec["output"],
+                        ["MODEL.WEIGHTS", spec["weights"], "MODEL.TIMM_HRNET.PRETRAINED", "",
+                         "MODEL.DEVICE", spec["device"], "TEST.EVAL_PERIOD", "0", *spec.get("opts", ())])
+    predictor = _predictor(cfg, spec, backend=spec["backend"])
+    images = list(spec["images"])
+    for k in range(int(spec["timed_images"])):
+        predictor(images[k % len(images)])
+    return _peak_mib(cfg.MODEL.DEVICE)
+
+
+def _run_isolated(spec: Mapping, fn=measure_config):
+    """``fn(spec)`` (``measure_config``) in a fresh spawned process."""
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(measure_config, dict(spec)).result()
+        return pool.submit(fn, dict(spec)).result()
+
+
+def _backend_memory(spec: Mapping, r: dict) -> None:
+    """Each backend's peak memory in a process of its own, into ``r["memory"]["by_backend_MiB"]``
+    (with random weights, the calibrated ones the config's process saved; eager at the config's
+    own proposal counts, as ``vertkp predict --backend eager`` runs it)."""
+    weights = spec.get("weights") or str(Path(spec["output"]) / "random_calibrated.pth")
+    if not Path(weights).is_file() and "://" not in weights:
+        return
+    try:
+        r["memory"]["by_backend_MiB"] = {b: _run_isolated({**spec, "weights": weights, "backend": b},
+                                                          backend_peak_memory) for b in ("eager", "fast")}
+        _progress(spec, "peak memory, each backend alone: " + ", ".join(
+            f"{b} {v:.0f} MiB" for b, v in r["memory"]["by_backend_MiB"].items()))
+    except Exception as e:  # reported, the rest stands
+        r["memory"]["by_backend_MiB"] = {"error": f"{type(e).__name__}: {e}"}
 
 
 def run(args, folder: Path) -> int:
@@ -342,6 +375,8 @@ def run(args, folder: Path) -> int:
         print(f"{name}: {config} (log: {out / name / 'log.txt'})", flush=True)
         try:
             r = _run_isolated(spec)
+            if "inference" in args.phases and r.get("fast_vs_eager"):
+                _backend_memory(spec, r)
         except Exception as e:  # the process died, or the config could not be built
             r = {"name": name, "config": config, "device": device, "error": f"{type(e).__name__}: {e}"}
             print(f"   {name}: FAILED: {r['error']}", flush=True)
