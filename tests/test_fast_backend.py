@@ -1,16 +1,13 @@
 """The fast backend (vertkp.inference.fast): each of its changes leaves the answers as the eager
 backend gives them. The fusion's selection is numpy; the rest needs detectron2 and runs a real
 (randomly initialised) Keypoint R-CNN of the instant config."""
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from tests.helpers import DETECTRON2_SKIP_REASON
+from tests.helpers import DETECTRON2_SKIP_REASON, INSTANT_CONFIG, REPO, random_weights
 from vertkp.inference.fusion import Pass, fuse_passes, selected_detections
 
-REPO = Path(__file__).resolve().parents[1]
-CONFIG = REPO / "configs" / "quick_schedules" / "kprcnn_r50_instant_test.yaml"
+CONFIG = INSTANT_CONFIG
 
 
 def _random_passes(rng, n_passes=2, n=12):
@@ -142,17 +139,7 @@ def test_the_fast_decoding_gives_the_sub_pixel_peaks_of_the_eager_head(d2):
 
 @pytest.fixture(scope="module")
 def weights(d2, tmp_path_factory):
-    import torch
-    from detectron2.checkpoint import DetectionCheckpointer
-    from detectron2.modeling import build_model
-
-    from vertkp.config import build_cfg
-
-    torch.manual_seed(0)
-    model = build_model(build_cfg(str(CONFIG), ["MODEL.DEVICE", "cpu"]))
-    folder = tmp_path_factory.mktemp("weights")
-    DetectionCheckpointer(model, save_dir=str(folder)).save("model_random")
-    return folder / "model_random.pth"
+    return random_weights(tmp_path_factory.mktemp("weights"), CONFIG)
 
 
 @pytest.mark.usefixtures("one_torch_thread")

@@ -10,12 +10,11 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.helpers import DETECTRON2_SKIP_REASON
+from tests.helpers import DETECTRON2_SKIP_REASON, INSTANT_CONFIG, random_weights
 
 pytest.importorskip("detectron2", reason=DETECTRON2_SKIP_REASON)
 
-REPO = Path(__file__).resolve().parents[1]
-CONFIG = REPO / "configs" / "quick_schedules" / "kprcnn_r50_instant_test.yaml"
+CONFIG = INSTANT_CONFIG
 # Random weights score every box near 0.5: keep them all, so that there are corners to grade.
 SCORE = "0.0"
 
@@ -25,17 +24,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
     """A checkpoint of the instant config with random weights (speed and plumbing, not accuracy)."""
-    import torch
-    from detectron2.checkpoint import DetectionCheckpointer
-    from detectron2.modeling import build_model
-
-    from vertkp.config import build_cfg
-
-    torch.manual_seed(0)
-    model = build_model(build_cfg(str(CONFIG), ["MODEL.DEVICE", "cpu"]))
-    folder = tmp_path_factory.mktemp("weights")
-    DetectionCheckpointer(model, save_dir=str(folder)).save("model_random")
-    return folder / "model_random.pth"
+    return random_weights(tmp_path_factory.mktemp("weights"), CONFIG)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import DETECTRON2_SKIP_REASON, run_main
+from tests.helpers import DETECTRON2_SKIP_REASON, INSTANT_CONFIG, random_weights, run_main
 from tests.helpers.raw import quad
 from vertkp import HAS_DETECTRON2
 from vertkp.files import write_json, write_json_stream
@@ -21,8 +21,7 @@ from vertkp.inference.outputs import RunSummary, summarize
 from vertkp.inference.stream import (failure_line, keep_predicted, merge_lines, prediction_line, read_ahead,
                                      read_lines, resume_conflicts, shard_file)
 
-REPO = Path(__file__).resolve().parents[1]
-CONFIG = REPO / "configs" / "quick_schedules" / "kprcnn_r50_instant_test.yaml"
+CONFIG = INSTANT_CONFIG
 FILES = ("predictions.json", "predictions.jsonl", "report.csv", "coco_results.json")
 needs_detectron2 = pytest.mark.skipif(not HAS_DETECTRON2, reason=DETECTRON2_SKIP_REASON)
 
@@ -125,17 +124,7 @@ def test_reading_runs_at_most_two_batches_ahead_in_order():
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory, one_torch_thread):
     """A checkpoint of the instant config with random weights (and one torch thread for the module)."""
-    import torch
-    from detectron2.checkpoint import DetectionCheckpointer
-    from detectron2.modeling import build_model
-
-    from vertkp.config import build_cfg
-
-    torch.manual_seed(0)
-    model = build_model(build_cfg(str(CONFIG), ["MODEL.DEVICE", "cpu"]))
-    folder = tmp_path_factory.mktemp("weights")
-    DetectionCheckpointer(model, save_dir=str(folder)).save("model_random")
-    return folder / "model_random.pth"
+    return random_weights(tmp_path_factory.mktemp("weights"), CONFIG)
 
 
 @pytest.fixture(scope="module")

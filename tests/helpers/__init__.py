@@ -26,7 +26,25 @@ sys.meta_path.insert(0, _NoDetectron2())
 '''
 
 __all__ = ["REPO", "DETECTRON2_SKIP_REASON", "NO_DETECTRON2", "run_main", "PHANTOM_IMAGES", "PHANTOM_SIZE", "PHANTOM_SEED", "run_tool",
-           "load_tool", "keypoint_ap_against_itself", "make_phantom_set"]
+           "load_tool", "keypoint_ap_against_itself", "make_phantom_set", "INSTANT_CONFIG", "random_weights"]
+
+# The smallest real config (a few seconds per test on a CPU): the tests' Keypoint R-CNN.
+INSTANT_CONFIG = REPO / "configs" / "quick_schedules" / "kprcnn_r50_instant_test.yaml"
+
+
+def random_weights(folder, config=INSTANT_CONFIG) -> Path:
+    """A checkpoint of ``config``'s model with random weights (seed 0; speed and plumbing, not
+    accuracy), saved as folder/model_random.pth by detectron2's checkpointer. Needs detectron2."""
+    import torch
+    from detectron2.checkpoint import DetectionCheckpointer
+    from detectron2.modeling import build_model
+
+    from vertkp.config import build_cfg
+
+    torch.manual_seed(0)
+    model = build_model(build_cfg(str(config), ["MODEL.DEVICE", "cpu"]))
+    DetectionCheckpointer(model, save_dir=str(folder)).save("model_random")
+    return Path(folder) / "model_random.pth"
 
 
 def run_tool(name, *args, cwd=None, env=None, timeout=600):
