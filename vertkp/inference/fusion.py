@@ -173,14 +173,19 @@ def selected_detections(passes: Sequence[Pass], *, min_score: float, iou: float 
     """Per pass, the indices (sorted) of its detections in a vertebra whose fused score is at
     least ``min_score``: the only ones whose corners :func:`fuse_passes` with that
     ``min_score`` reads. Needs boxes and scores only (corners may be anything)."""
-    clusters = _clusters(passes, iou)
-    scores = cluster_scores(passes, clusters, unmatched)
     chosen = [set() for _ in passes]
-    for cluster, score in zip(clusters, scores):
-        if score >= min_score:
-            for k, i in cluster:
-                chosen[k].add(i)
+    for cluster, _ in _kept_clusters(passes, iou, unmatched, min_score):
+        for k, i in cluster:
+            chosen[k].add(i)
     return [np.array(sorted(c), dtype=np.int64) for c in chosen]
+
+
+def _kept_clusters(passes: Sequence[Pass], iou: float, unmatched: str, min_score: float) -> List[tuple]:
+    """(cluster, fused score) of every cluster over all the passes' detections (:func:`_clusters`)
+    whose score (:func:`cluster_scores`) is at least ``min_score`` (NaN, "drop": never): the one
+    rule of what :func:`fuse_passes` keeps and :func:`selected_detections` needs."""
+    clusters = _clusters(passes, iou)
+    return [(c, score) for c, score in zip(clusters, cluster_scores(passes, clusters, unmatched)) if score >= min_score]
 
 
 def fuse_corners(corners: np.ndarray, weights: np.ndarray, confidence: np.ndarray, gate_px: float) -> tuple:
@@ -250,12 +255,8 @@ def fuse_passes(passes: Sequence[Pass], *, iou: float = DEFAULT_MATCH_IOU, unmat
     if not passes:
         raise ValueError("fuse_passes needs at least one pass")
     n_passes = len(passes)
-    clusters = _clusters(passes, iou)
-    scores = cluster_scores(passes, clusters, unmatched)
     rows = []
-    for cluster, score in zip(clusters, scores):
-        if not score >= min_score:  # NaN: dropped
-            continue
+    for cluster, score in _kept_clusters(passes, iou, unmatched, min_score):
         s = np.array([passes[k].scores[i] for k, i in cluster])
         w = s / s.sum() if s.sum() > 0 else np.full(len(s), 1.0 / len(s))
         corners = np.stack([passes[k].corners[i] for k, i in cluster])  # [m, 4, 2]
