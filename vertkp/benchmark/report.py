@@ -15,9 +15,9 @@ from typing import Dict, Mapping, Optional, Sequence
 import numpy as np
 
 
-__all__ = ["REFERENCES", "TARGET_F1", "TARGET_MRE_PCT", "EVAL_PREFIXES", "latency_stats", "corner_agreement", "fast_vs_eager", "format_profile",
-           "evaluations", "target_mre", "format_table", "format_data", "format_learning", "machine_info", "machine_line",
-           "cpu_model"]
+__all__ = ["REFERENCES", "TARGET_F1", "TARGET_MRE_PCT", "EVAL_PREFIXES", "latency_stats", "corner_agreement",
+           "fast_vs_eager", "format_profile", "evaluations", "target_mre", "format_table", "format_data",
+           "format_learning", "machine_info", "machine_line", "cpu_model"]
 
 # Others' published figures, on their hardware (not measured here): printed as reference rows.
 REFERENCES = (

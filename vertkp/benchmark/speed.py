@@ -108,6 +108,14 @@ def _progress(spec: Mapping, text: str) -> None:
     print(f"   {spec['name']}: {text}", flush=True)
 
 
+def _spec_cfg(spec: Mapping, weights: str):
+    """The unfrozen config a run of ``spec`` measures (``runs.benchmark_cfg`` on its phantom set):
+    ``weights`` ("" random), no pretrained download, its device, no evaluation, then its opts."""
+    return benchmark_cfg(spec["config"], spec["coco"], spec["output"],
+                         ["MODEL.WEIGHTS", weights, "MODEL.TIMM_HRNET.PRETRAINED", "", "MODEL.DEVICE", spec["device"],
+                          "TEST.EVAL_PERIOD", "0", *spec.get("opts", ())])
+
+
 def _predictor(cfg, spec: Mapping, backend: str = "eager"):
     """A predictor the latency is measured with, with the config's test-time augmentation
     (``VERTKP.TTA``); with random weights (``detections`` set) exactly ``detections`` per image
@@ -273,9 +281,7 @@ def measure_config(spec: Mapping) -> dict:
     set_threads(int(spec["threads"]))
     output = Path(spec["output"])
     log = log_to(output)
-    cfg = benchmark_cfg(spec["config"], spec["coco"], output,
-                        ["MODEL.WEIGHTS", spec.get("weights") or "", "MODEL.TIMM_HRNET.PRETRAINED", "",
-                         "MODEL.DEVICE", spec["device"], "TEST.EVAL_PERIOD", "0", *spec.get("opts", ())])
+    cfg = _spec_cfg(spec, spec.get("weights") or "")
     device = cfg.MODEL.DEVICE
     cuda = device.startswith("cuda")
     out = {"name": spec["name"], "config": spec["config"], "weights": spec.get("weights") or "random",
@@ -312,9 +318,7 @@ def backend_peak_memory(spec: Mapping) -> float:
     timed images end to end (call it in a fresh process)."""
     set_threads(int(spec["threads"]))
     log_to(Path(spec["output"]) / f"memory_{spec['backend']}")
-    cfg = benchmark_cfg(spec["config"], spec["coco"], spec["output"],
-                        ["MODEL.WEIGHTS", spec["weights"], "MODEL.TIMM_HRNET.PRETRAINED", "",
-                         "MODEL.DEVICE", spec["device"], "TEST.EVAL_PERIOD", "0", *spec.get("opts", ())])
+    cfg = _spec_cfg(spec, spec["weights"])
     predictor = _predictor(cfg, spec, backend=spec["backend"])
     images = list(spec["images"])
     for k in range(int(spec["timed_images"])):
