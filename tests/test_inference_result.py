@@ -12,7 +12,7 @@ from vertkp.evaluation import ImageTruth
 from vertkp.grading.uncertainty import CornerUncertainty
 from vertkp.inference import FlagThresholds, build_prediction, corner_confidence
 from vertkp.drawing import overlay_names
-from vertkp.inference.cli import expand_inputs
+from vertkp.inference.inputs import expand_inputs
 from vertkp.inference.outputs import (
     REPORT_COLUMNS,
     coco_results,

@@ -41,7 +41,7 @@ if HAS_DETECTRON2:
     from .data.registration import register_all
     from .engine import ConfigError, setup_run, train
     from .inference import VertebraPredictor
-    from .inference.cli import predict_files
+    from .inference.run import predict_files
 
 __all__ = ["build_parser", "main"]
 

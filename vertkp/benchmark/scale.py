@@ -5,7 +5,7 @@ number of images?
 
 For each count N of --counts, in a fresh spawned process: N images, the phantom set's
 repeated under distinct names (symlinks in OUT/inputs), are predicted by the command's own
-``vertkp.inference.cli.predict_files`` into OUT/runs/n<N>, with the instant config unless
+``vertkp.inference.run.predict_files`` into OUT/runs/n<N>, with the instant config unless
 --config-file (and its test-time augmentation), and random weights unless --weights (every
 image then keeps exactly the phantom set's mean vertebrae per image, score threshold 0, as
 in the speed benchmark). Recorded per N: the process's peak resident set size
@@ -76,7 +76,7 @@ def measure_count(spec: Mapping) -> dict:
     import torch
 
     from ..inference import VertebraPredictor
-    from ..inference.cli import predict_files
+    from ..inference.run import predict_files
     from ..inference.stream import LINES_FILE
 
     opts = ["MODEL.TIMM_HRNET.PRETRAINED", "", *spec["opts"]]

@@ -7,7 +7,10 @@
 * numpy only: ``result`` (what a prediction is, the flags), ``overlay``
   (``draw_overlay``, the picture), ``outputs`` (predictions.json, report.csv,
   COCO results), ``stream`` (predictions.jsonl, the line per image they are written
-  from: resume, shards, finalize); ``cli`` is ``vertkp predict`` (``predict_files``).
+  from: resume, shards, finalize), ``inputs`` (a run's image files and their options),
+  ``backends`` (their names); ``run`` one predict run into its folder (``predict_files``), for one process or several; ``cli`` is
+  ``vertkp predict``.
+* detectron2: ``tta`` (the TTA wrapper), ``fast`` (the fast backend).
 """
 from .. import HAS_DETECTRON2
 from .overlay import draw_overlay
