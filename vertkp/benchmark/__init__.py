@@ -12,8 +12,8 @@
               the benchmarks' phantom set
     runs      the detectron2 side of speed and learning: the config on the phantom set,
               logs, the trainer timed by detectron2's IterationTimer, FrozenBN calibration
-    device    the torch side of speed and learning, without detectron2: threads, the
-              machine's torch part (threads, GPU, CUDA)
+    device    the torch and process side of speed, learning and scale, without detectron2:
+              threads, the machine's torch part (threads, GPU, CUDA), peak memory, a fresh process
     report    the tables, the machine without torch, the summary statistics (numpy only)
 
 Each writes OUT/benchmark.json (``vertkp.files.write_json``) and prints its table.

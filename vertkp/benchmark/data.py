@@ -32,7 +32,7 @@ from ..phantoms import ensure_phantoms
 from ..phantoms.difficulty import DEFAULT_DIFFICULTY
 from .report import format_data, machine_info, machine_line
 
-__all__ = ["DATA_REPEATS", "EVAL_NOISE_PX", "phantom_set", "phantom_truths", "measure_converter",
+__all__ = ["DATA_REPEATS", "EVAL_NOISE_PX", "phantom_set", "phantom_truths", "mean_vertebrae", "measure_converter",
            "measure_evaluator", "measure_audit", "measure_data_tools", "format_audit", "noisy_predictions", "run"]
 
 # The converter and the evaluator are timed this many times; their throughput is the median.
@@ -57,6 +57,13 @@ def phantom_set(data: Path, num_images: int, image_size: int, seed: int, difficu
 def phantom_truths(coco: Path) -> list:
     """The ground truth (``ImageTruth``) of the train and val images of the phantom set's COCO folder."""
     return [t for split in ("train", "val") for t in load_ground_truth(Path(coco) / f"{split}.json").images]
+
+
+def mean_vertebrae(truths) -> int:
+    """The phantom set's vertebrae per image, rounded, at least 1: what every image keeps with
+    random weights (score threshold 0), so that the keypoint head and the grading do a trained
+    model's work."""
+    return max(1, round(sum(len(t.corners) for t in truths) / len(truths)))
 
 
 def _timed(repeats: int, fn) -> tuple:

@@ -1,16 +1,33 @@
-"""The torch side that the speed and learning benchmarks share, without detectron2 (``vertkp
-benchmark speed --skip inference,train`` runs without it): the CPU threads torch uses and
-the torch part of the machine (its threads, the GPU, CUDA).
+"""The torch and process side that the speed, learning and scale benchmarks share, without
+detectron2 (``vertkp benchmark speed --skip inference,train`` runs without it): the CPU threads
+torch uses, the torch part of the machine (its threads, the GPU, CUDA), a process's peak
+memory and a measurement in a fresh process (where that peak is its own).
 
 Imported only by the benchmarks that run torch (``vertkp.benchmark.cli`` does not).
 """
 from __future__ import annotations
 
+import multiprocessing
+import resource
+from concurrent.futures import ProcessPoolExecutor
+from typing import Callable, Mapping
+
 import torch
 
 from .report import machine_info
 
-__all__ = ["set_threads", "torch_machine_info"]
+__all__ = ["set_threads", "torch_machine_info", "peak_rss_mib", "in_fresh_process"]
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set size so far, MiB (``ru_maxrss``; it cannot be reset)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def in_fresh_process(fn: Callable, spec: Mapping):
+    """``fn(dict(spec))`` in a fresh spawned process (its imports, memory and threads its own)."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(fn, dict(spec)).result()
 
 
 def set_threads(threads: int) -> None:

@@ -17,19 +17,16 @@ count failed.
 """
 from __future__ import annotations
 
-import multiprocessing
-import resource
 import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import List, Mapping, Sequence
 
 import numpy as np
 
 from ..files import write_json
-from .data import phantom_truths
-from .device import set_threads, torch_machine_info
+from .data import mean_vertebrae, phantom_truths
+from .device import in_fresh_process, peak_rss_mib, set_threads, torch_machine_info
 from .report import machine_line
 
 __all__ = ["check", "link_inputs", "measure_count", "mib_per_1000", "format_scale", "run"]
@@ -44,10 +41,6 @@ def check(args) -> None:
         raise ValueError(f"--counts needs at least 2 different counts >= 1 (to fit a slope), got {args.counts}")
     if len(args.config_file) != 1:
         raise ValueError(f"scale measures one config, got {args.config_file}")
-
-
-def _peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def link_inputs(images: Sequence[str], folder: Path, n: int) -> List[str]:
@@ -86,7 +79,7 @@ def measure_count(spec: Mapping) -> dict:
         threshold = {"score_threshold": 0.0}
     torch.manual_seed(0)
     predictor = VertebraPredictor(spec["config"], spec["weights"] or "", opts=opts, **threshold)
-    before = _peak_rss_mib()
+    before = peak_rss_mib()
     t0 = time.perf_counter()
     summary = predict_files(predictor, spec["inputs"], spec["output"], overlays=spec["overlays"], progress=False,
                             quiet=True, settings={"config_file": spec["config"], "weights": spec["weights"]})
@@ -95,14 +88,8 @@ def measure_count(spec: Mapping) -> dict:
     return {"images": n, "predicted": summary["predicted"], "failed": summary["failed"],
             "vertebrae_per_image": summary["vertebrae"] / max(1, summary["predicted"]),
             "device": predictor.cfg.MODEL.DEVICE, "threads": torch.get_num_threads(),
-            "rss_before_MiB": before, "peak_rss_MiB": _peak_rss_mib(), "seconds": seconds,
+            "rss_before_MiB": before, "peak_rss_MiB": peak_rss_mib(), "seconds": seconds,
             "images_per_s": n / seconds, "jsonl_MiB": (Path(spec["output"]) / LINES_FILE).stat().st_size / 2**20}
-
-
-def _in_fresh_process(spec: Mapping) -> dict:
-    """:func:`measure_count` in a fresh spawned process."""
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(measure_count, dict(spec)).result()
 
 
 def mib_per_1000(rows: Sequence[Mapping]) -> float:
@@ -136,7 +123,7 @@ def run(args, folder: Path) -> int:
     out = Path(args.output).resolve()
     truths = phantom_truths(folder / "coco")
     images = [str(folder / t.file_name) for t in truths]
-    detections = max(1, round(sum(len(t.corners) for t in truths) / len(truths)))
+    detections = mean_vertebrae(truths)
     weights = args.weights[0] if args.weights else ""
     report = {"machine": torch_machine_info(args.threads),
               "settings": {"config": args.config_file[0], "weights": weights or "random", "opts": list(args.opts),
@@ -154,7 +141,7 @@ def run(args, folder: Path) -> int:
                 "output": str(out / "runs" / f"n{n}")}
         print(f"{n} images -> {spec['output']}", flush=True)
         try:
-            r = _in_fresh_process(spec)
+            r = in_fresh_process(measure_count, spec)
             print(f"   peak RSS {r['peak_rss_MiB']:.0f} MiB, {r['seconds']:.1f} s, {r['images_per_s']:.2f} img/s",
                   flush=True)
         except Exception as e:  # the process died, or the predictor could not be built

@@ -43,11 +43,8 @@ from __future__ import annotations
 
 import gc
 import logging
-import multiprocessing
-import resource
 import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import List, Mapping, Optional, Sequence
 
@@ -56,8 +53,8 @@ import torch
 
 from .. import HAS_DETECTRON2
 from ..files import write_json
-from .data import measure_data_tools, phantom_truths
-from .device import set_threads, torch_machine_info
+from .data import mean_vertebrae, measure_data_tools, phantom_truths
+from .device import in_fresh_process, peak_rss_mib, set_threads, torch_machine_info
 from .profile import profile_predictor
 from .report import (REFERENCES, corner_agreement, fast_vs_eager, format_profile, format_table, latency_stats,
                      machine_line)
@@ -96,7 +93,7 @@ def _sync(device: str) -> None:
 def _peak_mib(device: str) -> float:
     if device.startswith("cuda"):
         return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return peak_rss_mib()
 
 
 def _reset_peak(device: str) -> None:
@@ -326,12 +323,6 @@ def backend_peak_memory(spec: Mapping) -> float:
     return _peak_mib(cfg.MODEL.DEVICE)
 
 
-def _run_isolated(spec: Mapping, fn=measure_config):
-    """``fn(spec)`` (``measure_config``) in a fresh spawned process."""
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(fn, dict(spec)).result()
-
-
 def _backend_memory(spec: Mapping, r: dict) -> None:
     """Each backend's peak memory in a process of its own, into ``r["memory"]["by_backend_MiB"]``
     (with random weights, the calibrated ones the config's process saved; eager at the config's
@@ -340,8 +331,8 @@ def _backend_memory(spec: Mapping, r: dict) -> None:
     if not Path(weights).is_file() and "://" not in weights:
         return
     try:
-        r["memory"]["by_backend_MiB"] = {b: _run_isolated({**spec, "weights": weights, "backend": b},
-                                                          backend_peak_memory) for b in ("eager", "fast")}
+        r["memory"]["by_backend_MiB"] = {b: in_fresh_process(backend_peak_memory,
+                                                              {**spec, "weights": weights, "backend": b}) for b in ("eager", "fast")}
         _progress(spec, "peak memory, each backend alone: " + ", ".join(
             f"{b} {v:.0f} MiB" for b, v in r["memory"]["by_backend_MiB"].items()))
     except Exception as e:  # reported, the rest stands
@@ -367,7 +358,7 @@ def run(args, folder: Path) -> int:
 
     truths = phantom_truths(folder / "coco")
     labelled = [str(folder / t.file_name) for t in truths]
-    detections = args.detections or max(1, round(sum(len(t.corners) for t in truths) / len(truths)))
+    detections = args.detections or mean_vertebrae(truths)
     report["settings"]["detections_with_random_weights"] = detections
     measured = args.config_file if {"inference", "train"} & set(args.phases) else []
     for k, (config, name) in enumerate(zip(measured, args.names)):
@@ -378,7 +369,7 @@ def run(args, folder: Path) -> int:
                 "detections": None if args.weights else detections, "output": str(out / name)}
         print(f"{name}: {config} (log: {out / name / 'log.txt'})", flush=True)
         try:
-            r = _run_isolated(spec)
+            r = in_fresh_process(measure_config, spec)
             if "inference" in args.phases and r.get("fast_vs_eager"):
                 _backend_memory(spec, r)
         except Exception as e:  # the process died, or the config could not be built
