@@ -9,9 +9,9 @@ The stages (:data:`STAGES`), in the order they run:
 * ``box_roialign``, ``box_head``, ``box_predictor``: ROIAlign over the proposals, the two FC
   layers, the class and box-delta layers;
 * ``keypoint_roialign``, ``keypoint_head``: ROIAlign over the detections, and the head's
-  convolutions and its 2x upsampling;
-* ``keypoint_decode``: heatmaps to corners (detectron2's bicubic upsampling per detection,
-  and the sub-pixel refinement);
+  convolutions and deconvolution;
+* ``keypoint_decode``: the head's 2x upsampling and heatmaps to corners (detectron2's bicubic
+  upsampling per detection, and the sub-pixel refinement);
 * ``model_other``: the rest of the model call (box inference and NMS, rescaling to the
   image; with TTA the mirroring and the fusion);
 * ``grading``: corners to vertebrae, pairs, slips, grades and flags
@@ -75,21 +75,18 @@ def _instrumented(predictor, clock: _Clock) -> Iterator[None]:
                          ("box_head", heads.box_head), ("box_predictor", heads.box_predictor),
                          ("keypoint_roialign", heads.keypoint_pooler), ("keypoint_all", heads.keypoint_head)):
         handles += clock.hook(name, module)
-    kp_layers = [m for n, m in heads.keypoint_head.named_children()]
-    for m in kp_layers:
-        handles += clock.hook("keypoint_head", m)
-    wrapped = {"preprocess_image": model, "load": predictor, "prepare": predictor, "to_prediction": predictor,
-               "run_model": predictor}
-    names = {"preprocess_image": "preprocess", "load": "read", "prepare": "read", "to_prediction": "grading",
-             "run_model": "model"}
-    for attr, owner in wrapped.items():
-        setattr(owner, attr, clock.wrap(names[attr], getattr(owner, attr)))
+    for layer in heads.keypoint_head.children():  # its convolutions and deconvolution, not the decoding
+        handles += clock.hook("keypoint_head", layer)
+    wrapped = [(model, "preprocess_image", "preprocess"), (predictor, "load", "read"), (predictor, "prepare", "read"),
+               (predictor, "to_prediction", "grading"), (predictor, "run_model", "model")]  # (owner, method, span)
+    for owner, attr, name in wrapped:
+        setattr(owner, attr, clock.wrap(name, getattr(owner, attr)))
     try:
         yield
     finally:
         for h in handles:
             h.remove()
-        for attr, owner in wrapped.items():
+        for owner, attr, _ in wrapped:
             delattr(owner, attr)  # back to the class's method
 
 
