@@ -14,10 +14,12 @@ STAMP = .make
 install: deps detectron2
 
 # Python dependencies (torch and torchvision included), reinstalled when setup.py changes.
+# 'setuptools<81' again in the second line: torch asks for setuptools>=77, and pip would otherwise
+# upgrade it to the newest, which has no pkg_resources for detectron2.
 deps: $(STAMP)/deps
 $(STAMP)/deps: setup.py
 	$(PIP) install 'setuptools<81' wheel
-	$(PIP) install -e '.[dev]'
+	$(PIP) install -e '.[dev]' 'setuptools<81'
 	@mkdir -p $(STAMP) && touch $@
 
 # Only when `import detectron2` fails. setuptools<81: detectron2 still imports pkg_resources.

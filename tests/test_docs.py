@@ -156,3 +156,15 @@ def test_the_readme_lists_every_metric_once_by_its_name():
     listed = [name for name, _ in rows if name in METRICS or "@" in name or "<" in name]
     assert listed == list(METRICS), "the README's metric table must list vertkp.evaluation.METRICS, in order"
     assert {name: unit.strip() for name, unit in rows if name in METRICS} == {k: u for k, (u, _) in METRICS.items()}
+
+
+def test_every_pip_install_of_the_makefile_keeps_setuptools_under_81_and_the_readme_says_the_same():
+    """torch asks for setuptools>=77: a pip install of the project without the pin upgrades it past 80,
+    which has no pkg_resources, and detectron2 (built next) fails to import (a fresh clone's `make test`)."""
+    makefile = (REPO / "Makefile").read_text()
+    installs = re.findall(r"^\t\$\(PIP\) install (.+)$", makefile, flags=re.M)
+    project = [line for line in installs if "-e '.[" in line]
+    assert project and all("'setuptools<81'" in line for line in project)
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    for line in project:
+        assert f"pip install {line}" in readme, f"README, Install: `pip install {line}` (make install's line)"
