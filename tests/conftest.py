@@ -58,3 +58,32 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """A machine without network: every internet connection and name lookup raises OSError (local
+    sockets, which data-loader workers pass tensors through, still work). Yields the list of
+    attempts, so a test can check that none was made at all (code that swallows the error and
+    falls back would otherwise pass)."""
+    import socket
+
+    attempts = []
+    connect, connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def refuse(what):
+        attempts.append(what)
+        raise OSError(f"network access blocked by the test (no network here): {what}")
+
+    def guarded(original):
+        def call(sock, address, *args):
+            if sock.family == getattr(socket, "AF_UNIX", None):
+                return original(sock, address, *args)
+            return refuse(address)
+        return call
+
+    monkeypatch.setattr(socket.socket, "connect", guarded(connect))
+    monkeypatch.setattr(socket.socket, "connect_ex", guarded(connect_ex))
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **k: refuse(host))
+    monkeypatch.setattr(socket, "create_connection", lambda address, *a, **k: refuse(address))
+    yield attempts

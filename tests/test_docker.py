@@ -520,7 +520,8 @@ def check_mount_points(p: Project) -> List[str]:
 
 
 def check_links_to_mounts(p: Project) -> List[str]:
-    """<WORKDIR>/output -> /output (configs write output/<run>) and <WORKDIR>/datasets -> /data."""
+    """<WORKDIR>/output -> /output (configs write output/<run>), <WORKDIR>/datasets -> /data and
+    <WORKDIR>/weights -> /data/weights (configs name weights/<file>, vertkp download writes there)."""
     links = {}
     for ins in p.instructions:
         if ins.keyword == "RUN":
@@ -530,7 +531,7 @@ def check_links_to_mounts(p: Project) -> List[str]:
                 if words[:1] == ["ln"] and "s" in flags and len(args) == 2:
                     links[posixpath.normpath(posixpath.join(ins.workdir, args[1]))] = args[0]
     problems = []
-    for name, target in (("output", "/output"), ("datasets", "/data")):
+    for name, target in (("output", "/output"), ("datasets", "/data"), ("weights", "/data/weights")):
         link = posixpath.join(p.final.workdir, name)
         if links.get(link) != target:
             problems.append(f"{link} is not a symlink to {target} (found links: {links})")

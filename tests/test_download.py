@@ -13,7 +13,7 @@ import pytest
 from tests.helpers import REPO, run_tool
 from tests.test_archives import mendeley_zip
 from vertkp import cli
-from vertkp.data.archives import PUBLISHED
+from vertkp.data.archives import PUBLISHED, PUBLISHED_WEIGHTS
 from vertkp.data.extraction import MARKER
 from vertkp.data.download import USER_AGENT, DownloadError, build_parser, download, main
 from vertkp.data.spondylolisthesis import KEYPOINTRCNN_DIR
@@ -243,3 +243,70 @@ def test_the_tool_wrapper_and_the_import_contract():
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == []
+
+
+# ---------------------------------------------------------------------------------------------- weights
+
+HRNET_W = PUBLISHED_WEIGHTS["hrnet-w32-imagenet"]
+
+
+@pytest.fixture(scope="module")
+def hrnet_safetensors():
+    """The bytes of a timm hrnet_w32 classification checkpoint, as the hub serves it (random values)."""
+    torch = pytest.importorskip("torch")
+    timm = pytest.importorskip("timm")
+    from safetensors.torch import save
+
+    torch.manual_seed(0)
+    return save(timm.create_model("hrnet_w32").state_dict())
+
+
+def test_hrnet_weights_download_and_convert_into_the_file_the_config_names(server, hrnet_safetensors, tmp_path,
+                                                                          monkeypatch, capsys):
+    from vertkp.modeling.weights import D2_HRNET_PREFIX, read_state_dict
+
+    server.body = hrnet_safetensors
+    monkeypatch.chdir(tmp_path)
+    assert main(["hrnet-w32-imagenet", "--url", server.url, "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    made = tmp_path / "weights" / HRNET_W.output
+    assert (REPO / "configs" / "kprcnn_hrnet_w32.yaml").read_text().count(f'WEIGHTS: "weights/{HRNET_W.output}"') == 1
+    assert out.splitlines()[-1] == f"weights/{HRNET_W.output} is ready: the configs name weights/{HRNET_W.output} " \
+                                   "and use it as is"
+    assert f"sha256 {hashlib.sha256(hrnet_safetensors).hexdigest()}" in out
+    sd = read_state_dict(made)
+    assert all(k.startswith(D2_HRNET_PREFIX) for k in sd) and f"{D2_HRNET_PREFIX}conv1.weight" in sd
+    assert main(["hrnet-w32-imagenet", "--url", server.url, "--no-progress"]) == 0  # again: nothing fetched
+    assert "is already there: not fetched again" in capsys.readouterr().out
+    assert len(server.requests) == 1
+
+
+def test_a_checkpoint_copied_by_hand_is_converted_without_network(hrnet_safetensors, tmp_path, no_network, capsys):
+    (tmp_path / HRNET_W.file_name).write_bytes(hrnet_safetensors)
+    assert main(["hrnet-w32-imagenet", "--to", str(tmp_path), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert f"{tmp_path / HRNET_W.file_name} is already downloaded: not fetched again" in out
+    assert out.endswith(f"use it with MODEL.WEIGHTS {tmp_path / HRNET_W.output}\n")
+    assert no_network == []
+
+
+def test_a_damaged_weights_download_is_refused_and_an_unreachable_one_says_how(server, tmp_path, capsys):
+    server.body = b"<html>rate limited</html>"
+    assert main(["hrnet-w32-imagenet", "--url", server.url, "--to", str(tmp_path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "not a readable checkpoint" in err and f"if {tmp_path / HRNET_W.file_name} is damaged, remove it" in err
+    assert not (tmp_path / HRNET_W.output).exists()
+    url = f"http://127.0.0.1:{free_port()}/model.safetensors"
+    assert main(["hrnet-w32-imagenet", "--url", url, "--to", str(tmp_path / "w"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot download {url}" in err and f"save it as {tmp_path / 'w' / HRNET_W.file_name}" in err
+
+
+def test_detectron2_weights_are_downloaded_as_they_are(server, tmp_path, capsys):
+    w = PUBLISHED_WEIGHTS["kprcnn-r50-coco"]
+    server.body = b"pickled weights"
+    assert main(["kprcnn-r50-coco", "--url", server.url, "--to", str(tmp_path), "--no-progress"]) == 0
+    assert (tmp_path / w.output).read_bytes() == server.body
+    assert capsys.readouterr().out.endswith(f"use it with MODEL.WEIGHTS {tmp_path / w.output}\n")
+    with pytest.raises(SystemExit):
+        main(["kprcnn-r50-coco", "--no-extract"])

@@ -71,22 +71,6 @@ def test_norm_conversion_and_freezing(hrnet_gn):
     assert all(p.requires_grad for n, p in frozen.named_parameters() if n.startswith("body.stage2"))
 
 
-def test_local_pretrained_weights(tmp_path, hrnet_gn):
-    import timm
-
-    ref = timm.create_model("hrnet_w32", pretrained=False)  # a classification checkpoint, as on the hub
-    path = tmp_path / "hrnet_w32.pth"
-    torch.save(ref.state_dict(), path)
-    b = HRNetBackbone("hrnet_w32", norm="BN", pretrained=str(path))
-    torch.testing.assert_close(b.body.conv1.weight, ref.conv1.weight)
-    torch.testing.assert_close(b.body.stage4[0].branches[3][0].conv1.weight, ref.stage4[0].branches[3][0].conv1.weight)
-    with pytest.raises(FileNotFoundError, match="MODEL.TIMM_HRNET.PRETRAINED"):
-        HRNetBackbone("hrnet_w32", pretrained=str(tmp_path / "missing.pth"))
-    torch.save({"conv1.weight": ref.conv1.weight}, tmp_path / "partial.pth")
-    with pytest.raises(ValueError, match="lacks"):
-        HRNetBackbone("hrnet_w32", pretrained=str(tmp_path / "partial.pth"))
-
-
 def test_full_model_forward_backward_on_cpu():
     """Keypoint R-CNN with the HRNet-FPN backbone: one training step and one inference on the CPU."""
     from detectron2.modeling import build_model

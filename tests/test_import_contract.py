@@ -63,7 +63,7 @@ def test_add_vertkp_config_is_all_build_model_needs_for_the_hrnet_config():
         "cfg = get_cfg()\n"
         "add_vertkp_config(cfg)\n"
         "cfg.merge_from_file('configs/kprcnn_hrnet_w32.yaml')\n"
-        "cfg.merge_from_list(['MODEL.TIMM_HRNET.PRETRAINED', '', 'MODEL.DEVICE', 'cpu'])\n"
+        "cfg.merge_from_list(['MODEL.DEVICE', 'cpu'])\n"
         "print(type(build_model(cfg).backbone.bottom_up).__name__)")
     assert out.strip() == "HRNetBackbone"
 

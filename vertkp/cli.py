@@ -1,6 +1,7 @@
 """The ``vertkp`` command: one entry point for every tool.
 
     vertkp download  ...   = python tools/download.py ...
+    vertkp convert-weights ... = python tools/convert_weights.py ...
     vertkp phantoms  ...   = python tools/make_phantoms.py ...
     vertkp convert   ...   = python tools/convert_to_coco.py ...
     vertkp audit     ...   = python tools/audit.py ...
@@ -29,7 +30,10 @@ REPO = Path(__file__).resolve().parents[1]
 # command -> (module with build_parser() and main(argv) -> exit status, tool script, one-line help)
 COMMANDS: Dict[str, Tuple[str, str, str]] = {
     "download": ("vertkp.data.download", "download.py",
-                 "fetch a public dataset archive (resumable, checksum verified) and extract it safely"),
+                 "fetch a public dataset archive or initial weights (resumable, checksum verified); "
+                 "the only command that touches the network"),
+    "convert-weights": ("vertkp.modeling.cli", "convert_weights.py",
+                        "convert a timm HRNet checkpoint into a detectron2 weights file (MODEL.WEIGHTS)"),
     "phantoms": ("vertkp.phantoms.cli", "make_phantoms.py",
                  "write a synthetic phantom dataset in a real dataset's raw layout"),
     "convert": ("vertkp.data.cli", "convert_to_coco.py",
@@ -70,7 +74,7 @@ def config_path(name: str) -> str:
 
 def _usage() -> str:
     lines = ["usage: vertkp <command> [args ...]   (vertkp <command> --help for its flags)", "", "commands:"]
-    lines += [f"  {name:<10} {spec[2]}" for name, spec in COMMANDS.items()]
+    lines += [f"  {name:<15} {spec[2]}" for name, spec in COMMANDS.items()]
     return "\n".join(lines)
 
 

@@ -39,7 +39,19 @@ from detectron2.config import get_cfg
 from . import modeling  # noqa: F401  (registers build_hrnet_fpn_backbone in BACKBONE_REGISTRY)
 from .data import registration  # noqa: F401  (registers vertkp's datasets)
 
-__all__ = ["add_vertkp_config", "build_cfg", "resolve_device"]
+__all__ = ["ConfigError", "REMOVED_KEYS", "add_vertkp_config", "build_cfg", "resolve_device"]
+
+# Keys vertkp once had -> what replaces each, told to a config file or command line that still sets one.
+REMOVED_KEYS = {
+    "MODEL.TIMM_HRNET.PRETRAINED": (
+        "ImageNet weights come through MODEL.WEIGHTS, as for every backbone: `vertkp download hrnet-w32-imagenet` "
+        "writes weights/hrnet_w32_imagenet.pth (the file configs/kprcnn_hrnet_w32.yaml names), `vertkp "
+        "convert-weights` converts a timm checkpoint you have; MODEL.WEIGHTS \"\" starts from random weights"),
+}
+
+
+class ConfigError(ValueError):
+    """A config that cannot train or evaluate vertkp's model as it stands; the message says what to change."""
 
 
 def add_vertkp_config(cfg) -> None:
@@ -57,9 +69,7 @@ def add_vertkp_config(cfg) -> None:
     # Normalisation layers of the HRNet: "FrozenBN" (ImageNet statistics, frozen), "BN"
     # (trainable, per GPU), "SyncBN" (trainable, across GPUs) or "GN" (GroupNorm, 32 groups).
     cfg.MODEL.TIMM_HRNET.NORM = "FrozenBN"
-    # Backbone initialisation: "" = random, "imagenet" = timm's hub weights (downloads once),
-    # or a path to a local timm checkpoint (.pth / .bin / .safetensors) of the same model.
-    cfg.MODEL.TIMM_HRNET.PRETRAINED = ""
+    # (No weights key: ImageNet weights come through MODEL.WEIGHTS, vertkp.modeling.weights.)
 
     # ---- Input and augmentation (vertkp.data.augment, vertkp.data.mapper)
     # Convert every image to one luminance channel replicated 3 times (X-rays are grey;
@@ -143,13 +153,20 @@ def build_cfg(config_file: str, opts=(), *, freeze: bool = True):
 
     Raises:
         FileNotFoundError: ``config_file`` does not exist.
+        ConfigError: it (or ``opts``) sets a key vertkp no longer has (:data:`REMOVED_KEYS`).
     """
     if not os.path.isfile(config_file):
         raise FileNotFoundError(f"config file {config_file} does not exist (configs/ holds vertkp's)")
     cfg = get_cfg()
     add_vertkp_config(cfg)
-    cfg.merge_from_file(config_file)
-    cfg.merge_from_list(list(opts))
+    try:
+        cfg.merge_from_file(config_file)
+        cfg.merge_from_list(list(opts))
+    except (KeyError, AssertionError) as e:  # yacs: KeyError from a file, AssertionError from a list
+        removed = next((k for k in REMOVED_KEYS if k in str(e)), None)
+        if removed is None:
+            raise
+        raise ConfigError(f"{removed} is no longer a vertkp config key: {REMOVED_KEYS[removed]}") from None
     resolve_device(cfg)
     if freeze:
         cfg.freeze()

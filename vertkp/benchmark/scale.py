@@ -72,7 +72,7 @@ def measure_count(spec: Mapping) -> dict:
     from ..inference.run import predict_files
     from ..inference.stream import LINES_FILE
 
-    opts = ["MODEL.TIMM_HRNET.PRETRAINED", "", *spec["opts"]]
+    opts = list(spec["opts"])
     threshold = {}
     if not spec["weights"]:
         opts += ["TEST.DETECTIONS_PER_IMAGE", str(spec["detections"])]

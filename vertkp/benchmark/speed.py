@@ -32,7 +32,7 @@ measures).
 
 The phantom set (--num-images images of --image-size px, ``vertkp.phantoms.ensure_phantoms``)
 is made in OUT/data and replaces the configs' datasets (DATASETS.TRAIN/TEST);
-MODEL.WEIGHTS and MODEL.TIMM_HRNET.PRETRAINED are emptied (no download). Trailing KEY
+MODEL.WEIGHTS is emptied (random weights, no download). Trailing KEY
 VALUE pairs override every config, after that. Prints a Markdown table (with others'
 published figures as reference rows) and writes OUT/benchmark.json with the machine.
 Exit status: 0 done, 1 a phase failed (the rest is reported), 2 bad arguments or
@@ -107,10 +107,10 @@ def _progress(spec: Mapping, text: str) -> None:
 
 def _spec_cfg(spec: Mapping, weights: str):
     """The unfrozen config a run of ``spec`` measures (``runs.benchmark_cfg`` on its phantom set):
-    ``weights`` ("" random), no pretrained download, its device, no evaluation, then its opts."""
+    ``weights`` ("" random), its device, no evaluation, then its opts."""
     return benchmark_cfg(spec["config"], spec["coco"], spec["output"],
-                         ["MODEL.WEIGHTS", weights, "MODEL.TIMM_HRNET.PRETRAINED", "", "MODEL.DEVICE", spec["device"],
-                          "TEST.EVAL_PERIOD", "0", *spec.get("opts", ())])
+                         ["MODEL.WEIGHTS", weights, "MODEL.DEVICE", spec["device"], "TEST.EVAL_PERIOD", "0",
+                          *spec.get("opts", ())])
 
 
 def _predictor(cfg, spec: Mapping, backend: str = "eager"):

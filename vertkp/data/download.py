@@ -1,8 +1,12 @@
-"""``vertkp download`` / ``tools/download.py``: fetch a public dataset archive, verify it, extract it.
+"""``vertkp download`` / ``tools/download.py``: fetch a public dataset archive (verify it, extract it)
+or initial weights (convert them for detectron2). It is the only vertkp command that touches the
+network (besides a weights URL a user names in ``MODEL.WEIGHTS``).
 
     vertkp download spondylolisthesis [--to DIR] [--url URL] [--extract-to FOLDER] [--no-extract]
             [--timeout S] [--no-progress]
     vertkp download buu-lspine      (no public download: says how to get it)
+    vertkp download hrnet-w32-imagenet [--to DIR] [--url URL]   (weights/hrnet_w32_imagenet.pth)
+    vertkp download kprcnn-r50-coco    [--to DIR] [--url URL]   (weights/model_final_a6e10b.pkl)
 
 The archive is saved as ``DIR/<file name>`` (``PUBLISHED``): downloaded into
 ``<file name>.part``, renamed when complete, so a file under the final name is
@@ -10,8 +14,15 @@ always whole; an interrupted download is resumed with an HTTP Range request.
 Its SHA-256 is compared with the published one (a mismatch is a warning), then
 ``open_dataset`` extracts it safely and the command to convert it is printed.
 
+Weights (``vertkp.data.archives.PUBLISHED_WEIGHTS``) go to ``DIR`` (default ``weights/``,
+the folder the configs name them in); a timm checkpoint is then converted into the
+detectron2 weights file the configs name (``vertkp.modeling.weights``). A source file
+already in ``DIR`` (copied there by hand on an offline machine) is converted without
+any download.
+
 Exit status: 0 done, 1 the download failed (offline, unreachable, an HTTP error:
-the manual steps are printed), 2 bad arguments, BUU-LSPINE, or an archive refused.
+the manual steps are printed), 2 bad arguments, BUU-LSPINE, or an archive or
+checkpoint refused.
 """
 from __future__ import annotations
 
@@ -28,7 +39,7 @@ from typing import Callable, Optional
 from tqdm import tqdm
 
 from .. import __version__
-from .archives import PUBLISHED, open_dataset, verify_sha256
+from .archives import PUBLISHED, PUBLISHED_WEIGHTS, WEIGHTS_FOLDER, open_dataset, verify_sha256
 from .extraction import format_bytes, sha256_file
 from .report import InvalidInput
 
@@ -158,13 +169,16 @@ def _reason(error: BaseException, timeout: float) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        description="Download a public dataset archive (resumable, SHA-256 verified) and extract it safely.",
+        description="Download a public dataset archive (resumable, SHA-256 verified) and extract it safely, or "
+                    "initial weights (converted for detectron2). The only vertkp command that uses the network.",
     )
-    p.add_argument("dataset", choices=["spondylolisthesis", "buu-lspine"],
+    weights = "; ".join(f"{k}: {w.description} ({WEIGHTS_FOLDER}/{w.output})" for k, w in PUBLISHED_WEIGHTS.items())
+    p.add_argument("dataset", metavar="NAME", choices=["spondylolisthesis", "buu-lspine", *PUBLISHED_WEIGHTS],
                    help="spondylolisthesis: the Mendeley dataset (DOI 10.17632/5jdfdgp762.1); "
-                        "buu-lspine: says how to get it (no public download)")
+                        f"buu-lspine: says how to get it (no public download); {weights}")
     p.add_argument("--to", type=Path, default=None,
-                   help="folder the archive is saved in (default $VERTKP_DATASETS, else datasets/)")
+                   help="folder the download is saved in (default: datasets $VERTKP_DATASETS, else datasets/; "
+                        f"weights {WEIGHTS_FOLDER}/)")
     p.add_argument("--url", default=None,
                    help="download from this URL instead of the published one (a mirror); "
                         "the checksum is still compared with the published one")
@@ -182,13 +196,15 @@ def main(argv=None) -> int:
     """Exit 0 done, 1 the download failed, 2 bad arguments, BUU-LSPINE, or an archive refused."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.dataset not in PUBLISHED:
+    if args.dataset not in PUBLISHED and args.dataset not in PUBLISHED_WEIGHTS:
         print(f"{parser.prog}: {BUU_LSPINE}", file=sys.stderr)
         return 2
     if args.no_extract and args.extract_to is not None:
         parser.error("--extract-to and --no-extract exclude each other")
     if args.timeout <= 0:
         parser.error(f"--timeout must be positive, got {args.timeout:g}")
+    if args.dataset in PUBLISHED_WEIGHTS:
+        return _download_weights(args, parser)
     published = PUBLISHED[args.dataset]
     folder = args.to if args.to is not None else Path(os.environ.get("VERTKP_DATASETS", "datasets"))
     if folder.exists() and not folder.is_dir():
@@ -228,4 +244,48 @@ def main(argv=None) -> int:
     for i, note in enumerate(notes):
         print(f"warning: {note}" if i == 0 and verified is False else note)
     print(f"convert it with:\n  {convert} {shlex.quote(str(root))}")
+    return 0
+
+
+def _download_weights(args, parser) -> int:
+    """``vertkp download <weights>``: fetch the file into ``--to`` (default weights/), convert a timm
+    checkpoint into the detectron2 weights file the configs name."""
+    w = PUBLISHED_WEIGHTS[args.dataset]
+    if args.no_extract or args.extract_to is not None:
+        parser.error(f"--extract-to and --no-extract are for dataset archives, not for {args.dataset}")
+    folder = args.to if args.to is not None else Path(WEIGHTS_FOLDER)
+    if folder.exists() and not folder.is_dir():
+        parser.error(f"--to {folder} is a file, not a folder")
+    source, output = folder / w.file_name, folder / w.output
+    files = Path(os.path.realpath(folder))  # through a link to a folder not made yet (the Docker image's weights/)
+    use = (f"the configs name {output} and use it as is" if folder == Path(WEIGHTS_FOLDER)
+           else f"use it with MODEL.WEIGHTS {output}")
+    if output.is_file():
+        print(f"{output} is already there: not fetched again; {use}")
+        return 0
+    url = args.url or w.url
+    if source.is_file():
+        print(f"{source} is already downloaded: not fetched again")
+    else:
+        try:
+            download(url, files / w.file_name, None, not args.no_progress, args.timeout)
+        except ValueError as e:
+            parser.error(f"--url {url}: {e}")
+        except (OSError, http.client.HTTPException) as e:
+            print(f"{parser.prog}: cannot download {url}: {_reason(e, args.timeout)}", file=sys.stderr)
+            print(f"To get it by hand: download {url} where there is network, save it as {source}, then run "
+                  f"this command again (it converts the file without downloading)", file=sys.stderr)
+            return 1
+        print(f"downloaded {source} (sha256 {sha256_file(source, False)})")
+    if w.timm_model:
+        from ..modeling.weights import WeightsError, convert_timm_checkpoint  # torch and timm: only here
+
+        try:
+            counts = convert_timm_checkpoint(source, files / w.output, w.timm_model)
+        except WeightsError as e:
+            print(f"{parser.prog}: error: {e}", file=sys.stderr)
+            print(f"if {source} is damaged, remove it and run this command again", file=sys.stderr)
+            return 2
+        print(f"converted it into {output} ({counts['tensors']} tensors of timm's {w.timm_model} backbone)")
+    print(f"{output} is ready: {use}")
     return 0

@@ -6,16 +6,13 @@ from __future__ import annotations
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
+from ..config import ConfigError
 from ..data.registration import DATASETS, DatasetNotConverted
 from ..inference.tta import tta_augmentations
 from ..keypoint_decoding import SUBPIXEL_METHODS
 from ..keypoints import KEYPOINT_FLIP_MAP, KEYPOINT_NAMES, NUM_KEYPOINTS, OKS_SIGMAS
 
 __all__ = ["ConfigError", "check_config"]
-
-
-class ConfigError(ValueError):
-    """A config that cannot train or evaluate vertkp's model as it stands."""
 
 
 def _check_metadata(name: str, for_training: bool) -> None:

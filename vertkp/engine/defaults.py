@@ -15,6 +15,7 @@ from detectron2.utils.logger import setup_logger
 
 from ..config import build_cfg
 from ..files import write_json
+from ..modeling.weights import check_weights, fetching
 from .checks import check_config
 from .trainer import Trainer
 
@@ -47,9 +48,16 @@ def train(cfg, *, resume: bool = False) -> dict:
 
     Args:
         resume: continue from OUTPUT_DIR/last_checkpoint instead of MODEL.WEIGHTS.
+
+    Raises:
+        WeightsError: MODEL.WEIGHTS is a missing file or a URL that cannot be fetched (the
+            message says how to get it).
     """
+    if not (resume and os.path.isfile(os.path.join(cfg.OUTPUT_DIR, "last_checkpoint"))):
+        check_weights(cfg.MODEL.WEIGHTS)  # before building: a missing file says how to get it
     trainer = Trainer(cfg)
-    trainer.resume_or_load(resume=resume)
+    with fetching(cfg.MODEL.WEIGHTS):
+        trainer.resume_or_load(resume=resume)
     return trainer.train() or {}
 
 
@@ -57,9 +65,13 @@ def evaluate(cfg, *, weights: Optional[str] = None, resume: bool = False) -> dic
     """Evaluate weights (default ``cfg.MODEL.WEIGHTS``; with ``resume``, the last
     checkpoint of OUTPUT_DIR) on ``cfg.DATASETS.TEST``; the results also go to
     OUTPUT_DIR/eval_results.json."""
-    model = Trainer.build_model(cfg)
-    DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(weights or cfg.MODEL.WEIGHTS,
-                                                                         resume=resume)
+    weights = weights or cfg.MODEL.WEIGHTS
+    checkpointer = DetectionCheckpointer(Trainer.build_model(cfg), save_dir=cfg.OUTPUT_DIR)
+    if not (resume and checkpointer.has_checkpoint()):
+        check_weights(weights)
+    with fetching(weights):
+        checkpointer.resume_or_load(weights, resume=resume)
+    model = checkpointer.model
     results = Trainer.test(cfg, model)
     if comm.is_main_process():
         write_json(os.path.join(cfg.OUTPUT_DIR, "eval_results.json"), results)

@@ -12,6 +12,10 @@ branches (W32: 32, 64, 128, 256), "incre" timm's classification blocks (128,
 ``MODEL.TIMM_HRNET.*`` (see ``vertkp.config``), ``MODEL.BACKBONE.FREEZE_AT`` and
 ``MODEL.FPN.*``.
 
+Weights: building the backbone makes random weights and fetches nothing; ImageNet
+weights come through ``MODEL.WEIGHTS``, a timm checkpoint converted once by
+``vertkp.modeling.weights`` (``vertkp download hrnet-w32-imagenet``).
+
 Normalisation (``MODEL.TIMM_HRNET.NORM``): timm builds BatchNorm; it is kept
 ("BN"), made cross-GPU ("SyncBN"), frozen with its statistics ("FrozenBN",
 right for ImageNet weights and 1-2 images per GPU), or replaced by GroupNorm
@@ -21,7 +25,6 @@ batches).
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import torch
 from detectron2.layers import FrozenBatchNorm2d, ShapeSpec
@@ -75,19 +78,6 @@ def convert_norm(module: nn.Module, norm: str) -> nn.Module:
     raise ValueError(f"MODEL.TIMM_HRNET.NORM must be one of {NORMS}, got {norm!r}")
 
 
-def _read_state_dict(path: Path) -> dict:
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        sd = load_file(str(path))
-    else:
-        sd = torch.load(str(path), map_location="cpu", weights_only=True)
-        for key in ("state_dict", "model"):
-            if isinstance(sd, dict) and isinstance(sd.get(key), dict):
-                sd = sd[key]
-    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in sd.items()}
-
-
 class HRNetBackbone(Backbone):
     """timm HRNet feature maps as a detectron2 ``Backbone``.
 
@@ -96,15 +86,14 @@ class HRNetBackbone(Backbone):
     """
 
     def __init__(self, name: str = "hrnet_w32", out_features=("hr2", "hr3", "hr4", "hr5"),
-                 feature_location: str = "", norm: str = "FrozenBN", pretrained: str = "",
-                 freeze_at: int = 0, in_chans: int = 3):
+                 feature_location: str = "", norm: str = "FrozenBN", freeze_at: int = 0,
+                 in_chans: int = 3):
         """
         Args:
             name: timm model name ("hrnet_w18", "hrnet_w32", ...).
             out_features: subset of "hr1".."hr5" (stride 2**k for "hrk").
             feature_location: "" (HRNet branches) or "incre" (timm's blocks).
             norm: one of NORMS.
-            pretrained: "" (random), "imagenet" (timm hub) or a local file.
             freeze_at: 0 trains everything; k freezes the stem and the first
                 k - 1 stages (1 = stem only, 5 = whole HRNet).
             in_chans: input channels.
@@ -120,18 +109,7 @@ class HRNetBackbone(Backbone):
         out_features = sorted(out_features)
         kwargs = dict(features_only=True, out_indices=tuple(int(f[2]) - 1 for f in out_features),
                       feature_location=feature_location, in_chans=in_chans)
-        if pretrained == "imagenet":
-            try:
-                body = timm.create_model(name, pretrained=True, **kwargs)
-            except Exception as e:  # no network, no hub cache
-                raise RuntimeError(
-                    f"could not fetch ImageNet weights of {name} from timm's hub ({e}). Without network, "
-                    f"download them elsewhere and set MODEL.TIMM_HRNET.PRETRAINED to the local file, or set "
-                    f"MODEL.TIMM_HRNET.PRETRAINED '' to start from random weights (then use NORM GN)") from e
-        else:
-            body = timm.create_model(name, pretrained=False, **kwargs)
-            if pretrained:
-                self._load_local(body, Path(pretrained), name)
+        body = timm.create_model(name, pretrained=False, **kwargs)  # weights: MODEL.WEIGHTS
         info = body.feature_info
         self._out_features = out_features
         self._out_feature_channels = dict(zip(out_features, info.channels()))
@@ -141,18 +119,6 @@ class HRNetBackbone(Backbone):
                 raise RuntimeError(f"{name} gives stride {s} for {f}, expected {2 ** int(f[2])}")
         self.body = convert_norm(body, norm)
         self._freeze(freeze_at)
-
-    @staticmethod
-    def _load_local(body: nn.Module, path: Path, name: str) -> None:
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"MODEL.TIMM_HRNET.PRETRAINED points at {path}, which does not exist: give a timm {name} "
-                "checkpoint (.pth, .bin or .safetensors), 'imagenet', or '' for random weights")
-        missing, _ = body.load_state_dict(_read_state_dict(path), strict=False)
-        if missing:
-            raise ValueError(
-                f"{path} lacks {len(missing)} weights of timm's {name} (first: {missing[0]}); is it a "
-                f"checkpoint of the same model? Set MODEL.TIMM_HRNET.NAME to the model it was saved from")
 
     def _freeze(self, freeze_at: int) -> None:
         if not 0 <= freeze_at <= len(_FREEZE_GROUPS):
@@ -183,7 +149,7 @@ def build_hrnet_fpn_backbone(cfg, input_shape: ShapeSpec) -> Backbone:
     """HRNet (``MODEL.TIMM_HRNET``) + FPN (``MODEL.FPN``) with a max-pooled p6:
     maps p2..p6 at strides 4..64, ``MODEL.FPN.OUT_CHANNELS`` channels each."""
     h = cfg.MODEL.TIMM_HRNET
-    bottom_up = HRNetBackbone(h.NAME, tuple(h.OUT_FEATURES), h.FEATURE_LOCATION, h.NORM, h.PRETRAINED,
-                              cfg.MODEL.BACKBONE.FREEZE_AT, input_shape.channels)
+    bottom_up = HRNetBackbone(h.NAME, tuple(h.OUT_FEATURES), h.FEATURE_LOCATION, h.NORM, cfg.MODEL.BACKBONE.FREEZE_AT,
+                              input_shape.channels)
     return FPN(bottom_up=bottom_up, in_features=cfg.MODEL.FPN.IN_FEATURES, out_channels=cfg.MODEL.FPN.OUT_CHANNELS,
                norm=cfg.MODEL.FPN.NORM, top_block=LastLevelMaxPool(), fuse_type=cfg.MODEL.FPN.FUSE_TYPE)

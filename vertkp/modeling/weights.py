@@ -1,0 +1,181 @@
+"""Initial weights the detectron2 way: one ``MODEL.WEIGHTS`` file, made once, never fetched at build.
+
+Building a model (``build_model``) makes random weights and touches no network;
+the weights come afterwards from ``MODEL.WEIGHTS``, a file or an explicit URL,
+through detectron2's checkpointer. A checkpoint of another library is converted
+once into that form (as detectron2's ``tools/convert-torchvision-to-d2.py`` does
+for torchvision): :func:`convert_timm_checkpoint` turns a timm HRNet checkpoint
+into a detectron2 weights file whose keys are the model's
+(``backbone.bottom_up.body.<timm key>``).
+
+``vertkp.data.archives.PUBLISHED_WEIGHTS`` names the initial weights ``vertkp
+download`` can fetch (the only command besides a user-named weights URL that
+touches the network), and the local file a config names for each
+(``weights/...``, relative to the working folder, as ``datasets/`` and
+``output/`` are).
+
+This module needs torch and timm, not detectron2 (``vertkp.modeling`` imports its
+detectron2 parts only where detectron2 is installed): ``vertkp convert-weights`` and
+``vertkp download`` work without it.
+"""
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Dict, Optional, Tuple
+
+import torch
+
+from ..data.archives import PUBLISHED_WEIGHTS, WEIGHTS_FOLDER, PublishedWeights
+
+__all__ = ["D2_HRNET_PREFIX", "WeightsError", "read_state_dict", "timm_feature_keys", "timm_to_detectron2",
+           "convert_timm_checkpoint", "weights_problem", "fetch_hint", "check_weights", "fetching"]
+
+# Where the HRNet backbone's timm module sits in vertkp's model: FPN.bottom_up = HRNetBackbone, .body = timm.
+D2_HRNET_PREFIX = "backbone.bottom_up.body."
+
+
+class WeightsError(FileNotFoundError):
+    """Weights that cannot be read, found or fetched; the message says how to get them."""
+
+
+def read_state_dict(path) -> dict:
+    """{name: tensor} of a checkpoint file (.safetensors, or a torch file holding the dict itself,
+    or under "state_dict" / "model"); a "module." prefix (DataParallel) is removed.
+
+    Raises:
+        WeightsError: missing, or not a checkpoint.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise WeightsError(f"{p}: no such file")
+    try:
+        if p.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            sd = load_file(str(p))
+        else:
+            sd = torch.load(str(p), map_location="cpu", weights_only=True)
+            for key in ("state_dict", "model"):
+                if isinstance(sd, dict) and isinstance(sd.get(key), dict):
+                    sd = sd[key]
+    except Exception as e:  # torch and safetensors raise many types for a file that is not theirs
+        raise WeightsError(f"{p}: not a readable checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise WeightsError(f"{p}: not a checkpoint of named tensors")
+    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in sd.items()}
+
+
+def timm_feature_keys(name: str, feature_location: str = "") -> Dict[str, Tuple[int, ...]]:
+    """{key: shape} of the state dict of timm's ``features_only`` model ``name`` (random
+    weights, built offline), the keys vertkp's HRNet backbone loads."""
+    import timm
+
+    model = timm.create_model(name, pretrained=False, features_only=True, feature_location=feature_location)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def timm_to_detectron2(state_dict: dict, expected: Dict[str, Tuple[int, ...]], source: str = "<state dict>",
+                       prefix: str = D2_HRNET_PREFIX) -> dict:
+    """The tensors of a timm checkpoint under the names of vertkp's model.
+
+    Args:
+        state_dict: {timm key: tensor} of the classification (or features) model.
+        expected: {timm key: shape} the backbone needs (:func:`timm_feature_keys`); other keys
+            (the classifier) are left out.
+        source: the checkpoint's name, for errors.
+        prefix: where the timm module sits in the detectron2 model.
+
+    Returns:
+        {prefix + key: tensor} for every expected key.
+
+    Raises:
+        WeightsError: a needed key is missing, or has another shape (another model).
+    """
+    missing = [k for k in expected if k not in state_dict]
+    if missing:
+        raise WeightsError(f"{source} lacks {len(missing)} of the {len(expected)} weights the backbone needs "
+                           f"(first: {missing[0]}): is it a checkpoint of this timm model? Give --model the "
+                           "model it was saved from")
+    wrong = [k for k, shape in expected.items() if tuple(state_dict[k].shape) != shape]
+    if wrong:
+        k = wrong[0]
+        raise WeightsError(f"{source}: {len(wrong)} weights have other shapes than the model's (first: {k}, "
+                           f"{tuple(state_dict[k].shape)} instead of {expected[k]}): another width of the model?")
+    return {prefix + k: state_dict[k].detach().clone().contiguous() for k in expected}
+
+
+def convert_timm_checkpoint(source, output, name: str = "hrnet_w32", feature_location: str = "") -> dict:
+    """Write a detectron2 weights file (``MODEL.WEIGHTS``) from a timm checkpoint file.
+
+    The file is a torch dict {"model": {key: tensor}, "__author__": ..., "matching_heuristics":
+    False}, written to a temporary name and renamed, so ``output`` is whole or absent.
+
+    Returns:
+        {"tensors": number written, "left_out": number of source keys not needed}.
+
+    Raises:
+        WeightsError: the source is missing, not a checkpoint, or of another model.
+    """
+    sd = read_state_dict(source)
+    converted = timm_to_detectron2(sd, timm_feature_keys(name, feature_location), str(source))
+    out = Path(os.path.realpath(output))  # through a link to a folder not made yet
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        torch.save({"model": converted, "__author__": f"timm {name} ({Path(source).name}), converted by vertkp",
+                    "matching_heuristics": False}, str(tmp))
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return {"tensors": len(converted), "left_out": len(sd) - len(converted)}
+
+
+def _published_for(weights: str) -> Optional[Tuple[str, PublishedWeights]]:
+    name = Path(weights).name
+    return next(((k, w) for k, w in PUBLISHED_WEIGHTS.items() if name in (w.output, w.file_name)), None)
+
+
+def fetch_hint(weights: str) -> str:
+    """What to run to get ``weights`` (a path or URL) on a machine without network."""
+    known = _published_for(weights)
+    if known:
+        key, w = known
+        get = f"`vertkp download {key}` (once, with network; it writes {WEIGHTS_FOLDER}/{w.output})"
+        if w.timm_model:
+            get += (f", or copy timm's {w.timm_model} checkpoint here and run `vertkp convert-weights FILE "
+                    f"--output {WEIGHTS_FOLDER}/{w.output}`")
+        return f"get it with {get}, then set MODEL.WEIGHTS to that file"
+    return ("copy the file onto this machine and set MODEL.WEIGHTS to its path; MODEL.WEIGHTS \"\" starts from "
+            "random weights (train with GroupNorm then, as the phantom configs do)")
+
+
+def weights_problem(weights: str) -> Optional[str]:
+    """Why ``MODEL.WEIGHTS`` cannot be loaded as it stands, or None (empty, a URL, or a file).
+
+    A URL is not checked (it is fetched when loaded; a failure then says the same)."""
+    if not weights or "://" in weights or os.path.isfile(weights):
+        return None
+    what = "is a folder, not a file" if os.path.isdir(weights) else "does not exist"
+    return f"MODEL.WEIGHTS {weights} {what}: {fetch_hint(weights)}"
+
+
+def check_weights(weights: str) -> None:
+    """Raise :class:`WeightsError` (saying how to get them) when ``MODEL.WEIGHTS`` names a local
+    file that is not there; "" and URLs pass (a URL is fetched when loaded: see :func:`fetching`)."""
+    problem = weights_problem(weights)
+    if problem:
+        raise WeightsError(problem)
+
+
+@contextmanager
+def fetching(weights: str):
+    """Around loading ``weights``: a URL that cannot be fetched (offline, HTTP error) raises
+    :class:`WeightsError` saying how to get the file onto this machine, not urllib's traceback."""
+    try:
+        yield
+    except OSError as e:
+        if "://" not in weights or isinstance(e, WeightsError):
+            raise
+        raise WeightsError(f"could not fetch MODEL.WEIGHTS {weights} ({e}): {fetch_hint(weights)}") from None
