@@ -1,5 +1,5 @@
 """DICOM in (vertkp.data.dicom through the one decoder, vertkp.data.images): photometric
-inversion, rescale, window and VOI LUT, bit depths, refused and broken files, compressed
+inversion, rescale, window and VOI LUT, bit depths, colour as grey, refused and broken files, compressed
 syntaxes, pixel spacing from the header; predict's spacing source, privacy and broken files;
 and phantoms written as DICOM. Every file is written here with pydicom."""
 import json
@@ -143,26 +143,119 @@ def test_a_voi_lut_is_applied_and_preferred_over_a_window(tmp_path):
     assert np.array_equal(decode_image(tmp_path / "v.dcm"), expected)
 
 
+def rgb_picture(h=30, w=40) -> np.ndarray:
+    """uint8 [H, W, 3] whose channels differ everywhere, so that the luminance weights matter."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    return np.stack([xx * 6, yy * 8, (xx * 5 + yy * 3) % 256], axis=2).astype(np.uint8)
+
+
+def test_colour_dicom_is_read_grey_as_the_same_colour_png(tmp_path):
+    rgb = rgb_picture()
+    cv2.imwrite(str(tmp_path / "c.png"), rgb[:, :, ::-1])
+    grey = read_xray(tmp_path / "c.png")
+    f = write_dicom(tmp_path / "rgb.dcm", rgb, photometric="RGB")
+    for read in (decode_image, read_xray):
+        assert np.array_equal(read(f), grey)
+    assert np.array_equal(decode_image(f, "BGR"), grey)  # grey either way
+    assert image_size(f) == (40, 30) and np.array_equal(decode_thumbnail(f)[0], grey)
+    # 16 bits a sample: windowed, then its luminance, as any colour array deeper than 8 bits
+    rgb16 = rgb.astype(np.uint16) * 200 + 1000
+    assert np.array_equal(decode_image(write_dicom(tmp_path / "rgb16.dcm", rgb16, photometric="RGB")),
+                          to_gray8(rgb16, "RGB"))
+
+
+def test_ybr_dicom_is_converted_to_rgb_before_its_luminance(tmp_path):
+    rgb = rgb_picture().astype(np.float64)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    ybr = np.stack([0.299 * r + 0.587 * g + 0.114 * b,  # YBR_FULL, DICOM PS3.3 C.7.6.3.1.2
+                    -0.1687 * r - 0.3313 * g + 0.5 * b + 128,
+                    0.5 * r - 0.4187 * g - 0.0813 * b + 128], axis=2)
+    f = write_dicom(tmp_path / "ybr.dcm", np.clip(np.round(ybr), 0, 255).astype(np.uint8), photometric="YBR_FULL")
+    got = decode_image(f).astype(int)
+    assert np.abs(got - to_gray8(rgb_picture(), "RGB")).max() <= 1  # Y itself, within rounding
+    assert np.abs(got - np.round(ybr[..., 0])).max() <= 1
+
+
+def test_palette_colour_dicom_goes_through_its_lookup_table(tmp_path):
+    x = (np.arange(30 * 40) % 256).astype(np.uint8).reshape(30, 40)
+    tables = [(np.arange(256) * k % 65536).astype(np.uint16) for k in (257, 97, 31)]
+    luts = {}
+    for colour, table in zip(("Red", "Green", "Blue"), tables):
+        luts[f"{colour}PaletteColorLookupTableDescriptor"] = [256, 0, 16]
+        luts[f"{colour}PaletteColorLookupTableData"] = table.astype("<u2").tobytes()
+    f = write_dicom(tmp_path / "pal.dcm", x, PhotometricInterpretation="PALETTE COLOR", **luts)
+    assert np.array_equal(decode_image(f), to_gray8(np.stack([t[x] for t in tables], axis=2), "RGB"))
+    write_dicom(f, x, PhotometricInterpretation="PALETTE COLOR")  # no tables
+    with pytest.raises(ImageReadError, match=re.escape(f"{f}: its PALETTE COLOR pixels cannot be made RGB")):
+        decode_image(f)
+
+
+@pytest.mark.skipif(not hasattr(pydicom, "pixels"), reason="written with pydicom 3's save_as(implicit_vr=...)")
+def test_a_dicom_file_without_file_meta_is_decoded_in_the_encoding_of_its_header(tmp_path):
+    ds = pydicom.dcmread(write_dicom(tmp_path / "meta.dcm", ramp16()))
+    del ds.file_meta
+    ds.save_as(tmp_path / "bare.dcm", implicit_vr=True, little_endian=True)
+    assert "TransferSyntaxUID" not in pydicom.dcmread(tmp_path / "bare.dcm", force=True).file_meta
+    assert np.array_equal(decode_image(tmp_path / "bare.dcm"), decode_image(tmp_path / "meta.dcm"))
+
+
+def patched(path, old: bytes, new: bytes) -> Path:
+    """The file with the one occurrence of ``old`` replaced (a header value pydicom would not write)."""
+    data = Path(path).read_bytes()
+    assert data.count(old) == 1, old
+    Path(path).write_bytes(data.replace(old, new))
+    return Path(path)
+
+
 @pytest.mark.parametrize("case, what", [
-    ("frames", "multi-frame DICOM (3 frames)"),
-    ("rgb", "colour or unknown-colour DICOM (PhotometricInterpretation RGB, 3 samples per pixel)"),
-    ("ybr", "PhotometricInterpretation YBR_FULL"),
-    ("no_pixels", "no pixel data"),
-    ("32bit", "32 bits stored in 32 allocated"),
+    ("frames", "a multi-frame DICOM (3 frames, 0 to 2): vertkp reads one radiograph per file"),
+    ("no_pixels", "no pixel data (7FE0,0010): its SOP class is Secondary Capture Image Storage, but its pixels "
+                  "were left out"),
+    ("32bit", "32 bits stored in 32 allocated (Secondary Capture Image Storage): vertkp reads 8 to 16-bit DICOM"),
+    ("no_photometric", "its PhotometricInterpretation (0028,0004) is absent: nothing says whether low values are "
+                       "black (MONOCHROME2) or white (MONOCHROME1)"),
+    ("no_rows", "its header lacks Rows (0028,0010), BitsStored (0028,0101): nothing says how its pixel data forms"),
+    ("bad_frames", "its NumberOfFrames (0028,0008) is '1A', not an integer: the header is damaged"),
+    ("bad_slope", "its RescaleSlope (0028,1053) is '2x', not a number: the header is damaged"),
+    ("hsv", "PhotometricInterpretation HSV is not one vertkp reads (MONOCHROME1, MONOCHROME2, RGB, "),
+    ("rgb_one_sample", "PhotometricInterpretation RGB, but SamplesPerPixel 1: the header contradicts itself"),
 ])
+@pytest.mark.filterwarnings("ignore:Invalid value for VR")  # pydicom's, on reading the broken values
 def test_refused_dicom_files_name_the_file_and_the_reason(tmp_path, case, what):
     f = tmp_path / f"{case}.dcm"
     if case == "frames":
         write_dicom(f, np.zeros((3, 8, 8), np.uint16))
-    elif case in ("rgb", "ybr"):
-        write_dicom(f, np.zeros((8, 8, 3), np.uint8), photometric="RGB" if case == "rgb" else "YBR_FULL")
     elif case == "no_pixels":
         write_dicom(f, np.zeros((8, 8), np.uint8), PixelData=None)
-    else:
+    elif case == "32bit":
         write_dicom(f, np.zeros((8, 8), np.uint32))
-    for read in (decode_image, image_size, read_xray):
+    elif case in ("no_photometric", "no_rows"):
+        write_dicom(f, np.zeros((8, 8), np.uint16), **({"PhotometricInterpretation": None} if case == "no_photometric"
+                                                        else {"Rows": None, "BitsStored": None}))
+    elif case == "bad_frames":
+        patched(write_dicom(f, np.zeros((8, 8), np.uint16), NumberOfFrames=1), b"IS\x02\x001 ", b"IS\x02\x001A")
+    elif case == "bad_slope":
+        patched(write_dicom(f, np.zeros((8, 8), np.uint16), RescaleSlope="2", RescaleIntercept=0),
+                b"DS\x02\x002 ", b"DS\x02\x002x")
+    elif case == "hsv":
+        write_dicom(f, np.zeros((8, 8, 3), np.uint8), photometric="HSV")
+    else:
+        write_dicom(f, np.zeros((8, 8), np.uint8), PhotometricInterpretation="RGB")
+    for read in (decode_image, image_size, read_xray, decode_thumbnail):
         with pytest.raises(ImageReadError, match=re.escape(f"{f}: ") + ".*" + re.escape(what)):
             read(f)
+
+
+def test_a_multi_frame_error_says_how_to_save_one_frame_and_the_hint_works(tmp_path):
+    frames = np.stack([ramp16(), 65535 - ramp16(), ramp16() // 2])
+    f = write_dicom(tmp_path / "film.dcm", frames)
+    with pytest.raises(ImageReadError) as e:
+        decode_image(f)
+    command = re.search(r'python -c "(.*)"$', str(e.value)).group(1)
+    assert command.endswith(f"PIL.Image.fromarray(pydicom.dcmread({str(f)!r}).pixel_array[0]).save('frame0.png')")
+    exec(command.replace("'frame0.png'", repr(str(tmp_path / "frame0.png"))), {})
+    cv2.imwrite(str(tmp_path / "expected.png"), frames[0])
+    assert np.array_equal(decode_image(tmp_path / "frame0.png"), decode_image(tmp_path / "expected.png"))
 
 
 def test_truncated_dicom_files_are_errors(tmp_path):

@@ -13,9 +13,11 @@
   uint8 (a few saturated or dead pixels must not flatten the contrast);
 * palette, CMYK and other modes become RGB, and RGBA loses its alpha;
 * DICOM files (``.dcm``, ``.dicom``, or ``DICM`` at byte 128, whatever the name)
-  are read by ``vertkp.data.dicom``: single-frame greyscale, rescaled, shown
-  through their VOI LUT or window when they have one, else windowed as above;
-  MONOCHROME1 inverted (bone bright).
+  are read by ``vertkp.data.dicom`` and are always grey: single-frame greyscale
+  ones rescaled, shown through their VOI LUT or window when they have one, else
+  windowed as above, MONOCHROME1 inverted (bone bright); colour ones (RGB, YBR,
+  palette) as their luminance, windowed first when deeper than 8 bits, which is
+  what ``read_xray`` makes of the same picture in a colour PNG.
 
 Arrays are uint8, [H, W] (grey) or [H, W, 3]; pixel coordinates are never
 moved (no resizing, no cropping).
@@ -72,10 +74,11 @@ def _check_file(path) -> Path:
 
 
 def _decode_dicom(path) -> np.ndarray:
-    """uint8 [H, W] of a DICOM file (``vertkp.data.dicom.dicom_pixels``, then windowed as any image)."""
+    """uint8 [H, W] of a DICOM file (``vertkp.data.dicom.dicom_pixels``, then windowed as any image;
+    colour pixels then made grey as :func:`read_xray` makes a colour PNG)."""
     p = _check_file(path)
     try:
-        return _window8(dicom_pixels(p))
+        return to_gray8(dicom_pixels(p), "RGB")
     except (DicomError, ImageReadError) as e:
         raise ImageReadError(p, e.what) from None
 
@@ -188,12 +191,13 @@ def _window8(a: np.ndarray) -> np.ndarray:
 
 
 def decode_image(path, image_format: str = "RGB") -> np.ndarray:
-    """Decode an image file: uint8 [H, W] for grey images, [H, W, 3] in ``image_format``
-    ("RGB" or "BGR") for colour ones; see the module docstring for the rules.
+    """Decode an image file: uint8 [H, W] for grey images and all DICOM files, [H, W, 3] in
+    ``image_format`` ("RGB" or "BGR") for other colour ones; see the module docstring for the rules.
 
     Raises:
         ImageReadError: missing, empty, not an image, undecodable (truncated); for DICOM
-            also multi-frame, colour, no pixel data, a compressed syntax without its decoder.
+            also multi-frame, no pixel data, a compressed syntax without its decoder, and the
+            other refusals of ``vertkp.data.dicom`` (each with its reason).
     """
     if is_dicom_file(path):
         return _decode_dicom(path)
