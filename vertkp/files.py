@@ -13,9 +13,14 @@
   lists and strings.
 * Streamed: ``write_json_stream`` takes lists as iterators (generators) and writes
   them item by item, never held in memory, into the file ``write_json`` writes.
+* Read as written: ``read_text`` and ``read_json`` take UTF-8 (with or without the
+  byte-order mark Windows editors write) and say what a file in another encoding is.
+* ``output_folder`` refuses an output folder that a file stands in the way of, before
+  anything is written.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -29,10 +34,14 @@ from typing import Callable, Iterable, Iterator, Mapping, Optional, Sequence, Un
 import numpy as np
 
 __all__ = ["NAN_POLICIES", "jsonable", "json_text", "write_json", "write_json_stream", "write_json_files",
-           "write_text", "write_csv", "csv_cell", "atomic_open", "read_json"]
+           "write_text", "write_csv", "csv_cell", "atomic_open", "read_text", "read_json", "output_folder"]
 
 NAN_POLICIES = ("null", "error")
 PathLike = Union[str, os.PathLike]
+# Byte-order marks of the encodings a text file may be saved in instead of UTF-8 (UTF-32 first:
+# its little-endian mark starts with UTF-16's).
+_OTHER_BOMS = ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"), (codecs.BOM_UTF16_LE, "UTF-16"),
+               (codecs.BOM_UTF16_BE, "UTF-16"))
 
 
 def jsonable(obj, nan: str = "null", where: str = "$"):
@@ -69,13 +78,33 @@ def jsonable(obj, nan: str = "null", where: str = "$"):
     raise TypeError(f"{type(obj).__name__} at {where} is not JSON serialisable")
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# The permissions of a file written in place (open() asks 0o666, less the umask): a temporary file
+# is made 0o600, and a file renamed from it would keep that, unreadable to the other users of a
+# shared machine or of a Docker mount.
+_FILE_MODE = 0o666 & ~_umask()
+
+
+def _temporary(path: Path):
+    """(fd, name) of a new temporary file beside ``path``, with the permissions of a plain open()."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if hasattr(os, "fchmod"):
+        os.fchmod(fd, _FILE_MODE)
+    return fd, tmp
+
+
 @contextmanager
 def atomic_open(path: PathLike, mode: str = "w") -> Iterator[io.IOBase]:
     """Open ``path`` for writing under a temporary name; rename it into place on a
     clean exit, remove it on an error. Parent folders are created."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _temporary(path)
     try:
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as f:
             yield f
@@ -153,7 +182,7 @@ def write_json_files(files: Mapping[PathLike, object], *, nan: str = "error", in
     try:
         for path, text in texts.items():
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            fd, tmp = _temporary(path)
             staged.append((tmp, path))
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(text)
@@ -202,7 +231,48 @@ def write_csv(path: PathLike, rows: Iterable[Mapping], columns: Sequence[str], *
     return Path(path)
 
 
+def read_text(path: PathLike) -> str:
+    """Read a text file saved as UTF-8, with or without a byte-order mark.
+
+    Raises:
+        OSError: the file cannot be read.
+        ValueError: it is not UTF-8; the message says what it seems to be and to save it as
+            UTF-8 (it does not name the file: the caller does).
+    """
+    data = Path(path).read_bytes()
+    for bom, encoding in _OTHER_BOMS:
+        if data.startswith(bom):
+            raise ValueError(f"the text is {encoding} (it starts with a {encoding} byte-order mark), not UTF-8: "
+                             "save it as UTF-8")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"not UTF-8 text (byte {e.start} is {data[e.start]:#04x}): save it as UTF-8") from None
+
+
 def read_json(path: PathLike):
-    """Read a JSON file (UTF-8)."""
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    """Read a JSON file saved as UTF-8, with or without a byte-order mark (:func:`read_text`).
+
+    Raises:
+        OSError: the file cannot be read.
+        json.JSONDecodeError: it is not JSON (a ValueError: catch it first).
+        ValueError: it is not UTF-8.
+    """
+    return json.loads(read_text(path))
+
+
+def output_folder(path: PathLike, flag: str = "--output") -> Path:
+    """``path`` as an output folder, checked before anything is written into it.
+
+    Raises:
+        ValueError: ``path``, or the nearest of its parents that exists, is not a folder; the
+            message names ``flag``, the path and the file in the way.
+    """
+    path = Path(path)
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                what = "is a file" if p == path else f"cannot be made: {p} is a file"
+                raise ValueError(f"{flag} {path} {what}, not a folder: give a folder (it is made if missing)")
+            break
+    return path

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Dict, Optional, Sequence
 
 from ..evaluation.ground_truth import EvaluationInputError
+from ..files import output_folder
 from .dataset import Audit, audit_datasets
 
 __all__ = ["AuditRun", "audit_files", "build_parser", "main"]
@@ -50,8 +51,10 @@ def audit_files(gt_files: Sequence, output_dir, image_root=None, overlays: bool 
 
     Raises:
         EvaluationInputError: a GT file that is missing or not a vertkp COCO file.
-        ValueError: no GT file, one given twice, or an image root that is not a folder.
+        ValueError: no GT file, one given twice, an image root or output folder that is
+            not a folder.
     """
+    output_dir = output_folder(output_dir)
     labels = [str(p) for p in gt_files]
     if not labels:
         raise ValueError("no GT file given")

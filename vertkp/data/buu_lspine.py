@@ -13,6 +13,7 @@ the phantoms and the tests write this layout with them.
 from __future__ import annotations
 
 import csv
+import io
 import re
 from pathlib import Path
 from typing import Optional
@@ -21,10 +22,11 @@ import numpy as np
 from tqdm import tqdm
 
 from ..anatomy import LEVELS
+from ..files import read_text
 from .conversion import CocoBuilder, SourceVertebra
 from .images import image_size
 from .report import ConversionReport, InvalidInput
-from .sources import byte_copies, is_junk, list_folder
+from .sources import byte_copies, is_junk, list_folder, shared_stems
 from .spacing import find_pixel_spacing, read_pixel_spacing, spacing_lookup
 
 __all__ = [
@@ -88,15 +90,19 @@ def row_names(view: str) -> list:
 def read_csv_rows(path, n_rows: int) -> list:
     """The rows of one CSV as (x1, y1, x2, y2, label) floats.
 
-    Blank lines are ignored. Raises InvalidInput for a wrong number of rows
-    or columns, or a non-numeric cell (naming line and column).
+    Blank lines are ignored. Raises InvalidInput for an unreadable file, text that is
+    not UTF-8 (a byte-order mark is fine), a wrong number of rows or columns, or a
+    non-numeric cell (naming line and column).
     """
     path = Path(path)
     try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            lines = [(n + 1, row) for n, row in enumerate(csv.reader(f)) if any(c.strip() for c in row)]
-    except UnicodeDecodeError as e:
-        raise InvalidInput(path, f"not a text CSV ({e})") from None
+        text = read_text(path)
+    except ValueError as e:  # not UTF-8
+        raise InvalidInput(path, str(e)) from None
+    except OSError as e:
+        raise InvalidInput(path, f"cannot be read ({e.strerror or e})") from None
+    lines = [(n + 1, row) for n, row in enumerate(csv.reader(io.StringIO(text, newline="")))
+             if any(c.strip() for c in row)]
     if len(lines) != n_rows:
         raise InvalidInput(path, f"expected {n_rows} rows (one per endplate), got {len(lines)}")
     rows = []
@@ -242,10 +248,11 @@ def convert_buu_lspine(
 
     An image without its CSV (a stray copy such as ``1665-M-014Y1(1).jpg``) is left
     out and listed with its reason, and with the image it copies when it has the
-    same bytes; archive and OS junk is set aside and counted. A CSV without its
-    image, a CSV that cannot be read, and a name that does not parse or whose view
-    digit contradicts its folder stop the conversion (or, with ``skip_invalid``,
-    skip the image with its CSV).
+    same bytes; a file that is neither an image nor a CSV is left out and listed too;
+    archive and OS junk is set aside and counted. A CSV without its image, a CSV that
+    cannot be read, a CSV whose stem several images share, and a name that does not
+    parse or whose view digit contradicts its folder stop the conversion (or, with
+    ``skip_invalid``, skip the image with its CSV).
 
     Raises:
         InvalidInput: the first bad input, when ``skip_invalid`` is False;
@@ -270,7 +277,10 @@ def convert_buu_lspine(
 
     listing = list_folder(view_dir, (".csv",))
     report.add_junk(p.relative_to(root).as_posix() for p in listing.junk)
+    for p in listing.other:
+        report.leave_out(None, p.relative_to(root).as_posix(), "neither an image nor a CSV label file: not read")
     images = {p.stem: p for p in listing.images}
+    shared = shared_stems(listing.images)
     csvs = {stem: files[0] for stem, files in listing.labels.items()}
     patients = {}
     for d, _, _ in VIEW_LAYOUT.values():
@@ -288,14 +298,20 @@ def convert_buu_lspine(
         fail(split_of(stem), InvalidInput(csvs[stem], f"label file without its image (no {stem}.jpg in {view_dir})"))
     with_spacing = 0
     unlabelled = []
-    for stem in tqdm(sorted(images), desc=f"buu-lspine {view}", disable=not progress, unit="img"):
-        img = images[stem]
+    for img in tqdm(sorted(listing.images, key=lambda p: (p.stem, p.name)), desc=f"buu-lspine {view}",
+                    disable=not progress, unit="img"):
+        stem = img.stem
         name = parse_name(stem)
         if stem not in csvs:
             unlabelled.append((img, f"no label file ({stem}.csv) in {view_dir}" + (
                 "" if name else "; its name does not follow NNNN-S-AAAYv either (a stray copy?)")))
             continue
         split = split_of(stem)
+        if stem in shared:
+            fail(split, InvalidInput(img, f"{csvs[stem].name} would label {len(shared[stem])} images of one stem ("
+                                     + ", ".join(p.name for p in shared[stem]) + "): which one it labels cannot be "
+                                     "told; rename or remove the others"))
+            continue
         try:
             if name is None:
                 raise InvalidInput(img, "file name does not follow NNNN-S-AAAYv (patient-sex-age, view digit)")

@@ -20,9 +20,10 @@ from typing import Optional
 
 from ..anatomy import VIEWS
 from ..audit import Audit, audit_files
-from ..files import write_json
+from ..files import output_folder, write_json
 from .archives import DatasetRoot, open_dataset
 from .buu_lspine import convert_buu_lspine, find_buu_root
+from .extraction import ArchiveError
 from .report import ConversionReport, InvalidInput
 from .spondylolisthesis import convert_spondylolisthesis
 
@@ -68,18 +69,20 @@ def convert_dataset(dataset: str, root, *, output=None, extract_to=None, view: s
     Raises:
         InvalidInput: bad input (an unsafe archive, a broken label file, ...);
             nothing is written then.
-        ValueError: a bad argument.
+        ValueError: a bad argument (an output folder that is a file, say).
     """
     if dataset not in DATASET_NAMES:
         raise ValueError(f"dataset must be one of {DATASET_NAMES}, got {dataset!r}")
+    if output is not None:
+        output_folder(output)  # before a zip is extracted
     source = open_dataset(root, dataset, extract_to=extract_to, progress=progress)
     if dataset == "spondylolisthesis":
         folder = source.folder
-        out = Path(output) if output is not None else folder / "coco"
+        out = output_folder(output if output is not None else folder / "coco")
         report = convert_spondylolisthesis(folder, out, skip_invalid, progress=progress)
     else:
         folder = find_buu_root(source.folder)
-        out = Path(output) if output is not None else folder / "coco" / view
+        out = output_folder(output if output is not None else folder / "coco" / view)
         report = convert_buu_lspine(folder, view, out, val_fraction, seed, pixel_spacing, skip_invalid,
                                     progress=progress)
     files = {split: out / f"{split}.json" for split in ("train", "val", "test") if (out / f"{split}.json").is_file()}
@@ -135,9 +138,13 @@ def main(argv=None) -> int:
                               view=args.view, val_fraction=args.val_fraction, seed=args.seed,
                               pixel_spacing=args.pixel_spacing, skip_invalid=args.skip_invalid,
                               audit=not args.no_audit, overlays=not args.no_overlays, progress=not args.no_progress)
+    except ArchiveError as e:  # the message says what to do with the archive
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        return 2
     except InvalidInput as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
-        print("nothing was written; fix the file, or pass --skip-invalid to skip what is broken", file=sys.stderr)
+        print("no COCO file was written; fix the file, or pass --skip-invalid to skip a broken image with its "
+              "label file", file=sys.stderr)
         return 2
     except ValueError as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)

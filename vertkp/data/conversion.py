@@ -107,9 +107,15 @@ class CocoBuilder:
 
         All-or-nothing: when one vertebra is invalid, InvalidInput is raised
         (naming ``label_path`` and the vertebra) and nothing of the image is
-        added; the caller decides whether to stop or skip the image.
+        added; the caller decides whether to stop or skip the image. A label
+        file without any vertebra is invalid too: the image would teach a model
+        that its vertebrae are background.
         """
         src = label_path or image_path
+        if label_path is not None and not vertebrae:
+            raise InvalidInput(label_path, "the label file holds no vertebra: the image would teach a model that its "
+                                           "vertebrae are background; label them, or remove the label file to leave "
+                                           "the image out")
         image_id = self._next_image_id
         anns = []
         for v in vertebrae:

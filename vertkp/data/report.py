@@ -43,9 +43,10 @@ class ConversionReport:
 
     ``skipped`` holds one entry per skipped image or label file (only with
     ``--skip-invalid``); ``warnings`` holds corrections that lost nothing
-    (corners re-ordered by geometry); ``left_out`` the images that are not
-    data (no label file: a stray copy, an unlabelled image in a labelled folder),
-    each with its reason; ``junk`` the archive and OS files set aside; ``twins``
+    (corners re-ordered by geometry); ``left_out`` the files that are not
+    data (an image without a label file: a stray copy, an unlabelled image in a
+    labelled folder; a file in an image or label folder that is neither), each
+    with its reason; ``junk`` the archive and OS files set aside; ``twins``
     the comparison of label files given twice for one image (Mendeley JSON and
     TXT); ``archive`` where the data came from when it was a zip; ``audit`` the
     audit's counts per finding kind (``vertkp audit``).
@@ -126,7 +127,7 @@ class ConversionReport:
             lines.append(f"  skipped {len(self.skipped)}:")
             lines += [f"    {k['file']}: {k['where'] + ': ' if k['where'] else ''}{k['problem']}" for k in self.skipped]
         if self.left_out:
-            lines.append(f"  left out {len(self.left_out)} image(s) that are not data:")
+            lines.append(f"  left out {len(self.left_out)} file(s) that are not data:")
             lines += [f"    {k['file']}: {k['reason']}" for k in self.left_out]
         if self.junk:
             lines.append(f"  set aside {len(self.junk)} archive/OS junk file(s) (e.g. {Path(self.junk[0]).name})")

@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Sequence
 
 from .images import is_image_file
+from .report import InvalidInput
 
-__all__ = ["JUNK_FILE_NAMES", "JUNK_FOLDER_NAMES", "is_junk", "FolderListing", "list_folder", "byte_copies"]
+__all__ = ["JUNK_FILE_NAMES", "JUNK_FOLDER_NAMES", "is_junk", "FolderListing", "list_folder", "shared_stems",
+           "byte_copies"]
 
 # OS and archive files that are never data (compared case-insensitively).
 JUNK_FILE_NAMES = frozenset({".ds_store", "thumbs.db", "desktop.ini"})
@@ -49,10 +51,18 @@ class FolderListing:
 
 
 def list_folder(folder, label_suffixes: Sequence[str] = ()) -> FolderListing:
-    """List the files of ``folder`` (not its subfolders) by kind; see :class:`FolderListing`."""
+    """List the files of ``folder`` (not its subfolders) by kind; see :class:`FolderListing`.
+
+    Raises:
+        InvalidInput: the folder cannot be listed (no permission, say).
+    """
     out = FolderListing()
     suffixes = {s.lower() for s in label_suffixes}
-    for p in sorted(Path(folder).iterdir()):
+    try:
+        entries = sorted(Path(folder).iterdir())
+    except OSError as e:
+        raise InvalidInput(folder, f"the folder cannot be listed ({e.strerror or e}): check its permissions") from None
+    for p in entries:
         if not p.is_file():
             continue
         if is_junk(p):
@@ -64,6 +74,15 @@ def list_folder(folder, label_suffixes: Sequence[str] = ()) -> FolderListing:
         else:
             out.other.append(p)
     return out
+
+
+def shared_stems(paths: Iterable[Path]) -> Dict[str, List[Path]]:
+    """{stem: the paths of that stem} for each stem more than one of ``paths`` has (``a.jpg`` and
+    ``a.png``): a label file named after the stem cannot tell which of them it labels."""
+    by_stem: Dict[str, List[Path]] = {}
+    for p in paths:
+        by_stem.setdefault(Path(p).stem, []).append(Path(p))
+    return {stem: ps for stem, ps in by_stem.items() if len(ps) > 1}
 
 
 def _sha256(path: Path) -> str:

@@ -19,6 +19,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import openpyxl
 
+from ..files import read_json, read_text
 from .report import InvalidInput
 
 __all__ = ["KEY_COLUMNS", "VALUE_COLUMNS", "SPACING_SHEET", "read_pixel_spacing", "load_pixel_spacing",
@@ -51,9 +52,13 @@ def _rows(path: Path) -> List[list]:
     suffix = path.suffix.lower()
     if suffix == ".json":
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = read_json(path)
         except json.JSONDecodeError as e:
             raise InvalidInput(path, f"malformed JSON ({e})") from None
+        except ValueError as e:  # not UTF-8
+            raise InvalidInput(path, str(e)) from None
+        except OSError as e:
+            raise InvalidInput(path, f"cannot be read ({e.strerror or e})") from None
         if not isinstance(data, dict):
             raise InvalidInput(path, "expected a JSON object {file name: mm per pixel}")
         return [["file_name", "pixel_spacing"]] + [[k, v] for k, v in data.items()]
@@ -67,9 +72,11 @@ def _rows(path: Path) -> List[list]:
         wb.close()
         return rows
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise InvalidInput(path, f"not a text table ({e}); use .csv, .xlsx or .json") from None
+        text = read_text(path)
+    except ValueError as e:  # not UTF-8
+        raise InvalidInput(path, f"not a text table: {e}; or use .xlsx or .json") from None
+    except OSError as e:
+        raise InvalidInput(path, f"cannot be read ({e.strerror or e})") from None
     try:
         dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
     except csv.Error:

@@ -17,6 +17,7 @@ what to fix).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Dict, Optional
 
 from ..data.report import InvalidInput
 from ..data.spacing import load_pixel_spacing
+from ..files import output_folder
 from ..grading import DEFAULT_GAP_FACTOR, DEFAULT_NO_SLIP_PCT
 from .dataset import DatasetEvaluation, evaluate_dataset
 from .exact_truth import add_truth_scores
@@ -62,11 +64,21 @@ def evaluate_files(gt, predictions, output, settings: Optional[EvaluationSetting
             its exact corners, and the labels' own error (``exact_truth``).
 
     Raises:
-        EvaluationInputError: bad ground truth, predictions, pixel spacing or truth.
+        EvaluationInputError: bad ground truth (one without any labelled vertebra
+            included: nothing to score against), predictions, pixel spacing or truth.
+        ValueError: ``output`` is not a folder.
     """
+    output = output_folder(output)
     exact, truth = truth, load_ground_truth(gt)
+    if not any(t.n for t in truth.images):
+        raise EvaluationInputError(
+            f"{truth.source} holds no labelled vertebra ({len(truth.images)} images): nothing to score against. Is "
+            "it an unlabelled split (test.json)? Pass the COCO file of a labelled split (val.json)")
     preds = load_predictions(predictions, truth)
     notes = list(truth.notes)
+    if not preds:
+        named = f" in {predictions}" if isinstance(predictions, (str, os.PathLike)) else ""
+        notes.append(f"no prediction for any image{named}: every vertebra of the ground truth counts as missed")
     if pixel_spacing is not None:
         try:
             n = apply_pixel_spacing(truth.images, load_pixel_spacing(pixel_spacing))

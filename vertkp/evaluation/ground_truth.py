@@ -23,6 +23,7 @@ import numpy as np
 from ..anatomy import FACINGS, VIEWS
 from ..data.provenance import patient_of
 from ..data.spacing import find_pixel_spacing, spacing_lookup
+from ..files import read_json
 from ..keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "load_ground_truth",
     "apply_pixel_spacing",
     "read_json_input",
+    "is_coco_id",
     "keypoint_array",
 ]
 
@@ -87,17 +89,27 @@ class GroundTruth:
 
 
 def read_json_input(source, what: str):
-    """(data, name) of a JSON file path, or of already-parsed data (name "<what>")."""
+    """(data, name) of a JSON file path (UTF-8, a byte-order mark allowed), or of
+    already-parsed data (name "<what>")."""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.is_file():
             raise EvaluationInputError(f"{what} file {path} does not exist")
         try:
-            with open(path, encoding="utf-8") as f:
-                return json.load(f), str(path)
+            return read_json(path), str(path)
         except json.JSONDecodeError as e:
             raise EvaluationInputError(f"{what} file {path} is not valid JSON: {e}") from None
+        except ValueError as e:  # not UTF-8
+            raise EvaluationInputError(f"{what} file {path}: {e}") from None
+        except OSError as e:
+            raise EvaluationInputError(f"{what} file {path} cannot be read ({e.strerror or e})") from None
     return source, f"<{what}>"
+
+
+def is_coco_id(value) -> bool:
+    """Whether ``value`` can be a COCO image or annotation id: an integer (or a string), not a
+    bool, a float, a list or null."""
+    return isinstance(value, (int, str)) and not isinstance(value, bool)
 
 
 def _positive_or_none(value, where: str) -> Optional[float]:
@@ -162,7 +174,8 @@ def load_ground_truth(source) -> GroundTruth:
     Raises:
         EvaluationInputError: not COCO keypoints, unknown image ids,
             keypoints of the wrong length, NaN, v outside {0, 1, 2},
-            duplicate image ids, a bad pixel spacing, view or facing.
+            ids that are not integers, duplicate image or annotation ids, a bad
+            pixel spacing, view or facing.
     """
     data, name = read_json_input(source, "ground-truth")
     if not isinstance(data, dict):
@@ -173,6 +186,10 @@ def load_ground_truth(source) -> GroundTruth:
     missing = [k for k in ("images", "annotations", "categories") if k not in data]
     if missing:
         raise EvaluationInputError(f"{name} is not a COCO file: missing {missing}")
+    for key in ("images", "annotations"):
+        if not isinstance(data[key], list):
+            got = "null" if data[key] is None else type(data[key]).__name__
+            raise EvaluationInputError(f"{name} is not a COCO file: '{key}' must be a list, got a JSON {got}")
     cat = _keypoint_category(data["categories"], name)
     images: Dict[int, dict] = {}
     order = []
@@ -180,6 +197,8 @@ def load_ground_truth(source) -> GroundTruth:
         if not isinstance(im, dict) or "id" not in im:
             raise EvaluationInputError(f"{name}: images[{k}] has no 'id'")
         iid = im["id"]
+        if not is_coco_id(iid):
+            raise EvaluationInputError(f"{name}: images[{k}] has the id {iid!r}: an image id is an integer")
         if iid in images:
             raise EvaluationInputError(f"{name}: image id {iid!r} appears twice in 'images'")
         where = f"{name}: image {iid!r}"
@@ -195,11 +214,20 @@ def load_ground_truth(source) -> GroundTruth:
                            patient_id=patient_of(im, str(im.get("file_name", ""))), anns=[])
         order.append(iid)
     n_crowd = n_other = n_empty = 0
+    ann_ids = set()
     for k, ann in enumerate(data["annotations"]):
         if not isinstance(ann, dict):
             raise EvaluationInputError(f"{name}: annotations[{k}] is not an object")
         where = f"{name}: annotation {ann.get('id', f'#{k}')!r}"
-        if ann.get("image_id") not in images:
+        if "id" in ann:
+            if not is_coco_id(ann["id"]):
+                raise EvaluationInputError(f"{name}: annotations[{k}] has the id {ann['id']!r}: an annotation id is "
+                                           "an integer")
+            if ann["id"] in ann_ids:
+                raise EvaluationInputError(f"{where} appears twice in 'annotations' (COCO tools keep one of the two): "
+                                           "give every annotation its own id")
+            ann_ids.add(ann["id"])
+        if not is_coco_id(ann.get("image_id")) or ann.get("image_id") not in images:
             raise EvaluationInputError(f"{where}: image_id {ann.get('image_id')!r} is not in 'images'")
         if ann.get("category_id", cat) != cat:
             n_other += 1

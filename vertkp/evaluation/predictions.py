@@ -8,7 +8,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from ..keypoints import NUM_KEYPOINTS
-from .ground_truth import EvaluationInputError, GroundTruth, keypoint_array, read_json_input
+from .ground_truth import EvaluationInputError, GroundTruth, is_coco_id, keypoint_array, read_json_input
 
 __all__ = ["ImagePredictions", "load_predictions"]
 
@@ -66,6 +66,8 @@ def load_predictions(source, gt: GroundTruth) -> Dict[int, ImagePredictions]:
             raise EvaluationInputError(f"{name}: result #{k} is not an object")
         iid = r.get("image_id")
         where = f"{name}: result #{k} (image_id {iid!r})"
+        if not is_coco_id(iid):
+            raise EvaluationInputError(f"{where}: 'image_id' must be the integer id of a ground-truth image")
         if iid not in known:
             unknown[iid] = unknown.get(iid, 0) + 1
             continue

@@ -45,6 +45,7 @@ from pathlib import Path
 
 from .. import HAS_DETECTRON2
 from ..evaluation.matching import DEFAULT_SCORE_THRESHOLD
+from ..files import output_folder
 from ..flags import SINGLE_PASS_THRESHOLDS
 from ..grading import DEFAULT_GAP_FACTOR, DEFAULT_NO_SLIP_PCT
 from .backends import BACKENDS, DEFAULT_BACKEND
@@ -228,18 +229,26 @@ def main(argv=None) -> int:
                   file=sys.stderr)
             return 2
         processes = _processes(args)
+        output_folder(args.output)
         settings = {k: v for k, v in vars(args).items() if k not in RUN_FLAGS}
         settings["inputs"] = list(args.input)
         run = dict(batch_size=args.batch_size, overlays=not args.no_overlays, progress=not args.no_progress,
                    quiet=args.quiet, settings=settings, predictions_json=not args.no_json)
         plan = plan_inputs(args.input, view=args.view, pixel_spacing=args.pixel_spacing, gt=args.gt,
                            keep_dicom_ids=args.keep_dicom_ids)
+        single = processes * args.num_machines == 1  # in this process, no process group
+        if single and args.threads:
+            torch.set_num_threads(args.threads)
+        # the model first: weights that cannot be used leave OUT as it was (an earlier run's lines kept);
+        # a sharded run only checks them here, on the CPU, and each of its processes builds its own
+        options = _predictor_options(args)
+        predictor = _build_predictor(options if single else dict(options, device="cpu"))
+        if not single:
+            predictor = None
         if args.machine_rank == 0:
             prepare_output(plan, args.output, settings, resume=args.resume, quiet=args.quiet)
-        if processes * args.num_machines == 1:  # in this process, no process group
-            if args.threads:
-                torch.set_num_threads(args.threads)
-            summary = predict_plan(_build_predictor(_predictor_options(args)), plan, args.output, **run)
+        if predictor is not None:
+            summary = predict_plan(predictor, plan, args.output, **run)
             return 1 if summary["failed"] else 0
     except (ValueError, FileNotFoundError, json.JSONDecodeError) as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)

@@ -70,11 +70,12 @@ def prepare_output(plan: PredictPlan, output, settings: Optional[dict] = None, *
 
 
 def _read_input(predictor, plan: PredictPlan, k: int) -> Tuple[Optional[np.ndarray], Optional[dict], Optional[str]]:
-    """(decoded image, grading options, None) of input ``k``, or (None, None, why) when it cannot be read."""
+    """(decoded image, grading options, None) of input ``k``, or (None, None, why) when it cannot be read
+    (what is wrong; the failure's "image" names the file)."""
     try:
         image = predictor.load(plan.paths[k])[0]
     except ImageReadError as e:
-        return None, None, str(e)
+        return None, None, f"{e.where + ': ' if e.where else ''}{e.what}"
     return image, image_options(plan, k), None
 
 
@@ -96,7 +97,7 @@ def _predict_share(predictor, plan: PredictPlan, indices: Sequence[int], lines: 
                 if error is not None:
                     f.write(failure_line(k, path, error))
                     if not quiet:
-                        tqdm.write(f"skipped: {error}")
+                        tqdm.write(f"skipped: {path}: {error}")
                 else:
                     res = next(results)
                     res.image_id = plan.ids[k]

@@ -10,9 +10,13 @@ What the real folders hold and what happens to it (``datasets/README.md``):
 * an image with a TXT label only: the TXT is used;
 * an image without a label file: left out and listed with its reason (and, when
   it has the bytes of another image, which one it copies);
+* a file in an image or label folder that is neither (a note, an image among the
+  labels): left out and listed, never read;
 * archive and OS junk: set aside and counted;
-* a broken label file used for an image: a stop (or, with ``skip_invalid``, a
-  skip of the image with its labels), naming the file and what is wrong.
+* a broken label file used for an image, or one whose stem several images share
+  (``a.jpg`` and ``a.png``: which one it labels cannot be told): a stop (or, with
+  ``skip_invalid``, a skip of the image with its labels), naming the file and what
+  is wrong.
 """
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ from tqdm import tqdm
 from ..conversion import CocoBuilder
 from ..images import image_size
 from ..report import TWIN_TOLERANCE_PX, ConversionReport, InvalidInput
-from ..sources import byte_copies, list_folder
+from ..sources import byte_copies, list_folder, shared_stems
 from .labels import compare_twins, read_json_labels, read_txt_labels
 from .layout import IMAGES_DIR, LABELS_DIR, SPLITS, TEST_DIR, find_keypointrcnn_dir, find_test_images, source_stem
 
@@ -94,8 +98,14 @@ def convert_spondylolisthesis(
             raise InvalidInput(lbl_dir, f"missing {split} label folder")
         images, labels = list_folder(img_dir), list_folder(lbl_dir, _LABEL_SUFFIXES)
         report.add_junk(p.relative_to(root).as_posix() for p in images.junk + labels.junk)
+        for p, reason in ([(p, "not an image file: not read") for p in images.other]
+                          + [(p, "not a label file (.json or .txt): not read") for p in labels.other]
+                          + [(p, f"an image in the label folder: not read (images belong in {img_dir})")
+                             for p in labels.images]):
+            report.leave_out(split, p.relative_to(root).as_posix(), reason)
         every_image += images.images
         by_stem = {p.stem: p for p in images.images}
+        shared = shared_stems(images.images)
         for stem in sorted(set(labels.labels) - set(by_stem)):
             fail(split, InvalidInput(labels.labels[stem][0], f"label file without its image (no image of that stem "
                                      f"in {img_dir})"))
@@ -105,6 +115,11 @@ def convert_spondylolisthesis(
                 unlabelled.append((split, img, f"no label file ({img.stem}.json or {img.stem}.txt) in {lbl_dir}"))
                 continue
             lbl = found.get(".json", found.get(".txt"))
+            if img.stem in shared:
+                fail(split, InvalidInput(img, f"{lbl.name} would label {len(shared[img.stem])} images of one stem ("
+                                         + ", ".join(p.name for p in shared[img.stem]) + "): which one it labels "
+                                         "cannot be told; rename or remove the others"))
+                continue
             try:
                 width, height = image_size(img)
                 report.read[split] += 1

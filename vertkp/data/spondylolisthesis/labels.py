@@ -19,6 +19,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from ...files import read_json, read_text
 from ..conversion import SourceVertebra, order_corners
 from ..report import InvalidInput
 
@@ -48,14 +49,19 @@ def read_json_labels(path) -> list:
     """Vertebrae of one JSON label file (absolute pixel coordinates).
 
     Raises:
-        InvalidInput: malformed/truncated JSON, missing keys, a vertebra with
-            other than 4 corners of 3 numbers, boxes/keypoints count mismatch.
+        InvalidInput: an unreadable file, text that is not UTF-8 (a byte-order mark is
+            fine), malformed/truncated JSON, missing keys, a vertebra with other than 4
+            corners of 3 numbers, boxes/keypoints count mismatch.
     """
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        data = read_json(path)
+    except json.JSONDecodeError as e:
         raise InvalidInput(path, f"malformed JSON ({e})") from None
+    except ValueError as e:  # not UTF-8
+        raise InvalidInput(path, str(e)) from None
+    except OSError as e:
+        raise InvalidInput(path, f"cannot be read ({e.strerror or e})") from None
     if not isinstance(data, dict) or not isinstance(data.get("keypoints"), list):
         raise InvalidInput(path, 'expected an object with a "keypoints" list')
     kps = data["keypoints"]
@@ -111,13 +117,16 @@ def read_txt_labels(path, width: int, height: int) -> list:
     the image ``width`` and ``height`` (x = nx * width, y = ny * height).
 
     Raises:
-        InvalidInput: a line that is not 17 numbers, a non-numeric value.
+        InvalidInput: an unreadable file, text that is not UTF-8 (a byte-order mark is
+            fine), a line that is not 17 numbers, a non-numeric value.
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise InvalidInput(path, f"not a text file ({e})") from None
+        text = read_text(path)
+    except ValueError as e:  # not UTF-8
+        raise InvalidInput(path, str(e)) from None
+    except OSError as e:
+        raise InvalidInput(path, f"cannot be read ({e.strerror or e})") from None
     out = []
     for n, line in enumerate(text.splitlines()):
         if not line.strip():
