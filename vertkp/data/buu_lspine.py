@@ -22,10 +22,9 @@ import numpy as np
 from tqdm import tqdm
 
 from ..anatomy import LEVELS
-from ..files import read_text
 from .conversion import CocoBuilder, SourceVertebra
 from .images import image_size
-from .report import ConversionReport, InvalidInput
+from .report import ConversionReport, InvalidInput, read_input_text
 from .sources import byte_copies, is_junk, list_folder, shared_stems
 from .spacing import find_pixel_spacing, read_pixel_spacing, spacing_lookup
 
@@ -95,12 +94,7 @@ def read_csv_rows(path, n_rows: int) -> list:
     non-numeric cell (naming line and column).
     """
     path = Path(path)
-    try:
-        text = read_text(path)
-    except ValueError as e:  # not UTF-8
-        raise InvalidInput(path, str(e)) from None
-    except OSError as e:
-        raise InvalidInput(path, f"cannot be read ({e.strerror or e})") from None
+    text = read_input_text(path)
     lines = [(n + 1, row) for n, row in enumerate(csv.reader(io.StringIO(text, newline="")))
              if any(c.strip() for c in row)]
     if len(lines) != n_rows:

@@ -1,12 +1,16 @@
-"""Bad-input errors and the conversion report (what was read, written, skipped)."""
+"""Bad-input errors, reading a source file with them, and the conversion report (what was read,
+written, skipped)."""
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-__all__ = ["TWIN_TOLERANCE_PX", "InvalidInput", "ConversionReport"]
+from ..files import read_text
+
+__all__ = ["TWIN_TOLERANCE_PX", "InvalidInput", "read_input_text", "read_input_json", "ConversionReport"]
 
 # Two label files of one image agree when no corner differs by more than this, px: the
 # YOLO-pose TXT's 6-decimal normalised coordinates are within 0.0006 px of the JSON's at
@@ -31,6 +35,33 @@ class InvalidInput(ValueError):
 
     def as_dict(self) -> dict:
         return {"file": self.path, "where": self.where, "problem": self.what}
+
+
+def read_input_text(path) -> str:
+    """The text of an input file (UTF-8, a byte-order mark allowed: ``vertkp.files.read_text``).
+
+    Raises:
+        InvalidInput: naming the file: it cannot be read, or it is not UTF-8 (saying what it is).
+    """
+    try:
+        return read_text(path)
+    except ValueError as e:  # not UTF-8
+        raise InvalidInput(path, str(e)) from None
+    except OSError as e:
+        raise InvalidInput(path, f"cannot be read ({e.strerror or e})") from None
+
+
+def read_input_json(path):
+    """The JSON data of an input file (:func:`read_input_text`).
+
+    Raises:
+        InvalidInput: as :func:`read_input_text`, or malformed (truncated) JSON.
+    """
+    text = read_input_text(path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InvalidInput(path, f"malformed JSON ({e})") from None
 
 
 def _twin_detail(d: dict) -> str:

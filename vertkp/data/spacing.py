@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import datetime
 import io
-import json
 import math
 import os
 import re
@@ -19,8 +18,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import openpyxl
 
-from ..files import read_json, read_text
-from .report import InvalidInput
+from ..files import read_text
+from .report import InvalidInput, read_input_json
 
 __all__ = ["KEY_COLUMNS", "VALUE_COLUMNS", "SPACING_SHEET", "read_pixel_spacing", "load_pixel_spacing",
            "spacing_lookup", "find_pixel_spacing", "image_name_keys", "format_spacing_csv", "format_spacing_xlsx"]
@@ -51,14 +50,7 @@ def _as_float(v) -> Optional[float]:
 def _rows(path: Path) -> List[list]:
     suffix = path.suffix.lower()
     if suffix == ".json":
-        try:
-            data = read_json(path)
-        except json.JSONDecodeError as e:
-            raise InvalidInput(path, f"malformed JSON ({e})") from None
-        except ValueError as e:  # not UTF-8
-            raise InvalidInput(path, str(e)) from None
-        except OSError as e:
-            raise InvalidInput(path, f"cannot be read ({e.strerror or e})") from None
+        data = read_input_json(path)
         if not isinstance(data, dict):
             raise InvalidInput(path, "expected a JSON object {file name: mm per pixel}")
         return [["file_name", "pixel_spacing"]] + [[k, v] for k, v in data.items()]

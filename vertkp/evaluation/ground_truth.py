@@ -11,7 +11,6 @@ what to fix.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -22,8 +21,8 @@ import numpy as np
 
 from ..anatomy import FACINGS, VIEWS
 from ..data.provenance import patient_of
+from ..data.report import InvalidInput, read_input_json
 from ..data.spacing import find_pixel_spacing, spacing_lookup
-from ..files import read_json
 from ..keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS
 
 __all__ = [
@@ -96,13 +95,9 @@ def read_json_input(source, what: str):
         if not path.is_file():
             raise EvaluationInputError(f"{what} file {path} does not exist")
         try:
-            return read_json(path), str(path)
-        except json.JSONDecodeError as e:
-            raise EvaluationInputError(f"{what} file {path} is not valid JSON: {e}") from None
-        except ValueError as e:  # not UTF-8
-            raise EvaluationInputError(f"{what} file {path}: {e}") from None
-        except OSError as e:
-            raise EvaluationInputError(f"{what} file {path} cannot be read ({e.strerror or e})") from None
+            return read_input_json(path), str(path)
+        except InvalidInput as e:
+            raise EvaluationInputError(f"{what} file {path}: {e.what}") from None
     return source, f"<{what}>"
 
 

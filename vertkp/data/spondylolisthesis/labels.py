@@ -19,9 +19,8 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ...files import read_json, read_text
 from ..conversion import SourceVertebra, order_corners
-from ..report import InvalidInput
+from ..report import InvalidInput, read_input_json, read_input_text
 
 __all__ = ["JSON_ORDER", "TXT_ORDER", "JSON_SUPERIOR", "TXT_SUPERIOR", "read_json_labels", "format_json_labels",
            "read_txt_labels", "format_txt_labels", "txt_label_corners", "compare_twins"]
@@ -54,14 +53,7 @@ def read_json_labels(path) -> list:
             corners of 3 numbers, boxes/keypoints count mismatch.
     """
     path = Path(path)
-    try:
-        data = read_json(path)
-    except json.JSONDecodeError as e:
-        raise InvalidInput(path, f"malformed JSON ({e})") from None
-    except ValueError as e:  # not UTF-8
-        raise InvalidInput(path, str(e)) from None
-    except OSError as e:
-        raise InvalidInput(path, f"cannot be read ({e.strerror or e})") from None
+    data = read_input_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("keypoints"), list):
         raise InvalidInput(path, 'expected an object with a "keypoints" list')
     kps = data["keypoints"]
@@ -121,12 +113,7 @@ def read_txt_labels(path, width: int, height: int) -> list:
             fine), a line that is not 17 numbers, a non-numeric value.
     """
     path = Path(path)
-    try:
-        text = read_text(path)
-    except ValueError as e:  # not UTF-8
-        raise InvalidInput(path, str(e)) from None
-    except OSError as e:
-        raise InvalidInput(path, f"cannot be read ({e.strerror or e})") from None
+    text = read_input_text(path)
     out = []
     for n, line in enumerate(text.splitlines()):
         if not line.strip():
