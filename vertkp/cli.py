@@ -30,8 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 # command -> (module with build_parser() and main(argv) -> exit status, tool script, one-line help)
 COMMANDS: Dict[str, Tuple[str, str, str]] = {
     "download": ("vertkp.data.download", "download.py",
-                 "fetch a public dataset archive or initial weights (resumable, checksum verified); "
-                 "the only command that touches the network"),
+                 "fetch a public dataset archive (checksum verified) or initial weights, resumably; "
+                 "nothing else downloads unless you name a weights URL"),
     "convert-weights": ("vertkp.modeling.cli", "convert_weights.py",
                         "convert a timm HRNet checkpoint into a detectron2 weights file (MODEL.WEIGHTS)"),
     "phantoms": ("vertkp.phantoms.cli", "make_phantoms.py",

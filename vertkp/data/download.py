@@ -170,7 +170,8 @@ def _reason(error: BaseException, timeout: float) -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description="Download a public dataset archive (resumable, SHA-256 verified) and extract it safely, or "
-                    "initial weights (converted for detectron2). The only vertkp command that uses the network.",
+                    "initial weights (converted for detectron2). Nothing else in vertkp downloads, unless you name a "
+                    "weights URL (MODEL.WEIGHTS, --weights).",
     )
     weights = "; ".join(f"{k}: {w.description} ({WEIGHTS_FOLDER}/{w.output})" for k, w in PUBLISHED_WEIGHTS.items())
     p.add_argument("dataset", metavar="NAME", choices=["spondylolisthesis", "buu-lspine", *PUBLISHED_WEIGHTS],
