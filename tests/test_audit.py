@@ -465,7 +465,7 @@ def test_the_tool_script_with_an_image_root_and_no_overlays(tmp_path):
 @pytest.mark.parametrize("argv, message", [
     ([], "the following arguments are required: --gt, --output"),
     (["--gt", "missing.json", "--output", "out"], "ground-truth file missing.json does not exist"),
-    (["--gt", "bad.json", "--output", "out"], "ground-truth file bad.json is not valid JSON"),
+    (["--gt", "bad.json", "--output", "out"], "ground-truth file bad.json: malformed JSON"),
     (["--gt", "list.json", "--output", "out"], "list.json is not a COCO file"),
     (["--gt", "list.json", "list.json", "--output", "out"], "GT file(s) given twice: ['list.json']"),
     (["--gt", "list.json", "--output", "out", "--image-root", "nowhere"], "--image-root nowhere is not a folder"),

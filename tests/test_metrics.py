@@ -355,7 +355,7 @@ def test_ground_truth_file_errors(tmp_path):
         load_ground_truth(tmp_path / "nope.json")
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    with pytest.raises(EvaluationInputError, match="not valid JSON"):
+    with pytest.raises(EvaluationInputError, match="malformed JSON"):
         load_ground_truth(bad)
     with pytest.raises(EvaluationInputError, match="predictions list"):
         load_ground_truth([])
