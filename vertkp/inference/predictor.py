@@ -20,7 +20,6 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.modeling import build_model
 
 from ..config import build_cfg
@@ -29,7 +28,7 @@ from ..data.mapper import VertebraDatasetMapper
 from ..evaluation.matching import DEFAULT_SCORE_THRESHOLD
 from ..grading import DEFAULT_GAP_FACTOR, DEFAULT_NO_SLIP_PCT
 from ..keypoints import DETECTRON2_KEYPOINT_OFFSET
-from ..modeling.weights import check_weights, fetching
+from ..modeling.weights import load_trained_weights
 from .result import SPACING_OPTIONS, FlagThresholds, SpinePrediction, build_prediction, file_options, merge_options
 from .backends import BACKENDS, DEFAULT_BACKEND
 from .fast import prepare_fast_model, task_sized_cfg
@@ -38,43 +37,6 @@ from ..flags import default_thresholds
 from ..grading.uncertainty import CornerUncertainty, default_uncertainty
 
 __all__ = ["VertebraPredictor"]
-
-
-class _FitCheckpointer(DetectionCheckpointer):
-    """detectron2's checkpointer, keeping what of a checkpoint did not fit the model
-    (``incompatible``: missing keys, unexpected keys, other shapes)."""
-
-    incompatible = None
-
-    def _log_incompatible_keys(self, incompatible) -> None:
-        self.incompatible = incompatible
-        if not incompatible.missing_keys:  # else _load_weights refuses them, in one line
-            super()._log_incompatible_keys(incompatible)
-
-
-def _load_weights(model, weights: str) -> None:
-    """Load ``weights`` (a file or URL) into ``model``.
-
-    Raises:
-        ValueError: a local file that is not a checkpoint, or a checkpoint that leaves some of
-            the model's tensors unloaded (missing, or of another shape: another model or config).
-    """
-    checkpointer = _FitCheckpointer(model)
-    try:
-        checkpointer.load(weights)
-    except Exception as e:  # torch.load and pickle raise many types for a file that is not theirs
-        if "://" in weights:  # a URL: fetching() says what went wrong
-            raise
-        detail = next(iter(str(e).strip().splitlines()), "").split(". ")[0][:120]  # its first sentence
-        raise ValueError(f"weights {weights} cannot be loaded as a checkpoint ({type(e).__name__}"
-                         f"{': ' + detail if detail else ''}): give the model_final.pth or model_best.pth "
-                         "a vertkp train run wrote") from None
-    missing = list(checkpointer.incompatible.missing_keys) if checkpointer.incompatible else []
-    if missing:
-        raise ValueError(f"weights {weights} do not fit the config's model: {len(missing)} of its "
-                         f"{len(model.state_dict())} tensors are missing from them or of another shape (first: "
-                         f"{missing[0]}); were they trained with another config? Give the config file of the run "
-                         "that wrote them")
 
 
 class VertebraPredictor:
@@ -153,9 +115,7 @@ class VertebraPredictor:
         self.cfg = cfg
         self.model = build_model(cfg).eval()
         if cfg.MODEL.WEIGHTS:
-            check_weights(cfg.MODEL.WEIGHTS)
-            with fetching(cfg.MODEL.WEIGHTS):
-                _load_weights(self.model, cfg.MODEL.WEIGHTS)
+            load_trained_weights(self.model, cfg.MODEL.WEIGHTS)
         else:
             logging.getLogger(__name__).warning("no weights given: the model is randomly initialised")
         if backend == "fast":

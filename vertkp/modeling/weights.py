@@ -14,9 +14,10 @@ touches the network), and the local file a config names for each
 (``weights/...``, relative to the working folder, as ``datasets/`` and
 ``output/`` are).
 
-This module needs torch and timm, not detectron2 (``vertkp.modeling`` imports its
-detectron2 parts only where detectron2 is installed): ``vertkp convert-weights`` and
-``vertkp download`` work without it.
+:func:`load_trained_weights` loads a trained model for prediction and refuses weights
+that do not fit it. Everything else here needs torch and timm, not detectron2
+(``vertkp.modeling`` imports its detectron2 parts only where detectron2 is
+installed): ``vertkp convert-weights`` and ``vertkp download`` work without it.
 """
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ import torch
 from ..data.archives import PUBLISHED_WEIGHTS, WEIGHTS_FOLDER, PublishedWeights
 
 __all__ = ["D2_HRNET_PREFIX", "WeightsError", "read_state_dict", "timm_feature_keys", "timm_to_detectron2",
-           "convert_timm_checkpoint", "weights_problem", "fetch_hint", "check_weights", "fetching"]
+           "convert_timm_checkpoint", "weights_problem", "fetch_hint", "check_weights", "fetching",
+           "load_trained_weights"]
 
 # Where the HRNet backbone's timm module sits in vertkp's model: FPN.bottom_up = HRNetBackbone, .body = timm.
 D2_HRNET_PREFIX = "backbone.bottom_up.body."
@@ -132,6 +134,10 @@ def convert_timm_checkpoint(source, output, name: str = "hrnet_w32", feature_loc
     return {"tensors": len(converted), "left_out": len(sd) - len(converted)}
 
 
+def _is_url(weights: str) -> bool:
+    return "://" in weights
+
+
 def _published_for(weights: str) -> Optional[Tuple[str, PublishedWeights]]:
     name = Path(weights).name
     return next(((k, w) for k, w in PUBLISHED_WEIGHTS.items() if name in (w.output, w.file_name)), None)
@@ -155,7 +161,7 @@ def weights_problem(weights: str) -> Optional[str]:
     """Why ``MODEL.WEIGHTS`` cannot be loaded as it stands, or None (empty, a URL, or a file).
 
     A URL is not checked (it is fetched when loaded; a failure then says the same)."""
-    if not weights or "://" in weights or os.path.isfile(weights):
+    if not weights or _is_url(weights) or os.path.isfile(weights):
         return None
     what = "is a folder, not a file" if os.path.isdir(weights) else "does not exist"
     return f"MODEL.WEIGHTS {weights} {what}: {fetch_hint(weights)}"
@@ -176,6 +182,48 @@ def fetching(weights: str):
     try:
         yield
     except OSError as e:
-        if "://" not in weights or isinstance(e, WeightsError):
+        if not _is_url(weights) or isinstance(e, WeightsError):
             raise
         raise WeightsError(f"could not fetch MODEL.WEIGHTS {weights} ({e}): {fetch_hint(weights)}") from None
+
+
+def load_trained_weights(model, weights: str) -> None:
+    """Load a trained model's ``weights`` (a file or URL) into ``model`` (vertkp's detectron2
+    model), refusing what does not fit it instead of predicting with random tensors.
+
+    Raises:
+        WeightsError: a missing file, or a URL that cannot be fetched (:func:`check_weights`,
+            :func:`fetching`).
+        ValueError: a local file that is not a checkpoint, or a checkpoint that leaves some of the
+            model's tensors unloaded (missing, or of another shape: another model or config).
+    """
+    from detectron2.checkpoint import DetectionCheckpointer  # the only detectron2 use of this module
+
+    class FitCheckpointer(DetectionCheckpointer):
+        """Keeps what did not fit (``incompatible``) and logs it only when nothing is missing."""
+
+        incompatible = None
+
+        def _log_incompatible_keys(self, incompatible) -> None:
+            self.incompatible = incompatible
+            if not incompatible.missing_keys:  # else refused below, in one line
+                super()._log_incompatible_keys(incompatible)
+
+    check_weights(weights)
+    checkpointer = FitCheckpointer(model)
+    with fetching(weights):
+        try:
+            checkpointer.load(weights)
+        except Exception as e:  # torch.load and pickle raise many types for a file that is not theirs
+            if _is_url(weights):  # fetching() says what went wrong
+                raise
+            detail = next(iter(str(e).strip().splitlines()), "").split(". ")[0][:120]  # its first sentence
+            raise ValueError(f"weights {weights} cannot be loaded as a checkpoint ({type(e).__name__}"
+                             f"{': ' + detail if detail else ''}): give the model_final.pth or model_best.pth "
+                             "a vertkp train run wrote") from None
+    missing = list(checkpointer.incompatible.missing_keys) if checkpointer.incompatible else []
+    if missing:
+        raise ValueError(f"weights {weights} do not fit the config's model: {len(missing)} of its "
+                         f"{len(model.state_dict())} tensors are missing from them or of another shape (first: "
+                         f"{missing[0]}); were they trained with another config? Give the config file of the run "
+                         "that wrote them")
