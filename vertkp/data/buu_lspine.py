@@ -25,7 +25,7 @@ from ..anatomy import LEVELS
 from .conversion import CocoBuilder, SourceVertebra
 from .images import image_size
 from .report import ConversionReport, InvalidInput, read_input_text
-from .sources import byte_copies, is_junk, list_folder, shared_stems
+from .sources import byte_copies, is_junk, list_folder, shared_stem_error, shared_stems
 from .spacing import find_pixel_spacing, read_pixel_spacing, spacing_lookup
 
 __all__ = [
@@ -302,9 +302,7 @@ def convert_buu_lspine(
             continue
         split = split_of(stem)
         if stem in shared:
-            fail(split, InvalidInput(img, f"{csvs[stem].name} would label {len(shared[stem])} images of one stem ("
-                                     + ", ".join(p.name for p in shared[stem]) + "): which one it labels cannot be "
-                                     "told; rename or remove the others"))
+            fail(split, shared_stem_error(img, csvs[stem], shared[stem]))
             continue
         try:
             if name is None:

@@ -18,7 +18,7 @@ from .images import is_image_file
 from .report import InvalidInput
 
 __all__ = ["JUNK_FILE_NAMES", "JUNK_FOLDER_NAMES", "is_junk", "FolderListing", "list_folder", "shared_stems",
-           "byte_copies"]
+           "shared_stem_error", "byte_copies"]
 
 # OS and archive files that are never data (compared case-insensitively).
 JUNK_FILE_NAMES = frozenset({".ds_store", "thumbs.db", "desktop.ini"})
@@ -83,6 +83,13 @@ def shared_stems(paths: Iterable[Path]) -> Dict[str, List[Path]]:
     for p in paths:
         by_stem.setdefault(Path(p).stem, []).append(Path(p))
     return {stem: ps for stem, ps in by_stem.items() if len(ps) > 1}
+
+
+def shared_stem_error(image: Path, label: Path, images: Sequence[Path]) -> InvalidInput:
+    """The refusal of ``image``, one of the ``images`` of one stem that the one ``label`` file would label."""
+    return InvalidInput(image, f"{label.name} would label {len(images)} images of one stem ("
+                        + ", ".join(p.name for p in images) + "): which one it labels cannot be told; rename or "
+                        "remove the others")
 
 
 def _sha256(path: Path) -> str:

@@ -29,9 +29,10 @@ from typing import Dict, Optional, Tuple
 import torch
 
 from ..data.archives import PUBLISHED_WEIGHTS, WEIGHTS_FOLDER, PublishedWeights
+from ..files import atomic_open
 
 __all__ = ["D2_HRNET_PREFIX", "WeightsError", "read_state_dict", "timm_feature_keys", "timm_to_detectron2",
-           "convert_timm_checkpoint", "weights_problem", "fetch_hint", "check_weights", "fetching",
+           "convert_timm_checkpoint", "fetch_hint", "check_weights", "fetching",
            "load_trained_weights"]
 
 # Where the HRNet backbone's timm module sits in vertkp's model: FPN.bottom_up = HRNetBackbone, .body = timm.
@@ -112,7 +113,7 @@ def convert_timm_checkpoint(source, output, name: str = "hrnet_w32", feature_loc
     """Write a detectron2 weights file (``MODEL.WEIGHTS``) from a timm checkpoint file.
 
     The file is a torch dict {"model": {key: tensor}, "__author__": ..., "matching_heuristics":
-    False}, written to a temporary name and renamed, so ``output`` is whole or absent.
+    False}, written atomically (``vertkp.files.atomic_open``), so ``output`` is whole or absent.
 
     Returns:
         {"tensors": number written, "left_out": number of source keys not needed}.
@@ -122,15 +123,9 @@ def convert_timm_checkpoint(source, output, name: str = "hrnet_w32", feature_loc
     """
     sd = read_state_dict(source)
     converted = timm_to_detectron2(sd, timm_feature_keys(name, feature_location), str(source))
-    out = Path(os.path.realpath(output))  # through a link to a folder not made yet
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
+    with atomic_open(os.path.realpath(output), "wb") as f:  # realpath: through a link to a folder not made yet
         torch.save({"model": converted, "__author__": f"timm {name} ({Path(source).name}), converted by vertkp",
-                    "matching_heuristics": False}, str(tmp))
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+                    "matching_heuristics": False}, f)
     return {"tensors": len(converted), "left_out": len(sd) - len(converted)}
 
 
@@ -157,22 +152,13 @@ def fetch_hint(weights: str) -> str:
             "random weights (train with GroupNorm then, as the phantom configs do)")
 
 
-def weights_problem(weights: str) -> Optional[str]:
-    """Why ``MODEL.WEIGHTS`` cannot be loaded as it stands, or None (empty, a URL, or a file).
-
-    A URL is not checked (it is fetched when loaded; a failure then says the same)."""
-    if not weights or _is_url(weights) or os.path.isfile(weights):
-        return None
-    what = "is a folder, not a file" if os.path.isdir(weights) else "does not exist"
-    return f"MODEL.WEIGHTS {weights} {what}: {fetch_hint(weights)}"
-
-
 def check_weights(weights: str) -> None:
     """Raise :class:`WeightsError` (saying how to get them) when ``MODEL.WEIGHTS`` names a local
     file that is not there; "" and URLs pass (a URL is fetched when loaded: see :func:`fetching`)."""
-    problem = weights_problem(weights)
-    if problem:
-        raise WeightsError(problem)
+    if not weights or _is_url(weights) or os.path.isfile(weights):
+        return
+    what = "is a folder, not a file" if os.path.isdir(weights) else "does not exist"
+    raise WeightsError(f"MODEL.WEIGHTS {weights} {what}: {fetch_hint(weights)}")
 
 
 @contextmanager

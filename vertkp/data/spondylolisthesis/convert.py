@@ -28,7 +28,7 @@ from tqdm import tqdm
 from ..conversion import CocoBuilder
 from ..images import image_size
 from ..report import TWIN_TOLERANCE_PX, ConversionReport, InvalidInput
-from ..sources import byte_copies, list_folder, shared_stems
+from ..sources import byte_copies, list_folder, shared_stem_error, shared_stems
 from .labels import compare_twins, read_json_labels, read_txt_labels
 from .layout import IMAGES_DIR, LABELS_DIR, SPLITS, TEST_DIR, find_keypointrcnn_dir, find_test_images, source_stem
 
@@ -116,9 +116,7 @@ def convert_spondylolisthesis(
                 continue
             lbl = found.get(".json", found.get(".txt"))
             if img.stem in shared:
-                fail(split, InvalidInput(img, f"{lbl.name} would label {len(shared[img.stem])} images of one stem ("
-                                         + ", ".join(p.name for p in shared[img.stem]) + "): which one it labels "
-                                         "cannot be told; rename or remove the others"))
+                fail(split, shared_stem_error(img, lbl, shared[img.stem]))
                 continue
             try:
                 width, height = image_size(img)
