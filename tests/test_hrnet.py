@@ -10,7 +10,7 @@ import torch  # noqa: E402
 from detectron2.layers import FrozenBatchNorm2d  # noqa: E402
 from torch import nn  # noqa: E402
 
-from vertkp.modeling import HRNetBackbone, convert_norm  # noqa: E402
+from vertkp.modeling.hrnet import HRNetBackbone, convert_norm  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -203,7 +203,7 @@ def _keypoints(model, boxes=BOXES):
 
 def test_a_parent_head_checkpoint_loads_unchanged(models):
     theirs, ours, loaded = models
-    from vertkp.modeling import VertebraKeypointHead
+    from vertkp.modeling.keypoint_head import VertebraKeypointHead
 
     assert type(ours.roi_heads.keypoint_head) is VertebraKeypointHead
     assert ours.roi_heads.keypoint_head.subpixel == "dark"
@@ -279,7 +279,7 @@ def test_an_unknown_subpixel_method_names_the_key():
     from detectron2.layers import ShapeSpec
 
     from vertkp.config import build_cfg
-    from vertkp.modeling import VertebraKeypointHead
+    from vertkp.modeling.keypoint_head import VertebraKeypointHead
 
     cfg = build_cfg(PHANTOMS_R50, ["MODEL.DEVICE", "cpu", "MODEL.ROI_KEYPOINT_HEAD.SUBPIXEL", "DARK"])
     with pytest.raises(ValueError, match=r"MODEL.ROI_KEYPOINT_HEAD.SUBPIXEL is 'DARK'; set it to one of 'none'"):

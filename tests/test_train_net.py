@@ -40,7 +40,7 @@ def test_instant_config_trains_checkpoints_and_evaluates(model, tmp_path, run_to
     assert results["vertkp"]["n_images"] >= 1 and results["vertkp"]["n_gt_vertebrae"] >= 1
     assert "AP" in results["keypoints"] and "AP" in results["bbox"]  # COCO AP with the 4 vertkp sigmas
     metrics = json.loads((ev / "inference" / "phantoms_val" / "metrics.json").read_text())
-    # the evaluation predicts with flip TTA (the default VERTKP.TTA): the flags' calibration is measured
+    # the evaluation predicts with flip TTA (the configs' TEST.AUG): the flags' calibration is measured
     assert metrics["calibration"]["tta"] is True and set(metrics["calibration"]["flags"]) >= {"unstable_corner", "any"}
 
 

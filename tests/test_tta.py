@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import DETECTRON2_SKIP_REASON
-from vertkp.inference.fusion import (FLIP_PERMUTATION, Pass, box_iou, fuse_corners, fuse_passes, mirror_pass)
+from vertkp.modeling.fusion import (FLIP_PERMUTATION, Pass, box_iou, fuse_corners, fuse_passes, mirror_pass)
 
 
 def _pass(boxes, scores, corners, conf=None):
@@ -162,11 +162,51 @@ def test_tta_predictions_carry_the_corner_signals_and_the_slip_interval(predicto
             assert p["slip_low_pct"] <= p["slip_pct"] <= p["slip_high_pct"]
 
 
-def test_bad_tta_modes_are_refused():
+def test_tta_modes_are_settings_of_detectron2s_test_aug_keys():
     pytest.importorskip("detectron2", reason=DETECTRON2_SKIP_REASON)
-    from vertkp.inference.tta import tta_augmentations
+    from tests.helpers import INSTANT_CONFIG
+    from vertkp.config import ConfigError, build_cfg
+    from vertkp.modeling.test_time_augmentation import set_tta_mode, tta_augmentations, tta_mode
 
-    assert tta_augmentations("flip") == [(1.0, False), (1.0, True)]
-    assert len(tta_augmentations("flip,scale", (0.8, 1.0, 1.2))) == 6
-    with pytest.raises(ValueError, match="VERTKP.TTA"):
-        tta_augmentations("mirror")
+    cfg = build_cfg(str(INSTANT_CONFIG), freeze=False)  # test size 128, flip from Base-KPRCNN.yaml
+    assert (cfg.TEST.AUG.ENABLED, tta_mode(cfg)) == (True, "flip")
+    assert tta_augmentations(cfg) == [(1.0, False), (1.0, True)]
+    set_tta_mode(cfg, "flip,scale")
+    assert tuple(cfg.TEST.AUG.MIN_SIZES) == (102, 128, 154) and tta_mode(cfg) == "flip,scale"
+    assert [m for _, m in tta_augmentations(cfg)] == [False, True] * 3
+    assert [f for f, _ in tta_augmentations(cfg)] == pytest.approx([102 / 128] * 2 + [1.0] * 2 + [154 / 128] * 2)
+    set_tta_mode(cfg, "none")
+    assert tta_mode(cfg) == "none" and tta_augmentations(cfg) == [(1.0, False)]
+    with pytest.raises(ValueError, match="TTA mode"):
+        set_tta_mode(cfg, "mirror")
+    cfg.TEST.AUG.ENABLED, cfg.INPUT.MIN_SIZE_TEST = True, 256  # the test size changed, not the TTA sizes
+    with pytest.raises(ValueError, match="MIN_SIZE_TEST"):
+        tta_mode(cfg)
+    cfg.TEST.AUG.MIN_SIZES, cfg.TEST.AUG.FLIP = (256,), False
+    with pytest.raises(ValueError, match="TEST.AUG.FLIP"):
+        tta_mode(cfg)
+    for key, value in (("VERTKP.TTA", "flip"), ("VERTKP.TTA_SCALES", "[0.8, 1.2]")):
+        with pytest.raises(ConfigError, match=f"{key} is no longer a vertkp config key.*TEST.AUG"):
+            build_cfg(str(INSTANT_CONFIG), [key, value])
+
+
+def test_the_model_output_becomes_arrays_in_one_place_with_one_offset():
+    pytest.importorskip("detectron2", reason=DETECTRON2_SKIP_REASON)
+    import torch
+    from detectron2.structures import Boxes, Instances
+
+    from vertkp.modeling.outputs import predictions_from_instances
+
+    kps = torch.tensor([[[10.5, 20.5, 1.0], [30.5, 20.5, 1.0], [10.5, 40.5, 1.0], [30.5, 40.5, 1.0]]])
+    heat = torch.zeros(1, 4, 5, 5)
+    heat[0, :, 2, 2] = 50.0  # one sharp peak: confidence 1
+    inst = Instances((64, 64), pred_boxes=Boxes(torch.tensor([[8.0, 18.0, 33.0, 43.0]])), scores=torch.tensor([0.9]),
+                     pred_keypoints=kps, pred_keypoint_heatmaps=heat)
+    p = predictions_from_instances(inst)
+    assert np.array_equal(p.corners[0], [[10, 20], [30, 20], [10, 40], [30, 40]])  # detectron2's 0.5 removed
+    assert np.array_equal(p.boxes[0], [8, 18, 33, 43]) and p.scores.tolist() == pytest.approx([0.9])
+    assert p.corner_confidence == pytest.approx(np.ones((1, 4))) and p.corner_spread is None
+    assert np.array_equal(predictions_from_instances(inst, file_coordinates=False).corners, kps[:, :, :2].numpy())
+    assert torch.equal(inst.pred_keypoints, kps)  # never shifted in place
+    empty = predictions_from_instances(None)
+    assert empty.corners.shape == (0, 4, 2) and empty.corner_confidence.shape == (0, 4)

@@ -21,6 +21,8 @@ their meaning; the augmentation pipeline reads these detectron2 keys too:
   INPUT.MIN_SIZE_TRAIN / MAX_SIZE_TRAIN / MIN_SIZE_TRAIN_SAMPLING  multi-scale resize
   INPUT.MIN_SIZE_TEST / MAX_SIZE_TEST  the one test-time resize (training's
                        evaluation and ``vertkp predict`` alike)
+  TEST.AUG.ENABLED / FLIP / MIN_SIZES  test-time augmentation
+                       (``vertkp.modeling.test_time_augmentation``)
   INPUT.RANDOM_FLIP    "horizontal" or "none" ("vertical" is refused: it would
                        swap superior and inferior corners without relabelling)
   INPUT.CROP.ENABLED / TYPE / SIZE  crop window, grown so that it never cuts a
@@ -36,7 +38,7 @@ import torch
 from detectron2.config import CfgNode as CN
 from detectron2.config import get_cfg
 
-from . import modeling  # noqa: F401  (registers build_hrnet_fpn_backbone in BACKBONE_REGISTRY)
+from .modeling import hrnet, keypoint_head  # noqa: F401  (register the backbone and the keypoint head)
 from .data import registration  # noqa: F401  (registers vertkp's datasets)
 
 __all__ = ["ConfigError", "REMOVED_KEYS", "add_vertkp_config", "build_cfg", "resolve_device"]
@@ -47,6 +49,12 @@ REMOVED_KEYS = {
         "ImageNet weights come through MODEL.WEIGHTS, as for every backbone: `vertkp download hrnet-w32-imagenet` "
         "writes weights/hrnet_w32_imagenet.pth (the file configs/kprcnn_hrnet_w32.yaml names), `vertkp "
         "convert-weights` converts a timm checkpoint you have; MODEL.WEIGHTS \"\" starts from random weights"),
+    "VERTKP.TTA": (
+        "test-time augmentation is set by detectron2's TEST.AUG keys (ENABLED, FLIP, MIN_SIZES; "
+        "vertkp.modeling.test_time_augmentation); `vertkp predict --tta none|flip|flip,scale` sets them"),
+    "VERTKP.TTA_SCALES": (
+        "the sizes of test-time augmentation are detectron2's TEST.AUG.MIN_SIZES (shortest edges, px; "
+        "vertkp.modeling.test_time_augmentation)"),
 }
 
 
@@ -121,13 +129,6 @@ def add_vertkp_config(cfg) -> None:
     cfg.VERTKP.COCO_EVAL = True
     # Let VertebraKeypointEvaluator draw its PNG plots into OUTPUT_DIR/inference/<dataset>.
     cfg.VERTKP.EVAL_PLOTS = True
-    # Test-time augmentation (vertkp.inference.tta) for the trainer's evaluation, --eval-only and
-    # the predictor: "none" (one pass), "flip" (the image and its mirror: measured best, README
-    # "Test-time augmentation and review flags") or "flip,scale" (both at every TTA_SCALES
-    # factor); the same values as `vertkp predict --tta`.
-    cfg.VERTKP.TTA = "flip"
-    # Factors of the test-time size (INPUT.MIN_SIZE_TEST, INPUT.MAX_SIZE_TEST) for "flip,scale".
-    cfg.VERTKP.TTA_SCALES = [0.8, 1.0, 1.2]
 
     # ---- Keypoint decoding (vertkp.modeling.keypoint_head, ROI_KEYPOINT_HEAD.NAME "VertebraKeypointHead")
     # Sub-pixel refinement of each heatmap's peak: "none" (detectron2's argmax), "dark" (Taylor
@@ -163,7 +164,7 @@ def build_cfg(config_file: str, opts=(), *, freeze: bool = True):
         cfg.merge_from_file(config_file)
         cfg.merge_from_list(list(opts))
     except (KeyError, AssertionError) as e:  # yacs: KeyError from a file, AssertionError from a list
-        removed = next((k for k in REMOVED_KEYS if k in str(e)), None)
+        removed = next((k for k in sorted(REMOVED_KEYS, key=len, reverse=True) if k in str(e)), None)
         if removed is None:
             raise
         raise ConfigError(f"{removed} is no longer a vertkp config key: {REMOVED_KEYS[removed]}") from None

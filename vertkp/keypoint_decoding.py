@@ -1,5 +1,5 @@
-"""Keypoint heatmap decoding: the peak of each heatmap, to a fraction of a cell, and its
-place in the image.
+"""Keypoint heatmap decoding: the peak of each heatmap, to a fraction of a cell, its
+place in the image, and how confident the heatmap is of it (:func:`corner_confidence`).
 
 Pure numpy (no torch, no detectron2): the arithmetic behind
 ``MODEL.ROI_KEYPOINT_HEAD.SUBPIXEL`` and ``vertkp.modeling.keypoint_head.VertebraKeypointHead``.
@@ -49,6 +49,7 @@ __all__ = [
     "dark_peaks",
     "soft_argmax_peaks",
     "cells_to_image",
+    "corner_confidence",
 ]
 
 SUBPIXEL_METHODS = ("none", "dark", "soft_argmax")
@@ -213,3 +214,35 @@ def cells_to_image(cells, boxes, heatmap_size) -> np.ndarray:
     origin = b[:, None, :2]
     size = np.maximum(b[:, None, 2:] - b[:, None, :2], 1.0)
     return origin + (c + 0.5) / np.array([w, h], dtype=np.float64) * size
+
+
+def corner_confidence(heatmaps, radius: int = 1) -> np.ndarray:
+    """Confidence of each predicted corner from its heatmap logits.
+
+    The keypoint head is trained with a softmax over the cells of each
+    heatmap, so softmax(logits) is a distribution of the corner's cell. The
+    confidence is its mass within ``radius`` cells (Chebyshev) of the peak:
+    near 1 for a sharp single peak, low when the mass is spread or split.
+
+    Args:
+        heatmaps: float [R, K, S, S] logits (detectron2's ``pred_keypoint_heatmaps``).
+        radius: half-width of the window around the peak, cells.
+
+    Returns:
+        float [R, K] in (0, 1].
+    """
+    h = np.asarray(heatmaps, dtype=np.float64)
+    if h.ndim != 4:
+        raise ValueError(f"heatmaps must be [R, K, S, S], got shape {h.shape}")
+    r, k, sy, sx = h.shape
+    flat = h.reshape(r, k, -1)
+    p = np.exp(flat - flat.max(axis=-1, keepdims=True))
+    p /= p.sum(axis=-1, keepdims=True)
+    p = p.reshape(r, k, sy, sx)
+    peak = flat.argmax(axis=-1)
+    out = np.empty((r, k))
+    for i in range(r):
+        for j in range(k):
+            y, x = divmod(int(peak[i, j]), sx)
+            out[i, j] = p[i, j, max(0, y - radius):y + radius + 1, max(0, x - radius):x + radius + 1].sum()
+    return out

@@ -124,8 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--skip", action="append", default=[], metavar="PHASE[,PHASE]",
                    help=f"phases to skip: {', '.join(PHASES)}")
     s.add_argument("--inference-only", action="store_true",
-                   help="only the inference phase (--skip train,convert,evaluate): latency, and the fast "
-                        "backend against the eager one (fast_vs_eager)")
+                   help="only the inference phase (--skip train,convert,evaluate): latency, and vertkp's "
+                        "inference against detectron2's stock DefaultPredictor (vs_detectron2)")
     _phantom_flags(s, 40)
     s.add_argument("--score-threshold", type=float, default=0.5,
                    help="predictor's detection threshold, with --weights")

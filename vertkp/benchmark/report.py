@@ -15,8 +15,8 @@ from typing import Dict, Mapping, Optional, Sequence
 import numpy as np
 
 
-__all__ = ["REFERENCES", "TARGET_F1", "TARGET_MRE_PCT", "EVAL_PREFIXES", "latency_stats", "corner_agreement",
-           "fast_vs_eager", "format_profile", "evaluations", "target_mre", "format_table", "format_data",
+__all__ = ["REFERENCES", "TARGET_F1", "TARGET_MRE_PCT", "EVAL_PREFIXES", "latency_stats",
+           "format_profile", "evaluations", "target_mre", "format_table", "format_data",
            "format_learning", "machine_info", "machine_line", "cpu_model"]
 
 # Others' published figures, on their hardware (not measured here): printed as reference rows.
@@ -47,31 +47,6 @@ def latency_stats(seconds: Sequence[float]) -> Dict[str, float]:
         raise ValueError("no timings: measure at least one image or step")
     return {"n": int(s.size), "median_s": float(np.median(s)), "p90_s": float(np.percentile(s, 90)),
             "mean_s": float(s.mean()), "min_s": float(s.min()), "max_s": float(s.max())}
-
-
-def corner_agreement(reference: Sequence[np.ndarray], other: Sequence[np.ndarray]) -> Dict[str, object]:
-    """How far two backends' answers are apart, image by image: corners [n, 4, 2] px of the
-    graded vertebrae (in the grading's order). ``same_detections``: every image has as many
-    vertebrae in both; ``max_corner_diff_px``: the largest distance between a corner and the
-    same corner of the other (None when the detections differ); ``corners_over_half_px`` of
-    ``corners`` compared are further apart than 0.5 px."""
-    if len(reference) != len(other):
-        raise ValueError(f"{len(reference)} images against {len(other)}")
-    pairs = [(np.asarray(a), np.asarray(b)) for a, b in zip(reference, other)]
-    same = all(a.shape == b.shape for a, b in pairs)
-    dist = np.concatenate([np.linalg.norm(a - b, axis=-1).ravel() for a, b in pairs if a.shape == b.shape] or [[]])
-    return {"same_detections": bool(same), "max_corner_diff_px": (float(dist.max(initial=0.0)) if same else None),
-            "images_with_other_detections": int(sum(a.shape != b.shape for a, b in pairs)),
-            "corners": int(dist.size), "corners_over_half_px": int((dist > 0.5).sum())}
-
-
-def fast_vs_eager(eager_s: Sequence[float], fast_s: Sequence[float], agreement: Mapping) -> Dict[str, object]:
-    """benchmark.json's ``fast_vs_eager`` of end-to-end seconds per image of both backends (timed
-    alternately on the same images) and their :func:`corner_agreement`: speedup = eager median /
-    fast median."""
-    eager, fast = latency_stats(eager_s), latency_stats(fast_s)
-    return {"speedup": eager["median_s"] / fast["median_s"], "eager_median_s": eager["median_s"],
-            "fast_median_s": fast["median_s"], **agreement, "eager": eager, "fast": fast}
 
 
 def evaluations(histories: Dict, max_iter: int) -> Dict[int, dict]:
@@ -163,28 +138,22 @@ def format_table(report: Mapping) -> str:
 
 def format_profile(report: Mapping) -> str:
     """Where the time goes: one row per stage (``vertkp.benchmark.profile.STAGES``), one column
-    per config and backend, milliseconds per image (median) and share; "" when nothing was profiled."""
-    columns = [(r["name"], backend, prof) for r in report.get("configs", []) for backend, prof in
-               (r.get("profile") or {}).items()]
+    per config, milliseconds per image (median) and share; then each config's end-to-end time
+    against detectron2's stock inference; "" when nothing was profiled."""
+    columns = [(r["name"], r["profile"]) for r in report.get("configs", []) if r.get("profile")]
     if not columns:
         return ""
-    stages = list(columns[0][2]["stages"])
-    lines = ["| stage | " + " | ".join(f"{name} {backend}" for name, backend, _ in columns) + " |",
-             "|---|" + "---|" * len(columns)]
+    stages = list(columns[0][1]["stages"])
+    lines = ["| stage | " + " | ".join(name for name, _ in columns) + " |", "|---|" + "---|" * len(columns)]
     for stage in stages:
-        cells = [f"{prof['stages'][stage] * 1000:.1f} ms ({prof['share'][stage]:.0%})" for _, _, prof in columns]
+        cells = [f"{prof['stages'][stage] * 1000:.1f} ms ({prof['share'][stage]:.0%})" for _, prof in columns]
         lines.append(f"| {stage} | " + " | ".join(cells) + " |")
     lines.append("| total (timed around the call) | "
-                 + " | ".join(f"{prof['total_median_s'] * 1000:.0f} ms" for _, _, prof in columns) + " |")
-    speed = [f"{r['name']}: fast {r['fast_vs_eager']['speedup']:.2f}x eager "
-             f"({r['fast_vs_eager']['eager_median_s']:.3f} -> {r['fast_vs_eager']['fast_median_s']:.3f} s, "
-             f"max corner difference {_px(r['fast_vs_eager']['max_corner_diff_px'])})"
-             for r in report.get("configs", []) if r.get("fast_vs_eager")]
-    return "\n".join(lines + [""] + speed)
-
-
-def _px(value) -> str:
-    return "- (other detections)" if value is None else f"{value:.2g} px"
+                 + " | ".join(f"{prof['total_median_s'] * 1000:.0f} ms" for _, prof in columns) + " |")
+    versus = [f"{r['name']}: vertkp one pass {r['vs_detectron2']['vertkp_median_s']:.3f} s, detectron2 "
+              f"DefaultPredictor {r['vs_detectron2']['detectron2_median_s']:.3f} s "
+              f"({r['vs_detectron2']['ratio']:.2f}x)" for r in report.get("configs", []) if r.get("vs_detectron2")]
+    return "\n".join(lines + [""] + versus)
 
 
 def format_data(report: Mapping) -> str:

@@ -18,8 +18,11 @@ For each config, on the current device, with random weights unless --weights is 
 * peak memory: CUDA ``torch.cuda.max_memory_allocated`` (reset between phases), or
   on the CPU the process's peak resident set size (``ru_maxrss``; it cannot be
   reset, so the training figure includes inference). Each config runs in a fresh
-  process; then each backend predicts the timed images end to end in a process of its own
-  (``memory.by_backend_MiB``: eager and fast, comparable).
+  process;
+* vertkp's inference path against detectron2's stock one on the same weights
+  (``vs_detectron2``): ``VertebraPredictor`` with one pass (``tta="none"``) end to end, and
+  detectron2's ``DefaultPredictor`` (image read with OpenCV, its resize, the model; no grading),
+  alternately on the same images.
 
 Random weights are made to do a trained model's work: every FrozenBN layer gets the
 mean and variance of its own input on one phantom image (with identity statistics
@@ -48,6 +51,7 @@ import traceback
 from pathlib import Path
 from typing import List, Mapping, Optional, Sequence
 
+import cv2
 import numpy as np
 import torch
 
@@ -56,19 +60,17 @@ from ..files import write_json
 from .data import mean_vertebrae, measure_data_tools, phantom_truths
 from .device import in_fresh_process, peak_rss_mib, set_threads, torch_machine_info
 from .profile import profile_predictor
-from .report import (REFERENCES, corner_agreement, fast_vs_eager, format_profile, format_table, latency_stats,
-                     machine_line)
+from .report import REFERENCES, format_profile, format_table, latency_stats, machine_line
 
 if HAS_DETECTRON2:  # the inference and train phases; the convert and evaluate ones run without it
     from detectron2.utils.env import seed_all_rng
 
     from ..inference import VertebraPredictor
-    from ..inference.fast import task_sized_cfg
     from .runs import BenchmarkTrainer, benchmark_cfg, calibrate_frozen_bn, log_to, step_seconds
 
 __all__ = ["LR_RETRY_FACTOR", "check", "measure_config", "run"]
 
-# Images of the per-stage profile of each backend (vertkp.benchmark.profile), after the timing.
+# Images of the per-stage profile (vertkp.benchmark.profile), after the timing.
 PROFILE_IMAGES = 5
 # When a randomly initialised model's loss is not finite (detectron2 stops with
 # FloatingPointError), training is measured again with BASE_LR times this.
@@ -113,11 +115,11 @@ def _spec_cfg(spec: Mapping, weights: str):
                           *spec.get("opts", ())])
 
 
-def _predictor(cfg, spec: Mapping, backend: str = "eager"):
+def _predictor(cfg, spec: Mapping, tta: Optional[str] = None):
     """A predictor the latency is measured with, with the config's test-time augmentation
-    (``VERTKP.TTA``); with random weights (``detections`` set) exactly ``detections`` per image
-    and pass: TEST.DETECTIONS_PER_IMAGE, score threshold 0 (fused passes of random weights
-    agree on few boxes, so TTA then gives up to twice as many vertebrae)."""
+    (``TEST.AUG``) unless ``tta`` names one; with random weights (``detections`` set) exactly
+    ``detections`` per image and pass: TEST.DETECTIONS_PER_IMAGE, score threshold 0 (fused passes
+    of random weights agree on few boxes, so TTA then gives up to twice as many vertebrae)."""
     cfg = cfg.clone()
     cfg.defrost()
     threshold = spec["score_threshold"]
@@ -125,52 +127,41 @@ def _predictor(cfg, spec: Mapping, backend: str = "eager"):
         cfg.TEST.DETECTIONS_PER_IMAGE = int(spec["detections"])
         threshold = 0.0
     torch.manual_seed(0)
-    return VertebraPredictor.from_cfg(cfg, score_threshold=threshold, backend=backend)
+    return VertebraPredictor.from_cfg(cfg, score_threshold=threshold, tta=tta)
 
 
-def _backends(eager, spec: Mapping, output: Path) -> tuple:
-    """(the eager reference, the fast backend's predictor), with the weights of ``eager``. Random
-    weights: the calibrated ones, saved to ``output``/random_calibrated.pth; and since random
-    weights rank proposals at random, the reference gets the fast backend's proposal counts
-    (``vertkp.inference.fast.TASK_SIZES``), so that it scores the same proposals; what the
-    counts change is measured with trained weights (``--weights``, where the reference is ``eager``)."""
-    if spec.get("weights"):
-        return eager, _predictor(eager.cfg, spec, backend="fast")
-    cfg = eager.cfg.clone()
+def _vs_detectron2(predictor, paths: List[str], spec: Mapping, out: dict) -> None:
+    """vertkp's path (``predictor``'s weights, one pass, end to end) against detectron2's
+    ``DefaultPredictor`` of the same weights and config, alternately on the same images."""
+    from detectron2.engine import DefaultPredictor  # detectron2's stock inference
+
+    weights = Path(spec["output"]) / "weights_measured.pth"
+    torch.save({"model": predictor.model.state_dict()}, weights)
+    cfg = predictor.cfg.clone()
     cfg.defrost()
-    path = output / "random_calibrated.pth"
-    torch.save({"model": eager.model.state_dict()}, path)
-    cfg.MODEL.WEIGHTS = str(path)
-    task_sized_cfg(cfg)
-    return _predictor(cfg, spec, backend="eager"), _predictor(cfg, spec, backend="fast")
-
-
-def _fast_vs_eager(eager, paths: List[str], spec: Mapping, out: dict) -> None:
-    """Both backends end to end on the same images, alternately, and how far their answers are apart."""
-    device = eager.cfg.MODEL.DEVICE
-    eager, fast = _backends(eager, spec, Path(spec["output"]))
+    cfg.MODEL.WEIGHTS = str(weights)
+    vertkp = _predictor(cfg, spec, tta="none")
+    cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = vertkp.cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST
+    cfg.TEST.DETECTIONS_PER_IMAGE = vertkp.cfg.TEST.DETECTIONS_PER_IMAGE
+    stock = DefaultPredictor(cfg)
+    read = lambda path: stock(cv2.imread(path, cv2.IMREAD_COLOR))  # noqa: E731  (detectron2's own input)
+    device = cfg.MODEL.DEVICE
     for k in range(int(spec["warmup"])):
-        eager(paths[k % len(paths)])
-        fast(paths[k % len(paths)])
-    eager_s, fast_s, eager_c, fast_c = [], [], [], []
+        vertkp(paths[k % len(paths)])
+        read(paths[k % len(paths)])
+    ours, theirs = [], []
     for path in paths:
-        for predictor, seconds, corners in ((eager, eager_s, eager_c), (fast, fast_s, fast_c)):
-            (t,), (result,) = _timed_calls(predictor, [path], device)
-            seconds.append(t)
-            corners.append(result.corners)
-    out["fast_vs_eager"] = {**fast_vs_eager(eager_s, fast_s, corner_agreement(eager_c, fast_c)),
-                            "reference": ("eager with the fast backend's proposal counts (random weights)"
-                                          if not spec.get("weights") else "eager"),
-                            "tta": eager.cfg.VERTKP.TTA}
-    if not spec.get("weights"):  # against the config's own counts too (end_to_end, the eager backend)
-        out["fast_vs_eager"]["speedup_vs_config_counts"] = (out["end_to_end"]["median_s"]
-                                                            / out["fast_vs_eager"]["fast_median_s"])
-    out["memory"]["fast_vs_eager_MiB"] = _peak_mib(device)
-    out["profile"] = {name: profile_predictor(p, paths[:PROFILE_IMAGES], warmup=0)
-                      for name, p in (("eager", eager), ("fast", fast))}
-    r = out["fast_vs_eager"]
-    _progress(spec, f"fast vs eager: {r['speedup']:.2f}x ({r['eager_median_s']:.3f} -> {r['fast_median_s']:.3f} s), "
-                    f"max corner difference {r['max_corner_diff_px']} px")
+        ours.append(_timed_calls(vertkp, [path], device)[0][0])
+        theirs.append(_timed_calls(read, [path], device)[0][0])
+    a, b = latency_stats(ours), latency_stats(theirs)
+    out["vs_detectron2"] = {"ratio": a["median_s"] / b["median_s"], "vertkp_median_s": a["median_s"],
+                            "detectron2_median_s": b["median_s"], "vertkp": a, "detectron2": b,
+                            "what": "end to end, one pass: vertkp's VertebraPredictor (its image reader, test "
+                                    "mapper, model, corner decoding, grading) against detectron2's "
+                                    "DefaultPredictor (cv2.imread, its resize, the model)"}
+    out["profile"] = profile_predictor(predictor, paths[:PROFILE_IMAGES], warmup=0)
+    _progress(spec, f"vertkp one pass {a['median_s']:.3f} s, detectron2 DefaultPredictor {b['median_s']:.3f} s "
+                    f"({out['vs_detectron2']['ratio']:.2f}x)")
 
 
 def _timed_calls(fn, items: Sequence, device: str) -> tuple:
@@ -196,7 +187,7 @@ def _inference(predictor, inputs: List[dict], paths: List[str], spec: Mapping, o
     seconds, instances = _timed_calls(lambda inp: predictor.run_model([inp])[0], inputs, device)
     out["model_alone"] = {**latency_stats(seconds), "warmup": warmup, "score_threshold": predictor.score_threshold,
                           "detections_per_image": float(np.mean([len(i) for i in instances])),
-                          "tta": predictor.cfg.VERTKP.TTA, "backend": predictor.backend}
+                          "tta": predictor.tta}
     _progress(spec, f"model alone: median {out['model_alone']['median_s']:.3f} s")
 
     for k in range(warmup):
@@ -206,7 +197,7 @@ def _inference(predictor, inputs: List[dict], paths: List[str], spec: Mapping, o
                          "graded_vertebrae_per_image": float(np.mean([len(r.vertebrae) for r in results]))}
     out["memory"]["inference_MiB"] = _peak_mib(device)
     _progress(spec, f"end to end: median {out['end_to_end']['median_s']:.3f} s")
-    _fast_vs_eager(predictor, paths, spec, out)
+    _vs_detectron2(predictor, paths, spec, out)
 
 
 def _train_once(cfg, iters: int, warmup: int, calibration: Optional[List[dict]]) -> dict:
@@ -309,36 +300,6 @@ def measure_config(spec: Mapping) -> dict:
     return out
 
 
-def backend_peak_memory(spec: Mapping) -> float:
-    """Peak resident memory, MiB, of a process that builds one backend's predictor (``spec``:
-    as for :func:`measure_config`, plus "backend" and "weights" the checkpoint) and predicts the
-    timed images end to end (call it in a fresh process)."""
-    set_threads(int(spec["threads"]))
-    log_to(Path(spec["output"]) / f"memory_{spec['backend']}")
-    cfg = _spec_cfg(spec, spec["weights"])
-    predictor = _predictor(cfg, spec, backend=spec["backend"])
-    images = list(spec["images"])
-    for k in range(int(spec["timed_images"])):
-        predictor(images[k % len(images)])
-    return _peak_mib(cfg.MODEL.DEVICE)
-
-
-def _backend_memory(spec: Mapping, r: dict) -> None:
-    """Each backend's peak memory in a process of its own, into ``r["memory"]["by_backend_MiB"]``
-    (with random weights, the calibrated ones the config's process saved; eager at the config's
-    own proposal counts, as ``vertkp predict --backend eager`` runs it)."""
-    weights = spec.get("weights") or str(Path(spec["output"]) / "random_calibrated.pth")
-    if not Path(weights).is_file() and "://" not in weights:
-        return
-    try:
-        r["memory"]["by_backend_MiB"] = {b: in_fresh_process(backend_peak_memory,
-                                                              {**spec, "weights": weights, "backend": b}) for b in ("eager", "fast")}
-        _progress(spec, "peak memory, each backend alone: " + ", ".join(
-            f"{b} {v:.0f} MiB" for b, v in r["memory"]["by_backend_MiB"].items()))
-    except Exception as e:  # reported, the rest stands
-        r["memory"]["by_backend_MiB"] = {"error": f"{type(e).__name__}: {e}"}
-
-
 def run(args, folder: Path) -> int:
     """``vertkp benchmark speed`` on arguments checked by ``vertkp.benchmark.cli`` (configs
     resolved, opts merged, ``args.phases``) and the phantom set it made (``folder``,
@@ -370,8 +331,6 @@ def run(args, folder: Path) -> int:
         print(f"{name}: {config} (log: {out / name / 'log.txt'})", flush=True)
         try:
             r = in_fresh_process(measure_config, spec)
-            if "inference" in args.phases and r.get("fast_vs_eager"):
-                _backend_memory(spec, r)
         except Exception as e:  # the process died, or the config could not be built
             r = {"name": name, "config": config, "device": device, "error": f"{type(e).__name__}: {e}"}
             print(f"   {name}: FAILED: {r['error']}", flush=True)

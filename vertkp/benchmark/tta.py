@@ -40,7 +40,8 @@ from ..flags import FlagThresholds
 from ..grading import meyerding_grade, vertebra_width
 from ..grading.uncertainty import (CornerUncertainty, corner_sd_px, default_uncertainty, follow_orientation,
                                    slip_interval)
-from ..inference.fusion import DEFAULT_UNMATCHED
+from ..modeling.fusion import DEFAULT_UNMATCHED
+from ..modeling.outputs import predictions_from_instances
 from ..phantoms.truth import TRUTH_FILE
 from .data import phantom_set
 from .device import set_threads
@@ -73,7 +74,6 @@ HEADLINE = ("MRE_px", "truth_MRE_px", "MRE_pct_width", "SDR_px@6", "det_F1", "gr
 
 def _predict(predictor, truths, root: Path, warmup: int = 2) -> Tuple[Dict[int, ImagePredictions], List[float]]:
     """Predictions with corner signals of every GT image, and the model's seconds per image."""
-    from ..evaluation.evaluator import image_predictions  # detectron2: imported when the benchmark runs
 
     preds, seconds = {}, []
     for k, t in enumerate(truths):
@@ -82,7 +82,7 @@ def _predict(predictor, truths, root: Path, warmup: int = 2) -> Tuple[Dict[int, 
         inst = predictor.run_model([predictor.prepare(image)])[0]
         if k >= warmup or len(truths) <= warmup:
             seconds.append(time.perf_counter() - start)
-        preds[t.image_id] = image_predictions(inst)
+        preds[t.image_id] = predictions_from_instances(inst)
     return preds, seconds
 
 

@@ -8,9 +8,9 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from ..config import ConfigError
 from ..data.registration import DATASETS, DatasetNotConverted
-from ..inference.tta import tta_augmentations
 from ..keypoint_decoding import SUBPIXEL_METHODS
 from ..keypoints import KEYPOINT_FLIP_MAP, KEYPOINT_NAMES, NUM_KEYPOINTS, OKS_SIGMAS
+from ..modeling.test_time_augmentation import tta_mode
 
 __all__ = ["ConfigError", "check_config"]
 
@@ -41,7 +41,7 @@ def check_config(cfg, *, training: bool = True, load_datasets: bool = True) -> N
     """Raise :class:`ConfigError` for a config that would fail or silently mislearn.
 
     Checks: keypoints on with 4 keypoints and 1 class; one OKS sigma per
-    keypoint; no vertical flip; a known TTA mode and sub-pixel method; every dataset registered with vertkp's
+    keypoint; no vertical flip; test-time augmentation keys vertkp can run (``TEST.AUG``) and a known sub-pixel method; every dataset registered with vertkp's
     keypoint names (and flip map, for training); and, with
     ``load_datasets``, that each dataset file exists (the error of a
     dataset not converted yet carries the command that makes it).
@@ -66,7 +66,7 @@ def check_config(cfg, *, training: bool = True, load_datasets: bool = True) -> N
             f"INPUT.RANDOM_FLIP is {cfg.INPUT.RANDOM_FLIP!r}: set it to 'horizontal' or 'none' (a vertical flip "
             "would swap superior and inferior corners without relabelling them)")
     try:
-        tta_augmentations(cfg.VERTKP.TTA, tuple(cfg.VERTKP.TTA_SCALES))
+        tta_mode(cfg)
     except ValueError as e:
         raise ConfigError(str(e)) from None
     if cfg.MODEL.ROI_KEYPOINT_HEAD.SUBPIXEL not in SUBPIXEL_METHODS:

@@ -10,7 +10,7 @@ from detectron2.utils import comm
 
 from ..data.mapper import VertebraDatasetMapper
 from ..evaluation.evaluator import VertebraKeypointEvaluator
-from ..inference.tta import VertebraTTA, uses_tta
+from ..modeling.test_time_augmentation import KeypointRCNNWithTTA
 from .hooks import BestCheckpointer
 
 __all__ = ["Trainer"]
@@ -24,7 +24,8 @@ class Trainer(DefaultTrainer):
     * evaluation by ``VertebraKeypointEvaluator`` (MRE, SDR, detection F1,
       slip and grade agreement) plus, with ``VERTKP.COCO_EVAL``, detectron2's
       COCOEvaluator with the project's OKS sigmas;
-    * test-time augmentation in every evaluation unless ``VERTKP.TTA`` is "none";
+    * test-time augmentation in every evaluation with ``TEST.AUG.ENABLED``
+      (``vertkp.modeling.test_time_augmentation``);
     * a :class:`BestCheckpointer` keeping the weights with the best
       ``VERTKP.BEST_METRIC`` (default: lowest ``vertkp/MRE_px``) whenever
       ``TEST.EVAL_PERIOD`` > 0.
@@ -54,10 +55,10 @@ class Trainer(DefaultTrainer):
 
     @classmethod
     def test(cls, cfg, model, evaluators=None):
-        """detectron2's test, through test-time augmentation unless ``VERTKP.TTA`` is "none"
-        (``vertkp.inference.tta.VertebraTTA``; the periodic evaluations and ``--eval-only``)."""
-        if uses_tta(cfg):
-            model = VertebraTTA.from_cfg(cfg, model)
+        """detectron2's test, through ``KeypointRCNNWithTTA`` with ``TEST.AUG.ENABLED`` (the
+        periodic evaluations and ``--eval-only``)."""
+        if cfg.TEST.AUG.ENABLED:
+            model = KeypointRCNNWithTTA(cfg, model)
         return super().test(cfg, model, evaluators)
 
     def build_hooks(self):

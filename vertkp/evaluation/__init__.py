@@ -36,7 +36,8 @@ from .metrics import (
     slip_agreement,
     success_detection_rate,
 )
-from .predictions import ImagePredictions, load_predictions
+from ..modeling.outputs import ImagePredictions
+from .predictions import load_predictions
 from .report import PER_LANDMARK_COLUMNS, PER_PAIR_AP_COLUMNS, PER_PAIR_COLUMNS, format_summary, write_evaluation
 from .scoring import (
     DEFAULT_BOOTSTRAP,

@@ -20,7 +20,7 @@ from .bootstrap import CI_METRICS, bootstrap_ci95
 from .corner_risk import evaluate_calibration
 from .ground_truth import EvaluationInputError, ImageTruth
 from .metrics import detection_scores, error_stats, mean_vertebra_width, slip_agreement, success_detection_rate
-from .predictions import ImagePredictions
+from ..modeling.outputs import ImagePredictions
 from .scoring import PAIR_MEASURES, EvaluationSettings, ImageEvaluation, evaluate_image
 
 __all__ = ["METRICS", "DatasetEvaluation", "evaluate_dataset", "flat_metrics", "threshold_key", "metric_unit"]

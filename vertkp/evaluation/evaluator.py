@@ -39,18 +39,17 @@ from detectron2.utils import comm
 from ..data import registration  # noqa: F401  (registers vertkp's datasets, which it reads)
 from ..data.coco import CATEGORY
 from ..data.spacing import load_pixel_spacing
-from ..inference.tta import instances_corner_signals
 from ..keypoints import DETECTRON2_KEYPOINT_OFFSET
+from ..modeling.outputs import predictions_from_instances
 from ..phantoms.truth import TRUTH_FILE
 from .dataset import evaluate_dataset, flat_metrics
 from .exact_truth import add_truth_scores
 from .ground_truth import EvaluationInputError, GroundTruth, apply_pixel_spacing, load_ground_truth
 from .matching import DEFAULT_SCORE_THRESHOLD
-from .predictions import ImagePredictions
 from .report import format_summary, write_evaluation
 from .scoring import DEFAULT_SDR_THRESHOLDS_MM, DEFAULT_SDR_THRESHOLDS_PX, EvaluationSettings
 
-__all__ = ["VertebraKeypointEvaluator", "image_predictions", "dataset_ground_truth", "coco_from_dataset_dicts",
+__all__ = ["VertebraKeypointEvaluator", "dataset_ground_truth", "coco_from_dataset_dicts",
            "phantom_truth_file"]
 
 _IMAGE_FIELDS = ("file_name", "width", "height", "view", "facing", "pixel_spacing", "source_stem", "patient_id")
@@ -72,18 +71,6 @@ def coco_from_dataset_dicts(dicts: Sequence[Mapping]) -> dict:
                                 "keypoints": k.ravel().tolist(), "iscrowd": int(a.get("iscrowd", 0)),
                                 "vertebra_level": a.get("vertebra_level")})
     return {"images": images, "annotations": annotations, "categories": [CATEGORY]}
-
-
-def image_predictions(instances) -> ImagePredictions:
-    """One image's model output (detectron2 ``Instances``, or None) as :class:`ImagePredictions`:
-    corners minus detectron2's 0.5, scores and corner signals (heatmap confidence; TTA spread,
-    ``vertkp.inference.tta.instances_corner_signals``)."""
-    if instances is None or not instances.has("pred_keypoints") or len(instances) == 0:
-        return ImagePredictions(np.zeros((0, 4, 2)), np.zeros(0), np.zeros((0, 4)), None)
-    inst = instances.to("cpu")
-    conf, spread = instances_corner_signals(inst)
-    return ImagePredictions(inst.pred_keypoints[:, :, :2].numpy().astype(np.float64) - DETECTRON2_KEYPOINT_OFFSET,
-                            inst.scores.numpy().astype(np.float64), conf, spread)
 
 
 def dataset_ground_truth(dataset_name: str) -> GroundTruth:
@@ -167,10 +154,10 @@ class VertebraKeypointEvaluator(DatasetEvaluator):
         self._predictions = []
 
     def process(self, inputs, outputs):
-        """Keep each image's :func:`image_predictions`."""
+        """Keep each image's predictions (``vertkp.modeling.outputs.predictions_from_instances``)."""
         for inp, out in zip(inputs, outputs):
             inst = out.get("instances") if isinstance(out, Mapping) else None
-            self._predictions.append({"image_id": inp["image_id"], "predictions": image_predictions(inst)})
+            self._predictions.append({"image_id": inp["image_id"], "predictions": predictions_from_instances(inst)})
 
     def evaluate(self):
         if self._distributed:

@@ -22,7 +22,7 @@ import numpy as np
 from ..phantoms.truth import TRUTH_FILE
 from .dataset import evaluate_dataset, flat_metrics
 from .ground_truth import EvaluationInputError, ImageTruth, read_json_input
-from .predictions import ImagePredictions
+from ..modeling.outputs import ImagePredictions
 from .scoring import EvaluationSettings
 
 __all__ = ["MATCH_TOLERANCE_PX", "TRUTH_METRICS", "exact_truth", "truth_metrics", "add_truth_scores"]

@@ -2,33 +2,14 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Dict
 
 import numpy as np
 
-from ..keypoints import NUM_KEYPOINTS
+from ..modeling.outputs import ImagePredictions
 from .ground_truth import EvaluationInputError, GroundTruth, is_coco_id, keypoint_array, read_json_input
 
-__all__ = ["ImagePredictions", "load_predictions"]
-
-
-@dataclass
-class ImagePredictions:
-    """Predicted vertebrae of one image: corners float [M, 4, 2] px (file
-    coordinates, TL, TR, BL, BR) and scores float [M]; where the predictions carry
-    them, each corner's heatmap confidence float [M, 4] in [0, 1] and its test-time
-    augmentation spread float [M, 4] px (NaN: one pass alone found the vertebra),
-    which ``metrics.json["calibration"]`` measures."""
-
-    corners: np.ndarray
-    scores: np.ndarray
-    corner_confidence: Optional[np.ndarray] = None
-    corner_spread: Optional[np.ndarray] = None
-
-    @classmethod
-    def empty(cls) -> "ImagePredictions":
-        return cls(np.zeros((0, NUM_KEYPOINTS, 2)), np.zeros(0))
+__all__ = ["load_predictions"]
 
 
 def load_predictions(source, gt: GroundTruth) -> Dict[int, ImagePredictions]:

@@ -42,7 +42,7 @@ from ..grading import (
 )
 from .ground_truth import EvaluationInputError, ImageTruth
 from .matching import DEFAULT_GATE_FACTOR, DEFAULT_SCORE_THRESHOLD, Matching, match_vertebrae
-from .predictions import ImagePredictions
+from ..modeling.outputs import ImagePredictions
 
 __all__ = [
     "DEFAULT_SDR_THRESHOLDS_PX",

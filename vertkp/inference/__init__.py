@@ -7,18 +7,19 @@
 * numpy only: ``result`` (what a prediction is, the flags), ``overlay``
   (``draw_overlay``, the picture), ``outputs`` (predictions.json, report.csv,
   COCO results), ``stream`` (predictions.jsonl, the line per image they are written
-  from: resume, shards, finalize), ``inputs`` (a run's image files and their options),
-  ``backends`` (their names); ``run`` one predict run into its folder (``predict_files``), for one process or several; ``cli`` is
-  ``vertkp predict``.
-* detectron2: ``tta`` (the TTA wrapper), ``fast`` (the fast backend).
+  from: resume, shards, finalize), ``inputs`` (a run's image files and their options);
+  ``run`` one predict run into its folder (``predict_files``), for one process or several;
+  ``cli`` is ``vertkp predict``.
+* The model's side (its test-time augmentation, the conversion of its output to arrays)
+  is ``vertkp.modeling``'s.
 """
 from .. import HAS_DETECTRON2
 from .overlay import draw_overlay
-from .result import FLAGS, FlagThresholds, PairResult, SpinePrediction, VertebraResult, build_prediction, corner_confidence
+from .result import FLAGS, FlagThresholds, PairResult, SpinePrediction, VertebraResult, build_prediction
 
 __all__ = [
     "SpinePrediction", "VertebraResult", "PairResult", "FLAGS", "FlagThresholds", "build_prediction",
-    "corner_confidence", "draw_overlay",
+    "draw_overlay",
 ]
 
 if HAS_DETECTRON2:

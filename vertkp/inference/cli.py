@@ -4,7 +4,7 @@ images, with overlays and a report.
     vertkp predict --config-file CFG --weights W --input PATH [PATH ...] --output OUT
             [--facing left|right|auto] [--pixel-spacing MM_OR_FILE] [--score-threshold 0.5]
             [--device cpu|cuda] [--gt GT.json] [--view lateral|ap] [--bottom-level S1] [--keep-dicom-ids]
-            [--backend fast|eager] [--tta none|flip|flip,scale] [--resume] [--no-json] [--num-workers N [--threads T] | --num-gpus N]
+            [--tta none|flip|flip,scale] [--resume] [--no-json] [--num-workers N [--threads T] | --num-gpus N]
             [--num-machines M --machine-rank R --dist-url tcp://HOST:PORT]
 
 PATH: image files, folders (searched recursively for .png .jpg .jpeg .bmp .tif
@@ -23,9 +23,6 @@ it, an earlier predictions.jsonl is replaced. --num-workers N (CPU processes) or
 (input k goes to rank k % world size), each writing OUT/shards/rank<r>.jsonl, which rank 0
 merges by index: the files are those of one process. Over several machines (--num-machines,
 --machine-rank, --dist-url) OUT must be a folder they share.
-
---backend fast (the default, ``vertkp.inference.fast``) gives the eager model's corners and
-detections for less work.
 
 An image's pixel spacing is --pixel-spacing's, else its DICOM header's, else --gt's
 (predictions.json: pixel_spacing_source). No DICOM patient or study identifier is written
@@ -48,8 +45,7 @@ from ..evaluation.matching import DEFAULT_SCORE_THRESHOLD
 from ..files import output_folder
 from ..flags import SINGLE_PASS_THRESHOLDS
 from ..grading import DEFAULT_GAP_FACTOR, DEFAULT_NO_SLIP_PCT
-from .backends import BACKENDS, DEFAULT_BACKEND
-from .fusion import TTA_MODES
+from ..modeling.fusion import TTA_MODES
 from .inputs import plan_inputs
 from .result import FlagThresholds
 from .run import predict_plan, prepare_output
@@ -93,14 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bottom-level", default=None, metavar="LEVEL",
                    help="level of the most caudal vertebra in view (e.g. S1), to name vertebrae by level")
     p.add_argument("--batch-size", type=int, default=1, help="images per forward pass")
-    p.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
-                   help="fast: the same corners and detections for less work (folded batch norms, channels-last "
-                        "backbone, 100 proposals, the keypoint head only on vertebrae that can pass "
-                        "--score-threshold); eager: the model as detectron2 runs it")
     p.add_argument("--tta", choices=TTA_MODES, default=None,
                    help="test-time augmentation: flip (the image and its mirror, fused: better corners, the "
                         "passes' disagreement per corner, the unstable_corner flag; 2x the model's time), "
-                        "flip,scale (also at VERTKP.TTA_SCALES: 6x) or none; default: the config's VERTKP.TTA")
+                        "flip,scale (also at 0.8 and 1.2 times the test size: 6x) or none; default: the "
+                        "config's TEST.AUG keys (flip in vertkp's configs)")
     p.add_argument("--spread-threshold", type=float, default=None,
                    help="with TTA: flag corners whose passes disagree by more than this, %% of the vertebra width "
                         f"(None: the calibrated {tta.spread_pct})")
@@ -188,7 +181,7 @@ def _predictor_options(args) -> dict:
     return dict(config_file=args.config_file, weights=args.weights, device=args.device,
                 score_threshold=args.score_threshold, view=args.view, facing=args.facing,
                 bottom_level=args.bottom_level, no_slip_pct=args.no_slip_pct, gap_factor=args.gap_factor,
-                keep_dicom_ids=args.keep_dicom_ids, tta=args.tta, backend=args.backend,
+                keep_dicom_ids=args.keep_dicom_ids, tta=args.tta,
                 thresholds=dict(corner=args.corner_threshold, vertebra=args.vertebra_threshold,
                                 spread_pct=args.spread_threshold))
 

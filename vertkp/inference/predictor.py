@@ -27,12 +27,10 @@ from ..data.images import load_image, to_gray8
 from ..data.mapper import VertebraDatasetMapper
 from ..evaluation.matching import DEFAULT_SCORE_THRESHOLD
 from ..grading import DEFAULT_GAP_FACTOR, DEFAULT_NO_SLIP_PCT
-from ..keypoints import DETECTRON2_KEYPOINT_OFFSET
+from ..modeling.outputs import predictions_from_instances
+from ..modeling.test_time_augmentation import KeypointRCNNWithTTA, set_tta_mode, tta_mode
 from ..modeling.weights import load_trained_weights
 from .result import SPACING_OPTIONS, FlagThresholds, SpinePrediction, build_prediction, file_options, merge_options
-from .backends import BACKENDS, DEFAULT_BACKEND
-from .fast import prepare_fast_model, task_sized_cfg
-from .tta import VertebraTTA, instances_corner_signals, uses_tta
 from ..flags import default_thresholds
 from ..grading.uncertainty import CornerUncertainty, default_uncertainty
 
@@ -63,12 +61,11 @@ class VertebraPredictor:
         keep_dicom_ids: record a DICOM file's patient and study identifiers in its
             result (``SpinePrediction.dicom_ids``); by default none is read.
         tta: test-time augmentation, "none", "flip" or "flip,scale"
-            (``vertkp.inference.tta``); None: the config's ``VERTKP.TTA``.
+            (``vertkp.modeling.test_time_augmentation.set_tta_mode``); None: the config's
+            ``TEST.AUG`` keys.
         uncertainty: the corner error model of the slip intervals
             (``vertkp.grading.uncertainty.CornerUncertainty``); None: the one fitted for the
             predictor's mode (``default_uncertainty``).
-        backend: "fast" (``vertkp.inference.fast``: the same corners and detections for less
-            work) or "eager" (the model exactly as detectron2 runs it at evaluation).
     """
 
     def __init__(self, config_file: str, weights: Optional[str] = None, *, opts: Sequence[str] = (),
@@ -95,21 +92,17 @@ class VertebraPredictor:
                facing: str = "auto", pixel_spacing: Optional[float] = None, bottom_level: Optional[str] = None,
                no_slip_pct: float = DEFAULT_NO_SLIP_PCT, gap_factor: float = DEFAULT_GAP_FACTOR,
                thresholds: Optional[FlagThresholds] = None, keep_dicom_ids: bool = False,
-               tta: Optional[str] = None, uncertainty: Optional[CornerUncertainty] = None,
-               backend: str = DEFAULT_BACKEND):
+               tta: Optional[str] = None, uncertainty: Optional[CornerUncertainty] = None):
         if not 0.0 <= score_threshold <= 1.0:
             raise ValueError(f"score_threshold must be in [0, 1], got {score_threshold}")
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         cfg.defrost()
-        if backend == "fast":
-            task_sized_cfg(cfg)
         if tta is not None:
-            cfg.VERTKP.TTA = tta
+            set_tta_mode(cfg, tta)
         # The box head drops the rest. With TTA each pass keeps what scores 0.05 (detectron2's
         # default), so that a vertebra one pass scores under the threshold still counts in the
         # fused score, which the threshold is applied to (to_prediction).
-        tta_on = uses_tta(cfg)
+        self.tta = tta_mode(cfg)
+        tta_on = self.tta != "none"
         cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = min(score_threshold, 0.05) if tta_on else score_threshold
         cfg.freeze()
         self.cfg = cfg
@@ -118,15 +111,8 @@ class VertebraPredictor:
             load_trained_weights(self.model, cfg.MODEL.WEIGHTS)
         else:
             logging.getLogger(__name__).warning("no weights given: the model is randomly initialised")
-        if backend == "fast":
-            prepare_fast_model(self.model)
-        # what run_model calls: the model, or the model inside test-time augmentation (fast: the
-        # keypoint head only on the detections of vertebrae that can reach the score threshold;
-        # a hair under it, so that the threshold itself decides on the float32 scores, as eager)
-        min_score = score_threshold - 1e-6 if backend == "fast" else None
-        self.network = VertebraTTA.from_cfg(cfg, self.model, min_score).eval() if tta_on else self.model
-        self.tta = tta_on
-        self.backend = backend
+        # what run_model calls: the model, or the model inside test-time augmentation
+        self.network = KeypointRCNNWithTTA(cfg, self.model).eval() if tta_on else self.model
         self.uncertainty = default_uncertainty(tta_on) if uncertainty is None else uncertainty
         thresholds = default_thresholds(tta_on) if thresholds is None else thresholds
         self.mapper = VertebraDatasetMapper(cfg, is_train=False)
@@ -169,17 +155,9 @@ class VertebraPredictor:
         """Grade one image's ``Instances`` (``build_prediction``); ``overrides``
         replace the predictor's grading settings (pixel_spacing with its pixel_spacing_source,
         facing, data_facing, view, ...); ``notes`` are added to the result's, ``dicom_ids`` set on it."""
-        inst = instances[instances.scores >= self.score_threshold]
-        conf, spread = instances_corner_signals(inst)
-        if conf is None:  # no heatmaps: no corner confidence to flag on
-            conf = np.full((len(inst), 4), np.nan)
-        if len(inst):
-            kps = inst.pred_keypoints.numpy().astype(np.float64)
-            corners = kps[:, :, :2] - DETECTRON2_KEYPOINT_OFFSET
-            boxes = inst.pred_boxes.tensor.numpy().astype(np.float64)
-            scores = inst.scores.numpy().astype(np.float64)
-        else:
-            corners, boxes, scores = np.zeros((0, 4, 2)), np.zeros((0, 4)), np.zeros(0)
+        p = predictions_from_instances(instances[instances.scores >= self.score_threshold])
+        conf = p.corner_confidence  # None: no heatmaps, no corner confidence to flag on
+        conf = np.full((len(p.scores), 4), np.nan) if conf is None else conf
         settings = dict(self.grading)
         given = {k: v for k, v in overrides.items() if v is not None}
         source = given.pop("pixel_spacing_source", None)
@@ -187,8 +165,8 @@ class VertebraPredictor:
             settings["pixel_spacing_source"] = source or "given"
         notes, ids = given.pop("notes", ()), given.pop("dicom_ids", None)
         settings.update(given)
-        pred = build_prediction(corners, conf, scores, boxes, image=name, height=height, width=width,
-                                corner_spread=spread,
+        pred = build_prediction(p.corners, conf, p.scores, p.boxes, image=name, height=height, width=width,
+                                corner_spread=p.corner_spread,
                                 uncertainty=self.uncertainty, **settings)
         pred.notes.extend(notes)
         pred.dicom_ids = ids

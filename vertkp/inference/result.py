@@ -39,7 +39,6 @@ __all__ = [
     "VertebraResult",
     "PairResult",
     "SpinePrediction",
-    "corner_confidence",
     "build_prediction",
     "SPACING_OPTIONS",
     "file_options",
@@ -61,7 +60,7 @@ class VertebraResult:
         score: detection score in [0, 1].
         box: [x0, y0, x1, y1], px.
         corners: float [4, 2], px, TL, TR, BL, BR.
-        corner_scores: float [4], :func:`corner_confidence` of each corner.
+        corner_scores: float [4], ``vertkp.keypoint_decoding.corner_confidence`` of each corner.
         detection: index in the model's output (highest score first).
         flags: codes of :data:`FLAGS`.
         corner_spread_px: float [4], px, the test-time augmentation passes' disagreement on
@@ -182,38 +181,6 @@ class SpinePrediction:
         if self.dicom_ids is None:
             del out["dicom_ids"]
         return out
-
-
-def corner_confidence(heatmaps, radius: int = 1) -> np.ndarray:
-    """Confidence of each predicted corner from its heatmap logits.
-
-    The keypoint head is trained with a softmax over the cells of each
-    heatmap, so softmax(logits) is a distribution of the corner's cell. The
-    confidence is its mass within ``radius`` cells (Chebyshev) of the peak:
-    near 1 for a sharp single peak, low when the mass is spread or split.
-
-    Args:
-        heatmaps: float [R, K, S, S] logits (detectron2's ``pred_keypoint_heatmaps``).
-        radius: half-width of the window around the peak, cells.
-
-    Returns:
-        float [R, K] in (0, 1].
-    """
-    h = np.asarray(heatmaps, dtype=np.float64)
-    if h.ndim != 4:
-        raise ValueError(f"heatmaps must be [R, K, S, S], got shape {h.shape}")
-    r, k, sy, sx = h.shape
-    flat = h.reshape(r, k, -1)
-    p = np.exp(flat - flat.max(axis=-1, keepdims=True))
-    p /= p.sum(axis=-1, keepdims=True)
-    p = p.reshape(r, k, sy, sx)
-    peak = flat.argmax(axis=-1)
-    out = np.empty((r, k))
-    for i in range(r):
-        for j in range(k):
-            y, x = divmod(int(peak[i, j]), sx)
-            out[i, j] = p[i, j, max(0, y - radius):y + radius + 1, max(0, x - radius):x + radius + 1].sum()
-    return out
 
 
 def _levels_from_bottom(positions: List[int], bottom_level: str) -> List[Optional[str]]:

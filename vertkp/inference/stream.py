@@ -37,7 +37,8 @@ LINES_FILE = "predictions.jsonl"
 RUN_FILE = "predict_run.json"
 SHARDS_DIR = "shards"
 # predict_run.json keys a resumed run may change: where the files go and how the images are run,
-# not what the model and the grading make of them (the backends give the same answers).
+# not what the model and the grading make of them ("backend": a setting of runs before vertkp 0.1's
+# one inference path, whose backends gave the same answers).
 RESUME_FREE = ("output", "device", "batch_size", "no_overlays", "backend")
 
 

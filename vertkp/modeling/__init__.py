@@ -1,21 +1,16 @@
-"""Models: the HRNet backbone, the keypoint head and their initial weights (the rest is
-detectron2's Keypoint R-CNN).
+"""Models: what vertkp adds to detectron2's Keypoint R-CNN, and what it makes of its output.
 
-* detectron2 (exported here when it is installed): importing this package registers
-  ``build_hrnet_fpn_backbone`` in detectron2's ``BACKBONE_REGISTRY`` and
-  ``VertebraKeypointHead`` (sub-pixel peak refinement, ``MODEL.ROI_KEYPOINT_HEAD.SUBPIXEL``)
-  in ``ROI_KEYPOINT_HEAD_REGISTRY``; ``vertkp.config`` imports it, so any config built with
-  ``add_vertkp_config`` can name them. The head's arithmetic is torch-free, in
-  ``vertkp.keypoint_decoding``.
-* torch and timm only: ``weights``, the initial weights as one ``MODEL.WEIGHTS`` file (the
-  timm checkpoint converter, the weights ``vertkp download`` fetches).
+* detectron2: ``hrnet`` (timm's HRNet as a backbone, ``build_hrnet_fpn_backbone`` in
+  detectron2's ``BACKBONE_REGISTRY``), ``keypoint_head`` (``VertebraKeypointHead``: sub-pixel
+  peaks, ``MODEL.ROI_KEYPOINT_HEAD.SUBPIXEL``, in ``ROI_KEYPOINT_HEAD_REGISTRY``),
+  ``test_time_augmentation`` (``KeypointRCNNWithTTA``, configured by detectron2's
+  ``TEST.AUG`` keys), ``batch_norm`` (folding for inference). ``vertkp.config`` imports the two
+  registered ones, so any config built with ``add_vertkp_config`` can name them.
+* numpy only: ``outputs`` (a model's output as arrays, ``ImagePredictions``: the one
+  conversion of detectron2's ``Instances``), ``fusion`` (the arithmetic of test-time
+  augmentation).
+* torch and timm: ``weights``, the initial weights as one ``MODEL.WEIGHTS`` file (the timm
+  checkpoint converter, the weights ``vertkp download`` fetches) and the loading of trained ones.
+
+Importing this package imports nothing else: the numpy modules stay torch-free.
 """
-from .. import HAS_DETECTRON2
-
-__all__ = []
-
-if HAS_DETECTRON2:
-    from .hrnet import NORMS, HRNetBackbone, build_hrnet_fpn_backbone, convert_norm
-    from .keypoint_head import VertebraKeypointHead
-
-    __all__ += ["HRNetBackbone", "build_hrnet_fpn_backbone", "convert_norm", "NORMS", "VertebraKeypointHead"]

@@ -1,6 +1,6 @@
 """Test-time augmentation arithmetic: mirror predictions back and fuse the passes.
 
-numpy only; ``vertkp.inference.tta`` runs the network passes around it.
+numpy only; ``vertkp.modeling.test_time_augmentation`` runs the network passes around it.
 
 Coordinates: detectron2's continuous image coordinates (pixel i covers
 [i, i + 1), so a horizontal mirror of an image W px wide maps x to W - x),
@@ -24,6 +24,7 @@ from ..keypoints import KEYPOINT_FLIP_MAP, KEYPOINT_NAMES, NUM_KEYPOINTS
 
 __all__ = [
     "TTA_MODES",
+    "SCALE_FACTORS",
     "FLIP_PERMUTATION",
     "UNMATCHED_RULES",
     "DEFAULT_UNMATCHED",
@@ -35,7 +36,6 @@ __all__ = [
     "mirror_pass",
     "box_iou",
     "cluster_scores",
-    "selected_detections",
     "fuse_passes",
 ]
 
@@ -48,9 +48,12 @@ def _flip_permutation() -> tuple:
     return tuple(perm)
 
 
-# The values of VERTKP.TTA and `vertkp predict --tta`: "none" one pass, "flip" the image and
-# its mirror, "flip,scale" both at every VERTKP.TTA_SCALES factor (vertkp.inference.tta).
+# The values of `vertkp predict --tta` and the VertebraPredictor's ``tta``: "none" one pass, "flip"
+# the image and its mirror, "flip,scale" both at each of SCALE_FACTORS times the test size; each is
+# a setting of detectron2's TEST.AUG keys (vertkp.modeling.test_time_augmentation.set_tta_mode).
 TTA_MODES = ("none", "flip", "flip,scale")
+# "flip,scale": TEST.AUG.MIN_SIZES are these factors of INPUT.MIN_SIZE_TEST.
+SCALE_FACTORS = (0.8, 1.0, 1.2)
 # Corner k of a mirrored prediction is corner FLIP_PERMUTATION[k] of the original: (1, 0, 3, 2).
 FLIP_PERMUTATION = _flip_permutation()
 # What happens to a vertebra that not every pass found: "penalize" keeps it with its score
@@ -168,26 +171,6 @@ def _clusters(passes: Sequence[Pass], iou: float) -> List[List[tuple]]:
     return out
 
 
-def selected_detections(passes: Sequence[Pass], *, min_score: float, iou: float = DEFAULT_MATCH_IOU,
-                        unmatched: str = DEFAULT_UNMATCHED) -> List[np.ndarray]:
-    """Per pass, the indices (sorted) of its detections in a vertebra whose fused score is at
-    least ``min_score``: the only ones whose corners :func:`fuse_passes` with that
-    ``min_score`` reads. Needs boxes and scores only (corners may be anything)."""
-    chosen = [set() for _ in passes]
-    for cluster, _ in _kept_clusters(passes, iou, unmatched, min_score):
-        for k, i in cluster:
-            chosen[k].add(i)
-    return [np.array(sorted(c), dtype=np.int64) for c in chosen]
-
-
-def _kept_clusters(passes: Sequence[Pass], iou: float, unmatched: str, min_score: float) -> List[tuple]:
-    """(cluster, fused score) of every cluster over all the passes' detections (:func:`_clusters`)
-    whose score (:func:`cluster_scores`) is at least ``min_score`` (NaN, "drop": never): the one
-    rule of what :func:`fuse_passes` keeps and :func:`selected_detections` needs."""
-    clusters = _clusters(passes, iou)
-    return [(c, score) for c, score in zip(clusters, cluster_scores(passes, clusters, unmatched)) if score >= min_score]
-
-
 def fuse_corners(corners: np.ndarray, weights: np.ndarray, confidence: np.ndarray, gate_px: float) -> tuple:
     """One vertebra's corners from several passes.
 
@@ -234,7 +217,7 @@ def cluster_scores(passes: Sequence[Pass], clusters: Sequence[Sequence[tuple]],
 
 
 def fuse_passes(passes: Sequence[Pass], *, iou: float = DEFAULT_MATCH_IOU, unmatched: str = DEFAULT_UNMATCHED,
-                outlier_pct: float = DEFAULT_OUTLIER_PCT, min_score: float = -np.inf) -> FusedPrediction:
+                outlier_pct: float = DEFAULT_OUTLIER_PCT) -> FusedPrediction:
     """Fuse passes of one image (all in its coordinates: mirror the mirrored ones back
     first, :func:`mirror_pass`) into one prediction.
 
@@ -246,17 +229,15 @@ def fuse_passes(passes: Sequence[Pass], *, iou: float = DEFAULT_MATCH_IOU, unmat
     gives every vertebra the mean score of the passes that found it; "drop" removes the
     vertebrae not every pass found (:func:`cluster_scores`).
 
-    Vertebrae whose fused score is under ``min_score`` are left out, and only their corners
-    are not read: a pass's corners of detections that are in no such vertebra may be NaN
-    (what the fast backend's keypoint head skips). The matching is over every detection
-    either way, so the vertebrae kept are those of ``min_score`` -inf with a score of at
-    least ``min_score``.
     """
     if not passes:
         raise ValueError("fuse_passes needs at least one pass")
     n_passes = len(passes)
     rows = []
-    for cluster, score in _kept_clusters(passes, iou, unmatched, min_score):
+    clusters = _clusters(passes, iou)
+    for cluster, score in zip(clusters, cluster_scores(passes, clusters, unmatched)):
+        if np.isnan(score):  # "drop": not found by every pass
+            continue
         s = np.array([passes[k].scores[i] for k, i in cluster])
         w = s / s.sum() if s.sum() > 0 else np.full(len(s), 1.0 / len(s))
         corners = np.stack([passes[k].corners[i] for k, i in cluster])  # [m, 4, 2]
