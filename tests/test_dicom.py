@@ -16,7 +16,8 @@ from pydicom.uid import JPEGLSLossless, RLELossless, SecondaryCaptureImageStorag
 
 from tests.helpers import DETECTRON2_SKIP_REASON, REPO, run_main
 from vertkp.data.dicom import DicomSpacing, dicom_ids, dicom_pixel_spacing, is_dicom_file
-from vertkp.data.images import ImageReadError, decode_image, decode_thumbnail, image_size, read_xray, to_gray8
+from vertkp.data.images import (ImageReadError, ImageRecord, decode_image, decode_thumbnail, image_size, load_image,
+                                read_xray, to_gray8)
 from vertkp.phantoms.dicom import save_dicom
 
 # A name no output may hold unless asked to (--keep-dicom-ids).
@@ -345,6 +346,38 @@ def test_identifiers_are_read_only_by_dicom_ids(tmp_path):
     assert "PatientSex" not in ids  # absent fields are left out
 
 
+def counted_reads(monkeypatch) -> list:
+    """The files pydicom parses from now on (every DICOM read of vertkp is ``pydicom.dcmread``)."""
+    read, reads = pydicom.dcmread, []
+
+    def counting(fp, *args, **kwargs):
+        reads.append(Path(fp).name)
+        return read(fp, *args, **kwargs)
+
+    monkeypatch.setattr(pydicom, "dcmread", counting)
+    return reads
+
+
+def test_load_image_parses_a_dicom_once_for_its_pixels_and_its_record(tmp_path, monkeypatch):
+    f = write_dicom(tmp_path / "s.dcm", xray16(), ImagerPixelSpacing=[0.3, 0.3],
+                    EstimatedRadiographicMagnificationFactor=1.5)
+    skewed = write_dicom(tmp_path / "k.dcm", xray16(), PixelSpacing=[0.1, 0.2])
+    png = tmp_path / "x.png"
+    cv2.imwrite(str(png), xray16())
+    reads = counted_reads(monkeypatch)
+    image, record = load_image(f, "RGB")
+    assert reads == ["s.dcm"] and np.array_equal(image, decode_image(f))
+    assert record == ImageRecord(pytest.approx(0.2),
+                                 "dicom:ImagerPixelSpacing/EstimatedRadiographicMagnificationFactor")
+    record = load_image(f, keep_dicom_ids=True)[1]
+    assert record.dicom_ids["PatientName"] == PATIENT and record.dicom_ids["PatientID"] == "ID-8675309"
+    record = load_image(skewed)[1]
+    assert record.pixel_spacing is None and record.pixel_spacing_source is None and record.dicom_ids is None
+    assert len(record.notes) == 1 and "not square" in record.notes[0]
+    assert load_image(png)[1] == ImageRecord()
+    assert reads == ["s.dcm", "s.dcm", "s.dcm", "k.dcm"]  # decode_image's, then one per load_image
+
+
 # ---- prediction ------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -404,6 +437,36 @@ def test_the_predictor_uses_a_dicom_files_spacing_unless_given_one(predictor, tm
     assert predictor(png).pixel_spacing_source is None
 
 
+def test_predicting_a_dicom_parses_it_once_and_what_is_given_wins_over_its_header(
+        predictor, random_predictor_cfg, tmp_path, monkeypatch):
+    from vertkp.inference import VertebraPredictor
+
+    f = write_dicom(tmp_path / "s.dcm", xray16(), PixelSpacing=[0.2, 0.2])
+    skewed = write_dicom(tmp_path / "k.dcm", xray16(), PixelSpacing=[0.1, 0.2])
+    reads = counted_reads(monkeypatch)
+    res = predictor(f)
+    assert reads == ["s.dcm"]
+    assert (res.pixel_spacing, res.pixel_spacing_source) == (0.2, "dicom:PixelSpacing")
+    batch = predictor.predict_batch([f, skewed, skewed, f], batch_size=2, records=[
+        ImageRecord(view="ap"), None, ImageRecord(0.3, "--gt"), ImageRecord(0.3, data_facing="right")])
+    assert reads == ["s.dcm", "s.dcm", "k.dcm", "k.dcm", "s.dcm"]
+    assert [(r.pixel_spacing, r.pixel_spacing_source, r.view) for r in batch] == [
+        (0.2, "dicom:PixelSpacing", "ap"), (None, None, "lateral"), (0.3, "--gt", "lateral"),
+        (0.3, "given", "lateral")]
+    assert [any("not square" in n for n in r.notes) for r in batch] == [False, True, False, False]
+    # the predictor's spacing wins over the header's, the call's over both
+    given = VertebraPredictor.from_cfg(random_predictor_cfg, score_threshold=0.0, facing="auto", pixel_spacing=0.25,
+                                       keep_dicom_ids=True)
+    reads.clear()
+    res, right = given(skewed), given(f, pixel_spacing=0.3, data_facing="right")
+    assert reads == ["k.dcm", "s.dcm"]
+    assert (res.pixel_spacing, res.pixel_spacing_source) == (0.25, "given")
+    assert not any("not square" in n for n in res.notes)
+    assert res.dicom_ids["PatientID"] == "ID-8675309"
+    assert (right.pixel_spacing, right.pixel_spacing_source) == (0.3, "given")
+    assert (right.facing, right.facing_source) == ("right", "data")
+
+
 @pytest.fixture
 def cli_predictor(random_predictor_cfg, monkeypatch, one_torch_thread):
     """``vertkp predict``'s main with the randomly initialised instant model (no checkpoint file)."""
@@ -429,7 +492,7 @@ def _predict(main, tmp_path, inputs, out, *extra):
 
 
 def test_predict_reads_dicom_folders_records_spacing_skips_broken_files_and_writes_no_identifier(
-        cli_predictor, tmp_path):
+        cli_predictor, tmp_path, monkeypatch):
     src = tmp_path / "xrays"
     (src / "sub").mkdir(parents=True)
     write_dicom(src / "a.dcm", xray16(), PixelSpacing=[0.2, 0.2])
@@ -441,8 +504,10 @@ def test_predict_reads_dicom_folders_records_spacing_skips_broken_files_and_writ
     write_dicom(src / "film.dcm", np.zeros((3, 8, 8), np.uint16))
     (src / "notes.txt").write_text("not an image")
     out = tmp_path / "out"
+    reads = counted_reads(monkeypatch)
     r = _predict(cli_predictor, tmp_path, [src], out)
     assert r.returncode == 1, r.stdout + r.stderr  # some failed, the rest written
+    assert sorted(reads) == ["IM0001", "a.dcm", "broken.dcm", "film.dcm"]  # each DICOM parsed once
     pred = json.loads((out / "predictions.json").read_text())
     got = {Path(p["image"]).name: (p["pixel_spacing"], p["pixel_spacing_source"]) for p in pred["images"]}
     assert got == {"a.dcm": (0.2, "dicom:PixelSpacing"),

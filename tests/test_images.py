@@ -9,7 +9,8 @@ from PIL import Image
 
 from tests.helpers import DETECTRON2_SKIP_REASON, REPO
 from tests.helpers.raw import mendeley_tree, quad
-from vertkp.data.images import ImageReadError, decode_image, image_size, load_image, model_image, read_xray, to_gray8
+from vertkp.data.images import (ImageReadError, ImageRecord, decode_image, image_size, load_image, model_image,
+                                read_xray, to_gray8)
 
 EXIF_ORIENTATION = 0x0112
 
@@ -24,6 +25,18 @@ def test_16bit_grey_is_windowed_between_percentiles_to_8bit(tmp_path):
     assert np.array_equal(g, expected)
     assert np.array_equal(to_gray8(a), expected)  # same from an array
     assert np.array_equal(load_image(a)[0], expected)
+
+
+def test_what_is_given_of_an_image_wins_over_what_its_file_says():
+    dicom = ImageRecord(0.2, "dicom:PixelSpacing", dicom_ids={"PatientID": "x"})
+    skewed = ImageRecord(notes=("pixels that are not square",))
+    assert dicom.given(ImageRecord(0.3)) == ImageRecord(0.3, "given", dicom_ids={"PatientID": "x"})
+    assert skewed.given(ImageRecord(0.3, "--pixel-spacing")) == ImageRecord(0.3, "--pixel-spacing")
+    assert dicom.given(ImageRecord(view="ap", data_facing="left")) == ImageRecord(
+        0.2, "dicom:PixelSpacing", "ap", "left", {"PatientID": "x"})
+    assert skewed.given(ImageRecord(pixel_spacing_source="--gt")) == skewed  # no spacing given: the file's stays
+    assert ImageRecord(view="ap").given(ImageRecord()) == ImageRecord(view="ap")
+    assert load_image(np.zeros((4, 4), np.uint8))[1] == ImageRecord()
 
 
 def test_colour_inputs_give_their_luminance_in_either_channel_order(tmp_path):

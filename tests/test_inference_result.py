@@ -13,7 +13,8 @@ from vertkp.grading.uncertainty import CornerUncertainty
 from vertkp.inference import FlagThresholds, build_prediction
 from vertkp.keypoint_decoding import corner_confidence
 from vertkp.drawing import overlay_names
-from vertkp.inference.inputs import expand_inputs
+from vertkp.data.images import ImageRecord
+from vertkp.inference.inputs import PredictPlan, expand_inputs, image_record
 from vertkp.inference.outputs import (
     REPORT_COLUMNS,
     coco_results,
@@ -182,6 +183,28 @@ def test_input_paths_are_matched_to_ground_truth_image_ids(tmp_path):
     paths = [str(tmp_path / "images" / "val" / "a.png"), str(tmp_path / "x" / "b.png"), str(tmp_path / "a.png"),
              str(tmp_path / "c.png")]
     assert match_image_ids(paths, gt) == [3, 5, None, None]  # a.png alone is ambiguous
+
+
+def test_an_input_record_takes_the_flag_over_the_file_and_the_file_over_the_ground_truth():
+    dicom = ImageRecord(0.2, "dicom:PixelSpacing")
+    skewed = ImageRecord(notes=("DICOM PixelSpacing is ... not square ...",))
+    none = np.zeros((0, 4, 2))
+    gt = {1: ImageTruth(1, "a.png", none, none[:, :, 0] > 0, view="ap", pixel_spacing=0.5, facing="right",
+                        source_stem="a"),
+          2: ImageTruth(2, "b.png", none, none[:, :, 0] > 0)}
+    plan = PredictPlan(["in/a.dcm", "in/b.dcm", "in/c.png"], [], [1, 2, None], ["a", "b", "c"], gt=gt)
+    assert image_record(plan, 0, dicom) == ImageRecord(0.2, "dicom:PixelSpacing", view="ap", data_facing="right")
+    assert image_record(plan, 0, skewed) == ImageRecord(0.5, "--gt", view="ap", data_facing="right")
+    assert image_record(plan, 1, skewed) == ImageRecord(view="lateral", notes=skewed.notes)
+    assert image_record(plan, 2, ImageRecord()) == ImageRecord(view="lateral")
+    plan.spacing, plan.view = 0.3, "ap"
+    for k, record in ((0, dicom), (0, skewed), (2, ImageRecord())):
+        assert image_record(plan, k, record).pixel_spacing_source == "--pixel-spacing"
+        assert image_record(plan, k, record).pixel_spacing == 0.3 and not image_record(plan, k, record).notes
+    assert image_record(plan, 2, ImageRecord()).view == "ap"
+    plan.spacing = {"a": 0.4}  # a table: an image it does not list keeps the file's spacing
+    assert image_record(plan, 0, skewed).pixel_spacing == 0.4
+    assert image_record(plan, 1, dicom).pixel_spacing_source == "dicom:PixelSpacing"
 
 
 def test_inputs_expand_folders_globs_and_report_what_matches_nothing(tmp_path):

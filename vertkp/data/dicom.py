@@ -333,8 +333,13 @@ def _shown(values: np.ndarray, ds: Dataset) -> Optional[np.ndarray]:
     return None
 
 
-def dicom_pixels(path) -> np.ndarray:
+def dicom_pixels(path, ds: Optional[Dataset] = None) -> np.ndarray:
     """The pixels of a single-frame DICOM file, bone bright (see the module docstring).
+
+    Args:
+        path: the file (named in errors).
+        ds: its dataset when the caller has read it (:func:`read_dicom`, with its pixels),
+            so that the file is parsed once; None: read here.
 
     Returns:
         greyscale files: [H, W], uint8 when the file says how to show it (VOI LUT, window) or
@@ -347,7 +352,7 @@ def dicom_pixels(path) -> np.ndarray:
             depth vertkp does not read, header fields that do not parse, a compressed syntax
             without its decoder, truncated or corrupt pixel data.
     """
-    ds = read_dicom(path)
+    ds = read_dicom(path) if ds is None else ds
     layout = _image_layout(ds, path)
     uid = _transfer_syntax(ds)
     if uid is None:

@@ -21,21 +21,26 @@
 
 Arrays are uint8, [H, W] (grey) or [H, W, 3]; pixel coordinates are never
 moved (no resizing, no cropping).
+
+``load_image``, what prediction reads with, returns beside the pixels the image's
+:class:`ImageRecord`: what the file says of itself (a DICOM header's pixel spacing, and
+its identifiers only when asked), from the same parse of the file as the pixels.
 """
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Tuple, Union
+from typing import Optional, Tuple, Union
 
 import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
-from .dicom import DICOM_SUFFIXES, DicomError, dicom_pixels, is_dicom_file
+from .dicom import DICOM_SUFFIXES, DicomError, dicom_ids, dicom_pixel_spacing, dicom_pixels, is_dicom_file, read_dicom
 from .report import InvalidInput
 
-__all__ = ["IMAGE_SUFFIXES", "WINDOW_PERCENTILES", "ImageReadError", "is_image_file", "exif_orientation",
+__all__ = ["IMAGE_SUFFIXES", "WINDOW_PERCENTILES", "ImageReadError", "ImageRecord", "is_image_file", "exif_orientation",
            "image_size", "decode_thumbnail", "decode_image", "to_gray8", "read_xray", "load_image", "model_image"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff") + DICOM_SUFFIXES
@@ -47,6 +52,41 @@ _TO_RGB_MODES = ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "1", "RGBA", "LA")
 
 class ImageReadError(InvalidInput):
     """A file that is not a readable image; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """What is known of one image besides its pixels: what its file says (:func:`load_image`),
+    under what a user gives (:meth:`given`). None: not known.
+
+    Attributes:
+        pixel_spacing: mm per pixel.
+        pixel_spacing_source: where it came from: "dicom:<header field>"
+            (``vertkp.data.dicom.dicom_pixel_spacing``), or the source a user's spacing is given
+            with ("given", a command-line flag).
+        view: "lateral" or "ap".
+        data_facing: the image's known facing ("left", "right"), as ``vertkp.grading.grade_spine``'s.
+        dicom_ids: a DICOM file's patient and study identifiers
+            (``vertkp.data.dicom.DICOM_ID_FIELDS``), read only when asked for.
+        notes: readable caveats (why a DICOM header's spacing cannot be used).
+    """
+
+    pixel_spacing: Optional[float] = None
+    pixel_spacing_source: Optional[str] = None
+    view: Optional[str] = None
+    data_facing: Optional[str] = None
+    dicom_ids: Optional[dict] = None
+    notes: Tuple[str, ...] = ()
+
+    def given(self, user: "ImageRecord") -> "ImageRecord":
+        """This record under what a user gives, whose known fields win: a given pixel spacing
+        replaces this one with its source ("given" when it names none) and drops the notes
+        on the file's spacing; a given view or facing replaces this one."""
+        changes = {k: getattr(user, k) for k in ("view", "data_facing") if getattr(user, k) is not None}
+        if user.pixel_spacing is not None:
+            changes.update(pixel_spacing=user.pixel_spacing, pixel_spacing_source=user.pixel_spacing_source or "given",
+                           notes=())
+        return replace(self, **changes)
 
 
 def is_image_file(path) -> bool:
@@ -73,14 +113,20 @@ def _check_file(path) -> Path:
     return p
 
 
-def _decode_dicom(path) -> np.ndarray:
+def _decode_dicom(path, keep_dicom_ids: bool = False) -> Tuple[np.ndarray, ImageRecord]:
     """uint8 [H, W] of a DICOM file (``vertkp.data.dicom.dicom_pixels``, then windowed as any image;
-    colour pixels then made grey as :func:`read_xray` makes a colour PNG)."""
+    colour pixels then made grey as :func:`read_xray` makes a colour PNG), and its record, from
+    one parse of the file."""
     p = _check_file(path)
     try:
-        return to_gray8(dicom_pixels(p), "RGB")
+        ds = read_dicom(p)
+        pixels = to_gray8(dicom_pixels(p, ds), "RGB")
     except (DicomError, ImageReadError) as e:
         raise ImageReadError(p, e.what) from None
+    spacing = dicom_pixel_spacing(ds)
+    return pixels, ImageRecord(spacing.mm, spacing.source and f"dicom:{spacing.source}",
+                               dicom_ids=dicom_ids(ds) if keep_dicom_ids else None,
+                               notes=(spacing.note,) if spacing.note else ())
 
 
 def _open(path) -> Image.Image:
@@ -114,7 +160,7 @@ def image_size(path) -> Tuple[int, int]:
         ImageReadError: missing, empty, not an image, truncated.
     """
     if is_dicom_file(path):
-        a = _decode_dicom(path)
+        a = _decode_dicom(path)[0]
         return int(a.shape[1]), int(a.shape[0])
     im = _open(path)
     try:
@@ -200,7 +246,7 @@ def decode_image(path, image_format: str = "RGB") -> np.ndarray:
             other refusals of ``vertkp.data.dicom`` (each with its reason).
     """
     if is_dicom_file(path):
-        return _decode_dicom(path)
+        return _decode_dicom(path)[0]
     im = _open(path)
     try:
         with im:
@@ -225,15 +271,23 @@ def read_xray(path) -> np.ndarray:
     return to_gray8(decode_image(path, "RGB"), "RGB")
 
 
-def load_image(source: Union[str, os.PathLike, np.ndarray], image_format: str = "BGR") -> Tuple[np.ndarray, str]:
-    """``(uint8 image, name)`` of a path (:func:`decode_image`, channels in
-    ``image_format``) or of an array (deeper than 8 bits windowed as files are;
-    ``name`` "<array>")."""
+def load_image(source: Union[str, os.PathLike, np.ndarray], image_format: str = "BGR",
+               keep_dicom_ids: bool = False) -> Tuple[np.ndarray, ImageRecord]:
+    """``(uint8 image, record)`` of a path (:func:`decode_image`, channels in ``image_format``;
+    a DICOM file's record holds its header's pixel spacing, or a note on why it has none, and with
+    ``keep_dicom_ids`` its identifiers) or of an array (deeper than 8 bits windowed as files are;
+    an empty record, as for other files).
+
+    Raises:
+        ImageReadError: as :func:`decode_image`.
+    """
     if isinstance(source, (str, os.PathLike)):
-        return decode_image(source, image_format), str(source)
+        if is_dicom_file(source):
+            return _decode_dicom(source, keep_dicom_ids)
+        return decode_image(source, image_format), ImageRecord()
     if isinstance(source, np.ndarray):
         a = _window8(source)
-        return (a[:, :, :3] if a.ndim == 3 else a), "<array>"
+        return (a[:, :, :3] if a.ndim == 3 else a), ImageRecord()
     raise TypeError(f"expected an image path or a numpy array, got {type(source).__name__}")
 
 

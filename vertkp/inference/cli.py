@@ -227,8 +227,7 @@ def main(argv=None) -> int:
         settings["inputs"] = list(args.input)
         run = dict(batch_size=args.batch_size, overlays=not args.no_overlays, progress=not args.no_progress,
                    quiet=args.quiet, settings=settings, predictions_json=not args.no_json)
-        plan = plan_inputs(args.input, view=args.view, pixel_spacing=args.pixel_spacing, gt=args.gt,
-                           keep_dicom_ids=args.keep_dicom_ids)
+        plan = plan_inputs(args.input, view=args.view, pixel_spacing=args.pixel_spacing, gt=args.gt)
         single = processes * args.num_machines == 1  # in this process, no process group
         if single and args.threads:
             torch.set_num_threads(args.threads)

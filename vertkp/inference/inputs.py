@@ -1,6 +1,7 @@
 """What a ``vertkp predict`` run's inputs are: the image files its PATHs name, their COCO image
-ids and overlay names, and the grading options of each (:class:`PredictPlan`; numpy only, no
-torch). Every process of a sharded run gets the same plan and predicts its share of it.
+ids and overlay names, and what the command line and --gt say of each (:class:`PredictPlan`,
+:func:`image_record`; numpy only, no torch). Every process of a sharded run gets the same plan
+and predicts its share of it.
 """
 from __future__ import annotations
 
@@ -11,15 +12,14 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from ..data.dicom import has_dicom_preamble
-from ..data.images import IMAGE_SUFFIXES
+from ..data.images import IMAGE_SUFFIXES, ImageRecord
 from ..data.report import InvalidInput
 from ..data.spacing import find_pixel_spacing, load_pixel_spacing, spacing_lookup
 from ..drawing import overlay_names
 from ..evaluation.ground_truth import EvaluationInputError, load_ground_truth
 from .outputs import match_image_ids
-from .result import file_options, merge_options
 
-__all__ = ["expand_inputs", "PredictPlan", "plan_inputs", "image_options"]
+__all__ = ["expand_inputs", "PredictPlan", "plan_inputs", "image_record"]
 
 
 def _is_input_image(path: Path) -> bool:
@@ -72,7 +72,6 @@ class PredictPlan:
         view: what the images are, unless --gt says.
         spacing: --pixel-spacing: mm per pixel, a ``spacing_lookup`` table, or None.
         gt: --gt's images by id.
-        keep_dicom_ids: record DICOM identifiers.
     """
 
     paths: List[str]
@@ -82,11 +81,9 @@ class PredictPlan:
     view: str = "lateral"
     spacing: Union[None, float, Dict[str, float]] = None
     gt: Optional[dict] = None
-    keep_dicom_ids: bool = False
 
 
-def plan_inputs(inputs: Sequence[str], *, view: str = "lateral", pixel_spacing=None, gt=None,
-                keep_dicom_ids: bool = False) -> PredictPlan:
+def plan_inputs(inputs: Sequence[str], *, view: str = "lateral", pixel_spacing=None, gt=None) -> PredictPlan:
     """Expand the inputs and read --pixel-spacing and --gt (:class:`PredictPlan`).
 
     Raises:
@@ -103,25 +100,19 @@ def plan_inputs(inputs: Sequence[str], *, view: str = "lateral", pixel_spacing=N
     ids = match_image_ids(paths, gt_images) if gt_images is not None else list(range(1, len(paths) + 1))
     return PredictPlan(paths, failures, ids, overlay_names(paths), view,
                        spacing_lookup(spacing) if isinstance(spacing, dict) else spacing,
-                       {im.image_id: im for im in gt_images} if gt_images is not None else None, keep_dicom_ids)
+                       {im.image_id: im for im in gt_images} if gt_images is not None else None)
 
 
-def image_options(plan: PredictPlan, k: int) -> dict:
-    """Grading overrides of input ``k``. Pixel spacing: --pixel-spacing's, else the file's own
-    (a DICOM header's), else the ground truth's; with its source."""
-    path = plan.paths[k]
+def image_record(plan: PredictPlan, k: int, record: ImageRecord) -> ImageRecord:
+    """The record of input ``k``, given the one its file makes (``vertkp.data.images.load_image``).
+    Pixel spacing: --pixel-spacing's, else the file's own (a DICOM header's), else the ground
+    truth's, with its source; view and facing: the ground truth's, else the view of the run."""
     im = (plan.gt or {}).get(plan.ids[k])
-    o = {"view": im.view if im is not None else plan.view}
-    if isinstance(plan.spacing, float):
-        o["pixel_spacing"] = plan.spacing
-    elif plan.spacing is not None:
-        o["pixel_spacing"] = find_pixel_spacing(plan.spacing, path, [im.source_stem if im is not None else None])
-    if o.get("pixel_spacing") is not None:
-        o["pixel_spacing_source"] = "--pixel-spacing"
-    o = merge_options(file_options(path, plan.keep_dicom_ids), o)
-    if o.get("pixel_spacing") is None and im is not None and im.pixel_spacing:
-        o.update(pixel_spacing=float(im.pixel_spacing), pixel_spacing_source="--gt")
-        o.pop("notes", None)
-    if im is not None and im.facing:
-        o["data_facing"] = im.facing
-    return o
+    spacing = plan.spacing
+    if isinstance(spacing, dict):
+        spacing = find_pixel_spacing(spacing, plan.paths[k], [im.source_stem if im is not None else None])
+    record = record.given(ImageRecord(spacing, "--pixel-spacing", view=im.view if im is not None else plan.view,
+                                      data_facing=im.facing if im is not None else None))
+    if record.pixel_spacing is None and im is not None and im.pixel_spacing:
+        record = record.given(ImageRecord(float(im.pixel_spacing), "--gt"))
+    return record

@@ -15,6 +15,7 @@ config's one test-time resize). Everything after the network is
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import replace
 from typing import List, Optional, Sequence, Tuple
 
@@ -23,14 +24,14 @@ import torch
 from detectron2.modeling import build_model
 
 from ..config import build_cfg
-from ..data.images import load_image, to_gray8
+from ..data.images import ImageRecord, load_image, to_gray8
 from ..data.mapper import VertebraDatasetMapper
 from ..evaluation.matching import DEFAULT_SCORE_THRESHOLD
 from ..grading import DEFAULT_GAP_FACTOR, DEFAULT_NO_SLIP_PCT
 from ..modeling.outputs import predictions_from_instances
 from ..modeling.test_time_augmentation import KeypointRCNNWithTTA, set_tta_mode, tta_mode
 from ..modeling.weights import load_trained_weights
-from .result import SPACING_OPTIONS, FlagThresholds, SpinePrediction, build_prediction, file_options, merge_options
+from .result import FlagThresholds, SpinePrediction, build_prediction
 from ..flags import default_thresholds
 from ..grading.uncertainty import CornerUncertainty, default_uncertainty
 
@@ -51,8 +52,8 @@ class VertebraPredictor:
         score_threshold: detections under this score are dropped, in [0, 1].
         view: "lateral" or "ap" (what the pair measures are).
         facing: "left", "right" or "auto" (estimated per image).
-        pixel_spacing: mm per pixel for every image (per image: the call's argument); None:
-            a DICOM file's own (``vertkp.inference.result.file_options``), else none.
+        pixel_spacing: mm per pixel for every image, over a DICOM file's own (per image: the call's
+            argument, over both; ``vertkp.data.images.ImageRecord``); None: a DICOM file's own, else none.
         bottom_level: the level of the most caudal vertebra in view ("S1"),
             to name vertebrae by level; None names them by position.
         no_slip_pct, gap_factor: as for ``vertkp.grading.grade_spine``.
@@ -132,13 +133,16 @@ class VertebraPredictor:
         return self.grading["thresholds"]
 
     # ---- the network alone -------------------------------------------------------------
-    def load(self, source) -> Tuple[np.ndarray, str]:
-        """(decoded image in ``INPUT.FORMAT``, name) of a path or an array (``vertkp.data.images.load_image``).
+    def load(self, source) -> Tuple[np.ndarray, ImageRecord]:
+        """(decoded image in ``INPUT.FORMAT``, its record) of a path or an array
+        (``vertkp.data.images.load_image``: a DICOM file's pixel spacing and, with ``keep_dicom_ids``,
+        its identifiers; the predictor's pixel spacing, when it has one, over the file's).
 
         Raises:
             vertkp.data.images.ImageReadError: an unreadable file.
         """
-        return load_image(source, self.input_format)
+        image, record = load_image(source, self.input_format, self.keep_dicom_ids)
+        return image, record.given(ImageRecord(self.grading["pixel_spacing"]))
 
     def prepare(self, image: np.ndarray) -> dict:
         """Model input of a decoded image (the test mapper's :meth:`~VertebraDatasetMapper.image_input`)."""
@@ -151,50 +155,41 @@ class VertebraPredictor:
         return [o["instances"].to("cpu") for o in outputs]
 
     # ---- image in, graded spine out ------------------------------------------------------
-    def to_prediction(self, instances, *, name: str, height: int, width: int, **overrides) -> SpinePrediction:
-        """Grade one image's ``Instances`` (``build_prediction``); ``overrides``
-        replace the predictor's grading settings (pixel_spacing with its pixel_spacing_source,
-        facing, data_facing, view, ...); ``notes`` are added to the result's, ``dicom_ids`` set on it."""
+    def to_prediction(self, instances, *, name: str, height: int, width: int,
+                      record: ImageRecord = ImageRecord()) -> SpinePrediction:
+        """Grade one image's ``Instances`` (``build_prediction``) with the predictor's settings, but
+        for what ``record`` knows of the image (its pixel spacing with its source, view, facing);
+        its notes are added to the result's, its ``dicom_ids`` set on it."""
         p = predictions_from_instances(instances[instances.scores >= self.score_threshold])
         conf = p.corner_confidence  # None: no heatmaps, no corner confidence to flag on
         conf = np.full((len(p.scores), 4), np.nan) if conf is None else conf
-        settings = dict(self.grading)
-        given = {k: v for k, v in overrides.items() if v is not None}
-        source = given.pop("pixel_spacing_source", None)
-        if "pixel_spacing" in given:
-            settings["pixel_spacing_source"] = source or "given"
-        notes, ids = given.pop("notes", ()), given.pop("dicom_ids", None)
-        settings.update(given)
+        settings = dict(self.grading, view=record.view or self.grading["view"], data_facing=record.data_facing)
+        if record.pixel_spacing is not None:
+            settings.update(pixel_spacing=record.pixel_spacing, pixel_spacing_source=record.pixel_spacing_source)
         pred = build_prediction(p.corners, conf, p.scores, p.boxes, image=name, height=height, width=width,
                                 corner_spread=p.corner_spread,
                                 uncertainty=self.uncertainty, **settings)
-        pred.notes.extend(notes)
-        pred.dicom_ids = ids
+        pred.notes.extend(record.notes)
+        pred.dicom_ids = record.dicom_ids
         return pred
 
-    def file_options(self, source) -> dict:
-        """Per-image options a file carries itself (``vertkp.inference.result.file_options``: a
-        DICOM file's pixel spacing, and its identifiers with ``keep_dicom_ids``); its spacing
-        only when the predictor was given none."""
-        own = file_options(source, self.keep_dicom_ids)
-        if self.grading["pixel_spacing"] is not None:  # the predictor's spacing wins over the file's
-            own = {k: v for k, v in own.items() if k not in SPACING_OPTIONS}
-        return own
-
-    def __call__(self, image, *, name: Optional[str] = None, **overrides) -> SpinePrediction:
+    def __call__(self, image, *, name: Optional[str] = None, **given) -> SpinePrediction:
         """Predict one image: a path or an array (grey [H, W], colour [H, W, 3]
-        in ``INPUT.FORMAT`` order, uint8 or deeper). ``overrides``: see :meth:`to_prediction`."""
-        return self.predict_batch([image], names=[name] if name else None, options=[overrides])[0]
+        in ``INPUT.FORMAT`` order, uint8 or deeper). ``given``: what is known of it, as
+        ``ImageRecord`` fields (``pixel_spacing=0.14``, ``view``, ``data_facing``); see :meth:`predict_batch`."""
+        return self.predict_batch([image], names=[name] if name else None, records=[ImageRecord(**given)])[0]
 
     def predict_batch(self, images: Sequence, *, batch_size: int = 1, names: Optional[Sequence[str]] = None,
-                      options: Optional[Sequence[dict]] = None) -> List[SpinePrediction]:
+                      records: Optional[Sequence[Optional[ImageRecord]]] = None) -> List[SpinePrediction]:
         """Predict many images, ``batch_size`` per forward pass.
 
         Args:
             images: paths or arrays.
             names: per image, the name in the result (default: the path, or "<array k>").
-            options: per image, grading overrides (e.g. ``{"pixel_spacing": 0.14}``); they win
-                over what the file says of itself (:meth:`file_options`).
+            records: per image, what is known of it (``vertkp.data.images.ImageRecord``, e.g.
+                ``ImageRecord(pixel_spacing=0.14)``; None: nothing); what it knows wins over the
+                predictor's settings and what the file says of itself (:meth:`load`,
+                ``ImageRecord.given``).
 
         Raises:
             vertkp.data.images.ImageReadError: an unreadable file (nothing is returned).
@@ -203,26 +198,24 @@ class VertebraPredictor:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         results = []
         for start in range(0, len(images), batch_size):
-            decoded, chunk_names, chunk_options = [], [], []
+            decoded, chunk_names, chunk_records = [], [], []
             for k, src in enumerate(images[start:start + batch_size], start):
-                image, default = self.load(src)
+                image, record = self.load(src)
                 decoded.append(image)
                 given = names[k] if names is not None else None
-                chunk_names.append(given or (default if default != "<array>" else f"<array {k}>"))
-                chunk_options.append(merge_options(self.file_options(src),
-                                                   options[k] if options is not None else None))
-            results += self.predict_decoded(decoded, chunk_names, chunk_options)
+                chunk_names.append(given or (str(src) if isinstance(src, (str, os.PathLike)) else f"<array {k}>"))
+                known = records[k] if records is not None else None
+                chunk_records.append(record.given(known) if known is not None else record)
+            results += self.predict_decoded(decoded, chunk_names, chunk_records)
         return results
 
     def predict_decoded(self, images: Sequence[np.ndarray], names: Sequence[str],
-                        options: Optional[Sequence[dict]] = None) -> List[SpinePrediction]:
-        """One forward pass over decoded images (:meth:`load`), graded."""
+                        records: Optional[Sequence[ImageRecord]] = None) -> List[SpinePrediction]:
+        """One forward pass over decoded images (:meth:`load`), graded with their records."""
         outputs = self.run_model([self.prepare(im) for im in images])
-        results = []
-        for k, (image, inst, nm) in enumerate(zip(images, outputs, names)):
-            opts = dict(options[k]) if options is not None and options[k] else {}
-            results.append(self.to_prediction(inst, name=nm, height=image.shape[0], width=image.shape[1], **opts))
-        return results
+        records = records if records is not None else [ImageRecord()] * len(images)
+        return [self.to_prediction(inst, name=nm, height=image.shape[0], width=image.shape[1], record=record)
+                for image, inst, nm, record in zip(images, outputs, names, records)]
 
     def gray(self, image: np.ndarray) -> np.ndarray:
         """uint8 grey [H, W] of a decoded image (what overlays are drawn on)."""

@@ -1,8 +1,7 @@
 """What a prediction is: vertebrae, graded pairs and the flags that call for a human look.
 
 Everything here is numpy and the grading code (``vertkp.grading.grade_spine``,
-the one the evaluator uses), plus :func:`file_options`, what an image file says of
-itself (a DICOM header's pixel spacing); :class:`vertkp.inference.VertebraPredictor`
+the one the evaluator uses); :class:`vertkp.inference.VertebraPredictor`
 only adds the network in front.
 
 Coordinates: pixels of the input image, x right, y down, the COCO files'
@@ -11,14 +10,12 @@ BR (``vertkp.keypoints``). Vertebrae are listed cranial to caudal.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import List, Optional
 
 import numpy as np
 
 from ..anatomy import LEVELS, level_index
-from ..data.dicom import DicomError, dicom_ids, dicom_pixel_spacing, is_dicom_file, read_dicom
 from ..grading import (
     DEFAULT_GAP_FACTOR,
     DEFAULT_NO_SLIP_PCT,
@@ -40,13 +37,7 @@ __all__ = [
     "PairResult",
     "SpinePrediction",
     "build_prediction",
-    "SPACING_OPTIONS",
-    "file_options",
-    "merge_options",
 ]
-
-# The per-image options (file_options) that a pixel spacing given otherwise replaces.
-SPACING_OPTIONS = ("pixel_spacing", "pixel_spacing_source", "notes")
 
 
 @dataclass
@@ -124,7 +115,8 @@ class SpinePrediction:
         lordosis_deg: L1-S1 lordosis when both levels are known, else None.
         pixel_spacing: mm per pixel, or None (then the *_mm values are None).
         pixel_spacing_source: where it came from: "--pixel-spacing", "dicom:<header field>"
-            (:func:`file_options`), "--gt", "given" (a ``VertebraPredictor`` argument); None without one.
+            (``vertkp.data.images.ImageRecord``), "--gt", "given" (a ``VertebraPredictor`` argument);
+            None without one.
         flags: codes of :data:`FLAGS` for the image (those of its vertebrae and pairs included).
         notes: readable caveats.
         thresholds: the :class:`FlagThresholds` the flags were raised with.
@@ -300,40 +292,3 @@ def build_prediction(corners, corner_scores, scores, boxes, *, image: str, heigh
         pixel_spacing_source=pixel_spacing_source if pixel_spacing is not None else None,
         grading=g)
 
-
-def file_options(path, keep_dicom_ids: bool = False) -> dict:
-    """What an image file says of itself that a prediction uses: a DICOM file's pixel spacing
-    (``vertkp.data.dicom.dicom_pixel_spacing``) and, with ``keep_dicom_ids``, its identifiers.
-
-    Returns:
-        {"pixel_spacing", "pixel_spacing_source": "dicom:<field>"} when the header has one,
-        {"notes": [why not]} when its spacing cannot be used, {"dicom_ids": {...}} when asked
-        for; {} for an array, a file that is not DICOM or one whose header cannot be read
-        (the decoder reports it).
-    """
-    if not isinstance(path, (str, os.PathLike)) or not is_dicom_file(path):
-        return {}
-    try:
-        ds = read_dicom(path, pixels=False)
-        spacing = dicom_pixel_spacing(ds)
-        ids = dicom_ids(ds) if keep_dicom_ids else None
-    except DicomError:
-        return {}
-    out = {}
-    if spacing.mm is not None:
-        out.update(pixel_spacing=spacing.mm, pixel_spacing_source=f"dicom:{spacing.source}")
-    if spacing.note:
-        out["notes"] = [spacing.note]
-    if ids is not None:
-        out["dicom_ids"] = ids
-    return out
-
-
-def merge_options(own: dict, given: Optional[dict]) -> dict:
-    """Per-image options: ``given`` ones (a caller's, the command line's; None values ignored)
-    over those a file carries itself (:func:`file_options`). A given pixel spacing replaces
-    the file's, with its source and its notes."""
-    given = {k: v for k, v in (given or {}).items() if v is not None}
-    out = {k: v for k, v in own.items() if "pixel_spacing" not in given or k not in SPACING_OPTIONS}
-    out.update(given)
-    return out

@@ -18,9 +18,9 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import HAS_DETECTRON2
-from ..data.images import ImageReadError
+from ..data.images import ImageReadError, ImageRecord
 from ..files import read_json, write_json
-from .inputs import PredictPlan, image_options, plan_inputs
+from .inputs import PredictPlan, image_record, plan_inputs
 from .outputs import format_summary
 from .overlay import draw_overlay
 from .stream import (LINES_FILE, RUN_FILE, SHARDS_DIR, done_indices, failure_line, finalize, keep_predicted,
@@ -69,14 +69,15 @@ def prepare_output(plan: PredictPlan, output, settings: Optional[dict] = None, *
     write_json(out / RUN_FILE, run)
 
 
-def _read_input(predictor, plan: PredictPlan, k: int) -> Tuple[Optional[np.ndarray], Optional[dict], Optional[str]]:
-    """(decoded image, grading options, None) of input ``k``, or (None, None, why) when it cannot be read
+def _read_input(predictor, plan: PredictPlan, k: int) -> Tuple[Optional[np.ndarray], Optional[ImageRecord],
+                                                                Optional[str]]:
+    """(decoded image, its record, None) of input ``k``, or (None, None, why) when it cannot be read
     (what is wrong; the failure's "image" names the file)."""
     try:
-        image = predictor.load(plan.paths[k])[0]
+        image, record = predictor.load(plan.paths[k])
     except ImageReadError as e:
         return None, None, f"{e.where + ': ' if e.where else ''}{e.what}"
-    return image, image_options(plan, k), None
+    return image, image_record(plan, k, record), None
 
 
 def _predict_share(predictor, plan: PredictPlan, indices: Sequence[int], lines: Path, overlay_dir: Optional[Path], *,
@@ -88,9 +89,9 @@ def _predict_share(predictor, plan: PredictPlan, indices: Sequence[int], lines: 
     read = read_ahead(lambda k: _read_input(predictor, plan, k), indices, batch_size)
     with open(lines, "a", encoding="utf-8") as f:
         for batch in read:
-            ok = [(k, image, opts) for k, (image, opts, error) in batch if error is None]
+            ok = [(k, image, record) for k, (image, record, error) in batch if error is None]
             results = iter(predictor.predict_decoded([im for _, im, _ in ok], [plan.paths[k] for k, _, _ in ok],
-                                                     [o for _, _, o in ok]) if ok else ())
+                                                     [r for _, _, r in ok]) if ok else ())
             images = {k: image for k, image, _ in ok}
             for k, (_, _, error) in batch:
                 path = plan.paths[k]
@@ -152,14 +153,15 @@ def predict_plan(predictor, plan: PredictPlan, output, *, batch_size: int = 1, o
 
 def predict_files(predictor, inputs: Sequence[str], output, *, view: str = "lateral", pixel_spacing=None,
                   gt=None, batch_size: int = 1, overlays: bool = True, progress: bool = True, quiet: bool = False,
-                  settings: Optional[dict] = None, keep_dicom_ids: bool = False, resume: bool = False,
+                  settings: Optional[dict] = None, resume: bool = False,
                   predictions_json: bool = True) -> Optional[dict]:
     """Predict image files and write predictions.jsonl, predictions.json, report.csv,
     coco_results.json and overlays/ into ``output``; returns
     :func:`vertkp.inference.outputs.summarize` (None on a process of rank > 0).
 
     Args:
-        predictor: a :class:`vertkp.inference.VertebraPredictor`.
+        predictor: a :class:`vertkp.inference.VertebraPredictor` (its ``keep_dicom_ids`` says whether
+            DICOM files' identifiers are read and recorded; by default no output holds any).
         inputs: files, folders (searched recursively) and glob patterns.
         view: what the images are, unless ``gt`` says.
         pixel_spacing: mm per pixel for every image, or a table file (``vertkp.data.spacing``);
@@ -167,8 +169,6 @@ def predict_files(predictor, inputs: Sequence[str], output, *, view: str = "late
         gt: a vertkp COCO file of these images: its image ids go into coco_results.json,
             and its view, pixel spacing and facing are used per image.
         settings: recorded as predictions.json's "settings" (and, but its "inputs", in predict_run.json).
-        keep_dicom_ids: record DICOM files' identifiers (``SpinePrediction.dicom_ids``);
-            by default no output holds any.
         resume: keep what an interrupted run with the same ``settings`` predicted (:func:`prepare_output`).
         predictions_json: write predictions.json (else predictions.jsonl alone holds the predictions).
 
@@ -177,7 +177,7 @@ def predict_files(predictor, inputs: Sequence[str], output, *, view: str = "late
     """
     if batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
-    plan = plan_inputs(inputs, view=view, pixel_spacing=pixel_spacing, gt=gt, keep_dicom_ids=keep_dicom_ids)
+    plan = plan_inputs(inputs, view=view, pixel_spacing=pixel_spacing, gt=gt)
     if comm.get_rank() == 0:
         prepare_output(plan, output, settings, resume=resume, quiet=quiet)
     comm.synchronize()
