@@ -9,8 +9,8 @@ import pytest
 
 from tests.helpers.raw import quad
 from vertkp.evaluation import ImageTruth
-from vertkp.grading.uncertainty import CornerUncertainty
 from vertkp.inference import FlagThresholds, build_prediction, corner_confidence
+from vertkp.review import CornerUncertainty
 from vertkp.drawing import overlay_names
 from vertkp.inference.inputs import expand_inputs
 from vertkp.inference.outputs import (

@@ -33,8 +33,7 @@ from .result import SPACING_OPTIONS, FlagThresholds, SpinePrediction, build_pred
 from .backends import BACKENDS, DEFAULT_BACKEND
 from .fast import prepare_fast_model, task_sized_cfg
 from .tta import VertebraTTA, instances_corner_signals, uses_tta
-from ..flags import default_thresholds
-from ..grading.uncertainty import CornerUncertainty, default_uncertainty
+from ..review import OPERATING_POINTS, CornerUncertainty
 
 __all__ = ["VertebraPredictor"]
 
@@ -59,14 +58,14 @@ class VertebraPredictor:
             to name vertebrae by level; None names them by position.
         no_slip_pct, gap_factor: as for ``vertkp.grading.grade_spine``.
         thresholds: when to flag (:class:`FlagThresholds`); None: the calibrated defaults of
-            the predictor's mode (``vertkp.flags.default_thresholds``, with or without TTA).
+            the predictor's TTA mode (``vertkp.review.OPERATING_POINTS``).
         keep_dicom_ids: record a DICOM file's patient and study identifiers in its
             result (``SpinePrediction.dicom_ids``); by default none is read.
         tta: test-time augmentation, "none", "flip" or "flip,scale"
             (``vertkp.inference.tta``); None: the config's ``VERTKP.TTA``.
         uncertainty: the corner error model of the slip intervals
-            (``vertkp.grading.uncertainty.CornerUncertainty``); None: the one fitted for the
-            predictor's mode (``default_uncertainty``).
+            (``vertkp.review.CornerUncertainty``); None: the one fitted for the
+            predictor's TTA mode (``vertkp.review.OPERATING_POINTS``).
         backend: "fast" (``vertkp.inference.fast``: the same corners and detections for less
             work) or "eager" (the model exactly as detectron2 runs it at evaluation).
     """
@@ -127,8 +126,8 @@ class VertebraPredictor:
         self.network = VertebraTTA.from_cfg(cfg, self.model, min_score).eval() if tta_on else self.model
         self.tta = tta_on
         self.backend = backend
-        self.uncertainty = default_uncertainty(tta_on) if uncertainty is None else uncertainty
-        thresholds = default_thresholds(tta_on) if thresholds is None else thresholds
+        self.uncertainty = OPERATING_POINTS[cfg.VERTKP.TTA].uncertainty if uncertainty is None else uncertainty
+        thresholds = OPERATING_POINTS[cfg.VERTKP.TTA].thresholds if thresholds is None else thresholds
         self.mapper = VertebraDatasetMapper(cfg, is_train=False)
         self.input_format = cfg.INPUT.FORMAT
         self.device = torch.device(cfg.MODEL.DEVICE)
