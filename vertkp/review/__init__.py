@@ -16,38 +16,15 @@ Pure numpy, above ``vertkp.grading``; ``vertkp.inference`` raises the flags and
 * ``fitting``: the fit of an operating point on a tuning set (``fit_operating_point``), which
   ``vertkp benchmark tta`` runs.
 """
-from .calibration import (
-    SPREAD_CAP_PCT,
-    calibration_at,
-    corner_table,
-    error_risk,
-    evaluate_calibration,
-    risk_features,
-    risk_signals,
-    slip_interval_stats,
-)
-from .fitting import (
-    TARGET_FLAG_RATE,
-    TARGET_RECALL,
-    choose_thresholds,
-    fit_corner_uncertainty,
-    fit_operating_point,
-    fitted_point,
-)
+from .calibration import (SPREAD_CAP_PCT, calibration_at, corner_table, error_risk, evaluate_calibration,
+                          risk_features, risk_signals, slip_interval_stats)
+from .fitting import (TARGET_FLAG_RATE, TARGET_RECALL, choose_thresholds, fit_corner_uncertainty, fit_operating_point,
+                      fitted_point)
 from .flags import FLAGS, FlagThresholds, corner_flags, flag_masks
 from .operating_points import OPERATING_POINTS, OperatingPoint
-from .statistics import (
-    LARGE_ERROR_PCT_WIDTH,
-    auroc,
-    bins_calibration_error,
-    calibration_report,
-    expected_calibration_error,
-    fit_logistic,
-    flag_stats,
-    logistic_risk,
-    reliability_bins,
-    threshold_for_recall,
-)
+from .statistics import (LARGE_ERROR_PCT_WIDTH, auroc, bins_calibration_error, calibration_report,
+                         expected_calibration_error, fit_logistic, flag_stats, logistic_risk, reliability_bins,
+                         threshold_for_recall)
 from .uncertainty import CornerUncertainty, corner_sd_px, follow_orientation, slip_interval, spread_pct_width
 
 __all__ = [

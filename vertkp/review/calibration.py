@@ -115,8 +115,9 @@ def evaluate_calibration(images, thresholds: Optional[FlagThresholds] = None) ->
     if table is None:
         return None
     tta = any(im.pred_corner_spread is not None for im in images)
-    thresholds = OPERATING_POINTS["flip" if tta else "none"].thresholds if thresholds is None else thresholds
-    report = calibration_at(table, thresholds, tta)
+    point = OPERATING_POINTS["flip" if tta else "none"]
+    thresholds = point.thresholds if thresholds is None else thresholds
+    report = calibration_at(table, thresholds, tta, point.risk_model)
     report["tta"] = tta
     report["thresholds"] = {k: float(getattr(thresholds, k)) for k in ("corner", "vertebra", "spread_pct")}
     return report
