@@ -27,7 +27,6 @@ from vertkp.grading import (
     wedge_angle_deg,
 )
 from vertkp.grading.slip import slip_percent, slip_percent_sd
-from vertkp.grading.uncertainty import CornerUncertainty, corner_sd_px, follow_orientation, spread_pct_width
 from vertkp.keypoints import anatomical_corners, canonical_order
 
 LEVELS = ["L1", "L2", "L3", "L4", "L5", "S1"]
@@ -488,12 +487,3 @@ def test_the_slip_sd_is_the_first_order_propagation_of_the_corner_sds():
     with pytest.raises(ValueError, match="zero length"):
         slip_percent_sd(P, P, Q, 1, 1, 1)
 
-
-def test_corner_sds_and_the_values_follow_renamed_corners():
-    model = CornerUncertainty(floor_pct_width=2.0, spread_factor=1.5)
-    sd = corner_sd_px([50.0], [[0.0, np.nan, 2.0, 4.0]], model)
-    assert sd[0].tolist() == pytest.approx([1.0, 1.0, np.hypot(1.0, 3.0), np.hypot(1.0, 6.0)])
-    assert spread_pct_width([[1.0, np.nan, 0, 0]], [50.0])[0, 0] == pytest.approx(2.0)
-    corners = np.array([[0, 0], [10, 0], [0, 5], [10, 5]], float)
-    oriented = corners[[3, 2, 1, 0]]  # turned by 180 degrees: every corner renamed
-    assert follow_orientation(np.array([1.0, 2.0, 3.0, 4.0]), corners, oriented).tolist() == [4.0, 3.0, 2.0, 1.0]

@@ -14,9 +14,7 @@ from tests.helpers import DETECTRON2_SKIP_REASON, NO_DETECTRON2, REPO
 # (vertkp.inference imports its predictor when detectron2 is installed, so it is not here).
 TORCH_FREE = ("vertkp", "vertkp.cli", "vertkp.data", "vertkp.data.cli", "vertkp.data.images", "vertkp.phantoms",
               "vertkp.phantoms.cli", "vertkp.grading", "vertkp.evaluation", "vertkp.evaluation.cli", "vertkp.files",
-              "vertkp.anatomy", "vertkp.keypoints", "vertkp.keypoint_decoding", "vertkp.flags",
-              "vertkp.grading.uncertainty", "vertkp.evaluation.calibration",
-              "vertkp.evaluation.corner_risk")
+              "vertkp.anatomy", "vertkp.keypoints", "vertkp.keypoint_decoding", "vertkp.review")
 REGISTERED = '''
 import json
 from detectron2.data import DatasetCatalog

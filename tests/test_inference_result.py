@@ -9,9 +9,9 @@ import pytest
 
 from tests.helpers.raw import quad
 from vertkp.evaluation import ImageTruth
-from vertkp.grading.uncertainty import CornerUncertainty
 from vertkp.inference import FlagThresholds, build_prediction
 from vertkp.keypoint_decoding import corner_confidence
+from vertkp.review import CornerUncertainty
 from vertkp.drawing import overlay_names
 from vertkp.data.images import ImageRecord
 from vertkp.inference.inputs import PredictPlan, expand_inputs, image_record

@@ -162,6 +162,14 @@ def test_tta_predictions_carry_the_corner_signals_and_the_slip_interval(predicto
             assert p["slip_low_pct"] <= p["slip_pct"] <= p["slip_high_pct"]
 
 
+def test_each_predictor_takes_the_operating_point_of_its_tta_mode(predictors):
+    from vertkp.review import OPERATING_POINTS
+
+    for predictor, mode in zip(predictors, ("none", "flip")):
+        point = OPERATING_POINTS[mode]
+        assert predictor.grading["thresholds"] == point.thresholds and predictor.uncertainty == point.uncertainty
+
+
 def test_tta_modes_are_settings_of_detectron2s_test_aug_keys():
     pytest.importorskip("detectron2", reason=DETECTRON2_SKIP_REASON)
     from tests.helpers import INSTANT_CONFIG

@@ -7,16 +7,16 @@ The weights are a model trained on the train split of a phantom set of seed --se
 demo``'s: 100 realistic phantoms of seed 0). Two fresh phantom sets of
 --held-out-images each, neither seen in training:
 
-* tuning (seed --seed + 2, every split): the flag thresholds, the error risk models and the
-  corner uncertainty are fitted on it (``vertkp.evaluation.corner_risk.choose_thresholds``,
-  ``fit_logistic``, ``fit_corner_uncertainty``): the thresholds that flag the fewest corners
-  while every flag together catches TARGET_RECALL % of the corners off by more than 5% of the
-  vertebra width.
+* tuning (seed --seed + 2, every split): the operating point of each CALIBRATED variant's TTA
+  mode is fitted on it (``vertkp.review.fit_operating_point``: flag thresholds, error risk
+  model, corner uncertainty): the thresholds that flag the fewest corners while every flag
+  together catches ``vertkp.review.TARGET_RECALL`` % of the corners off by more than 5% of the
+  vertebra width. ``vertkp.review.OPERATING_POINTS`` holds the numbers fitted last.
 * held-out (seed --seed + 1, every split): each variant
   of VARIANTS is evaluated on it (MRE against the labels and the exact corners, SDR, detection
   F1, grade accuracy, model latency per image at batch 1), and so are the fitted flags
   (recall, flag rate, AUROC of each signal, reliability of the risk, slip interval coverage)
-  and the flags at the defaults the code ships with.
+  and the flags at the operating points the code ships with.
 
 Writes OUT/benchmark.json and prints the tables the README shows. A benchmark, not a test:
 ~10 minutes on 2 CPU cores at the defaults.
@@ -30,27 +30,22 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from ..evaluation import EvaluationSettings, ImagePredictions, evaluate_dataset, load_ground_truth
-from ..evaluation.calibration import LARGE_ERROR_PCT_WIDTH, auroc, fit_logistic, flag_stats
-from ..evaluation.corner_risk import (choose_thresholds, corner_table, evaluate_calibration, fit_corner_uncertainty,
-                                      flag_masks, risk_features, risk_signals)
 from ..evaluation.exact_truth import add_truth_scores
 from ..evaluation.plots import reliability_plot
 from ..files import write_json
-from ..flags import FlagThresholds
-from ..grading import meyerding_grade, vertebra_width
-from ..grading.uncertainty import (CornerUncertainty, corner_sd_px, default_uncertainty, follow_orientation,
-                                   slip_interval)
 from ..modeling.fusion import DEFAULT_UNMATCHED
 from ..modeling.outputs import predictions_from_instances
 from ..phantoms.truth import TRUTH_FILE
+from ..review import (OPERATING_POINTS, TARGET_FLAG_RATE, CornerUncertainty, calibration_at, corner_table,
+                      evaluate_calibration, fit_operating_point, fitted_point, slip_interval_stats)
 from .data import phantom_set
 from .device import set_threads
 from .report import machine_info, machine_line
 
-__all__ = ["VARIANTS", "CALIBRATED", "TARGET_RECALL", "TARGET_FLAG_RATE", "run"]
+__all__ = ["VARIANTS", "CALIBRATED", "run"]
 
-# name -> (VERTKP.TTA, MODEL.ROI_KEYPOINT_HEAD.SUBPIXEL[, what fusion does with a vertebra one pass
-# missed: vertkp.inference.fusion.UNMATCHED_RULES, default DEFAULT_UNMATCHED])
+# name -> (TTA mode, MODEL.ROI_KEYPOINT_HEAD.SUBPIXEL[, what fusion does with a vertebra one pass
+# missed: vertkp.modeling.fusion.UNMATCHED_RULES, default DEFAULT_UNMATCHED])
 VARIANTS = {
     "base": ("none", "none"),
     "+ flip": ("flip", "none"),
@@ -61,13 +56,9 @@ VARIANTS = {
     "+ flip + sub-pixel, one-pass vertebrae dropped": ("flip", "dark", "drop"),
     "+ flip, scales + sub-pixel": ("flip,scale", "dark"),
 }
-# The variants the flags and the error models are fitted for: the defaults without and with TTA
-# (VERTKP.TTA "none" or "flip", MODEL.ROI_KEYPOINT_HEAD.SUBPIXEL "dark").
+# The variants whose TTA mode's operating point is fitted: the defaults without and with TTA
+# (TTA mode "none" or "flip", MODEL.ROI_KEYPOINT_HEAD.SUBPIXEL "dark").
 CALIBRATED = ("+ sub-pixel (dark)", "+ flip + sub-pixel")
-# The flags together should catch this share of the large-error corners...
-TARGET_RECALL = 90.0
-# ... while flagging at most this share of all corners (the issue's target), percent.
-TARGET_FLAG_RATE = 15.0
 HEADLINE = ("MRE_px", "truth_MRE_px", "MRE_pct_width", "SDR_px@6", "det_F1", "grade_acc", "truth_grade_acc",
             "slip_MAE_pp")
 
@@ -98,79 +89,13 @@ def _truths(coco: Path, splits) -> list:
     return [t for s in splits if (coco / f"{s}.json").is_file() for t in load_ground_truth(coco / f"{s}.json").images]
 
 
-def _table(result) -> dict:
-    """``corner_table`` plus "spread_px" (on the GT width: close enough to fit on)."""
-    t = corner_table(result.images)
-    t["spread_px"] = t["spread_pct"] / 100.0 * t["width_px"]
-    return t
-
-
-def _oriented_with_sd(im, gt_index: int, spread: np.ndarray, model: CornerUncertainty):
-    """The matched prediction's oriented corners [4, 2] and their error SDs [4] px."""
-    raw = im.pred_corners[gt_index]
-    oriented = im.pred_grading.oriented[int(im.matching.gt_to_pred[gt_index])]
-    sd = corner_sd_px(vertebra_width(raw[None]), spread[gt_index][None], model)[0]
-    return oriented, follow_orientation(sd, raw, oriented)
-
-
-def slip_interval_stats(result, model: CornerUncertainty) -> dict:
-    """On the scored lateral pairs of an evaluation: how often the predicted slip interval
-    (``vertkp.grading.uncertainty.slip_interval`` with ``model``) holds the true slip, how
-    many pairs it calls borderline (it crosses a Meyerding boundary) and how many of the
-    wrongly graded pairs those are (the recall of ``borderline_grade`` for grade errors)."""
-    n = covered = borderline = wrong = wrong_caught = 0
-    for im in result.images:
-        if im.pred_grading is None or im.pred_grading.facing is None:
-            continue
-        facing = im.pred_grading.facing.facing
-        spread = im.pred_corner_spread if im.pred_corner_spread is not None else np.zeros(im.errors_px.shape)
-        rows = iter(im.pairs)
-        for p in im.gt_grading.pairs:
-            if not p.measurable:
-                continue
-            row = next(rows)
-            if not row["scored"] or row["view"] != "lateral":
-                continue
-            (u, sd_u), (lo, sd_l) = (_oriented_with_sd(im, i, spread, model) for i in (p.upper, p.lower))
-            interval = slip_interval(u, lo, sd_u, sd_l, facing, model)
-            if interval is None:
-                continue
-            n += 1
-            covered += interval[0] <= row["gt_value"] <= interval[1]
-            crosses = meyerding_grade(interval[0]) != meyerding_grade(interval[1])
-            borderline += crosses
-            if row["pred_class"] != row["gt_class"]:
-                wrong += 1
-                wrong_caught += crosses
-    pct = lambda a, b: 100.0 * a / b if b else float("nan")  # noqa: E731
-    return {"n_pairs": n, "coverage_pct": pct(covered, n), "borderline_pct": pct(borderline, n),
-            "n_wrong_grade": wrong, "wrong_grade_flagged_pct": pct(wrong_caught, wrong)}
-
-
-def _fit(tuning: dict, tta: bool) -> dict:
-    large = tuning["error_pct_width"] > LARGE_ERROR_PCT_WIDTH
-    feats = risk_features(tuning["confidence"], tuning["score"], tuning["spread_pct"] if tta else None)
-    weights, bias = fit_logistic(feats, large)
-    floor, factor = fit_corner_uncertainty(tuning["error_px"], tuning["width_px"],
-                                           tuning["spread_px"] if tta else np.zeros(len(large)))
-    return {"risk_model": {"weights": [float(v) for v in weights], "bias": float(bias)},
-            "uncertainty": {"floor_pct_width": floor, "spread_factor": factor if tta else 0.0},
-            "thresholds": choose_thresholds(tuning, TARGET_RECALL, tta),
-            "thresholds_at_target_flag_rate": choose_thresholds(tuning, None, tta, max_flag_rate=TARGET_FLAG_RATE)}
-
-
 def _apply(table: dict, fit: dict, tta: bool, which: str = "thresholds") -> dict:
-    """The fitted flags (``fit[which]``) and risk on another set's corners."""
-    large = table["error_pct_width"] > LARGE_ERROR_PCT_WIDTH
-    th = fit[which]
-    if th["corner"] is None:
+    """The fitted operating point (thresholds ``fit[which]``) on another set's corners."""
+    point = fitted_point(fit, which)
+    if point is None:
         return {"reached": False}
-    thresholds = FlagThresholds(corner=th["corner"], vertebra=th["vertebra"], spread_pct=th["spread_pct"] or 0.0)
-    flags = flag_masks(table, thresholds, tta)
-    signals = risk_signals(table, tta, (fit["risk_model"]["weights"], fit["risk_model"]["bias"]))
-    return {"flags": {k: flag_stats(v, large) for k, v in flags.items()},
-            "auroc": {k: auroc(v, large) for k, v in signals.items()},
-            "large_share_pct": 100.0 * float(large.mean()) if large.size else float("nan")}
+    report = calibration_at(table, point.thresholds, tta, point.risk_model)
+    return {k: report[k] for k in ("flags", "auroc", "large_share_pct")}
 
 
 def _fmt(v, spec=".2f"):
@@ -241,17 +166,17 @@ def run(args, folder: Optional[Path] = None) -> int:
     for name in CALIBRATED:
         if name not in predictors:
             continue
-        tta = variants[name][0] != "none"
+        mode = variants[name][0]
+        tta = mode != "none"
         preds, _ = _predict(predictors[name], tuning_truths, tune)
-        tuning = _table(_evaluate(tuning_truths, preds, tune / TRUTH_FILE))
-        fit = _fit(tuning, tta)
+        fit = fit_operating_point(corner_table(_evaluate(tuning_truths, preds, tune / TRUTH_FILE).images), tta)
         held_result = held_out[name]
-        held_table = _table(held_result)
+        held_table = corner_table(held_result.images)
         applied = _apply(held_table, fit, tta)
         applied["at_target_flag_rate"] = _apply(held_table, fit, tta, "thresholds_at_target_flag_rate")
-        fitted = CornerUncertainty(**fit["uncertainty"])
-        applied["slip_interval"] = slip_interval_stats(held_result, fitted)
-        applied["slip_interval_at_defaults"] = slip_interval_stats(held_result, default_uncertainty(tta))
+        for key, model in (("slip_interval", CornerUncertainty(**fit["uncertainty"])),
+                           ("slip_interval_at_defaults", OPERATING_POINTS[mode].uncertainty)):
+            applied[key] = slip_interval_stats(held_result.images, model)
         report["calibration"][name] = {"fit_on_tuning": fit, "held_out": applied}
         print(format_flags(f"{name}, fitted on tuning: {fit}", applied), flush=True)
         print(format_flags(f"{name}, at most {TARGET_FLAG_RATE}% flagged on tuning", applied["at_target_flag_rate"]))

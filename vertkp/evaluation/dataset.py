@@ -15,9 +15,9 @@ import numpy as np
 from ..anatomy import level_index
 from ..grading.slip import GRADE_NAMES
 from ..keypoints import KEYPOINT_NAMES
+from ..review import evaluate_calibration
 from .agreement import GRADE_ORDER, measure_agreement, slip_groups
 from .bootstrap import CI_METRICS, bootstrap_ci95
-from .corner_risk import evaluate_calibration
 from .ground_truth import EvaluationInputError, ImageTruth
 from .metrics import detection_scores, error_stats, mean_vertebra_width, slip_agreement, success_detection_rate
 from ..modeling.outputs import ImagePredictions

@@ -14,7 +14,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..keypoints import KEYPOINT_NAMES
-from .calibration import bins_calibration_error
+from ..review import bins_calibration_error
 from .dataset import DatasetEvaluation
 
 __all__ = ["write_plots", "reliability_plot"]
@@ -193,7 +193,7 @@ def reliability_plot(report_or_bins: Mapping, path) -> Path:
     bin as bars. Title: the ECE and the number of corners.
 
     Args:
-        report_or_bins: a :func:`vertkp.evaluation.calibration.calibration_report` made with a probability, or the
+        report_or_bins: a :func:`vertkp.review.calibration_report` made with a probability, or the
             dict of ``reliability_bins``.
         path: the PNG to write.
     """

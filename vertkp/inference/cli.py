@@ -43,11 +43,10 @@ from pathlib import Path
 from .. import HAS_DETECTRON2
 from ..evaluation.matching import DEFAULT_SCORE_THRESHOLD
 from ..files import output_folder
-from ..flags import SINGLE_PASS_THRESHOLDS
 from ..grading import DEFAULT_GAP_FACTOR, DEFAULT_NO_SLIP_PCT
 from ..modeling.fusion import TTA_MODES
+from ..review import OPERATING_POINTS
 from .inputs import plan_inputs
-from .result import FlagThresholds
 from .run import predict_plan, prepare_output
 from .stream import LINES_FILE, summarize_lines
 
@@ -67,7 +66,7 @@ RUN_FLAGS = ("input", "no_progress", "quiet", "resume", "no_json", "num_gpus", "
 
 
 def build_parser() -> argparse.ArgumentParser:
-    tta, one = FlagThresholds(), SINGLE_PASS_THRESHOLDS
+    tta, one = OPERATING_POINTS["flip"].thresholds, OPERATING_POINTS["none"].thresholds
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--config-file", required=True, metavar="CFG", help="vertkp config (configs/*.yaml)")

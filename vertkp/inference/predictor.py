@@ -32,8 +32,7 @@ from ..modeling.outputs import predictions_from_instances
 from ..modeling.test_time_augmentation import KeypointRCNNWithTTA, set_tta_mode, tta_mode
 from ..modeling.weights import load_trained_weights
 from .result import FlagThresholds, SpinePrediction, build_prediction
-from ..flags import default_thresholds
-from ..grading.uncertainty import CornerUncertainty, default_uncertainty
+from ..review import OPERATING_POINTS, CornerUncertainty
 
 __all__ = ["VertebraPredictor"]
 
@@ -58,15 +57,15 @@ class VertebraPredictor:
             to name vertebrae by level; None names them by position.
         no_slip_pct, gap_factor: as for ``vertkp.grading.grade_spine``.
         thresholds: when to flag (:class:`FlagThresholds`); None: the calibrated defaults of
-            the predictor's mode (``vertkp.flags.default_thresholds``, with or without TTA).
+            the predictor's TTA mode (``vertkp.review.OPERATING_POINTS``).
         keep_dicom_ids: record a DICOM file's patient and study identifiers in its
             result (``SpinePrediction.dicom_ids``); by default none is read.
         tta: test-time augmentation, "none", "flip" or "flip,scale"
             (``vertkp.modeling.test_time_augmentation.set_tta_mode``); None: the config's
             ``TEST.AUG`` keys.
         uncertainty: the corner error model of the slip intervals
-            (``vertkp.grading.uncertainty.CornerUncertainty``); None: the one fitted for the
-            predictor's mode (``default_uncertainty``).
+            (``vertkp.review.CornerUncertainty``); None: the one fitted for the
+            predictor's TTA mode (``vertkp.review.OPERATING_POINTS``).
     """
 
     def __init__(self, config_file: str, weights: Optional[str] = None, *, opts: Sequence[str] = (),
@@ -114,8 +113,8 @@ class VertebraPredictor:
             logging.getLogger(__name__).warning("no weights given: the model is randomly initialised")
         # what run_model calls: the model, or the model inside test-time augmentation
         self.network = KeypointRCNNWithTTA(cfg, self.model).eval() if tta_on else self.model
-        self.uncertainty = default_uncertainty(tta_on) if uncertainty is None else uncertainty
-        thresholds = default_thresholds(tta_on) if thresholds is None else thresholds
+        self.uncertainty = OPERATING_POINTS[self.tta].uncertainty if uncertainty is None else uncertainty
+        thresholds = OPERATING_POINTS[self.tta].thresholds if thresholds is None else thresholds
         self.mapper = VertebraDatasetMapper(cfg, is_train=False)
         self.input_format = cfg.INPUT.FORMAT
         self.device = torch.device(cfg.MODEL.DEVICE)

@@ -25,9 +25,8 @@ from ..grading import (
     meyerding_grade,
     vertebra_width,
 )
-from ..grading.uncertainty import (CornerUncertainty, corner_sd_px, follow_orientation, slip_interval,
-                                   spread_pct_width)
-from ..flags import FLAGS, FlagThresholds, corner_flags
+from ..review import (FLAGS, CornerUncertainty, FlagThresholds, corner_flags, corner_sd_px, follow_orientation,
+                      slip_interval, spread_pct_width)
 from ..keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS
 
 __all__ = [
@@ -55,11 +54,11 @@ class VertebraResult:
         detection: index in the model's output (highest score first).
         flags: codes of :data:`FLAGS`.
         corner_spread_px: float [4], px, the test-time augmentation passes' disagreement on
-            each corner (``vertkp.inference.fusion``); NaN (null in JSON) without TTA or when
+            each corner (``vertkp.modeling.fusion``); NaN (null in JSON) without TTA or when
             one pass alone found the vertebra.
         corner_spread_pct: the same, % of the vertebra's width.
         corner_sd_px: float [4], px, each corner's error SD per axis
-            (``vertkp.grading.uncertainty``), what the pairs' slip intervals use.
+            (``vertkp.review.uncertainty``), what the pairs' slip intervals use.
     """
 
     name: str
@@ -89,7 +88,7 @@ class PairResult(PairMeasures):
     """:class:`vertkp.grading.PairMeasures` of one adjacent pair (``upper`` and
     ``lower`` index :attr:`SpinePrediction.vertebrae`), plus its flags and, on lateral
     views, ``slip_low_pct``/``slip_high_pct``: the slip's interval
-    (``vertkp.grading.uncertainty.slip_interval``), None when the slip is not measured."""
+    (``vertkp.review.slip_interval``), None when the slip is not measured."""
 
     flags: List[str] = field(default_factory=list)
     slip_low_pct: Optional[float] = None
@@ -121,7 +120,7 @@ class SpinePrediction:
         notes: readable caveats.
         thresholds: the :class:`FlagThresholds` the flags were raised with.
         uncertainty: the corner error model of the slip intervals
-            (``vertkp.grading.uncertainty.CornerUncertainty``).
+            (``vertkp.review.CornerUncertainty``).
         image_id: the COCO image id of the results file, if any.
         dicom_ids: a DICOM file's patient and study identifiers
             (``vertkp.data.dicom.DICOM_ID_FIELDS``), only when asked for (``keep_dicom_ids``);

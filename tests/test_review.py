@@ -1,5 +1,6 @@
-"""Calibration statistics of the review flags: AUROC, flag recall / precision, the threshold
-for a recall, reliability bins and ECE, the logistic fit, the report and its plot, by hand."""
+"""vertkp.review by hand: the operating points, the corner error model, the calibration
+statistics of the review flags (AUROC, flag recall / precision, the threshold for a recall,
+reliability bins and ECE, the logistic fit, the report and its plot) and the fits."""
 import json
 import math
 
@@ -8,29 +9,56 @@ import pytest
 
 from tests.helpers.raw import quad
 from vertkp.evaluation import ImagePredictions, ImageTruth, evaluate_dataset
-from vertkp.evaluation.calibration import (
-    LARGE_ERROR_PCT_WIDTH,
-    auroc,
-    calibration_report,
-    expected_calibration_error,
-    fit_logistic,
-    flag_stats,
-    logistic_risk,
-    reliability_bins,
-    threshold_for_recall,
-)
-from vertkp.evaluation.corner_risk import (
-    SPREAD_CAP_PCT,
-    choose_thresholds,
-    corner_table,
-    error_risk,
-    fit_corner_uncertainty,
-    flag_masks,
-    risk_features,
-)
 from vertkp.evaluation.plots import reliability_plot
 from vertkp.evaluation.report import write_evaluation
-from vertkp.flags import FlagThresholds
+from vertkp.modeling.fusion import TTA_MODES
+from vertkp.review import (
+    LARGE_ERROR_PCT_WIDTH,
+    OPERATING_POINTS,
+    SPREAD_CAP_PCT,
+    CornerUncertainty,
+    FlagThresholds,
+    auroc,
+    calibration_report,
+    choose_thresholds,
+    corner_sd_px,
+    corner_table,
+    error_risk,
+    expected_calibration_error,
+    fit_corner_uncertainty,
+    fit_logistic,
+    fit_operating_point,
+    fitted_point,
+    flag_masks,
+    flag_stats,
+    follow_orientation,
+    logistic_risk,
+    reliability_bins,
+    risk_features,
+    spread_pct_width,
+    threshold_for_recall,
+)
+
+
+def test_the_operating_points_per_tta_mode():
+    assert set(OPERATING_POINTS) == set(TTA_MODES)
+    none, flip = OPERATING_POINTS["none"], OPERATING_POINTS["flip"]
+    assert none.thresholds == FlagThresholds(corner=0.775, vertebra=0.95, facing=0.8, spread_pct=1.25)
+    assert flip.thresholds == FlagThresholds(corner=0.75, vertebra=0.5, facing=0.8, spread_pct=1.25) == FlagThresholds()
+    assert none.uncertainty == CornerUncertainty(floor_pct_width=2.45, spread_factor=0.0, z=1.96)
+    assert flip.uncertainty == CornerUncertainty(floor_pct_width=1.85, spread_factor=1.0, z=1.96) == CornerUncertainty()
+    assert none.risk_model == ((6.233, 2.902), -4.368) and flip.risk_model == ((4.772, 0.772, 0.401), -4.547)
+    assert OPERATING_POINTS["flip,scale"] == flip
+
+
+def test_corner_sds_and_the_values_follow_renamed_corners():
+    model = CornerUncertainty(floor_pct_width=2.0, spread_factor=1.5)
+    sd = corner_sd_px([50.0], [[0.0, np.nan, 2.0, 4.0]], model)
+    assert sd[0].tolist() == pytest.approx([1.0, 1.0, np.hypot(1.0, 3.0), np.hypot(1.0, 6.0)])
+    assert spread_pct_width([[1.0, np.nan, 0, 0]], [50.0])[0, 0] == pytest.approx(2.0)
+    corners = np.array([[0, 0], [10, 0], [0, 5], [10, 5]], float)
+    oriented = corners[[3, 2, 1, 0]]  # turned by 180 degrees: every corner renamed
+    assert follow_orientation(np.array([1.0, 2.0, 3.0, 4.0]), corners, oriented).tolist() == [4.0, 3.0, 2.0, 1.0]
 
 
 def _pairwise_auroc(risk, positive):
@@ -266,3 +294,24 @@ def test_the_evaluation_draws_the_reliability_of_the_risk(tmp_path):
     files = write_evaluation(_evaluated(), tmp_path)
     assert files["reliability"] == tmp_path / "reliability.png" and files["reliability"].stat().st_size > 0
     assert "reliability" not in write_evaluation(_evaluated(signals=False), tmp_path / "plain")
+
+
+def test_fit_operating_point_and_the_point_it_makes():
+    rng = np.random.default_rng(3)
+    n = 400
+    confidence = rng.uniform(0.2, 1.0, n)
+    table = {"confidence": confidence, "score": rng.uniform(0.5, 1.0, n), "spread_pct": rng.uniform(0.0, 4.0, n),
+             "width_px": np.full(n, 80.0), "error_px": rng.exponential(2.0, n) + 6.0 * (confidence < 0.4)}
+    table["error_pct_width"] = 100.0 * table["error_px"] / table["width_px"]
+    fit = fit_operating_point(table, tta=True)
+    assert set(fit) == {"risk_model", "uncertainty", "thresholds", "thresholds_at_target_flag_rate"}
+    assert len(fit["risk_model"]["weights"]) == 3 and fit["thresholds"]["recall"] >= 90.0
+    point = fitted_point(fit)
+    assert point.thresholds.corner == fit["thresholds"]["corner"] and point.thresholds.facing == 0.8
+    assert point.uncertainty.floor_pct_width == fit["uncertainty"]["floor_pct_width"]
+    assert point.risk_model == (tuple(fit["risk_model"]["weights"]), fit["risk_model"]["bias"])
+    single = fit_operating_point(table, tta=False)
+    assert single["uncertainty"]["spread_factor"] == 0.0 and single["thresholds"]["spread_pct"] is None
+    assert fitted_point(single).thresholds.spread_pct == FlagThresholds().spread_pct
+    unreached = dict(fit, thresholds={"corner": None, "vertebra": None, "spread_pct": None})
+    assert fitted_point(unreached) is None

@@ -1,17 +1,17 @@
 """What calls for a human look at a prediction: the flag codes and when they are raised.
 
-Shared by ``vertkp predict`` (``vertkp.inference.result``), which raises the flags, and
-the evaluation (``vertkp.evaluation.corner_risk``), which measures how many of the large
-corner errors they catch; :func:`corner_flags` is the one rule of the per-corner flags.
+``vertkp predict`` (``vertkp.inference.result``) raises the flags and the calibration
+(``vertkp.review.calibration``) measures how many of the large corner errors they catch,
+both by :func:`corner_flags`, the one rule of the per-corner flags.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict
+from typing import Dict, Mapping
 
 import numpy as np
 
-__all__ = ["FLAGS", "FlagThresholds", "SINGLE_PASS_THRESHOLDS", "default_thresholds", "corner_flags"]
+__all__ = ["FLAGS", "FlagThresholds", "corner_flags", "flag_masks"]
 
 # Flag code -> what it means. Codes are what predictions.json, report.csv and the overlays carry.
 FLAGS = {
@@ -33,11 +33,8 @@ FLAGS = {
 class FlagThresholds:
     """When to flag. Confidences are in [0, 1].
 
-    The defaults are those calibrated for flip test-time augmentation with sub-pixel
-    decoding (the default mode), :data:`SINGLE_PASS_THRESHOLDS` those for one pass: on
-    realistic phantoms (``vertkp benchmark tta``) they are the thresholds that flag the
-    fewest corners while all flags together catch 90% of the corners off by more than 5% of
-    the vertebra's width (README, "Test-time augmentation and review flags").
+    The defaults are the flip operating point; every TTA mode's thresholds are in
+    ``vertkp.review.OPERATING_POINTS``.
 
     Attributes:
         corner: corner confidence (``vertkp.inference.corner_confidence``) under this is low.
@@ -52,15 +49,6 @@ class FlagThresholds:
     vertebra: float = 0.5
     facing: float = 0.8
     spread_pct: float = 1.25
-
-
-# Calibrated for one pass (no TTA spread; the detection score then helps).
-SINGLE_PASS_THRESHOLDS = FlagThresholds(corner=0.775, vertebra=0.95)
-
-
-def default_thresholds(tta: bool) -> FlagThresholds:
-    """The calibrated default thresholds with (:class:`FlagThresholds`) or without TTA."""
-    return FlagThresholds() if tta else SINGLE_PASS_THRESHOLDS
 
 
 def corner_flags(confidence, score, spread_pct, thresholds: FlagThresholds, tta: bool) -> Dict[str, np.ndarray]:
@@ -85,3 +73,12 @@ def corner_flags(confidence, score, spread_pct, thresholds: FlagThresholds, tta:
         sp = np.asarray(spread_pct, dtype=np.float64)
         out["unstable_corner"] = np.isnan(sp) | (np.nan_to_num(sp, nan=0.0) > thresholds.spread_pct)
     return out
+
+
+
+def flag_masks(table: Mapping[str, np.ndarray], thresholds: FlagThresholds, tta: bool) -> Dict[str, np.ndarray]:
+    """:func:`corner_flags` of the corners of a table [n] ("confidence", "score", "spread_pct",
+    ``vertkp.review.corner_table``) plus "any", every flag together."""
+    flags = corner_flags(table["confidence"], table["score"], table["spread_pct"], thresholds, tta)
+    flags["any"] = np.any(np.stack(list(flags.values())), axis=0)
+    return flags

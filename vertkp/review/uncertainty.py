@@ -7,10 +7,10 @@ deviation per axis of
 
 where w is the vertebra's width (mean endplate length, px) and spread the
 test-time augmentation passes' disagreement on the corner (px,
-``vertkp.inference.fusion``; 0 without TTA). The slip's standard deviation
-follows by first-order propagation (``slip_percent_sd``), and its
-interval is slip +- z sd. The defaults were fitted on realistic phantoms
-(``vertkp benchmark tta``, README "Test-time augmentation and review flags").
+``vertkp.modeling.fusion``; 0 without TTA). The slip's standard deviation
+follows by first-order propagation (``vertkp.grading.slip_percent_sd``), and its
+interval is slip +- z sd. The fitted models, per TTA mode, are
+``vertkp.review.OPERATING_POINTS``'s.
 """
 from __future__ import annotations
 
@@ -19,16 +19,16 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from .slip import slip_percent, slip_percent_sd
+from ..grading.slip import slip_percent, slip_percent_sd
 from ..keypoints import anatomical_corners
 
-__all__ = ["CornerUncertainty", "SINGLE_PASS_UNCERTAINTY", "default_uncertainty", "corner_sd_px", "spread_pct_width", "follow_orientation", "slip_interval"]
+__all__ = ["CornerUncertainty", "corner_sd_px", "spread_pct_width", "follow_orientation", "slip_interval"]
 
 
 @dataclass(frozen=True)
 class CornerUncertainty:
-    """The corner error model (module docstring); the defaults are those fitted with flip TTA,
-    :data:`SINGLE_PASS_UNCERTAINTY` the model of one pass.
+    """The corner error model (module docstring); the defaults are the flip operating point's
+    (``vertkp.review.OPERATING_POINTS``).
 
     Attributes:
         floor_pct_width: error SD per axis of a corner the passes agree on, % of the vertebra width.
@@ -39,15 +39,6 @@ class CornerUncertainty:
     floor_pct_width: float = 1.85
     spread_factor: float = 1.0
     z: float = 1.96
-
-
-# The defaults (fitted with flip TTA and sub-pixel decoding) and the model of one pass.
-SINGLE_PASS_UNCERTAINTY = CornerUncertainty(floor_pct_width=2.45, spread_factor=0.0)
-
-
-def default_uncertainty(tta: bool) -> CornerUncertainty:
-    """The fitted corner error model with (:class:`CornerUncertainty`) or without TTA."""
-    return CornerUncertainty() if tta else SINGLE_PASS_UNCERTAINTY
 
 
 def spread_pct_width(spread_px, width_px) -> np.ndarray:

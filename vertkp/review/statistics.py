@@ -14,8 +14,8 @@ higher means more likely large (TTA disagreement as is, heatmap confidence as
   2015; Guo et al., ICML 2017), and a small L2-penalised logistic regression to make
   one from several signals (:func:`fit_logistic`, :func:`logistic_risk`).
 
-Pure numpy; the reliability diagram is ``vertkp.evaluation.plots.reliability_plot``, and
-``vertkp.evaluation.corner_risk`` applies all this to predicted corners.
+Pure numpy; ``vertkp.review.calibration`` applies all this to predicted corners, and
+``vertkp.evaluation.plots.reliability_plot`` draws the reliability diagram.
 """
 from __future__ import annotations
 
