@@ -187,10 +187,14 @@ def test_tta_modes_are_settings_of_detectron2s_test_aug_keys():
     assert tta_mode(cfg) == "none" and tta_augmentations(cfg) == [(1.0, False)]
     with pytest.raises(ValueError, match="TTA mode"):
         set_tta_mode(cfg, "mirror")
-    cfg.TEST.AUG.ENABLED, cfg.INPUT.MIN_SIZE_TEST = True, 256  # the test size changed, not the TTA sizes
+    set_tta_mode(cfg, "flip")  # the test size alone, whatever it is
+    cfg.INPUT.MIN_SIZE_TEST = 256
+    assert tuple(cfg.TEST.AUG.MIN_SIZES) == () and tta_augmentations(cfg) == [(1.0, False), (1.0, True)]
+    set_tta_mode(cfg, "flip,scale")
+    cfg.INPUT.MIN_SIZE_TEST = 200  # the test size changed, not the sizes given
     with pytest.raises(ValueError, match="MIN_SIZE_TEST"):
         tta_mode(cfg)
-    cfg.TEST.AUG.MIN_SIZES, cfg.TEST.AUG.FLIP = (256,), False
+    cfg.TEST.AUG.MIN_SIZES, cfg.TEST.AUG.FLIP = (), False
     with pytest.raises(ValueError, match="TEST.AUG.FLIP"):
         tta_mode(cfg)
     for key, value in (("VERTKP.TTA", "flip"), ("VERTKP.TTA_SCALES", "[0.8, 1.2]")):

@@ -7,7 +7,8 @@ evaluations, ``--eval-only``, ``VertebraPredictor``, the benchmarks):
   TEST.AUG.ENABLED    wrap the model (False: one pass, the model as it is)
   TEST.AUG.MIN_SIZES  shortest-edge sizes of the passes, px, ``INPUT.MIN_SIZE_TEST`` among them:
                       the test input (the mapper's, at ``INPUT.MIN_SIZE_TEST``) rescaled by
-                      size / ``INPUT.MIN_SIZE_TEST``
+                      size / ``INPUT.MIN_SIZE_TEST``; empty (vertkp's configs): the test size
+                      alone, so that it follows ``INPUT.MIN_SIZE_TEST``
   TEST.AUG.FLIP       every size also mirrored; vertkp's augmentation is built on the mirror,
                       so it must be True when ENABLED (:func:`tta_mode`)
 
@@ -43,14 +44,19 @@ __all__ = ["KeypointRCNNWithTTA", "set_tta_mode", "tta_mode", "tta_augmentations
 
 def set_tta_mode(cfg, mode: str) -> None:
     """Set ``TEST.AUG`` of an unfrozen config to a mode of ``TTA_MODES``: "none" (ENABLED
-    False), "flip" (the test size and its mirror), "flip,scale" (``SCALE_FACTORS`` times the
-    test size, each with its mirror)."""
+    False), "flip" (the test size and its mirror: MIN_SIZES empty), "flip,scale"
+    (``SCALE_FACTORS`` times the test size, each with its mirror)."""
     if mode not in TTA_MODES:
         raise ValueError(f"TTA mode must be one of {', '.join(TTA_MODES)}, got {mode!r}")
     cfg.TEST.AUG.ENABLED = mode != "none"
     cfg.TEST.AUG.FLIP = True
-    factors = SCALE_FACTORS if mode == "flip,scale" else (1.0,)
-    cfg.TEST.AUG.MIN_SIZES = tuple(int(round(f * cfg.INPUT.MIN_SIZE_TEST)) for f in factors)
+    scales = mode == "flip,scale"
+    cfg.TEST.AUG.MIN_SIZES = tuple(int(round(f * cfg.INPUT.MIN_SIZE_TEST)) for f in SCALE_FACTORS) if scales else ()
+
+
+def _sizes(cfg) -> list:
+    """The passes' shortest-edge sizes, px (TEST.AUG.MIN_SIZES; empty: the test size)."""
+    return list(cfg.TEST.AUG.MIN_SIZES) or [cfg.INPUT.MIN_SIZE_TEST]
 
 
 def tta_mode(cfg) -> str:
@@ -67,7 +73,7 @@ def tta_mode(cfg) -> str:
     if not aug.FLIP:
         raise ValueError("TEST.AUG.FLIP is False with TEST.AUG.ENABLED: vertkp's test-time augmentation mirrors "
                          "every size; set TEST.AUG.ENABLED False for one pass")
-    sizes, test = list(aug.MIN_SIZES), cfg.INPUT.MIN_SIZE_TEST
+    sizes, test = _sizes(cfg), cfg.INPUT.MIN_SIZE_TEST
     if test not in sizes or any(not 0.1 <= s / test <= 4.0 for s in sizes):
         raise ValueError(f"TEST.AUG.MIN_SIZES must hold INPUT.MIN_SIZE_TEST ({test}) and sizes between 0.1 and 4 "
                          f"times it, got {sizes}: set them together")
@@ -79,7 +85,7 @@ def tta_augmentations(cfg) -> List[Tuple[float, bool]]:
     test-time augmentation."""
     if tta_mode(cfg) == "none":
         return [(1.0, False)]
-    return [(s / cfg.INPUT.MIN_SIZE_TEST, mirrored) for s in cfg.TEST.AUG.MIN_SIZES for mirrored in (False, True)]
+    return [(s / cfg.INPUT.MIN_SIZE_TEST, mirrored) for s in _sizes(cfg) for mirrored in (False, True)]
 
 
 def _scaled(image: torch.Tensor, factor: float) -> torch.Tensor:
