@@ -14,17 +14,16 @@ set (OUT/data) and the runs; --num-images, --image-size and --seed make the phan
 overrides applied to every config.
 
 This module imports neither torch nor detectron2: it parses and checks the arguments, then
-imports the subcommand's module (``vertkp.benchmark.<subcommand>``), which imports what it runs.
+runs the subcommand through :data:`SUBCOMMANDS`, whose runner imports what it runs.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import re
 import sys
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Callable, List, NamedTuple, Optional, Sequence
 
 from .. import DETECTRON2_INSTALL, HAS_DETECTRON2
 from ..cli import config_path, output_folder
@@ -33,17 +32,65 @@ from ..phantoms.difficulty import DEFAULT_DIFFICULTY, DIFFICULTIES
 from .data import phantom_set
 
 __all__ = ["SUBCOMMANDS", "DEFAULT_SUBCOMMAND", "DEFAULT_CONFIGS", "PHASES", "SCALE_CONFIG", "MODELS", "model_config",
-           "build_parser", "split_trailing_opts", "main"]
+           "Subcommand", "build_parser", "split_trailing_opts", "main"]
 
-# subcommand -> one-line help. Its module vertkp.benchmark.<subcommand> has run(args, phantom folder, None for
-# a subcommand without --num-images, which makes its own sets) -> exit
-# status, and may have check(args), which raises ValueError for what only it can check (speed: CUDA, with torch).
+
+
+def _speed(args, folder):
+    from . import speed
+    return speed.run(args, folder)
+
+
+def _speed_check(args):
+    from . import speed
+    speed.check(args)
+
+
+def _learning(args, folder):
+    from . import learning
+    return learning.run(args, folder)
+
+
+def _data(args, folder):
+    from . import data
+    return data.run(args, folder)
+
+
+def _tta(args, folder):
+    from . import tta
+    return tta.run(args)
+
+
+def _scale(args, folder):
+    from . import scale
+    return scale.run(args, folder)
+
+
+def _scale_check(args):
+    from . import scale
+    scale.check(args)
+
+
+class Subcommand(NamedTuple):
+    """A subcommand: its one-line help; its runner (args, the phantom folder or None) -> exit
+    status, which imports its module (after the detectron2 check); what only that module can
+    check (raises ValueError for a bad argument), before anything is made; whether it runs on the
+    --num-images phantom set (``tta`` makes its own sets)."""
+    help: str
+    run: Callable[..., int]
+    check: Optional[Callable] = None
+    phantoms: bool = True
+
+
 SUBCOMMANDS = {
-    "speed": "inference latency (model alone, end to end), training s/iter, peak memory",
-    "learning": "train the phantom configs, evaluate: the curve and the target",
-    "data": "converter and evaluator throughput on phantoms (no model)",
-    "tta": "test-time augmentation and sub-pixel ablation of a trained model, and the review flags' calibration",
-    "scale": "vertkp predict's peak memory, speed and predictions.jsonl size over image counts (MiB per 1000 images)",
+    "speed": Subcommand("inference latency (model alone, end to end), training s/iter, peak memory", _speed,
+                        _speed_check),
+    "learning": Subcommand("train the phantom configs, evaluate: the curve and the target", _learning),
+    "data": Subcommand("converter and evaluator throughput on phantoms (no model)", _data),
+    "tta": Subcommand("test-time augmentation and sub-pixel ablation of a trained model, and the review flags' "
+                      "calibration", _tta, phantoms=False),
+    "scale": Subcommand("vertkp predict's peak memory, speed and predictions.jsonl size over image counts "
+                        "(MiB per 1000 images)", _scale, _scale_check),
 }
 DEFAULT_SUBCOMMAND = "speed"
 # speed: the configs measured when --config-file is not given, and its phases (--skip).
@@ -108,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="{" + ",".join(SUBCOMMANDS) + "}",
                            parser_class=argparse.ArgumentParser)
     kw = dict(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parsers = {name: sub.add_parser(name, help=text, description=text, **kw) for name, text in SUBCOMMANDS.items()}
+    parsers = {name: sub.add_parser(name, help=c.help, description=c.help, **kw) for name, c in SUBCOMMANDS.items()}
 
     s = parsers["speed"]
     s.add_argument("--config-file", nargs="+", default=list(DEFAULT_CONFIGS), metavar="CFG",
@@ -261,14 +308,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         _check(args)
-        module = importlib.import_module(f"vertkp.benchmark.{args.command}")  # after the detectron2 check
-        if hasattr(module, "check"):
-            module.check(args)
+        command = SUBCOMMANDS[args.command]
+        if command.check is not None:
+            command.check(args)
         folder = None
-        if hasattr(args, "num_images"):  # tta makes its own sets
+        if command.phantoms:
             folder = phantom_set(Path(args.output).resolve() / "data", args.num_images, args.image_size, args.seed,
                                  args.difficulty)
     except ValueError as e:  # a bad argument, or phantom settings vertkp.phantoms refuses
         print(f"{parser.prog} {args.command}: error: {e}", file=sys.stderr)
         return 2
-    return int(module.run(args, folder) or 0)
+    return int(command.run(args, folder) or 0)
