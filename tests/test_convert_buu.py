@@ -7,10 +7,10 @@ import pytest
 
 from tests.helpers import run_main
 from tests.helpers.raw import buu_tree, lateral_spine, write_csv
-from vertkp.data.cli import main as convert_main
-from vertkp.data.buu_lspine import convert_buu_lspine, split_patients
+from vertkp.convert import main as convert_main
+from vertkp.data.conversion.coco import S1_DEPTH_FRACTION
+from vertkp.data.datasets.buu_lspine import convert_buu_lspine, split_patients
 from vertkp.data.spacing import read_pixel_spacing
-from vertkp.data.coco import S1_DEPTH_FRACTION
 
 PATIENTS = [f"{k:04d}" for k in range(1, 11)]
 

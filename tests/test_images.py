@@ -97,9 +97,9 @@ def test_conversion_training_and_prediction_see_the_same_pixels_and_sizes(tmp_pa
     import torch
 
     from vertkp.config import build_cfg
-    from vertkp.data import convert_spondylolisthesis
-    from vertkp.data.mapper import VertebraDatasetMapper
-    from vertkp.data.registration import register_dataset
+    from vertkp.data.datasets.spondylolisthesis import convert_spondylolisthesis
+    from vertkp.data.loading.mapper import VertebraDatasetMapper
+    from vertkp.data.loading.registration import register_dataset
     from vertkp.inference import VertebraPredictor
 
     root = tmp_path / "ds"

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Optional
 
-from ..data.report import InvalidInput
+from ..data.conversion.report import InvalidInput
 from ..data.spacing import load_pixel_spacing
 from ..files import output_folder
 from ..grading import DEFAULT_GAP_FACTOR, DEFAULT_NO_SLIP_PCT

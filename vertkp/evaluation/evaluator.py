@@ -36,8 +36,8 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
 
-from ..data import registration  # noqa: F401  (registers vertkp's datasets, which it reads)
-from ..data.coco import CATEGORY
+from ..data.loading import registration  # noqa: F401  (registers vertkp's datasets, which it reads)
+from ..data.conversion.coco import CATEGORY
 from ..data.spacing import load_pixel_spacing
 from ..inference.tta import instances_corner_signals
 from ..keypoints import DETECTRON2_KEYPOINT_OFFSET

@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from ..data.dicom import has_dicom_preamble
 from ..data.images import IMAGE_SUFFIXES
-from ..data.report import InvalidInput
+from ..data.conversion.report import InvalidInput
 from ..data.spacing import find_pixel_spacing, load_pixel_spacing, spacing_lookup
 from ..drawing import overlay_names
 from ..evaluation.ground_truth import EvaluationInputError, load_ground_truth

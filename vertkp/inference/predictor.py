@@ -24,7 +24,7 @@ from detectron2.modeling import build_model
 
 from ..config import build_cfg
 from ..data.images import load_image, to_gray8
-from ..data.mapper import VertebraDatasetMapper
+from ..data.loading.mapper import VertebraDatasetMapper
 from ..evaluation.matching import DEFAULT_SCORE_THRESHOLD
 from ..grading import DEFAULT_GAP_FACTOR, DEFAULT_NO_SLIP_PCT
 from ..keypoints import DETECTRON2_KEYPOINT_OFFSET

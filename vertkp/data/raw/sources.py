@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, List, Sequence
 
-from .images import is_image_file
-from .report import InvalidInput
+from ..images import is_image_file
+from ..conversion.report import InvalidInput
 
 __all__ = ["JUNK_FILE_NAMES", "JUNK_FOLDER_NAMES", "is_junk", "FolderListing", "list_folder", "shared_stems",
            "shared_stem_error", "byte_copies"]
