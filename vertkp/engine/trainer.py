@@ -20,7 +20,7 @@ class Trainer(DefaultTrainer):
     """DefaultTrainer with:
 
     * the train/test loaders built on :class:`VertebraDatasetMapper`
-      (augmentations of ``vertkp.data.loading.augment``);
+      (augmentations of ``vertkp.data.augment``);
     * evaluation by ``VertebraKeypointEvaluator`` (MRE, SDR, detection F1,
       slip and grade agreement) plus, with ``VERTKP.COCO_EVAL``, detectron2's
       COCOEvaluator with the project's OKS sigmas;

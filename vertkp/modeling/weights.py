@@ -8,7 +8,7 @@ for torchvision): :func:`convert_timm_checkpoint` turns a timm HRNet checkpoint
 into a detectron2 weights file whose keys are the model's
 (``backbone.bottom_up.body.<timm key>``).
 
-``vertkp.data.raw.archives.PUBLISHED_WEIGHTS`` names the initial weights ``vertkp
+``vertkp.data.archives.PUBLISHED_WEIGHTS`` names the initial weights ``vertkp
 download`` can fetch (the only command besides a user-named weights URL that
 touches the network), and the local file a config names for each
 (``weights/...``, relative to the working folder, as ``datasets/`` and
