@@ -33,7 +33,7 @@ from tests.helpers import DETECTRON2_SKIP_REASON, INSTANT_CONFIG, REPO, random_w
 from tests.helpers.raw import KP_DIR, buu_tree, mendeley_tree, quad, roboflow_name, write_image
 from vertkp.audit.cli import main as audit_main
 from vertkp.convert import main as convert_main
-from vertkp.data.images import IMAGE_SUFFIXES
+from vertkp.data.imaging.images import IMAGE_SUFFIXES
 from vertkp.data.raw.extraction import MARKER
 from vertkp.data.raw.sources import is_junk
 from vertkp.evaluation.cli import main as evaluate_main

@@ -1,4 +1,4 @@
-"""vertkp's one image decoder (vertkp.data.images): windowing, colour, EXIF orientation, bad
+"""vertkp's one image decoder (vertkp.data.imaging.images): windowing, colour, EXIF orientation, bad
 files; and that conversion, training, evaluation and prediction see the same pixels and sizes."""
 import json
 
@@ -9,7 +9,7 @@ from PIL import Image
 
 from tests.helpers import DETECTRON2_SKIP_REASON, REPO
 from tests.helpers.raw import mendeley_tree, quad
-from vertkp.data.images import ImageReadError, decode_image, image_size, load_image, model_image, read_xray, to_gray8
+from vertkp.data.imaging.images import ImageReadError, decode_image, image_size, load_image, model_image, read_xray, to_gray8
 
 EXIF_ORIENTATION = 0x0112
 

@@ -26,7 +26,7 @@ from vertkp.evaluation import (
     success_detection_rate,
 )
 from vertkp.data.conversion.report import InvalidInput
-from vertkp.data.spacing import load_pixel_spacing
+from vertkp.data.imaging.spacing import load_pixel_spacing
 from vertkp.grading import vertebra_size
 
 W, H, PITCH = 40.0, 25.0, 35.0  # body width, height; 10 px discs

@@ -38,7 +38,7 @@ from detectron2.utils import comm
 
 from ..data.loading import registration  # noqa: F401  (registers vertkp's datasets, which it reads)
 from ..data.conversion.coco import CATEGORY
-from ..data.spacing import load_pixel_spacing
+from ..data.imaging.spacing import load_pixel_spacing
 from ..inference.tta import instances_corner_signals
 from ..keypoints import DETECTRON2_KEYPOINT_OFFSET
 from ..phantoms.truth import TRUTH_FILE

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-from ..data.dicom import has_dicom_preamble
-from ..data.images import IMAGE_SUFFIXES
+from ..data.imaging.dicom import has_dicom_preamble
+from ..data.imaging.images import IMAGE_SUFFIXES
 from ..data.conversion.report import InvalidInput
-from ..data.spacing import find_pixel_spacing, load_pixel_spacing, spacing_lookup
+from ..data.imaging.spacing import find_pixel_spacing, load_pixel_spacing, spacing_lookup
 from ..drawing import overlay_names
 from ..evaluation.ground_truth import EvaluationInputError, load_ground_truth
 from .outputs import match_image_ids

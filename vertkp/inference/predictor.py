@@ -23,7 +23,7 @@ import torch
 from detectron2.modeling import build_model
 
 from ..config import build_cfg
-from ..data.images import load_image, to_gray8
+from ..data.imaging.images import load_image, to_gray8
 from ..data.loading.mapper import VertebraDatasetMapper
 from ..evaluation.matching import DEFAULT_SCORE_THRESHOLD
 from ..grading import DEFAULT_GAP_FACTOR, DEFAULT_NO_SLIP_PCT

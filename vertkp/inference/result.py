@@ -18,7 +18,7 @@ from typing import List, Optional
 import numpy as np
 
 from ..anatomy import LEVELS, level_index
-from ..data.dicom import DicomError, dicom_ids, dicom_pixel_spacing, is_dicom_file, read_dicom
+from ..data.imaging.dicom import DicomError, dicom_ids, dicom_pixel_spacing, is_dicom_file, read_dicom
 from ..grading import (
     DEFAULT_GAP_FACTOR,
     DEFAULT_NO_SLIP_PCT,

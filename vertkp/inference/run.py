@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import HAS_DETECTRON2
-from ..data.images import ImageReadError
+from ..data.imaging.images import ImageReadError
 from ..files import read_json, write_json
 from .inputs import PredictPlan, image_options, plan_inputs
 from .outputs import format_summary

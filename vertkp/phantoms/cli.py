@@ -17,8 +17,8 @@ import sys
 
 from vertkp.data.datasets import SPECS
 
-from .difficulty import DEFAULT_DIFFICULTY, DIFFICULTIES
 from .dicom import check_dicom_dir, dicom_dir, write_dicom_set
+from .difficulty import DEFAULT_DIFFICULTY, DIFFICULTIES
 from .make import make_phantoms
 from .sheet import contact_sheet
 from .truth import TRUTH_FILE

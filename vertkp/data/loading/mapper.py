@@ -1,6 +1,6 @@
 """The dataset mapper: a vertkp dataset dict to the model's input.
 
-Reads the image with vertkp's one decoder (``vertkp.data.images``: EXIF
+Reads the image with vertkp's one decoder (``vertkp.data.imaging.images``: EXIF
 orientation applied, 16-bit windowed, grey X-rays replicated to 3 channels),
 runs the augmentations of ``vertkp.data.loading.augment`` with every vertebra's box passed
 along (the crop needs them), then moves the corners with the same transforms:
@@ -29,9 +29,9 @@ from detectron2.data import transforms as T
 from detectron2.structures import BoxMode, Keypoints
 
 from ...keypoints import NUM_KEYPOINTS
-from .augment import build_augmentations
 from ..conversion.coco import body_outline, padded_box
-from ..images import decode_image, model_image
+from ..imaging.images import decode_image, model_image
+from .augment import build_augmentations
 
 __all__ = ["VertebraDatasetMapper", "transform_vertebra_annotation"]
 

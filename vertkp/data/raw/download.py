@@ -39,10 +39,10 @@ from typing import Callable, Optional
 from tqdm import tqdm
 
 from ... import __version__
+from ..conversion.report import InvalidInput
 from ..datasets import SPECS
 from .archives import PUBLISHED_WEIGHTS, WEIGHTS_FOLDER, open_dataset, verify_sha256
 from .extraction import format_bytes, sha256_file
-from ..conversion.report import InvalidInput
 
 __all__ = ["USER_AGENT", "TIMEOUT", "DownloadError", "download", "build_parser", "main"]
 

@@ -9,9 +9,9 @@ from tqdm import tqdm
 
 from ...conversion.builder import CocoBuilder
 from ...conversion.report import ConversionReport, InvalidInput
-from ...images import image_size
+from ...imaging.images import image_size
+from ...imaging.spacing import find_pixel_spacing, read_pixel_spacing, spacing_lookup
 from ...raw.sources import byte_copies, is_junk, list_folder, shared_stem_error, shared_stems
-from ...spacing import find_pixel_spacing, read_pixel_spacing, spacing_lookup
 from .labels import facing_from_rows, read_csv_rows, vertebrae_from_rows
 from .layout import VIEW_LAYOUT, parse_name
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from vertkp.data.spacing import format_spacing_csv, format_spacing_xlsx
+from vertkp.data.imaging.spacing import format_spacing_csv, format_spacing_xlsx
 from vertkp.grading import DEFAULT_NO_SLIP_PCT
 
 from vertkp.phantoms.ap import build_ap

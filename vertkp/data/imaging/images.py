@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from .dicom import DICOM_SUFFIXES, DicomError, dicom_pixels, is_dicom_file
-from .conversion.report import InvalidInput
+from ..conversion.report import InvalidInput
 
 __all__ = ["IMAGE_SUFFIXES", "WINDOW_PERCENTILES", "ImageReadError", "is_image_file", "exif_orientation",
            "image_size", "decode_thumbnail", "decode_image", "to_gray8", "read_xray", "load_image", "model_image"]
