@@ -41,7 +41,7 @@ def phantom_root(tmp_path_factory):
 def registered_phantoms(phantom_root):
     """``phantoms_{train,val}`` registered from ``phantom_root`` for one test, then the
     default registration back."""
-    from vertkp.data.registration import register_all
+    from vertkp.data.loading.registration import register_all
 
     register_all(phantom_root)
     yield phantom_root

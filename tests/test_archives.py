@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.raw import mendeley_tree, quad
-from vertkp.data import extraction
-from vertkp.data.archives import DATASET_FOLDERS, PUBLISHED, open_dataset, verify_sha256
-from vertkp.data.extraction import MARKER, ArchiveError, check_members, extract_zip, format_bytes, sha256_file
+from vertkp.data.datasets import SPECS
+from vertkp.data.datasets.buu_lspine import find_buu_root
+from vertkp.data.datasets.spondylolisthesis import KEYPOINTRCNN_DIR, convert_spondylolisthesis
+from vertkp.data.raw import extraction
+from vertkp.data.raw.archives import open_dataset, verify_sha256
+from vertkp.data.raw.extraction import MARKER, ArchiveError, check_members, extract_zip, format_bytes, sha256_file
+from vertkp.data.raw.sources import is_junk
 from vertkp.files import read_json
-from vertkp.data.buu_lspine import find_buu_root
-from vertkp.data.sources import is_junk
-from vertkp.data.spondylolisthesis import KEYPOINTRCNN_DIR, convert_spondylolisthesis
 
 KP = KEYPOINTRCNN_DIR
 INNER = {  # Dataset.zip: 3 files, 2 junk entries
@@ -27,6 +28,8 @@ INNER = {  # Dataset.zip: 3 files, 2 junk entries
     "__MACOSX/Dataset/._Test": b"apple double",
     "Dataset/.DS_Store": b"finder",
 }
+
+SPONDY = SPECS["spondylolisthesis"]
 
 
 def zip_bytes(members, compression=zipfile.ZIP_DEFLATED) -> bytes:
@@ -76,7 +79,7 @@ def symlink(name, target="/etc/passwd"):
 
 
 def test_a_folder_root_is_returned_as_is(tmp_path):
-    got = open_dataset(tmp_path, "spondylolisthesis")
+    got = open_dataset(tmp_path, SPONDY)
     assert got.folder == tmp_path
     assert (got.archive, got.sha256, got.verified, got.extraction, got.notes) == (None, None, None, None, [])
     assert listing(tmp_path) == []
@@ -84,12 +87,12 @@ def test_a_folder_root_is_returned_as_is(tmp_path):
 
 def test_the_mendeley_zip_extracts_beside_itself_with_its_dataset_zip_in_place(tmp_path):
     outer = mendeley_zip(tmp_path / "spondylolisthesis_v1.zip")
-    got = open_dataset(outer, "spondylolisthesis", progress=False)
+    got = open_dataset(outer, SPONDY, progress=False)
     target = tmp_path / "spondylolisthesis"
     assert got.folder == target and got.archive == outer
     assert got.sha256 == hashlib.sha256(outer.read_bytes()).hexdigest()
     assert got.verified is False
-    published = PUBLISHED["spondylolisthesis"].sha256
+    published = SPONDY.published.sha256
     assert got.notes[0] == f"not the published v1 archive (sha256 {got.sha256}, expected {published})"
     assert got.notes[1].startswith("extracted 3 files (")
     assert got.notes[1].endswith(f"from {outer.name} to {target} (3 junk entries skipped)")
@@ -114,17 +117,17 @@ def test_an_extracted_mendeley_zip_converts(tmp_path):
     mendeley_tree(raw, [("train", "0001-F-037Y1", "json", [quad(320, 200, 90, 55)]),
                         ("val", "0002-M-051Y1", "txt", [quad(320, 300, 90, 55)])], test=["0003-F-060Y1.jpg"])
     inner = {str(p.relative_to(raw)): p.read_bytes() for p in sorted(raw.rglob("*")) if p.is_file()}
-    got = open_dataset(mendeley_zip(tmp_path / "download.zip", inner), "spondylolisthesis", progress=False)
+    got = open_dataset(mendeley_zip(tmp_path / "download.zip", inner), SPONDY, progress=False)
     report = convert_spondylolisthesis(got.folder, progress=False)
     assert report.images == {"train": 1, "val": 1, "test": 1}
 
 
 def test_a_second_call_reuses_the_extraction_without_writing(tmp_path, monkeypatch):
     outer = mendeley_zip(tmp_path / "spondylolisthesis_v1.zip")
-    first = open_dataset(outer, "spondylolisthesis", progress=False)
+    first = open_dataset(outer, SPONDY, progress=False)
     stamps = {p: p.stat().st_mtime_ns for p in first.folder.rglob("*")}
     monkeypatch.setattr(extraction, "_unpack", lambda *a, **k: pytest.fail("extracted again"))
-    second = open_dataset(outer, "spondylolisthesis", progress=False)
+    second = open_dataset(outer, SPONDY, progress=False)
     assert second.folder == first.folder and second.extraction.reused is True
     assert (second.extraction.n_files, second.extraction.n_junk_skipped) == (3, 3)
     assert second.notes[1] == f"reused the complete extraction of {outer.name} in {first.folder}"
@@ -136,7 +139,7 @@ def test_a_target_without_the_marker_is_refused_and_left_alone(tmp_path):
     (tmp_path / "spondylolisthesis").mkdir()
     (tmp_path / "spondylolisthesis" / "mine.txt").write_text("keep me")
     with pytest.raises(ArchiveError) as e:
-        open_dataset(outer, "spondylolisthesis", progress=False)
+        open_dataset(outer, SPONDY, progress=False)
     assert e.value.path == str(tmp_path / "spondylolisthesis")
     assert e.value.what == (f"exists but is not a complete extraction of {outer.name} (it has no {MARKER}); "
                             "vertkp never overwrites it: remove it, or pass another --extract-to")
@@ -186,7 +189,7 @@ def test_each_refusal_names_the_member_and_leaves_nothing_written(tmp_path, case
         max_bytes += sum(i.file_size for i in check_members(path))
     before = listing(tmp_path)
     with pytest.raises(ArchiveError) as e:
-        open_dataset(path, "spondylolisthesis", progress=False, **({"max_bytes": max_bytes} if max_bytes else {}))
+        open_dataset(path, SPONDY, progress=False, **({"max_bytes": max_bytes} if max_bytes else {}))
     name = members[-1][0].filename if isinstance(members[-1][0], zipfile.ZipInfo) else members[-1][0]
     assert (e.value.path, e.value.where) == (shown, f"member {name!r}")
     assert e.value.what.startswith(message)
@@ -204,7 +207,7 @@ def test_a_member_holding_more_than_it_declares_aborts_and_removes_everything(tm
     assert sum(i.file_size for i in check_members(path)) == len(GOOD[1]) + 100  # the declared sizes pass the check
     before = listing(tmp_path)
     with pytest.raises(ArchiveError) as e:  # into a folder whose parents do not exist yet: they go too
-        open_dataset(path, "spondylolisthesis", extract_to=tmp_path / "new" / "deeper", progress=False, max_bytes=1000)
+        open_dataset(path, SPONDY, extract_to=tmp_path / "new" / "deeper", progress=False, max_bytes=1000)
     assert (e.value.path, e.value.where) == (str(path), "member 'Dataset/bomb.bin'")
     assert e.value.what == ("holds more than the 100 bytes it declares: the extraction is aborted and everything "
                             "written removed (a zip bomb, or a damaged archive)")
@@ -235,13 +238,13 @@ def test_a_file_that_is_not_a_zip_is_refused(tmp_path):
     page = tmp_path / "spondylolisthesis_v1.zip"
     page.write_text("<html>Access denied</html>")
     with pytest.raises(ArchiveError, match="not a zip archive, or a damaged or incomplete one .*download it again"):
-        open_dataset(page, "spondylolisthesis", progress=False)
+        open_dataset(page, SPONDY, progress=False)
     assert listing(tmp_path) == [page.name]
     (tmp_path / "x.tar").write_text("")
     with pytest.raises(ArchiveError, match="neither a folder nor a .zip archive"):
-        open_dataset(tmp_path / "x.tar", "spondylolisthesis")
+        open_dataset(tmp_path / "x.tar", SPONDY)
     with pytest.raises(ArchiveError, match="no such file or folder"):
-        open_dataset(tmp_path / "missing.zip", "spondylolisthesis")
+        open_dataset(tmp_path / "missing.zip", SPONDY)
 
 
 def test_junk_is_skipped_and_counted(tmp_path):
@@ -259,22 +262,24 @@ def test_the_checksum_is_verified_against_the_expected_one(tmp_path):
     outer = mendeley_zip(tmp_path / "spondylolisthesis_v1.zip")
     sha = hashlib.sha256(outer.read_bytes()).hexdigest()
     assert sha256_file(outer) == sha
-    got = open_dataset(outer, "spondylolisthesis", progress=False, expected_sha256=sha.upper())
+    got = open_dataset(outer, SPONDY, progress=False, expected_sha256=sha.upper())
     assert (got.verified, got.notes[0]) == (True, f"verified: the expected archive (sha256 {sha})")
-    assert open_dataset(outer, "spondylolisthesis", progress=False, expected_sha256=None).verified is None
-    assert open_dataset(outer, "spondylolisthesis", progress=False).verified is False
-    published = PUBLISHED["spondylolisthesis"].sha256
-    assert verify_sha256(published, "spondylolisthesis") == (
+    assert open_dataset(outer, SPONDY, progress=False, expected_sha256=None).verified is None
+    assert open_dataset(outer, SPONDY, progress=False).verified is False
+    published = SPONDY.published.sha256
+    assert verify_sha256(published, SPONDY) == (
         True, f"verified: the published v1 archive (sha256 {published})")
-    assert verify_sha256(sha, "buu-lspine") == (None, f"sha256 {sha} (no published checksum for buu-lspine)")
+    assert verify_sha256(sha, SPECS["buu-lspine"]) == (None, f"sha256 {sha} (no published checksum for buu-lspine)")
 
 
 def test_published_archives():
-    spondy = PUBLISHED["spondylolisthesis"]
+    spondy = SPONDY.published
     assert (spondy.doi, spondy.version, spondy.file_name) == ("10.17632/5jdfdgp762.1", 1, "spondylolisthesis_v1.zip")
     assert spondy.url == "https://data.mendeley.com/public-api/zip/5jdfdgp762/download/1"
     assert spondy.doi_url == "https://doi.org/10.17632/5jdfdgp762.1"
-    assert set(PUBLISHED) == {"spondylolisthesis"} and set(DATASET_FOLDERS) == {"spondylolisthesis", "buu-lspine"}
+    assert [s.name for s in SPECS.values() if s.published] == ["spondylolisthesis"]
+    assert {s.name: s.folder for s in SPECS.values()} == {"spondylolisthesis": "spondylolisthesis",
+                                                          "buu-lspine": "buu_lspine"}
     with pytest.raises(AttributeError):
         spondy.sha256 = "0" * 64
 
@@ -284,7 +289,7 @@ def test_a_buu_lspine_zip_extracts_to_buu_lspine_for_its_converter(tmp_path, wra
     members = {f"{wrapper}AP/0001-F-037Y0.jpg": b"ap", f"{wrapper}AP/0001-F-037Y0.csv": b"",
                f"{wrapper}LA/0001-F-037Y1.jpg": b"la", "__MACOSX/._LA": b"junk"}
     path = write_zip(tmp_path / "buu.zip", members)
-    got = open_dataset(path, "buu-lspine", progress=False)
+    got = open_dataset(path, SPECS["buu-lspine"], progress=False)
     assert got.folder == got.extraction.folder == tmp_path / "buu_lspine"
     assert (got.verified, got.extraction.n_files, got.extraction.n_junk_skipped) == (None, 3, 1)
     assert got.notes[0] == f"sha256 {got.sha256} (no published checksum for buu-lspine)"

@@ -16,12 +16,12 @@ from tests.helpers.raw import quad, roboflow_name
 from vertkp.audit import FINDING_KINDS, Audit, Finding, audit_datasets, audit_files
 from vertkp.audit.cli import build_parser, main
 from vertkp.audit.dataset import resolve_image_root
-from vertkp.data.provenance import patient_of, source_of
 from vertkp.audit.geometry import iou_pairs, reflex_corners, signed_disc_height
 from vertkp.audit.hashing import close_hash_pairs, popcount64
 from vertkp.audit.overlay import OverlayVertebra, draw_audit_overlay
+from vertkp.data.conversion.coco import make_annotation, make_coco
+from vertkp.data.raw.provenance import patient_of, source_of
 from vertkp.drawing import HIGHLIGHT_COLOR, wrap_text
-from vertkp.data.coco import make_annotation, make_coco
 
 W, H, GAP = 60.0, 40.0, 20.0  # vertebra width and height, disc height, px: area 2400 px^2, disc ratio 0.5
 

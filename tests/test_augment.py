@@ -10,14 +10,14 @@ from detectron2.data import transforms as T  # noqa: E402
 from detectron2.structures import BoxMode  # noqa: E402
 
 from vertkp.config import add_vertkp_config  # noqa: E402
-from vertkp.data.augment import (  # noqa: E402
+from vertkp.data.loading.augment import (  # noqa: E402
     IntensityAugmentation,
     PixelOnlyTransform,
     SafeCrop,
     build_augmentations,
     build_intensity_pipeline,
 )
-from vertkp.data.mapper import VertebraDatasetMapper, transform_vertebra_annotation  # noqa: E402
+from vertkp.data.loading.mapper import VertebraDatasetMapper, transform_vertebra_annotation  # noqa: E402
 
 FLIP_INDICES = np.array([1, 0, 3, 2])  # TL<->TR, BL<->BR
 # Two vertebrae, corners TL, TR, BL, BR as pixel indices (x, y) of the dots drawn there.
@@ -112,7 +112,7 @@ def test_rotation_keeps_corners_on_dots_and_in_the_image(angle):
 
 
 def test_rotation_recomputes_boxes_from_the_moved_corners():
-    from vertkp.data.coco import BOX_PAD_FRACTION
+    from vertkp.data.conversion.coco import BOX_PAD_FRACTION
 
     _, annos, _ = _apply([T.RandomRotation([10.0, 10.0], expand=True, sample_style="range")])
     for a in annos:

@@ -32,10 +32,10 @@ import pytest
 from tests.helpers import DETECTRON2_SKIP_REASON, INSTANT_CONFIG, REPO, random_weights, run_main
 from tests.helpers.raw import KP_DIR, buu_tree, mendeley_tree, quad, roboflow_name, write_image
 from vertkp.audit.cli import main as audit_main
-from vertkp.data.cli import main as convert_main
-from vertkp.data.extraction import MARKER
-from vertkp.data.images import IMAGE_SUFFIXES
-from vertkp.data.sources import is_junk
+from vertkp.convert import main as convert_main
+from vertkp.data.imaging.images import IMAGE_SUFFIXES
+from vertkp.data.raw.extraction import MARKER
+from vertkp.data.raw.sources import is_junk
 from vertkp.evaluation.cli import main as evaluate_main
 from vertkp.phantoms.cli import main as phantoms_main
 

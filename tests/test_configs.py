@@ -12,7 +12,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog  # noqa: E402
 from detectron2.modeling import build_model  # noqa: E402
 
 from vertkp.config import build_cfg  # noqa: E402
-from vertkp.data.registration import DATASETS  # noqa: E402
+from vertkp.data.loading.registration import DATASETS  # noqa: E402
 from vertkp.engine import ConfigError, check_config  # noqa: E402
 from vertkp.keypoints import OKS_SIGMAS  # noqa: E402
 
@@ -97,7 +97,7 @@ def test_missing_flip_map_says_what_to_set(tmp_path):
 
 
 def test_dataset_not_converted_gives_the_command(tmp_path, monkeypatch):
-    from vertkp.data.registration import register_all
+    from vertkp.data.loading.registration import register_all
 
     monkeypatch.setenv("VERTKP_DATASETS", str(tmp_path))
     register_all()

@@ -7,10 +7,10 @@ import pytest
 
 from tests.helpers import run_main
 from tests.helpers.raw import buu_tree, lateral_spine, write_csv
-from vertkp.data.cli import main as convert_main
-from vertkp.data.buu_lspine import convert_buu_lspine, split_patients
-from vertkp.data.spacing import read_pixel_spacing
-from vertkp.data.coco import S1_DEPTH_FRACTION
+from vertkp.convert import main as convert_main
+from vertkp.data.conversion.coco import S1_DEPTH_FRACTION
+from vertkp.data.datasets.buu_lspine import convert_buu_lspine, split_patients
+from vertkp.data.imaging.spacing import read_pixel_spacing
 
 PATIENTS = [f"{k:04d}" for k in range(1, 11)]
 
@@ -185,7 +185,7 @@ def test_anterior_on_the_right_is_reported(tmp_path):
 
 
 def test_spacing_table_writers_round_trip_through_the_reader(tmp_path):
-    from vertkp.data.spacing import format_spacing_csv, format_spacing_xlsx
+    from vertkp.data.imaging.spacing import format_spacing_csv, format_spacing_xlsx
 
     rows = [("0001-F-037Y1.jpg", 0.1445), ("0001-F-037Y0.jpg", 0.125)]
     (tmp_path / "s.xlsx").write_bytes(format_spacing_xlsx(rows))

@@ -7,9 +7,9 @@ import pytest
 
 from tests.helpers import keypoint_ap_against_itself, run_main
 from tests.helpers.raw import KP_DIR, mendeley_tree, quad, roboflow_name, write_image
-from vertkp.data.cli import main as convert_main
-from vertkp.data.coco import BOX_PAD_FRACTION
-from vertkp.data.spondylolisthesis import convert_spondylolisthesis, format_json_labels, source_stem
+from vertkp.convert import main as convert_main
+from vertkp.data.conversion.coco import BOX_PAD_FRACTION
+from vertkp.data.datasets.spondylolisthesis import convert_spondylolisthesis, format_json_labels, source_stem
 
 SPINE = [quad(320, 120 + 70 * k, 90, 55, t) for k, t in enumerate((0, 5, -8, 12))] + [quad(340, 430, 90, 55, 45)]
 

@@ -1,4 +1,4 @@
-"""DICOM in (vertkp.data.dicom through the one decoder, vertkp.data.images): photometric
+"""DICOM in (vertkp.data.imaging.dicom through the one decoder, vertkp.data.imaging.images): photometric
 inversion, rescale, window and VOI LUT, bit depths, colour as grey, refused and broken files, compressed
 syntaxes, pixel spacing from the header; predict's spacing source, privacy and broken files;
 and phantoms written as DICOM. Every file is written here with pydicom."""
@@ -15,9 +15,9 @@ from pydicom.encaps import encapsulate
 from pydicom.uid import JPEGLSLossless, RLELossless, SecondaryCaptureImageStorage, generate_uid
 
 from tests.helpers import DETECTRON2_SKIP_REASON, REPO, run_main
-from vertkp.data.dicom import DicomSpacing, dicom_ids, dicom_pixel_spacing, is_dicom_file
-from vertkp.data.images import (ImageReadError, ImageRecord, decode_image, decode_thumbnail, image_size, load_image,
-                                read_xray, to_gray8)
+from vertkp.data.imaging.dicom import DicomSpacing, dicom_ids, dicom_pixel_spacing, is_dicom_file
+from vertkp.data.imaging.images import (ImageReadError, ImageRecord, decode_image, decode_thumbnail, image_size,
+                                        load_image, read_xray, to_gray8)
 from vertkp.phantoms.dicom import save_dicom
 
 # A name no output may hold unless asked to (--keep-dicom-ids).

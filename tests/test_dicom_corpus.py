@@ -10,9 +10,9 @@ import numpy as np
 import pydicom
 import pytest
 
-from vertkp.data.dicom import DICOM_EXTRA, DicomError, dicom_ids, dicom_pixel_spacing, dicom_pixels, is_dicom_file, \
+from vertkp.data.imaging.dicom import DICOM_EXTRA, DicomError, dicom_ids, dicom_pixel_spacing, dicom_pixels, is_dicom_file, \
     read_dicom
-from vertkp.data.images import ImageReadError, decode_image, decode_thumbnail, image_size, read_xray
+from vertkp.data.imaging.images import ImageReadError, decode_image, decode_thumbnail, image_size, read_xray
 
 CORPUS = Path(pydicom.__file__).parent / "data" / "test_files"
 READERS = (decode_image, image_size, decode_thumbnail, read_xray, dicom_pixels, dicom_pixel_spacing, dicom_ids,

@@ -13,12 +13,13 @@ import pytest
 from tests.helpers import REPO, run_tool
 from tests.test_archives import mendeley_zip
 from vertkp import cli
-from vertkp.data.archives import PUBLISHED, PUBLISHED_WEIGHTS
-from vertkp.data.extraction import MARKER
-from vertkp.data.download import USER_AGENT, DownloadError, build_parser, download, main
-from vertkp.data.spondylolisthesis import KEYPOINTRCNN_DIR
+from vertkp.data.datasets import SPECS
+from vertkp.data.datasets.spondylolisthesis import KEYPOINTRCNN_DIR
+from vertkp.data.raw.archives import PUBLISHED_WEIGHTS
+from vertkp.data.raw.download import USER_AGENT, DownloadError, build_parser, download, main
+from vertkp.data.raw.extraction import MARKER
 
-SPONDY = PUBLISHED["spondylolisthesis"]
+SPONDY = SPECS["spondylolisthesis"].published
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -238,7 +239,7 @@ def test_bad_arguments_exit_2(argv, tmp_path, capsys):
 def test_the_tool_wrapper_and_the_import_contract():
     r = run_tool("download", "--help", timeout=120)
     assert r.returncode == 0 and "--no-extract" in r.stdout
-    code = ("import json, sys, vertkp.data.download, vertkp.data.archives\n"
+    code = ("import json, sys, vertkp.data.raw.download, vertkp.data.raw.archives\n"
             "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'detectron2'))))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

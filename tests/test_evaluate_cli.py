@@ -9,7 +9,7 @@ import pytest
 
 from tests.helpers import load_tool, run_main
 from tests.helpers.raw import quad
-from vertkp.data.cli import main as convert_main
+from vertkp.convert import main as convert_main
 from vertkp.phantoms import make_phantoms
 
 REPO = Path(__file__).resolve().parents[1]

@@ -258,7 +258,7 @@ def test_phantom_ground_truth_against_itself(tmp_path):
     r = run_tool("convert_to_coco", "--dataset", "buu-lspine", "--root", root, "--view", "lateral",
                  "--pixel-spacing", root / "pixel_spacing.csv", "--no-progress")
     assert r.returncode == 0, r.stderr
-    from vertkp.data.registration import register_dataset
+    from vertkp.data.loading.registration import register_dataset
 
     name = f"vertkp_eval_test_{uuid.uuid4().hex[:8]}"
     register_dataset(name, root / "coco" / "lateral" / "train.json", root)  # image root: the phantom set

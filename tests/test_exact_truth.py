@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import run_main
-from vertkp.data.cli import main as convert_main
+from vertkp.convert import main as convert_main
 from vertkp.evaluation import EvaluationInputError, load_ground_truth
 from vertkp.evaluation.cli import evaluate_files
 from vertkp.evaluation.cli import main as evaluate_main

@@ -1,4 +1,4 @@
-"""vertkp's one image decoder (vertkp.data.images): windowing, colour, EXIF orientation, bad
+"""vertkp's one image decoder (vertkp.data.imaging.images): windowing, colour, EXIF orientation, bad
 files; and that conversion, training, evaluation and prediction see the same pixels and sizes."""
 import json
 
@@ -9,8 +9,8 @@ from PIL import Image
 
 from tests.helpers import DETECTRON2_SKIP_REASON, REPO
 from tests.helpers.raw import mendeley_tree, quad
-from vertkp.data.images import (ImageReadError, ImageRecord, decode_image, image_size, load_image, model_image,
-                                read_xray, to_gray8)
+from vertkp.data.imaging.images import (ImageReadError, ImageRecord, decode_image, image_size, load_image,
+                                        model_image, read_xray, to_gray8)
 
 EXIF_ORIENTATION = 0x0112
 
@@ -110,9 +110,9 @@ def test_conversion_training_and_prediction_see_the_same_pixels_and_sizes(tmp_pa
     import torch
 
     from vertkp.config import build_cfg
-    from vertkp.data import convert_spondylolisthesis
-    from vertkp.data.mapper import VertebraDatasetMapper
-    from vertkp.data.registration import register_dataset
+    from vertkp.data.datasets.spondylolisthesis import convert_spondylolisthesis
+    from vertkp.data.loading.mapper import VertebraDatasetMapper
+    from vertkp.data.loading.registration import register_dataset
     from vertkp.inference import VertebraPredictor
 
     root = tmp_path / "ds"

@@ -12,7 +12,7 @@ from tests.helpers import DETECTRON2_SKIP_REASON, NO_DETECTRON2, REPO
 
 # The modules behind vertkp convert, phantoms and evaluate, and the rest of the numpy side
 # (vertkp.inference imports its predictor when detectron2 is installed, so it is not here).
-TORCH_FREE = ("vertkp", "vertkp.cli", "vertkp.data", "vertkp.data.cli", "vertkp.data.images", "vertkp.phantoms",
+TORCH_FREE = ("vertkp", "vertkp.cli", "vertkp.data", "vertkp.convert", "vertkp.data.imaging.images", "vertkp.phantoms",
               "vertkp.phantoms.cli", "vertkp.grading", "vertkp.evaluation", "vertkp.evaluation.cli", "vertkp.files",
               "vertkp.anatomy", "vertkp.keypoints", "vertkp.keypoint_decoding", "vertkp.review")
 REGISTERED = '''

@@ -13,7 +13,7 @@ from vertkp.inference import FlagThresholds, build_prediction
 from vertkp.keypoint_decoding import corner_confidence
 from vertkp.review import CornerUncertainty
 from vertkp.drawing import overlay_names
-from vertkp.data.images import ImageRecord
+from vertkp.data.imaging.images import ImageRecord
 from vertkp.inference.inputs import PredictPlan, expand_inputs, image_record
 from vertkp.inference.outputs import (
     REPORT_COLUMNS,

@@ -25,8 +25,8 @@ from vertkp.evaluation import (
     slip_agreement,
     success_detection_rate,
 )
-from vertkp.data.report import InvalidInput
-from vertkp.data.spacing import load_pixel_spacing
+from vertkp.data.conversion.report import InvalidInput
+from vertkp.data.imaging.spacing import load_pixel_spacing
 from vertkp.grading import vertebra_size
 
 W, H, PITCH = 40.0, 25.0, 35.0  # body width, height; 10 px discs

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from tests.helpers import REPO, keypoint_ap_against_itself
-from vertkp.data import convert_buu_lspine, convert_spondylolisthesis
+from vertkp.data.datasets.buu_lspine import convert_buu_lspine
+from vertkp.data.datasets.spondylolisthesis import convert_spondylolisthesis
 from vertkp.phantoms import make_phantoms
 
 

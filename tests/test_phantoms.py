@@ -1,5 +1,5 @@
 """Tests of the synthetic phantom generator (vertkp.phantoms) and of the raw format
-writers it uses (vertkp.data.spondylolisthesis, vertkp.data.buu_lspine).
+writers it uses (vertkp.data.datasets.spondylolisthesis, vertkp.data.datasets.buu_lspine).
 
 The label files are read here with small independent readers that follow
 datasets/README.md, not with the project's converters.
@@ -17,11 +17,12 @@ import cv2
 import numpy as np
 import pytest
 
-from vertkp.data import buu_lspine, spondylolisthesis
-from vertkp.data.sources import is_junk
+from vertkp.data.datasets import buu_lspine, spondylolisthesis
+from vertkp.data.datasets.buu_lspine.phantoms import label_codes
+from vertkp.data.raw.sources import is_junk
 from vertkp.grading import DEFAULT_NO_SLIP_PCT, lateral_displacement_percent, meyerding_grade, slip_percent
 from vertkp.keypoints import canonical_order
-from vertkp.phantoms import TRUTH_FILE, label_codes, make_phantoms
+from vertkp.phantoms import TRUTH_FILE, make_phantoms
 from vertkp.phantoms.cli import build_parser
 from vertkp.phantoms.truth import inside_image
 
@@ -160,7 +161,7 @@ def test_spondy_layout_and_names(spondy):
     labels = {r[k] for r in truth["images"] for k in ("label_file", "twin_label_file") if r[k]}
     assert files == images | labels | set(truth["junk"]) | {TRUTH_FILE}
     assert all(is_junk(j) for j in truth["junk"]) and len(truth["junk"]) >= 3
-    # the layout of datasets/README.md, spelled out here to check vertkp.data.spondylolisthesis's constants
+    # the layout of datasets/README.md, spelled out here to check vertkp.data.datasets.spondylolisthesis's constants
     pat = re.compile(r"^Dataset/Train/Keypointrcnn_data/(images|labels)/(train|val)/([^/]+)\.(jpg|json|txt)$")
     for f in files - {TRUTH_FILE} - set(truth["junk"]):
         if f.startswith("Test/"):
@@ -548,12 +549,12 @@ def test_archive_is_packed_as_the_real_download_and_converts_back(tmp_path):
     root; the converter takes the zip and gives the same corners as the truth (file names included)."""
     import zipfile
 
-    from vertkp.data.cli import convert_dataset
-    from vertkp.phantoms.archive import ARCHIVE_FOLDERS
+    from vertkp.convert import convert_dataset
+    from vertkp.data.datasets import SPECS
 
     zip_path = tmp_path / "download.zip"
     make_phantoms("spondylolisthesis", zip_path, 8, seed=2, image_size=160, progress=False, archive=True)
-    top = ARCHIVE_FOLDERS["spondylolisthesis"]
+    top = SPECS["spondylolisthesis"].phantom_archive_folder
     with zipfile.ZipFile(zip_path) as zf:
         names = set(zf.namelist())
         assert f"{top}/Dataset.zip" in names and TRUTH_FILE in names

@@ -6,13 +6,14 @@ import pytest
 
 from tests.helpers import DETECTRON2_SKIP_REASON
 from tests.helpers.raw import buu_tree, mendeley_tree, quad, roboflow_name
-from vertkp.data import convert_buu_lspine, convert_spondylolisthesis
+from vertkp.data.datasets.buu_lspine import convert_buu_lspine
+from vertkp.data.datasets.spondylolisthesis import convert_spondylolisthesis
 
 pytest.importorskip("detectron2", reason=DETECTRON2_SKIP_REASON)
 from detectron2.data import DatasetCatalog, MetadataCatalog  # noqa: E402
 
 import vertkp.config  # noqa: E402,F401  (registers vertkp's datasets)
-from vertkp.data.registration import DATASETS, DatasetNotConverted, register_all  # noqa: E402
+from vertkp.data.loading.registration import DATASETS, DatasetNotConverted, register_all  # noqa: E402
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ The package has two parts, split by what they import:
   ``vertkp.inference`` (results, flags, overlays, report files);
 * the detectron2 project: ``vertkp.config`` (``add_vertkp_config``,
   ``build_cfg``), ``vertkp.modeling``, ``vertkp.engine``,
-  ``vertkp.data.mapper``, ``vertkp.evaluation.evaluator`` and
+  ``vertkp.data.loading.mapper``, ``vertkp.evaluation.evaluator`` and
   ``vertkp.inference.predictor``. Importing ``vertkp.config`` (which every one
   of them does) registers vertkp's datasets in detectron2's catalogs and its
   HRNet backbone in ``BACKBONE_REGISTRY``, so a config built with

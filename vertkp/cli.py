@@ -29,14 +29,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 # command -> (module with build_parser() and main(argv) -> exit status, tool script, one-line help)
 COMMANDS: Dict[str, Tuple[str, str, str]] = {
-    "download": ("vertkp.data.download", "download.py",
+    "download": ("vertkp.data.raw.download", "download.py",
                  "fetch a public dataset archive (checksum verified) or initial weights, resumably; "
                  "nothing else downloads unless you name a weights URL"),
     "convert-weights": ("vertkp.modeling.cli", "convert_weights.py",
                         "convert a timm HRNet checkpoint into a detectron2 weights file (MODEL.WEIGHTS)"),
     "phantoms": ("vertkp.phantoms.cli", "make_phantoms.py",
                  "write a synthetic phantom dataset in a real dataset's raw layout"),
-    "convert": ("vertkp.data.cli", "convert_to_coco.py",
+    "convert": ("vertkp.convert", "convert_to_coco.py",
                 "convert a raw dataset (Mendeley spondylolisthesis, BUU-LSPINE) to COCO keypoints"),
     "audit": ("vertkp.audit.cli", "audit.py",
               "what is in a dataset: tiny, duplicate, overlapping or misordered vertebrae, duplicate images, leaks"),

@@ -1,6 +1,6 @@
 """vertkp's detectron2 config: its keys, and building a run's config from a file.
 
-Importing this module registers vertkp's datasets (``vertkp.data.registration``)
+Importing this module registers vertkp's datasets (``vertkp.data.loading.registration``)
 and its HRNet backbone (``vertkp.modeling``) with detectron2, so that
 
     from detectron2.config import get_cfg
@@ -26,7 +26,7 @@ their meaning; the augmentation pipeline reads these detectron2 keys too:
   INPUT.RANDOM_FLIP    "horizontal" or "none" ("vertical" is refused: it would
                        swap superior and inferior corners without relabelling)
   INPUT.CROP.ENABLED / TYPE / SIZE  crop window, grown so that it never cuts a
-                       vertebra (see ``vertkp.data.augment.SafeCrop``)
+                       vertebra (see ``vertkp.data.loading.augment.SafeCrop``)
   INPUT.FORMAT         "BGR" (detectron2's ResNet weights) or "RGB" (timm's)
 """
 from __future__ import annotations
@@ -39,7 +39,7 @@ from detectron2.config import CfgNode as CN
 from detectron2.config import get_cfg
 
 from .modeling import hrnet, keypoint_head  # noqa: F401  (register the backbone and the keypoint head)
-from .data import registration  # noqa: F401  (registers vertkp's datasets)
+from .data.loading import registration  # noqa: F401  (registers vertkp's datasets)
 
 __all__ = ["ConfigError", "REMOVED_KEYS", "add_vertkp_config", "build_cfg", "resolve_device"]
 
@@ -79,7 +79,7 @@ def add_vertkp_config(cfg) -> None:
     cfg.MODEL.TIMM_HRNET.NORM = "FrozenBN"
     # (No weights key: ImageNet weights come through MODEL.WEIGHTS, vertkp.modeling.weights.)
 
-    # ---- Input and augmentation (vertkp.data.augment, vertkp.data.mapper)
+    # ---- Input and augmentation (vertkp.data.loading.augment, vertkp.data.loading.mapper)
     # Convert every image to one luminance channel replicated 3 times (X-rays are grey;
     # some exports carry a colour tint that would otherwise be a spurious cue).
     cfg.INPUT.GRAYSCALE = True

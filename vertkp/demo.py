@@ -27,7 +27,7 @@ from pathlib import Path
 
 from . import DETECTRON2_INSTALL, HAS_DETECTRON2
 from .cli import config_path, output_folder
-from .data.cli import convert_dataset
+from .convert import convert_dataset
 from .evaluation import flat_metrics
 from .evaluation.cli import evaluate_files
 from .files import read_json, write_json
@@ -38,7 +38,7 @@ if HAS_DETECTRON2:
     import torch
 
     from .config import build_cfg
-    from .data.registration import register_all
+    from .data.loading.registration import register_all
     from .engine import ConfigError, setup_run, train
     from .inference import VertebraPredictor
     from .inference.run import predict_files

@@ -103,7 +103,7 @@ def make_phantom_set(root: Path) -> Path:
     """The tiny phantom set under ``root`` laid out as ``$VERTKP_DATASETS``
     (``root/phantoms/coco/{train,val}.json``), made with the library's one phantom
     maker (``ensure_phantoms``) and converter; returns ``root``."""
-    from vertkp.data import convert_spondylolisthesis
+    from vertkp.data.datasets.spondylolisthesis import convert_spondylolisthesis
     from vertkp.phantoms import ensure_phantoms
 
     folder = Path(root) / "phantoms"

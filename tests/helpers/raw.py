@@ -2,8 +2,8 @@
 
 Corners are given in the canonical order TL, TR, BL, BR (pixels, y down) and
 written, exactly, in each source's own order and folders by the writers that
-stand beside the readers (``vertkp.data.spondylolisthesis``,
-``vertkp.data.buu_lspine``), so a test knows the exact expected result.
+stand beside the readers (``vertkp.data.datasets.spondylolisthesis``,
+``vertkp.data.datasets.buu_lspine``), so a test knows the exact expected result.
 """
 import zlib
 from pathlib import Path
@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vertkp.data import buu_lspine, spondylolisthesis
+from vertkp.data.datasets import buu_lspine, spondylolisthesis
 
 HEX = "0123456789abcdef" * 4
 KP_DIR = Path(spondylolisthesis.KEYPOINTRCNN_DIR)

@@ -24,8 +24,8 @@ from typing import Dict, List, Mapping, Optional, Tuple
 import numpy as np
 from tqdm import tqdm
 
-from ..data.images import ImageReadError, decode_image
-from ..data.provenance import patient_of, source_of
+from ..data.imaging.images import ImageReadError, decode_image
+from ..data.raw.provenance import patient_of, source_of
 from ..evaluation.ground_truth import ImageTruth, load_ground_truth, read_json_input
 from .across import duplicate_findings, overlap_findings
 from .checks import vertebra_findings

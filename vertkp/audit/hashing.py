@@ -3,7 +3,7 @@
 Every image is decoded once for its hash, small: a JPEG in PIL's draft mode at the
 smallest DCT scale that keeps THUMBNAIL_MIN_PX on each side (every byte is still
 read, so a truncated file is an error, and the EXIF orientation is applied as
-``vertkp.data.images.decode_image`` applies it); any other format through
+``vertkp.data.imaging.images.decode_image`` applies it); any other format through
 ``decode_image`` itself. The hash is ``imagehash.phash`` (64 bits) of the grey
 thumbnail, packed into one uint64, and hashes are compared all against all in numpy
 (XOR, then popcount), in blocks.
@@ -17,7 +17,7 @@ import imagehash
 import numpy as np
 from PIL import Image
 
-from ..data.images import decode_thumbnail
+from ..data.imaging.images import decode_thumbnail
 
 __all__ = ["HASH_SIZE", "HASH_BITS", "NEAR_DUPLICATE_BITS", "THUMBNAIL_MIN_PX", "Thumbnail", "read_thumbnail",
            "perceptual_hash", "popcount64", "close_hash_pairs"]
@@ -52,7 +52,7 @@ class Thumbnail:
 
 
 def read_thumbnail(path) -> Thumbnail:
-    """Decode ``path`` small for hashing (``vertkp.data.images.decode_thumbnail``).
+    """Decode ``path`` small for hashing (``vertkp.data.imaging.images.decode_thumbnail``).
 
     Raises:
         ImageReadError: missing, empty, not an image, truncated.

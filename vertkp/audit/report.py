@@ -23,7 +23,7 @@ from typing import Dict, List, Optional
 import cv2
 from tqdm import tqdm
 
-from ..data.images import ImageReadError, decode_image
+from ..data.imaging.images import ImageReadError, decode_image
 from ..drawing import overlay_names
 from ..files import atomic_open, write_csv, write_json
 from .findings import FINDING_COLUMNS

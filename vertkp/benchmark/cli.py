@@ -27,7 +27,7 @@ from typing import Callable, List, NamedTuple, Optional, Sequence
 
 from .. import DETECTRON2_INSTALL, HAS_DETECTRON2
 from ..cli import config_path, output_folder
-from ..phantoms import DEFAULT_IMAGE_SIZE
+from ..data.datasets import SPECS
 from ..phantoms.difficulty import DEFAULT_DIFFICULTY, DIFFICULTIES
 from .data import phantom_set
 
@@ -133,7 +133,7 @@ def _phantom_flags(p: argparse.ArgumentParser, num_images: Optional[int]) -> Non
     if num_images is not None:
         p.add_argument("--num-images", type=int, default=num_images,
                        help="labelled phantom images (~70%% train, ~30%% val)")
-    p.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE["spondylolisthesis"],
+    p.add_argument("--image-size", type=int, default=SPECS["spondylolisthesis"].phantom_image_size,
                    help="side of the phantom images, px")
     p.add_argument("--seed", type=int, default=0, help="phantom seed")
     p.add_argument("--difficulty", choices=tuple(DIFFICULTIES), default=DEFAULT_DIFFICULTY,

@@ -4,7 +4,7 @@
 
 On a phantom set (``vertkp.phantoms.ensure_phantoms``, Mendeley layout) made in OUT/data:
 
-* the converter: images/s of ``vertkp.data.convert_spondylolisthesis`` (raw layout ->
+* the converter: images/s of ``vertkp.data.datasets.spondylolisthesis.convert_spondylolisthesis`` (raw layout ->
   COCO, every split), median over DATA_REPEATS runs;
 * the evaluator: images/s of ``vertkp.evaluation.evaluate_dataset`` on the set's train
   and val ground truth with predictions made by moving every GT corner by Gaussian
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audit import audit_files
-from ..data import convert_spondylolisthesis
+from ..data.datasets.spondylolisthesis import convert_spondylolisthesis
 from ..evaluation import ImagePredictions, evaluate_dataset, load_ground_truth
 from ..files import write_json
 from ..phantoms import ensure_phantoms
@@ -82,7 +82,7 @@ def measure_converter(folder: Path, repeats: int = DATA_REPEATS) -> dict:
     n = sum(report.images.values())
     return {"images": n, "repeats": repeats, "seconds": seconds,
             "images_per_s": float(np.median(n / np.array(seconds))),
-            "what": "vertkp.data.convert_spondylolisthesis, raw Mendeley layout -> COCO (all splits)"}
+            "what": "vertkp.data.datasets.spondylolisthesis.convert_spondylolisthesis, raw Mendeley layout -> COCO (all splits)"}
 
 
 def noisy_predictions(truths, noise_px: float, seed: int = 0) -> dict:

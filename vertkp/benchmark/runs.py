@@ -15,7 +15,7 @@ from detectron2.engine import hooks
 from detectron2.layers import FrozenBatchNorm2d
 
 from ..config import build_cfg
-from ..data.registration import register_dataset
+from ..data.loading.registration import register_dataset
 from ..engine import Trainer
 
 __all__ = ["TRAIN_DATASET", "TEST_DATASET", "benchmark_cfg", "log_to", "BenchmarkTrainer", "step_seconds",

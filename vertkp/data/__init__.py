@@ -1,7 +1,8 @@
-"""Datasets: formats and conversion to COCO (torch-free), the image decoder, pixel spacing;
-and, for detectron2, registration (``registration``), the mapper and augmentations."""
-from .buu_lspine import convert_buu_lspine
-from .report import ConversionReport, InvalidInput
-from .spondylolisthesis import convert_spondylolisthesis
+"""Datasets, from the archive as downloaded to detectron2's input (torch-free but ``loading``):
 
-__all__ = ["convert_buu_lspine", "convert_spondylolisthesis", "ConversionReport", "InvalidInput"]
+    raw         archives, their safe extraction, the download, source folders, provenance
+    conversion  what every converter shares: COCO records, the builder, the report, bad input
+    datasets    one folder per dataset (layout, labels, converter, phantom writer, its spec)
+    imaging     the one image decoder (DICOM too) and pixel spacing
+    loading     detectron2: registration, the mapper, augmentations
+"""

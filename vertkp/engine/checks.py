@@ -7,7 +7,7 @@ from __future__ import annotations
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from ..config import ConfigError
-from ..data.registration import DATASETS, DatasetNotConverted
+from ..data.loading.registration import DATASETS, DatasetNotConverted
 from ..keypoint_decoding import SUBPIXEL_METHODS
 from ..keypoints import KEYPOINT_FLIP_MAP, KEYPOINT_NAMES, NUM_KEYPOINTS, OKS_SIGMAS
 from ..modeling.test_time_augmentation import tta_mode
@@ -19,14 +19,14 @@ def _check_metadata(name: str, for_training: bool) -> None:
     if name not in DatasetCatalog.list():
         raise ConfigError(
             f"dataset {name!r} is not registered. vertkp registers {sorted(DATASETS)}; register "
-            "another COCO file with vertkp.data.registration.register_dataset(name, json_file, image_root)")
+            "another COCO file with vertkp.data.loading.registration.register_dataset(name, json_file, image_root)")
     meta = MetadataCatalog.get(name)
     names = list(getattr(meta, "keypoint_names", []) or [])
     if names != list(KEYPOINT_NAMES):
         raise ConfigError(
             f"dataset {name!r} has keypoint_names {names or 'missing'}; vertkp's model predicts "
             f"{list(KEYPOINT_NAMES)} in that order. Register the dataset with "
-            "vertkp.data.registration.register_dataset, which sets the metadata")
+            "vertkp.data.loading.registration.register_dataset, which sets the metadata")
     if for_training:
         flip = [tuple(p) for p in (getattr(meta, "keypoint_flip_map", None) or [])]
         if sorted(flip) != sorted(KEYPOINT_FLIP_MAP):
@@ -34,7 +34,7 @@ def _check_metadata(name: str, for_training: bool) -> None:
                 f"dataset {name!r} has keypoint_flip_map {flip or 'missing'}; detectron2 needs it whenever "
                 f"keypoints are on (even with flipping off) and it must be {list(KEYPOINT_FLIP_MAP)}: "
                 f"set MetadataCatalog.get({name!r}).keypoint_flip_map, or register the dataset with "
-                "vertkp.data.registration.register_dataset")
+                "vertkp.data.loading.registration.register_dataset")
 
 
 def check_config(cfg, *, training: bool = True, load_datasets: bool = True) -> None:

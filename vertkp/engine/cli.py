@@ -16,7 +16,7 @@ import sys
 import torch
 from detectron2.engine import default_argument_parser, launch
 
-from ..data.registration import DatasetNotConverted
+from ..data.loading.registration import DatasetNotConverted
 from .checks import ConfigError
 from .defaults import evaluate, setup, train
 

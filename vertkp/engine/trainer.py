@@ -8,7 +8,7 @@ from detectron2.engine import DefaultTrainer, hooks
 from detectron2.evaluation import COCOEvaluator, DatasetEvaluators
 from detectron2.utils import comm
 
-from ..data.mapper import VertebraDatasetMapper
+from ..data.loading.mapper import VertebraDatasetMapper
 from ..evaluation.evaluator import VertebraKeypointEvaluator
 from ..modeling.test_time_augmentation import KeypointRCNNWithTTA
 from .hooks import BestCheckpointer
@@ -20,7 +20,7 @@ class Trainer(DefaultTrainer):
     """DefaultTrainer with:
 
     * the train/test loaders built on :class:`VertebraDatasetMapper`
-      (augmentations of ``vertkp.data.augment``);
+      (augmentations of ``vertkp.data.loading.augment``);
     * evaluation by ``VertebraKeypointEvaluator`` (MRE, SDR, detection F1,
       slip and grade agreement) plus, with ``VERTKP.COCO_EVAL``, detectron2's
       COCOEvaluator with the project's OKS sigmas;

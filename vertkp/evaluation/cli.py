@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Optional
 
-from ..data.report import InvalidInput
-from ..data.spacing import load_pixel_spacing
+from ..data.conversion.report import InvalidInput
+from ..data.imaging.spacing import load_pixel_spacing
 from ..files import output_folder
 from ..grading import DEFAULT_GAP_FACTOR, DEFAULT_NO_SLIP_PCT
 from .dataset import DatasetEvaluation, evaluate_dataset
@@ -58,7 +58,7 @@ def evaluate_files(gt, predictions, output, settings: Optional[EvaluationSetting
         output: folder for metrics.json, the CSVs and the plots.
         settings: :class:`EvaluationSettings` (defaults when None).
         pixel_spacing: mm per pixel for every image, or a table file
-            (``vertkp.data.spacing``), overriding the GT file's spacings.
+            (``vertkp.data.imaging.spacing``), overriding the GT file's spacings.
         plots: write the PNG plots too.
         truth: a phantom set's ``phantom_truth.json`` (or its dict): also score against
             its exact corners, and the labels' own error (``exact_truth``).

@@ -36,9 +36,9 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
 
-from ..data import registration  # noqa: F401  (registers vertkp's datasets, which it reads)
-from ..data.coco import CATEGORY
-from ..data.spacing import load_pixel_spacing
+from ..data.loading import registration  # noqa: F401  (registers vertkp's datasets, which it reads)
+from ..data.conversion.coco import CATEGORY
+from ..data.imaging.spacing import load_pixel_spacing
 from ..keypoints import DETECTRON2_KEYPOINT_OFFSET
 from ..modeling.outputs import predictions_from_instances
 from ..phantoms.truth import TRUTH_FILE

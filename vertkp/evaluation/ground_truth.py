@@ -20,9 +20,9 @@ from typing import Dict, List, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from ..anatomy import FACINGS, VIEWS
-from ..data.provenance import patient_of
-from ..data.report import InvalidInput, read_input_json
-from ..data.spacing import find_pixel_spacing, spacing_lookup
+from ..data.raw.provenance import patient_of
+from ..data.conversion.report import InvalidInput, read_input_json
+from ..data.imaging.spacing import find_pixel_spacing, spacing_lookup
 from ..keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS
 
 __all__ = [
@@ -56,7 +56,7 @@ class ImageTruth:
         pixel_spacing: mm per pixel, or None.
         facing: the dataset's facing ("left"/"right") or None.
         source_stem: the source image's stem (Roboflow copies share one), or None.
-        patient_id: who the image is of (``vertkp.data.provenance.patient_of``), or None; the
+        patient_id: who the image is of (``vertkp.data.raw.provenance.patient_of``), or None; the
             bootstrap resamples patients when the images have one.
     """
 

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-from ..data.dicom import has_dicom_preamble
-from ..data.images import IMAGE_SUFFIXES, ImageRecord
-from ..data.report import InvalidInput
-from ..data.spacing import find_pixel_spacing, load_pixel_spacing, spacing_lookup
+from ..data.imaging.dicom import has_dicom_preamble
+from ..data.imaging.images import IMAGE_SUFFIXES, ImageRecord
+from ..data.conversion.report import InvalidInput
+from ..data.imaging.spacing import find_pixel_spacing, load_pixel_spacing, spacing_lookup
 from ..drawing import overlay_names
 from ..evaluation.ground_truth import EvaluationInputError, load_ground_truth
 from .outputs import match_image_ids
@@ -104,7 +104,7 @@ def plan_inputs(inputs: Sequence[str], *, view: str = "lateral", pixel_spacing=N
 
 
 def image_record(plan: PredictPlan, k: int, record: ImageRecord) -> ImageRecord:
-    """The record of input ``k``, given the one its file makes (``vertkp.data.images.load_image``).
+    """The record of input ``k``, given the one its file makes (``vertkp.data.imaging.images.load_image``).
     Pixel spacing: --pixel-spacing's, else the file's own (a DICOM header's), else the ground
     truth's, with its source; view and facing: the ground truth's, else the view of the run."""
     im = (plan.gt or {}).get(plan.ids[k])

@@ -7,7 +7,7 @@
         print(pair.name, pair.slip_pct, pair.grade_name, pair.flags)
 
 The network sees exactly what it saw at evaluation time during training: the
-image from vertkp's one decoder (``vertkp.data.images``) and the test mapper's
+image from vertkp's one decoder (``vertkp.data.imaging.images``) and the test mapper's
 input (``VertebraDatasetMapper.image_input``: grey replicated to 3 channels, the
 config's one test-time resize). Everything after the network is
 ``vertkp.inference.result``.
@@ -24,8 +24,8 @@ import torch
 from detectron2.modeling import build_model
 
 from ..config import build_cfg
-from ..data.images import ImageRecord, load_image, to_gray8
-from ..data.mapper import VertebraDatasetMapper
+from ..data.imaging.images import ImageRecord, load_image, to_gray8
+from ..data.loading.mapper import VertebraDatasetMapper
 from ..evaluation.matching import DEFAULT_SCORE_THRESHOLD
 from ..grading import DEFAULT_GAP_FACTOR, DEFAULT_NO_SLIP_PCT
 from ..modeling.outputs import predictions_from_instances
@@ -52,7 +52,7 @@ class VertebraPredictor:
         view: "lateral" or "ap" (what the pair measures are).
         facing: "left", "right" or "auto" (estimated per image).
         pixel_spacing: mm per pixel for every image, over a DICOM file's own (per image: the call's
-            argument, over both; ``vertkp.data.images.ImageRecord``); None: a DICOM file's own, else none.
+            argument, over both; ``vertkp.data.imaging.images.ImageRecord``); None: a DICOM file's own, else none.
         bottom_level: the level of the most caudal vertebra in view ("S1"),
             to name vertebrae by level; None names them by position.
         no_slip_pct, gap_factor: as for ``vertkp.grading.grade_spine``.
@@ -134,11 +134,11 @@ class VertebraPredictor:
     # ---- the network alone -------------------------------------------------------------
     def load(self, source) -> Tuple[np.ndarray, ImageRecord]:
         """(decoded image in ``INPUT.FORMAT``, its record) of a path or an array
-        (``vertkp.data.images.load_image``: a DICOM file's pixel spacing and, with ``keep_dicom_ids``,
+        (``vertkp.data.imaging.images.load_image``: a DICOM file's pixel spacing and, with ``keep_dicom_ids``,
         its identifiers; the predictor's pixel spacing, when it has one, over the file's).
 
         Raises:
-            vertkp.data.images.ImageReadError: an unreadable file.
+            vertkp.data.imaging.images.ImageReadError: an unreadable file.
         """
         image, record = load_image(source, self.input_format, self.keep_dicom_ids)
         return image, record.given(ImageRecord(self.grading["pixel_spacing"]))
@@ -185,13 +185,13 @@ class VertebraPredictor:
         Args:
             images: paths or arrays.
             names: per image, the name in the result (default: the path, or "<array k>").
-            records: per image, what is known of it (``vertkp.data.images.ImageRecord``, e.g.
+            records: per image, what is known of it (``vertkp.data.imaging.images.ImageRecord``, e.g.
                 ``ImageRecord(pixel_spacing=0.14)``; None: nothing); what it knows wins over the
                 predictor's settings and what the file says of itself (:meth:`load`,
                 ``ImageRecord.given``).
 
         Raises:
-            vertkp.data.images.ImageReadError: an unreadable file (nothing is returned).
+            vertkp.data.imaging.images.ImageReadError: an unreadable file (nothing is returned).
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")

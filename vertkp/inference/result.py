@@ -114,7 +114,7 @@ class SpinePrediction:
         lordosis_deg: L1-S1 lordosis when both levels are known, else None.
         pixel_spacing: mm per pixel, or None (then the *_mm values are None).
         pixel_spacing_source: where it came from: "--pixel-spacing", "dicom:<header field>"
-            (``vertkp.data.images.ImageRecord``), "--gt", "given" (a ``VertebraPredictor`` argument);
+            (``vertkp.data.imaging.images.ImageRecord``), "--gt", "given" (a ``VertebraPredictor`` argument);
             None without one.
         flags: codes of :data:`FLAGS` for the image (those of its vertebrae and pairs included).
         notes: readable caveats.
@@ -123,7 +123,7 @@ class SpinePrediction:
             (``vertkp.review.CornerUncertainty``).
         image_id: the COCO image id of the results file, if any.
         dicom_ids: a DICOM file's patient and study identifiers
-            (``vertkp.data.dicom.DICOM_ID_FIELDS``), only when asked for (``keep_dicom_ids``);
+            (``vertkp.data.imaging.dicom.DICOM_ID_FIELDS``), only when asked for (``keep_dicom_ids``);
             None, and then not in :meth:`as_dict`, otherwise.
         grading: the full :class:`vertkp.grading.SpineGrading` (not serialised); its indices
             are those of :attr:`vertebrae` but for a jumble of overlapping boxes whose order

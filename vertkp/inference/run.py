@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import HAS_DETECTRON2
-from ..data.images import ImageReadError, ImageRecord
+from ..data.imaging.images import ImageReadError, ImageRecord
 from ..files import read_json, write_json
 from .inputs import PredictPlan, image_record, plan_inputs
 from .outputs import format_summary
@@ -164,7 +164,7 @@ def predict_files(predictor, inputs: Sequence[str], output, *, view: str = "late
             DICOM files' identifiers are read and recorded; by default no output holds any).
         inputs: files, folders (searched recursively) and glob patterns.
         view: what the images are, unless ``gt`` says.
-        pixel_spacing: mm per pixel for every image, or a table file (``vertkp.data.spacing``);
+        pixel_spacing: mm per pixel for every image, or a table file (``vertkp.data.imaging.spacing``);
             over a DICOM file's own.
         gt: a vertkp COCO file of these images: its image ids go into coco_results.json,
             and its view, pixel spacing and facing are used per image.

@@ -13,23 +13,16 @@ Modules, one job each:
   * ``lateral``, ``ap``: the lateral and the AP scene of a spine;
   * ``render``: image synthesis;
   * ``truth``: the truth records, the truth file's definitions, ``summarize``;
-  * ``mendeley``, ``buu``: the two folder layouts (with the label writers of
-    ``vertkp.data.spondylolisthesis`` and ``vertkp.data.buu_lspine``);
+  * ``archive``: a set packed as the real download is (``--archive``);
   * ``dicom``: a set's images again as DICOM files (``vertkp phantoms --format dicom``);
   * ``make``: ``make_phantoms``, ``ensure_phantoms``; ``cli``: ``vertkp phantoms``.
+
+Each layout is written by its dataset's writer (``vertkp.data.datasets.<dataset>.phantoms``,
+named by its spec) with the dataset's own label writers and the scene and rendering modules
+here, which import nothing from ``vertkp.data``; ``make``, ``archive``, ``cli`` and ``dicom``
+sit above it.
 """
-from .buu import BUU_LABEL_CODES, label_codes
-from .make import DEFAULT_IMAGE_SIZE, LAYOUTS, ensure_phantoms, make_phantoms
+from .make import ensure_phantoms, make_phantoms
 from .truth import LATERAL_DISPLACEMENT_PCT_DEFINITION, TRUTH_FILE, summarize
 
-__all__ = [
-    "BUU_LABEL_CODES",
-    "DEFAULT_IMAGE_SIZE",
-    "LATERAL_DISPLACEMENT_PCT_DEFINITION",
-    "LAYOUTS",
-    "TRUTH_FILE",
-    "ensure_phantoms",
-    "label_codes",
-    "make_phantoms",
-    "summarize",
-]
+__all__ = ["LATERAL_DISPLACEMENT_PCT_DEFINITION", "TRUTH_FILE", "ensure_phantoms", "make_phantoms", "summarize"]

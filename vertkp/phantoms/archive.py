@@ -14,16 +14,13 @@ import io
 import zipfile
 from pathlib import Path
 
+from vertkp.data.datasets import DatasetSpec
 from vertkp.files import atomic_open, json_text, read_json
 
 from .truth import TRUTH_FILE
 
-__all__ = ["ARCHIVE_FOLDERS", "NESTED_ZIP", "pack"]
+__all__ = ["pack"]
 
-# The folder inside the outer zip, per layout (the real download's is "<some folder>").
-ARCHIVE_FOLDERS = {"spondylolisthesis": "Spondylolisthesis Vertebral Landmark Dataset", "buu-lspine": "BUU-LSPINE_400"}
-# The nested archive of the Mendeley download and the folder it holds.
-NESTED_ZIP, NESTED_FOLDER = "Dataset.zip", "Dataset"
 _TIME = (1980, 1, 1, 0, 0, 0)
 
 
@@ -42,14 +39,14 @@ def _zip_bytes(members: dict) -> bytes:
     return buf.getvalue()
 
 
-def pack(folder: Path, layout: str, archive: Path) -> Path:
-    """Write ``archive`` (a .zip) from the phantom ``folder`` of ``layout``, atomically.
+def pack(folder: Path, spec: DatasetSpec, archive: Path) -> Path:
+    """Write ``archive`` (a .zip) from the phantom ``folder`` of the dataset ``spec``, atomically.
 
-    Mendeley: ``<ARCHIVE_FOLDER>/Dataset.zip`` (the ``Dataset/`` tree), the folder's other
-    files under ``<ARCHIVE_FOLDER>/``, its macOS junk under ``__MACOSX/``; BUU-LSPINE: the
-    whole folder under ``<ARCHIVE_FOLDER>/``. Both: ``phantom_truth.json`` at the root.
+    The folder's files go under ``<spec.phantom_archive_folder>/`` (``top``), its macOS junk under
+    ``__MACOSX/<top>/``, and the tree of ``spec.phantom_nested_folder``, if any, into a nested
+    ``<top>/<that folder>.zip`` (Mendeley: ``Dataset.zip``); ``phantom_truth.json`` at the root.
     """
-    folder, top = Path(folder), ARCHIVE_FOLDERS[layout]
+    folder, top, nested_folder = Path(folder), spec.phantom_archive_folder, spec.phantom_nested_folder
     outer, nested = {}, {}
     for p in sorted(folder.rglob("*")):
         if not p.is_file() or p.name == TRUTH_FILE:
@@ -57,12 +54,12 @@ def pack(folder: Path, layout: str, archive: Path) -> Path:
         rel = p.relative_to(folder).as_posix()
         if rel.split("/")[0] == "__MACOSX":
             outer[f"__MACOSX/{top}/{rel.split('/', 1)[1]}"] = p.read_bytes()
-        elif layout == "spondylolisthesis" and rel.split("/")[0] == NESTED_FOLDER:
+        elif rel.split("/")[0] == nested_folder:
             nested[rel] = p.read_bytes()
         else:
             outer[f"{top}/{rel}"] = p.read_bytes()
     if nested:
-        outer[f"{top}/{NESTED_ZIP}"] = _zip_bytes(nested)
+        outer[f"{top}/{nested_folder}.zip"] = _zip_bytes(nested)
     truth = read_json(folder / TRUTH_FILE)
     for rec in truth["images"]:
         for key in ("file_name", "label_file", "twin_label_file"):

@@ -15,9 +15,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .difficulty import DEFAULT_DIFFICULTY, DIFFICULTIES
+from vertkp.data.datasets import SPECS
+
 from .dicom import check_dicom_dir, dicom_dir, write_dicom_set
-from .make import DEFAULT_IMAGE_SIZE, LAYOUTS, make_phantoms
+from .difficulty import DEFAULT_DIFFICULTY, DIFFICULTIES
+from .make import make_phantoms
 from .sheet import contact_sheet
 from .truth import TRUTH_FILE
 
@@ -26,7 +28,7 @@ __all__ = ["build_parser", "main"]
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--layout", required=True, choices=LAYOUTS, help="raw layout to imitate")
+    p.add_argument("--layout", required=True, choices=tuple(SPECS), help="raw layout to imitate")
     p.add_argument("--output", required=True, help="new or empty output folder (with --archive: the .zip to write)")
     p.add_argument("--archive", action="store_true",
                    help="pack the set the way the real dataset is downloaded (spondylolisthesis: an outer zip "
@@ -37,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, default=None,
                    help="px; spondylolisthesis: square side (default %d); buu-lspine: height (default: the "
                         "originals' sizes, 1434-3408 px high; %d at --difficulty clean)"
-                   % (DEFAULT_IMAGE_SIZE["spondylolisthesis"], DEFAULT_IMAGE_SIZE["buu-lspine"]))
+                   % (SPECS["spondylolisthesis"].phantom_image_size, SPECS["buu-lspine"].phantom_image_size))
     p.add_argument("--difficulty", choices=tuple(DIFFICULTIES), default=DEFAULT_DIFFICULTY,
                    help="clean: bright bodies on an empty background, labels equal to the truth; realistic: the "
                         "real archive's sizes, counts and positions, overlapping anatomy, degeneration, scatter "

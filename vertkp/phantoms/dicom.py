@@ -19,7 +19,7 @@ import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
-from vertkp.data.images import read_xray
+from vertkp.data.imaging.images import read_xray
 from vertkp.files import read_json
 
 from .truth import TRUTH_FILE, write_file

@@ -4,21 +4,18 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from importlib import import_module
 from pathlib import Path
 
+from vertkp.data.datasets import SPECS
 from vertkp.files import read_json, write_json
 from vertkp.grading import DEFAULT_NO_SLIP_PCT
 
 from .archive import pack
-from .buu import BUU_LABEL_CODES, write_buu
 from .difficulty import DEFAULT_DIFFICULTY, get_difficulty
-from .mendeley import write_spondylolisthesis
-from .truth import LATERAL_DISPLACEMENT_PCT_DEFINITION, TRUTH_FILE, summarize
+from .truth import TRUTH_FILE, summarize
 
-__all__ = ["LAYOUTS", "DEFAULT_IMAGE_SIZE", "make_phantoms", "ensure_phantoms"]
-
-LAYOUTS = ("spondylolisthesis", "buu-lspine")
-DEFAULT_IMAGE_SIZE = {"spondylolisthesis": 640, "buu-lspine": 1024}
+__all__ = ["make_phantoms", "ensure_phantoms"]
 
 
 def _check_out_dir(out_dir: Path) -> None:
@@ -40,7 +37,8 @@ def make_phantoms(layout: str, out_dir, num_images: int, seed: int, image_size: 
     exact and the labelled corners of every vertebra.
 
     Args:
-        layout: "spondylolisthesis" (Mendeley landmark dataset) or "buu-lspine".
+        layout: a dataset's name (``vertkp.data.datasets.SPECS``): "spondylolisthesis" (Mendeley
+            landmark dataset) or "buu-lspine"; its spec names the writer of its layout.
         out_dir: new or empty directory to write into; with ``archive``, the .zip
             to write instead, packed as the real download is (``archive.pack``).
         num_images: spondylolisthesis: labelled images (train + val, about
@@ -66,15 +64,16 @@ def make_phantoms(layout: str, out_dir, num_images: int, seed: int, image_size: 
             negative label noise.
         FileExistsError: ``out_dir`` exists and is not empty (or, with ``archive``, exists).
     """
-    if layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    if layout not in SPECS:
+        raise ValueError(f"layout must be one of {tuple(SPECS)}, got {layout!r}")
+    spec = SPECS[layout]
     if num_images < 1:
         raise ValueError(f"num_images must be >= 1, got {num_images}")
     knobs = get_difficulty(difficulty)
     if label_noise is not None and label_noise < 0:
         raise ValueError(f"label_noise must be >= 0 px, got {label_noise}")
-    original_sizes = layout == "buu-lspine" and image_size is None and not knobs.clean
-    size = None if original_sizes else int(image_size or DEFAULT_IMAGE_SIZE[layout])
+    original_sizes = spec.phantom_original_sizes and image_size is None and not knobs.clean
+    size = None if original_sizes else int(image_size or spec.phantom_image_size)
     if size is not None and size < 128:
         raise ValueError(f"image_size must be >= 128 px, got {size}")
     out = Path(out_dir)
@@ -88,13 +87,12 @@ def make_phantoms(layout: str, out_dir, num_images: int, seed: int, image_size: 
         with tempfile.TemporaryDirectory(prefix=".phantoms_", dir=out.parent) as tmp:
             summary = make_phantoms(layout, Path(tmp) / "set", num_images, seed, image_size, progress,
                                     difficulty=difficulty, label_noise=label_noise)
-            pack(Path(tmp) / "set", layout, out)
+            pack(Path(tmp) / "set", spec, out)
         return dict(summary, out_dir=str(out))
     _check_out_dir(out)
     start = time.perf_counter()
-    write = write_spondylolisthesis if layout == "spondylolisthesis" else write_buu
-    result = write(out, num_images, seed, size, progress, knobs, label_noise)
-    buu = layout == "buu-lspine"
+    module, _, function = spec.phantom_writer.partition(":")
+    result = getattr(import_module(module), function)(out, num_images, seed, size, progress, knobs, label_noise)
     truth = {
         "layout": layout,
         "seed": int(seed),
@@ -105,8 +103,8 @@ def make_phantoms(layout: str, out_dir, num_images: int, seed: int, image_size: 
         "no_slip_pct": DEFAULT_NO_SLIP_PCT,
         "corner_order": ["TL", "TR", "BL", "BR"],
         "coordinates": "pixels, x right, y down, integer values at pixel centres",
-        "label_codes": {str(k): v for k, v in BUU_LABEL_CODES.items()} if buu else None,
-        "lateral_displacement_pct_definition": LATERAL_DISPLACEMENT_PCT_DEFINITION if buu else None,
+        "label_codes": result.get("label_codes"),
+        "lateral_displacement_pct_definition": result.get("lateral_displacement_pct_definition"),
         "images": sorted(result["images"], key=lambda r: r["file_name"]),
         "junk": result.get("junk", []),
         "strays": result.get("strays", []),

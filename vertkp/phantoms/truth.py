@@ -6,7 +6,7 @@ the exact ``corners`` of the rendered anatomy and the ``label_corners`` the labe
 file holds (``vertkp.phantoms.labelling``: equal at ``clean``), both on a 1/1000 px
 grid (:func:`on_label_grid`) that JSON and CSV labels write exactly; a YOLO TXT
 label's corners are its written normalised decimals times the image width or
-height (``vertkp.data.spondylolisthesis.txt_label_corners``). Each pair's
+height (``vertkp.data.datasets.spondylolisthesis.txt_label_corners``). Each pair's
 ``slip_pct`` and ``grade`` are measured on the exact corners, ``label_slip_pct`` and
 ``label_grade`` on the labelled ones.
 """

@@ -14,8 +14,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..files import write_json_files
-from ..keypoints import canonical_order
+from ...files import write_json_files
+from ...keypoints import canonical_order
 from .coco import make_annotation, make_coco
 from .report import ConversionReport, InvalidInput
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from ..files import read_text
+from ...files import read_text
 
 __all__ = ["TWIN_TOLERANCE_PX", "InvalidInput", "read_input_text", "read_input_json", "ConversionReport"]
 

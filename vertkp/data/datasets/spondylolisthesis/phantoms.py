@@ -6,7 +6,7 @@ real archive, every labelled image has a JSON label and ``TWIN_SHARE`` of them a
 YOLO-TXT twin of the same stem too; one twin of the set disagrees with its JSON
 by ``TWIN_OFFSET_PX`` (an exporter's slip, for the converter to report), and
 archive/OS junk lies among the data. Folders, names and label formats are
-written with the writers of ``vertkp.data.spondylolisthesis``, beside its readers.
+written with this dataset's writers (``labels``, ``layout``), beside its readers.
 """
 from __future__ import annotations
 
@@ -15,28 +15,21 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from vertkp.data.buu_lspine import BUU_LEVELS, VIEW_LAYOUT, format_name
-from vertkp.data.spondylolisthesis import (
-    IMAGES_DIR,
-    KEYPOINTRCNN_DIR,
-    LABELS_DIR,
-    SPLITS,
-    TEST_DIR,
-    format_json_labels,
-    format_txt_labels,
-    roboflow_name,
-)
 from vertkp.grading import DEFAULT_NO_SLIP_PCT
 
-from .difficulty import Difficulty
-from .geometry import apply_affine, canonical_from_anatomical, frame_affine, rotation
-from .labelling import label_corners
-from .lateral import build_lateral
-from .patients import LATERAL_LEVELS, degenerated, sample_degeneration, sample_patient, sample_people, \
+from vertkp.phantoms.difficulty import Difficulty
+from vertkp.phantoms.geometry import apply_affine, canonical_from_anatomical, frame_affine, rotation
+from vertkp.phantoms.labelling import label_corners
+from vertkp.phantoms.lateral import build_lateral
+from vertkp.phantoms.patients import LATERAL_LEVELS, degenerated, sample_degeneration, sample_patient, sample_people, \
     sample_slip_targets, stream
-from .realism import ARCHIVE, ARCHIVE_SIZE
-from .render import degraded_style, render_jpeg, sample_style
-from .truth import inside_image, on_label_grid, slip_pairs, vertebra_records, write_file
+from vertkp.phantoms.realism import ARCHIVE, ARCHIVE_SIZE
+from vertkp.phantoms.render import degraded_style, render_jpeg, sample_style
+from vertkp.phantoms.truth import inside_image, on_label_grid, slip_pairs, vertebra_records, write_file
+
+from ..buu_lspine.layout import BUU_LEVELS, VIEW_LAYOUT, format_name
+from .labels import format_json_labels, format_txt_labels
+from .layout import IMAGES_DIR, KEYPOINTRCNN_DIR, LABELS_DIR, SPLITS, TEST_DIR, roboflow_name
 
 __all__ = ["write_spondylolisthesis"]
 

@@ -3,7 +3,7 @@
 Every numeric field goes through :func:`header_number`, which names the field, its tag and its
 value when the value does not parse (pydicom keeps an invalid IS such as ``1A`` as text and
 warns); fields that only inform (spacing, identifiers) count as absent when they do not parse.
-``vertkp.data.dicom`` reads the pixels with these.
+``vertkp.data.imaging.dicom`` reads the pixels with these.
 
 Patient and study identifiers are read only by :func:`dicom_ids`; nothing else here puts
 one in an error message or a result.
@@ -19,7 +19,7 @@ from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
-from .report import InvalidInput
+from ..conversion.report import InvalidInput
 
 __all__ = ["DICOM_SUFFIXES", "DICOM_ID_FIELDS", "SQUARE_TOLERANCE", "FIX_HEADER", "DicomError", "DicomSpacing",
            "has_dicom_preamble", "is_dicom_file", "read_dicom", "field_name", "header_value", "header_number",

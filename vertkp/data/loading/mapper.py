@@ -1,12 +1,12 @@
 """The dataset mapper: a vertkp dataset dict to the model's input.
 
-Reads the image with vertkp's one decoder (``vertkp.data.images``: EXIF
+Reads the image with vertkp's one decoder (``vertkp.data.imaging.images``: EXIF
 orientation applied, 16-bit windowed, grey X-rays replicated to 3 channels),
-runs the augmentations of ``vertkp.data.augment`` with every vertebra's box passed
+runs the augmentations of ``vertkp.data.loading.augment`` with every vertebra's box passed
 along (the crop needs them), then moves the corners with the same transforms:
 keypoints by detectron2 (which swaps TL<->TR and BL<->BR after a horizontal
 flip, by the flip map), boxes recomputed from the moved corners by the
-converter's own rule (``vertkp.data.coco``: tight box of the corners grown by
+converter's own rule (``vertkp.data.conversion.coco``: tight box of the corners grown by
 10% of its longer side, clipped to the image), so a rotated vertebra gets the
 box it would have had if it had been annotated that way. At test time the
 annotations are dropped (evaluators read the registered dataset), and
@@ -28,10 +28,10 @@ from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
 from detectron2.structures import BoxMode, Keypoints
 
-from ..keypoints import NUM_KEYPOINTS
+from ...keypoints import NUM_KEYPOINTS
+from ..conversion.coco import body_outline, padded_box
+from ..imaging.images import decode_image, model_image
 from .augment import build_augmentations
-from .coco import body_outline, padded_box
-from .images import decode_image, model_image
 
 __all__ = ["VertebraDatasetMapper", "transform_vertebra_annotation"]
 

@@ -3,7 +3,7 @@
 ``AP/`` and ``LA/`` with one AP and one lateral image per patient, named
 ``NNNN-S-AAAYv``, each with its headerless CSV of endplate rows, plus the pixel
 spacing table (``datasets/README.md``); names, rows and CSV text are written
-with the writers of ``vertkp.data.buu_lspine``, beside its readers.
+with this dataset's writers (``labels``, ``layout``), beside its readers.
 
 The CSV ``label`` column's meaning is unconfirmed in the real data; the
 phantoms write ``BUU_LABEL_CODES`` (see :func:`label_codes`).
@@ -15,20 +15,22 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from vertkp.data.buu_lspine import BUU_LEVELS, VIEW_LAYOUT, format_csv_rows, format_name, row_names, rows_from_corners
-from vertkp.data.spacing import format_spacing_csv, format_spacing_xlsx
+from vertkp.data.imaging.spacing import format_spacing_csv, format_spacing_xlsx
 from vertkp.grading import DEFAULT_NO_SLIP_PCT
 
-from .ap import build_ap
-from .difficulty import Difficulty
-from .geometry import Scene, apply_affine, canonical_from_anatomical, frame_affine, rotation
-from .labelling import label_corners
-from .lateral import build_lateral
-from .patients import degenerated, sample_degeneration, sample_lateral_displacements, sample_patient, \
+from vertkp.phantoms.ap import build_ap
+from vertkp.phantoms.difficulty import Difficulty
+from vertkp.phantoms.geometry import Scene, apply_affine, canonical_from_anatomical, frame_affine, rotation
+from vertkp.phantoms.labelling import label_corners
+from vertkp.phantoms.lateral import build_lateral
+from vertkp.phantoms.patients import degenerated, sample_degeneration, sample_lateral_displacements, sample_patient, \
     sample_people, sample_slip_targets, stream
-from .render import degraded_style, render_jpeg, sample_style
-from .truth import (LABEL_DECIMALS, inside_image, lateral_displacement_pairs, on_label_grid, slip_pairs,
-                    vertebra_records, write_file)
+from vertkp.phantoms.render import degraded_style, render_jpeg, sample_style
+from vertkp.phantoms.truth import (LABEL_DECIMALS, LATERAL_DISPLACEMENT_PCT_DEFINITION, inside_image,
+                                   lateral_displacement_pairs, on_label_grid, slip_pairs, vertebra_records, write_file)
+
+from .labels import format_csv_rows, row_names, rows_from_corners
+from .layout import BUU_LEVELS, VIEW_LAYOUT, format_name
 
 __all__ = ["BUU_LABEL_CODES", "label_codes", "write_buu"]
 
@@ -103,7 +105,8 @@ def write_buu(out: Path, n: int, seed: int, size: int | None, progress: bool, di
 
     Returns:
         {"images": truth records of every image, "patients": number of patients,
-        "strays": [{"file_name", "copy_of"}]}
+        "strays": [{"file_name", "copy_of"}], and the truth's "label_codes" and
+        "lateral_displacement_pct_definition"}
     """
     if n < 2:
         raise ValueError("the buu-lspine layout needs --num-images >= 2 (one AP and one LA image per patient)")
@@ -126,7 +129,9 @@ def write_buu(out: Path, n: int, seed: int, size: int | None, progress: bool, di
     first = next(r["file_name"] for r in images if r["view"] == "lateral")
     stray = first[:-len(".jpg")] + "(1).jpg"
     write_file(out / stray, (out / first).read_bytes())
-    return {"images": images, "patients": len(people), "strays": [{"file_name": stray, "copy_of": first}]}
+    return {"images": images, "patients": len(people), "strays": [{"file_name": stray, "copy_of": first}],
+            "label_codes": {str(k): v for k, v in BUU_LABEL_CODES.items()},
+            "lateral_displacement_pct_definition": LATERAL_DISPLACEMENT_PCT_DEFINITION}
 
 
 def _frame(scene: Scene, levels, linear: np.ndarray, width: int, height: int, rng, extent_factor: float,

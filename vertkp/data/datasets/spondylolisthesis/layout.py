@@ -12,9 +12,9 @@ import re
 from pathlib import Path
 from typing import Optional
 
-from ..images import is_image_file
-from ..report import InvalidInput
-from ..sources import is_junk
+from ...conversion.report import InvalidInput
+from ...imaging.images import is_image_file
+from ...raw.sources import is_junk
 
 __all__ = ["KEYPOINTRCNN_DIR", "IMAGES_DIR", "LABELS_DIR", "TEST_DIR", "SPLITS", "source_stem", "roboflow_name",
            "find_keypointrcnn_dir", "find_test_images"]

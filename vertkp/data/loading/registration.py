@@ -1,7 +1,8 @@
 """vertkp's datasets in detectron2's DatasetCatalog/MetadataCatalog.
 
-Importing this module registers every dataset of :data:`DATASETS` (``vertkp.config``
-imports it, so every detectron2-facing part of vertkp does). Registration is lazy:
+Importing this module registers every dataset of :data:`DATASETS`, the names each dataset's
+spec gives (``vertkp.data.datasets``) and the phantoms' (``vertkp.config`` imports it, so
+every detectron2-facing part of vertkp does). Registration is lazy:
 no file is read until a dataset is used. Files live under ``$VERTKP_DATASETS``
 (default ``./datasets``), as read at import; call :func:`register_all` again after
 changing it:
@@ -24,23 +25,16 @@ from pathlib import Path
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import load_coco_json
 
-from ..keypoints import KEYPOINT_CONNECTION_RULES, KEYPOINT_FLIP_MAP, KEYPOINT_NAMES, OKS_SIGMAS
+from ...keypoints import KEYPOINT_CONNECTION_RULES, KEYPOINT_FLIP_MAP, KEYPOINT_NAMES, OKS_SIGMAS
+from ..datasets import SPECS
 
 __all__ = ["DATASETS", "IMAGE_EXTRA_KEYS", "ANNOTATION_EXTRA_KEYS", "datasets_root", "register_dataset",
            "register_all", "vertkp_metadata", "DatasetNotConverted"]
 
 # name -> (dataset folder under $VERTKP_DATASETS, json path inside it, command that makes it)
 _CONVERT = "vertkp convert"
-DATASETS = {}
-for _split in ("train", "val", "test"):
-    DATASETS[f"spondylolisthesis_{_split}"] = (
-        "spondylolisthesis", f"coco/{_split}.json",
-        f"{_CONVERT} --dataset spondylolisthesis --root {{root}}")
-for _view in ("lateral", "ap"):
-    for _split in ("train", "val"):
-        DATASETS[f"buu_lspine_{_view}_{_split}"] = (
-            "buu_lspine", f"coco/{_view}/{_split}.json",
-            f"{_CONVERT} --dataset buu-lspine --view {_view} --root {{root}}")
+DATASETS = {name: (spec.folder, json_file, " ".join((_CONVERT, "--dataset", spec.name, *flags, "--root {root}")))
+            for spec in SPECS.values() for name, (json_file, flags) in spec.registered.items()}
 for _split in ("train", "val"):
     DATASETS[f"phantoms_{_split}"] = (
         "phantoms", f"coco/{_split}.json",

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping, Optional
 
-from .buu_lspine import parse_name
-from .spondylolisthesis.layout import source_stem
+from ..datasets.buu_lspine.layout import parse_name
+from ..datasets.spondylolisthesis.layout import source_stem
 
 __all__ = ["source_of", "patient_of"]
 

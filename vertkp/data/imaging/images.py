@@ -13,7 +13,7 @@
   uint8 (a few saturated or dead pixels must not flatten the contrast);
 * palette, CMYK and other modes become RGB, and RGBA loses its alpha;
 * DICOM files (``.dcm``, ``.dicom``, or ``DICM`` at byte 128, whatever the name)
-  are read by ``vertkp.data.dicom`` and are always grey: single-frame greyscale
+  are read by ``vertkp.data.imaging.dicom`` and are always grey: single-frame greyscale
   ones rescaled, shown through their VOI LUT or window when they have one, else
   windowed as above, MONOCHROME1 inverted (bone bright); colour ones (RGB, YBR,
   palette) as their luminance, windowed first when deeper than 8 bits, which is
@@ -38,7 +38,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from .dicom import DICOM_SUFFIXES, DicomError, dicom_ids, dicom_pixel_spacing, dicom_pixels, is_dicom_file, read_dicom
-from .report import InvalidInput
+from ..conversion.report import InvalidInput
 
 __all__ = ["IMAGE_SUFFIXES", "WINDOW_PERCENTILES", "ImageReadError", "ImageRecord", "is_image_file", "exif_orientation",
            "image_size", "decode_thumbnail", "decode_image", "to_gray8", "read_xray", "load_image", "model_image"]
@@ -62,12 +62,12 @@ class ImageRecord:
     Attributes:
         pixel_spacing: mm per pixel.
         pixel_spacing_source: where it came from: "dicom:<header field>"
-            (``vertkp.data.dicom.dicom_pixel_spacing``), or the source a user's spacing is given
+            (``vertkp.data.imaging.dicom.dicom_pixel_spacing``), or the source a user's spacing is given
             with ("given", a command-line flag).
         view: "lateral" or "ap".
         data_facing: the image's known facing ("left", "right"), as ``vertkp.grading.grade_spine``'s.
         dicom_ids: a DICOM file's patient and study identifiers
-            (``vertkp.data.dicom.DICOM_ID_FIELDS``), read only when asked for.
+            (``vertkp.data.imaging.dicom.DICOM_ID_FIELDS``), read only when asked for.
         notes: readable caveats (why a DICOM header's spacing cannot be used).
     """
 
@@ -91,7 +91,7 @@ class ImageRecord:
 
 def is_image_file(path) -> bool:
     """Whether the file name has one of :data:`IMAGE_SUFFIXES` (case-insensitive); a DICOM
-    file named otherwise is told by its content (``vertkp.data.dicom.has_dicom_preamble``)."""
+    file named otherwise is told by its content (``vertkp.data.imaging.dicom.has_dicom_preamble``)."""
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
@@ -114,7 +114,7 @@ def _check_file(path) -> Path:
 
 
 def _decode_dicom(path, keep_dicom_ids: bool = False) -> Tuple[np.ndarray, ImageRecord]:
-    """uint8 [H, W] of a DICOM file (``vertkp.data.dicom.dicom_pixels``, then windowed as any image;
+    """uint8 [H, W] of a DICOM file (``vertkp.data.imaging.dicom.dicom_pixels``, then windowed as any image;
     colour pixels then made grey as :func:`read_xray` makes a colour PNG), and its record, from
     one parse of the file."""
     p = _check_file(path)
@@ -243,7 +243,7 @@ def decode_image(path, image_format: str = "RGB") -> np.ndarray:
     Raises:
         ImageReadError: missing, empty, not an image, undecodable (truncated); for DICOM
             also multi-frame, no pixel data, a compressed syntax without its decoder, and the
-            other refusals of ``vertkp.data.dicom`` (each with its reason).
+            other refusals of ``vertkp.data.imaging.dicom`` (each with its reason).
     """
     if is_dicom_file(path):
         return _decode_dicom(path)[0]

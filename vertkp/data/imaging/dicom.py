@@ -1,6 +1,6 @@
-"""DICOM radiographs: their pixels as vertkp's decoder uses them (the header: ``vertkp.data.dicom_header``).
+"""DICOM radiographs: their pixels as vertkp's decoder uses them (the header: ``vertkp.data.imaging.dicom_header``).
 
-``vertkp.data.images.decode_image`` reads a file here when it is a DICOM file
+``vertkp.data.imaging.images.decode_image`` reads a file here when it is a DICOM file
 (:func:`is_dicom_file`: a ``.dcm`` or ``.dicom`` name, or ``DICM`` at byte 128),
 so conversion, training, evaluation and prediction all read DICOM the same way.
 :func:`dicom_pixels` gives the values a viewer shows, bone bright:
@@ -46,7 +46,7 @@ NumberOfFrames of ``1A`` names the field and its value), and:
   two such files of pydicom's test corpus lack Rows and Columns as well: their
   two bytes of "pixel data" are no image.)
 
-Pixel spacing and identifiers come from the header (``vertkp.data.dicom_header``, whose
+Pixel spacing and identifiers come from the header (``vertkp.data.imaging.dicom_header``, whose
 names this module exports too); no identifier is put in an error message or a result.
 """
 from __future__ import annotations
@@ -344,8 +344,8 @@ def dicom_pixels(path, ds: Optional[Dataset] = None) -> np.ndarray:
     Returns:
         greyscale files: [H, W], uint8 when the file says how to show it (VOI LUT, window) or
         holds 8-bit values without a rescale, otherwise the values (integer or float, any range)
-        for ``vertkp.data.images``' percentile windowing; colour files: [H, W, 3] RGB
-        (uint8 or uint16), of which ``vertkp.data.images`` takes the luminance.
+        for ``vertkp.data.imaging.images``' percentile windowing; colour files: [H, W, 3] RGB
+        (uint8 or uint16), of which ``vertkp.data.imaging.images`` takes the luminance.
 
     Raises:
         DicomError: not DICOM, no pixel data, multi-frame, a photometric interpretation or bit

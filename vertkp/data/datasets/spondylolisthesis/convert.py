@@ -25,10 +25,10 @@ from typing import Dict, List
 
 from tqdm import tqdm
 
-from ..conversion import CocoBuilder
-from ..images import image_size
-from ..report import TWIN_TOLERANCE_PX, ConversionReport, InvalidInput
-from ..sources import byte_copies, list_folder, shared_stem_error, shared_stems
+from ...conversion.builder import CocoBuilder
+from ...conversion.report import TWIN_TOLERANCE_PX, ConversionReport, InvalidInput
+from ...imaging.images import image_size
+from ...raw.sources import byte_copies, list_folder, shared_stem_error, shared_stems
 from .labels import compare_twins, read_json_labels, read_txt_labels
 from .layout import IMAGES_DIR, LABELS_DIR, SPLITS, TEST_DIR, find_keypointrcnn_dir, find_test_images, source_stem
 

@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 import numpy as np
 from shapely.geometry import Polygon
 
-from ..keypoints import KEYPOINT_NAMES, OUTLINE_ORDER, SKELETON
+from ...keypoints import KEYPOINT_NAMES, OUTLINE_ORDER, SKELETON
 
 __all__ = [
     "BOX_PAD_FRACTION",

@@ -7,8 +7,10 @@ COCO keypoint files, with a report of what was read, written, left out, and an a
 
 ``--root`` is the unpacked folder or a zip (the Mendeley download with its nested
 ``Dataset.zip``, ``Dataset.zip`` alone, or a zip of BUU-LSPINE's folders), which is
-checked and extracted safely first (``vertkp.data.archives``). Exit status: 0 converted
-(skips and left-out files, if any, are listed), 2 bad input or arguments.
+checked and extracted safely first (``vertkp.data.raw.archives``). What each dataset needs
+(its folders, converter, options) is its spec (``vertkp.data.datasets.SPECS``); the audit
+(``vertkp.audit``) runs on the files written. Exit status: 0 converted (skips and left-out
+files, if any, are listed), 2 bad input or arguments.
 """
 from __future__ import annotations
 
@@ -18,18 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from ..anatomy import VIEWS
-from ..audit import Audit, audit_files
-from ..files import output_folder, write_json
-from .archives import DatasetRoot, open_dataset
-from .buu_lspine import convert_buu_lspine, find_buu_root
-from .extraction import ArchiveError
-from .report import ConversionReport, InvalidInput
-from .spondylolisthesis import convert_spondylolisthesis
+from .anatomy import VIEWS
+from .audit import Audit, audit_files
+from .data.conversion.report import ConversionReport, InvalidInput
+from .data.datasets import SPECS
+from .data.raw.archives import DatasetRoot, open_dataset
+from .data.raw.extraction import ArchiveError
+from .files import output_folder, write_json
 
-__all__ = ["DATASET_NAMES", "ConversionRun", "convert_dataset", "build_parser", "main"]
+__all__ = ["ConversionRun", "convert_dataset", "build_parser", "main"]
 
-DATASET_NAMES = ("spondylolisthesis", "buu-lspine")
 REPORT_FILE = "conversion_report.json"
 AUDIT_FOLDER = "audit"
 
@@ -61,31 +61,29 @@ def convert_dataset(dataset: str, root, *, output=None, extract_to=None, view: s
     the counts in the report), and write the report with where the data came from.
 
     Args:
-        dataset: "spondylolisthesis" or "buu-lspine".
-        output: the COCO folder (default: the dataset folder's ``coco/``, or
-            ``coco/<view>/`` for buu-lspine).
-        view, val_fraction, seed, pixel_spacing: buu-lspine only (``convert_buu_lspine``).
+        dataset: a name of ``vertkp.data.datasets.SPECS``: "spondylolisthesis" or "buu-lspine".
+        output: the COCO folder (default: the spec's ``coco_folder`` in the dataset folder:
+            ``coco/``, or ``coco/<view>/`` for buu-lspine).
+        view, val_fraction, seed, pixel_spacing: for the datasets whose spec's ``options`` name
+            them (buu-lspine: ``convert_buu_lspine``); ignored by the others.
 
     Raises:
         InvalidInput: bad input (an unsafe archive, a broken label file, ...);
             nothing is written then.
         ValueError: a bad argument (an output folder that is a file, say).
     """
-    if dataset not in DATASET_NAMES:
-        raise ValueError(f"dataset must be one of {DATASET_NAMES}, got {dataset!r}")
+    if dataset not in SPECS:
+        raise ValueError(f"dataset must be one of {tuple(SPECS)}, got {dataset!r}")
+    spec = SPECS[dataset]
+    given = {"view": view, "val_fraction": val_fraction, "seed": seed, "pixel_spacing": pixel_spacing}
+    options = {name: given[name] for name in spec.options}
     if output is not None:
         output_folder(output)  # before a zip is extracted
-    source = open_dataset(root, dataset, extract_to=extract_to, progress=progress)
-    if dataset == "spondylolisthesis":
-        folder = source.folder
-        out = output_folder(output if output is not None else folder / "coco")
-        report = convert_spondylolisthesis(folder, out, skip_invalid, progress=progress)
-    else:
-        folder = find_buu_root(source.folder)
-        out = output_folder(output if output is not None else folder / "coco" / view)
-        report = convert_buu_lspine(folder, view, out, val_fraction, seed, pixel_spacing, skip_invalid,
-                                    progress=progress)
-    files = {split: out / f"{split}.json" for split in ("train", "val", "test") if (out / f"{split}.json").is_file()}
+    source = open_dataset(root, spec, extract_to=extract_to, progress=progress)
+    folder = spec.find_root(source.folder)
+    out = output_folder(output if output is not None else folder / spec.coco_folder.format(**options))
+    report = spec.convert(folder, output=out, skip_invalid=skip_invalid, progress=progress, **options)
+    files = {split: out / f"{split}.json" for split in spec.splits if (out / f"{split}.json").is_file()}
     if source.archive is not None:
         report.archive = {"path": str(source.archive), "sha256": source.sha256, "verified": source.verified,
                           "extracted_to": str(source.folder)}
@@ -102,7 +100,7 @@ def convert_dataset(dataset: str, root, *, output=None, extract_to=None, view: s
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", required=True, choices=DATASET_NAMES)
+    p.add_argument("--dataset", required=True, choices=tuple(SPECS))
     p.add_argument("--root", required=True, type=Path,
                    help="the dataset as downloaded: its folder, or a .zip (see datasets/README.md)")
     p.add_argument("--extract-to", type=Path, default=None, metavar="DIR",
@@ -129,10 +127,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not (args.root.is_dir() or (args.root.is_file() and args.root.suffix.lower() == ".zip")):
         parser.error(f"--root {args.root} is neither a folder nor a .zip file")
-    if args.dataset == "spondylolisthesis":
-        for flag, default in (("view", "lateral"), ("val_fraction", 0.2), ("seed", 0), ("pixel_spacing", None)):
-            if getattr(args, flag) != default:
-                parser.error(f"--{flag.replace('_', '-')} applies to buu-lspine only")
+    for flag in ("view", "val_fraction", "seed", "pixel_spacing"):
+        if flag not in SPECS[args.dataset].options and getattr(args, flag) != parser.get_default(flag):
+            takers = " and ".join(spec.name for spec in SPECS.values() if flag in spec.options)
+            parser.error(f"--{flag.replace('_', '-')} applies to {takers} only")
     try:
         run = convert_dataset(args.dataset, args.root, output=args.output, extract_to=args.extract_to,
                               view=args.view, val_fraction=args.val_fraction, seed=args.seed,

@@ -6,7 +6,7 @@ Image-based corner orders (``vertkp.keypoints``: canonical TL, TR, BL, BR):
   TXT   YOLO-pose, 17 numbers a line "cls cx cy w h x1 y1 v1 ... x4 y4 v4":
         TL, BL, BR, TR, normalised by image width/height (``TXT_ORDER``).
 Neither order is trusted blindly: ``vertkp.keypoints.canonical_order`` checks it
-against the geometry (``vertkp.data.conversion``), and every correction is
+against the geometry (``vertkp.data.conversion.builder``), and every correction is
 reported. Many images carry both files ("twins"): :func:`compare_twins` says
 how far apart they are.
 """
@@ -19,8 +19,8 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ..conversion import SourceVertebra, order_corners
-from ..report import InvalidInput, read_input_json, read_input_text
+from ...conversion.builder import SourceVertebra, order_corners
+from ...conversion.report import InvalidInput, read_input_json, read_input_text
 
 __all__ = ["JSON_ORDER", "TXT_ORDER", "JSON_SUPERIOR", "TXT_SUPERIOR", "read_json_labels", "format_json_labels",
            "read_txt_labels", "format_txt_labels", "txt_label_corners", "compare_twins"]

@@ -8,13 +8,13 @@ network (besides a weights URL a user names in ``MODEL.WEIGHTS``).
     vertkp download hrnet-w32-imagenet [--to DIR] [--url URL]   (weights/hrnet_w32_imagenet.pth)
     vertkp download kprcnn-r50-coco    [--to DIR] [--url URL]   (weights/model_final_a6e10b.pkl)
 
-The archive is saved as ``DIR/<file name>`` (``PUBLISHED``): downloaded into
+The archive is saved as ``DIR/<file name>`` (``DatasetSpec.published``): downloaded into
 ``<file name>.part``, renamed when complete, so a file under the final name is
 always whole; an interrupted download is resumed with an HTTP Range request.
 Its SHA-256 is compared with the published one (a mismatch is a warning), then
 ``open_dataset`` extracts it safely and the command to convert it is printed.
 
-Weights (``vertkp.data.archives.PUBLISHED_WEIGHTS``) go to ``DIR`` (default ``weights/``,
+Weights (``vertkp.data.raw.archives.PUBLISHED_WEIGHTS``) go to ``DIR`` (default ``weights/``,
 the folder the configs name them in); a timm checkpoint is then converted into the
 detectron2 weights file the configs name (``vertkp.modeling.weights``). A source file
 already in ``DIR`` (copied there by hand on an offline machine) is converted without
@@ -38,10 +38,11 @@ from typing import Callable, Optional
 
 from tqdm import tqdm
 
-from .. import __version__
-from .archives import PUBLISHED, PUBLISHED_WEIGHTS, WEIGHTS_FOLDER, open_dataset, verify_sha256
+from ... import __version__
+from ..conversion.report import InvalidInput
+from ..datasets import SPECS
+from .archives import PUBLISHED_WEIGHTS, WEIGHTS_FOLDER, open_dataset, verify_sha256
 from .extraction import format_bytes, sha256_file
-from .report import InvalidInput
 
 __all__ = ["USER_AGENT", "TIMEOUT", "DownloadError", "download", "build_parser", "main"]
 
@@ -49,12 +50,6 @@ __all__ = ["USER_AGENT", "TIMEOUT", "DownloadError", "download", "build_parser",
 USER_AGENT = f"vertkp/{__version__} (+dataset download)"
 TIMEOUT = 60.0  # seconds without data (connecting, or between reads) before a download gives up
 CHUNK = 1 << 20  # bytes per read
-BUU_LSPINE = (
-    "BUU-LSPINE has no public download: it needs the authors' permission (Klinwichit et al., "
-    "Applied Sciences 2023, 13(15):8646; ask Burapha University for access). Once you have it "
-    "(a zip of its AP/ and LA/ folders, or the folder), convert it with:\n"
-    "  vertkp convert --dataset buu-lspine --root <zip or folder>"
-)
 
 
 class DownloadError(OSError):
@@ -174,9 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "weights URL (MODEL.WEIGHTS, --weights).",
     )
     weights = "; ".join(f"{k}: {w.description} ({WEIGHTS_FOLDER}/{w.output})" for k, w in PUBLISHED_WEIGHTS.items())
-    p.add_argument("dataset", metavar="NAME", choices=["spondylolisthesis", "buu-lspine", *PUBLISHED_WEIGHTS],
-                   help="spondylolisthesis: the Mendeley dataset (DOI 10.17632/5jdfdgp762.1); "
-                        f"buu-lspine: says how to get it (no public download); {weights}")
+    datasets = "; ".join(f"{s.name}: {s.title} (DOI {s.published.doi})" if s.published else
+                         f"{s.name}: {s.title}, says how to get it (no public download)" for s in SPECS.values())
+    p.add_argument("dataset", metavar="NAME", choices=[*SPECS, *PUBLISHED_WEIGHTS], help=f"{datasets}; {weights}")
     p.add_argument("--to", type=Path, default=None,
                    help="folder the download is saved in (default: datasets $VERTKP_DATASETS, else datasets/; "
                         f"weights {WEIGHTS_FOLDER}/)")
@@ -197,8 +192,9 @@ def main(argv=None) -> int:
     """Exit 0 done, 1 the download failed, 2 bad arguments, BUU-LSPINE, or an archive refused."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.dataset not in PUBLISHED and args.dataset not in PUBLISHED_WEIGHTS:
-        print(f"{parser.prog}: {BUU_LSPINE}", file=sys.stderr)
+    spec = SPECS.get(args.dataset)
+    if spec is not None and spec.published is None:
+        print(f"{parser.prog}: {spec.access}", file=sys.stderr)
         return 2
     if args.no_extract and args.extract_to is not None:
         parser.error("--extract-to and --no-extract exclude each other")
@@ -206,7 +202,7 @@ def main(argv=None) -> int:
         parser.error(f"--timeout must be positive, got {args.timeout:g}")
     if args.dataset in PUBLISHED_WEIGHTS:
         return _download_weights(args, parser)
-    published = PUBLISHED[args.dataset]
+    published = spec.published
     folder = args.to if args.to is not None else Path(os.environ.get("VERTKP_DATASETS", "datasets"))
     if folder.exists() and not folder.is_dir():
         parser.error(f"--to {folder} is a file, not a folder")
@@ -232,10 +228,10 @@ def main(argv=None) -> int:
         print(f"downloaded {dest}")
     try:
         if args.no_extract:
-            verified, note = verify_sha256(sha256_file(dest, progress), args.dataset)
+            verified, note = verify_sha256(sha256_file(dest, progress), spec)
             root, notes = dest, [note]
         else:
-            dataset = open_dataset(dest, args.dataset, args.extract_to, progress)
+            dataset = open_dataset(dest, spec, args.extract_to, progress)
             verified, root, notes = dataset.verified, dataset.folder, dataset.notes
     except InvalidInput as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
@@ -279,7 +275,7 @@ def _download_weights(args, parser) -> int:
             return 1
         print(f"downloaded {source} (sha256 {sha256_file(source, False)})")
     if w.timm_model:
-        from ..modeling.weights import WeightsError, convert_timm_checkpoint  # torch and timm: only here
+        from ...modeling.weights import WeightsError, convert_timm_checkpoint  # torch and timm: only here
 
         try:
             counts = convert_timm_checkpoint(source, files / w.output, w.timm_model)

@@ -11,7 +11,7 @@
   only when complete, with a marker (``MARKER``) that lets the next run with the
   same archive reuse it. An error, a refusal or Ctrl-C removes everything written.
 
-Archive and OS junk (``vertkp.data.sources.is_junk``: ``__MACOSX/``, ``._*``,
+Archive and OS junk (``vertkp.data.raw.sources.is_junk``: ``__MACOSX/``, ``._*``,
 ``.DS_Store``, ``Thumbs.db``, ``desktop.ini``) is counted and not extracted. A member
 named ``Dataset.zip`` (the Mendeley download's inner archive), in any folder, is
 extracted next to itself with the same checks, then removed (the outer archive still
@@ -35,9 +35,9 @@ from typing import Optional
 
 from tqdm import tqdm
 
-from .. import __version__
-from ..files import read_json, write_json
-from .report import InvalidInput
+from ... import __version__
+from ...files import read_json, write_json
+from ..conversion.report import InvalidInput
 from .sources import is_junk
 
 __all__ = ["MAX_EXTRACT_BYTES", "MARKER", "NESTED_ZIP", "ArchiveError", "ExtractResult", "format_bytes",
@@ -101,7 +101,7 @@ def _parts(name: str) -> list:
 
 
 def _is_junk(name: str) -> bool:
-    """Whether a member is archive or OS junk (``vertkp.data.sources.is_junk``)."""
+    """Whether a member is archive or OS junk (``vertkp.data.raw.sources.is_junk``)."""
     return is_junk("/".join(_parts(name)))
 
 

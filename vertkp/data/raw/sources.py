@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, List, Sequence
 
-from .images import is_image_file
-from .report import InvalidInput
+from ..conversion.report import InvalidInput
+from ..imaging.images import is_image_file
 
 __all__ = ["JUNK_FILE_NAMES", "JUNK_FOLDER_NAMES", "is_junk", "FolderListing", "list_folder", "shared_stems",
            "shared_stem_error", "byte_copies"]
@@ -38,7 +38,7 @@ class FolderListing:
     """The files directly in one folder, sorted by name.
 
     Attributes:
-        images: image files (``vertkp.data.images.IMAGE_SUFFIXES``).
+        images: image files (``vertkp.data.imaging.images.IMAGE_SUFFIXES``).
         labels: {stem: [label files of that stem]}, for the label suffixes asked for.
         junk: archive and OS junk (:func:`is_junk`).
         other: anything else (listed in reports, never read).

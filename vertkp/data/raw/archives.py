@@ -1,12 +1,13 @@
 """Dataset archives: the published downloads, their checksums, and what a converter reads.
 
-The published downloads are the datasets' archives (:data:`PUBLISHED`) and the
-initial weights the configs name (:data:`PUBLISHED_WEIGHTS`, converted for
-detectron2 by ``vertkp.modeling.weights``); ``vertkp download`` fetches both.
+The published downloads are the datasets' archives (``DatasetSpec.published`` in
+``vertkp.data.datasets``) and the initial weights the configs name
+(:data:`PUBLISHED_WEIGHTS`, converted for detectron2 by ``vertkp.modeling.weights``);
+``vertkp download`` fetches both.
 
-``open_dataset(root, dataset)`` takes what a user has (an unpacked folder, or a
+``open_dataset(root, spec)`` takes what a user has (an unpacked folder, or a
 ``.zip``: the Mendeley download, its inner ``Dataset.zip``, or a zip of
-BUU-LSPINE's folders), extracts a zip safely (``vertkp.data.extraction``), and
+BUU-LSPINE's folders), extracts a zip safely (``vertkp.data.raw.extraction``), and
 returns the folder a converter reads with where it came from.
 """
 from __future__ import annotations
@@ -15,37 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from ..datasets.spec import DatasetSpec
 from .extraction import MAX_EXTRACT_BYTES, ArchiveError, ExtractResult, extract_zip, format_bytes, sha256_file
 
-__all__ = ["PublishedArchive", "PUBLISHED", "PublishedWeights", "PUBLISHED_WEIGHTS", "WEIGHTS_FOLDER",
-           "DATASET_FOLDERS", "DatasetRoot", "verify_sha256", "open_dataset"]
+__all__ = ["PublishedWeights", "PUBLISHED_WEIGHTS", "WEIGHTS_FOLDER", "DatasetRoot", "verify_sha256", "open_dataset"]
 
 
-@dataclass(frozen=True)
-class PublishedArchive:
-    """A dataset's published download."""
-
-    url: str  # what a browser or ``vertkp download`` fetches
-    sha256: str  # of the whole downloaded file, lowercase hex
-    file_name: str  # the name vertkp saves it under
-    doi: str
-    version: int
-
-    @property
-    def doi_url(self) -> str:
-        return f"https://doi.org/{self.doi}"
-
-
-# Dataset name -> its published download (BUU-LSPINE has none: it needs the authors' permission).
-PUBLISHED = {
-    "spondylolisthesis": PublishedArchive(
-        url="https://data.mendeley.com/public-api/zip/5jdfdgp762/download/1",
-        sha256="3a15ceb105c93716035df049b8ee8407ddee479184860fc885e71f18886859d1",
-        file_name="spondylolisthesis_v1.zip",
-        doi="10.17632/5jdfdgp762.1",
-        version=1,
-    ),
-}
 # The folder (relative to the working folder) initial weights are downloaded to and configs name them in.
 WEIGHTS_FOLDER = "weights"
 
@@ -90,11 +66,6 @@ PUBLISHED_WEIGHTS = {
 }
 
 
-# Dataset name -> its folder under the datasets root (datasets/README.md); a zip is extracted
-# into this folder beside it by default.
-DATASET_FOLDERS = {"spondylolisthesis": "spondylolisthesis", "buu-lspine": "buu_lspine"}
-
-
 @dataclass
 class DatasetRoot:
     """The folder a converter reads, and where it came from."""
@@ -107,21 +78,22 @@ class DatasetRoot:
     notes: list = field(default_factory=list)  # readable lines for the conversion report and summary
 
 
-def verify_sha256(digest: str, dataset: str, expected="published") -> tuple:
+def verify_sha256(digest: str, spec: DatasetSpec, expected="published") -> tuple:
     """Compare an archive's SHA-256 with the expected one.
 
     Args:
         digest: the archive's SHA-256.
-        expected: "published" (``PUBLISHED[dataset]``'s, if any), a hex digest, or None.
+        spec: the dataset.
+        expected: "published" (``spec.published``'s, if any), a hex digest, or None.
 
     Returns:
         (verified: True/False, or None when there is nothing to compare; a readable line)
     """
-    published = PUBLISHED.get(dataset)
+    published = spec.published
     if expected == "published":
         expected = published.sha256 if published else None
     if expected is None:
-        return None, f"sha256 {digest} (no published checksum for {dataset})"
+        return None, f"sha256 {digest} (no published checksum for {spec.name})"
     expected = expected.lower()
     is_published = published is not None and expected == published.sha256
     what = f"the published v{published.version} archive" if is_published else "the expected archive"
@@ -130,28 +102,26 @@ def verify_sha256(digest: str, dataset: str, expected="published") -> tuple:
     return False, f"not {what} (sha256 {digest}, expected {expected})"
 
 
-def open_dataset(root, dataset: str, extract_to=None, progress: bool = True, expected_sha256="published",
+def open_dataset(root, spec: DatasetSpec, extract_to=None, progress: bool = True, expected_sha256="published",
                  max_bytes: int = MAX_EXTRACT_BYTES) -> DatasetRoot:
     """The dataset folder a converter reads, from a folder or a zip.
 
     Args:
         root: a folder (returned as is) or a ``.zip`` (the Mendeley download, its
             ``Dataset.zip``, or a zip of BUU-LSPINE's ``AP/`` and ``LA/`` folders).
-        dataset: a key of ``DATASET_FOLDERS``.
-        extract_to: where a zip is extracted; default ``<zip's folder>/DATASET_FOLDERS[dataset]``.
-        expected_sha256: "published" (``PUBLISHED[dataset]``'s, if any), a hex digest, or None.
+        spec: the dataset (``vertkp.data.datasets.SPECS``).
+        extract_to: where a zip is extracted; default ``<zip's folder>/<spec.folder>``.
+        expected_sha256: "published" (``spec.published``'s, if any), a hex digest, or None.
             A mismatch is not an error: ``verified`` is False and a note says so.
         max_bytes: passed to ``extract_zip``.
 
     Returns:
         DatasetRoot; for a zip, ``folder`` is the extraction (the converters look inside it:
-        ``find_keypointrcnn_dir``, ``find_buu_root``).
+        ``spec.find_root``).
 
     Raises:
         ArchiveError: no such path, not a folder or zip, or what ``extract_zip`` refuses.
     """
-    if dataset not in DATASET_FOLDERS:
-        raise ValueError(f"dataset must be one of {sorted(DATASET_FOLDERS)}, got {dataset!r}")
     root = Path(root)
     if root.is_dir():
         return DatasetRoot(root)
@@ -160,8 +130,8 @@ def open_dataset(root, dataset: str, extract_to=None, progress: bool = True, exp
     if root.suffix.lower() != ".zip":
         raise ArchiveError(root, "neither a folder nor a .zip archive: pass the unpacked dataset folder or its .zip")
     digest = sha256_file(root, progress)
-    verified, note = verify_sha256(digest, dataset, expected_sha256)
-    target = Path(extract_to) if extract_to is not None else root.parent / DATASET_FOLDERS[dataset]
+    verified, note = verify_sha256(digest, spec, expected_sha256)
+    target = Path(extract_to) if extract_to is not None else root.parent / spec.folder
     ex = extract_zip(root, target, max_bytes, progress, sha256=digest)
     if ex.reused:
         notes = [note, f"reused the complete extraction of {root.name} in {ex.folder}"]
