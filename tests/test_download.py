@@ -15,7 +15,7 @@ from tests.test_archives import mendeley_zip
 from vertkp import cli
 from vertkp.data.datasets import SPECS
 from vertkp.data.datasets.spondylolisthesis import KEYPOINTRCNN_DIR
-from vertkp.data.raw.archives import PUBLISHED_WEIGHTS
+from vertkp.modeling.published import PUBLISHED_WEIGHTS
 from vertkp.data.raw.download import USER_AGENT, DownloadError, build_parser, download, main
 from vertkp.data.raw.extraction import MARKER
 

@@ -10,7 +10,7 @@ import pytest
 from tests.helpers import load_tool, run_main
 from tests.helpers.raw import quad
 from vertkp.convert import main as convert_main
-from vertkp.phantoms import make_phantoms
+from vertkp.phantoms.make import make_phantoms
 
 REPO = Path(__file__).resolve().parents[1]
 W, H, PITCH = 40.0, 25.0, 35.0

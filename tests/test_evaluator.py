@@ -251,10 +251,10 @@ def test_pixel_spacing_override(dataset):
 
 
 def test_phantom_ground_truth_against_itself(tmp_path):
-    from vertkp import phantoms
+    from vertkp.phantoms.make import make_phantoms
 
     root = tmp_path / "buu"
-    phantoms.make_phantoms("buu-lspine", root, 6, 1, 512, progress=False)
+    make_phantoms("buu-lspine", root, 6, 1, 512, progress=False)
     r = run_tool("convert_to_coco", "--dataset", "buu-lspine", "--root", root, "--view", "lateral",
                  "--pixel-spacing", root / "pixel_spacing.csv", "--no-progress")
     assert r.returncode == 0, r.stderr

@@ -11,7 +11,8 @@ from vertkp.evaluation import EvaluationInputError, load_ground_truth
 from vertkp.evaluation.cli import evaluate_files
 from vertkp.evaluation.cli import main as evaluate_main
 from vertkp.evaluation.exact_truth import exact_truth
-from vertkp.phantoms import TRUTH_FILE, make_phantoms
+from vertkp.phantoms import TRUTH_FILE
+from vertkp.phantoms.make import make_phantoms
 
 W, H, PITCH = 40.0, 25.0, 35.0
 LEVELS = ["L3", "L4", "L5", "S1"]

@@ -15,7 +15,7 @@ from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
 from detectron2.modeling import build_model  # noqa: E402
 
 from vertkp.config import ConfigError, build_cfg  # noqa: E402
-from vertkp.data.raw.archives import PUBLISHED_WEIGHTS  # noqa: E402
+from vertkp.modeling.published import PUBLISHED_WEIGHTS  # noqa: E402
 from vertkp.inference import VertebraPredictor  # noqa: E402
 from vertkp.modeling.cli import main as convert_weights  # noqa: E402
 from vertkp.modeling.weights import (D2_HRNET_PREFIX, WeightsError, check_weights, fetching,  # noqa: E402

@@ -9,7 +9,7 @@ import pytest
 from tests.helpers import REPO, keypoint_ap_against_itself
 from vertkp.data.datasets.buu_lspine import convert_buu_lspine
 from vertkp.data.datasets.spondylolisthesis import convert_spondylolisthesis
-from vertkp.phantoms import make_phantoms
+from vertkp.phantoms.make import make_phantoms
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,8 @@ from vertkp.data.datasets.buu_lspine.phantoms import label_codes
 from vertkp.data.raw.sources import is_junk
 from vertkp.grading import DEFAULT_NO_SLIP_PCT, lateral_displacement_percent, meyerding_grade, slip_percent
 from vertkp.keypoints import canonical_order
-from vertkp.phantoms import TRUTH_FILE, make_phantoms
+from vertkp.phantoms import TRUTH_FILE
+from vertkp.phantoms.make import make_phantoms
 from vertkp.phantoms.cli import build_parser
 from vertkp.phantoms.truth import inside_image
 
@@ -529,7 +530,7 @@ def test_cli_errors_name_the_command_run(tmp_path, monkeypatch, capsys):
 
 
 def test_ensure_phantoms_keeps_the_same_set_and_remakes_another(tmp_path):
-    from vertkp.phantoms import ensure_phantoms
+    from vertkp.phantoms.make import ensure_phantoms
 
     folder = tmp_path / "phantoms"
     made = ensure_phantoms("spondylolisthesis", folder, 4, 0, image_size=128, progress=False)

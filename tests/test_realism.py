@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from vertkp.files import read_json
-from vertkp.phantoms import TRUTH_FILE, make_phantoms
+from vertkp.phantoms import TRUTH_FILE
+from vertkp.phantoms.make import make_phantoms
 from vertkp.phantoms.realism import ARCHIVE, compare, format_comparison, measure
 
 

@@ -31,7 +31,8 @@ from .convert import convert_dataset
 from .evaluation import flat_metrics
 from .evaluation.cli import evaluate_files
 from .files import read_json, write_json
-from .phantoms import TRUTH_FILE, ensure_phantoms
+from .phantoms import TRUTH_FILE
+from .phantoms.make import ensure_phantoms
 from .phantoms.difficulty import DEFAULT_DIFFICULTY, DIFFICULTIES
 
 if HAS_DETECTRON2:

@@ -104,7 +104,7 @@ def make_phantom_set(root: Path) -> Path:
     (``root/phantoms/coco/{train,val}.json``), made with the library's one phantom
     maker (``ensure_phantoms``) and converter; returns ``root``."""
     from vertkp.data.datasets.spondylolisthesis import convert_spondylolisthesis
-    from vertkp.phantoms import ensure_phantoms
+    from vertkp.phantoms.make import ensure_phantoms
 
     folder = Path(root) / "phantoms"
     ensure_phantoms("spondylolisthesis", folder, PHANTOM_IMAGES, PHANTOM_SEED, image_size=PHANTOM_SIZE,

@@ -14,12 +14,11 @@ Torch-free, like the rest of vertkp's data side.
     checks     per-image findings: shapes, overlaps, order (order_spine), slips (grade_spine)
     hashing    thumbnails (JPEG draft mode), perceptual hashes (imagehash), close pairs (numpy)
     across     duplicate images, source and patient overlaps between splits and files
-    dataset    audit_datasets, Audit, where the images are
+    dataset    audit_datasets, Audit, where the images are; audit_files (files in, files out)
     overlay    the pictures;  report: audit.json, audit.csv, overlays/
-    cli        vertkp audit (audit_files)
+    cli        vertkp audit
 """
-from .cli import AuditRun, audit_files
-from .dataset import Audit, audit_datasets, resolve_image_root
+from .dataset import Audit, AuditRun, audit_datasets, audit_files, resolve_image_root
 from .findings import FINDING_COLUMNS, FINDING_KINDS, SEVERITIES, Finding
 from .geometry import (DUPLICATE_IOU, IMPLAUSIBLE_SLIP_PCT, MIN_DISC_HEIGHT_PX, NON_CONVEX_MIN_DEFICIT, OVERLAP_IOU,
                        TINY_AREA_FRACTION, TINY_BOX_PX)

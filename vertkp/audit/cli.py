@@ -17,55 +17,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Dict, Optional, Sequence
 
 from ..evaluation.ground_truth import EvaluationInputError
-from ..files import output_folder
-from .dataset import Audit, audit_datasets
+from .dataset import audit_files
 
-__all__ = ["AuditRun", "audit_files", "build_parser", "main"]
-
-
-@dataclass
-class AuditRun:
-    """What :func:`audit_files` did: the audit and the files it wrote
-    ({"audit", "csv", "overlays"}, as ``Audit.write`` returns them)."""
-
-    audit: Audit
-    files: Dict[str, Optional[Path]]
-
-
-def audit_files(gt_files: Sequence, output_dir, image_root=None, overlays: bool = True,
-                progress: bool = True) -> AuditRun:
-    """Audit GT files and write the audit's files.
-
-    Args:
-        gt_files: vertkp COCO files; each is labelled by its path as given.
-        output_dir: folder for audit.json, audit.csv and overlays/.
-        image_root: the folder every file's images are relative to (default: found
-            per file, see ``vertkp.audit.resolve_image_root``).
-        overlays: draw overlays/<stem>.png for every image with a finding.
-        progress: show progress bars.
-
-    Raises:
-        EvaluationInputError: a GT file that is missing or not a vertkp COCO file.
-        ValueError: no GT file, one given twice, an image root or output folder that is
-            not a folder.
-    """
-    output_dir = output_folder(output_dir)
-    labels = [str(p) for p in gt_files]
-    if not labels:
-        raise ValueError("no GT file given")
-    twice = sorted({lb for lb in labels if labels.count(lb) > 1})
-    if twice:
-        raise ValueError(f"GT file(s) given twice: {twice}")
-    if image_root is not None and not Path(image_root).is_dir():
-        raise ValueError(f"--image-root {image_root} is not a folder")
-    roots = {lb: image_root for lb in labels} if image_root is not None else {}
-    audit = audit_datasets({lb: lb for lb in labels}, roots, progress=progress)
-    return AuditRun(audit, audit.write(output_dir, overlays=overlays, progress=progress))
+__all__ = ["build_parser", "main"]
 
 
 class _Parser(argparse.ArgumentParser):

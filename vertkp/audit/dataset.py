@@ -19,7 +19,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from tqdm import tqdm
@@ -27,6 +27,7 @@ from tqdm import tqdm
 from ..data.imaging.images import ImageReadError, decode_image
 from ..data.raw.provenance import patient_of, source_of
 from ..evaluation.ground_truth import ImageTruth, load_ground_truth, read_json_input
+from ..files import output_folder
 from .across import duplicate_findings, overlap_findings
 from .checks import vertebra_findings
 from .findings import FINDING_KINDS, SEVERITIES, Finding, make_finding
@@ -35,7 +36,8 @@ from .geometry import (DUPLICATE_IOU, IMPLAUSIBLE_SLIP_PCT, MIN_DISC_HEIGHT_PX, 
 from .hashing import HASH_BITS, NEAR_DUPLICATE_BITS, THUMBNAIL_MIN_PX, perceptual_hash, read_thumbnail
 from .report import write_audit
 
-__all__ = ["ImageRecord", "DatasetInfo", "Audit", "audit_datasets", "resolve_image_root", "settings"]
+__all__ = ["AuditedImage", "DatasetInfo", "Audit", "audit_datasets", "resolve_image_root", "settings", "AuditRun",
+           "audit_files"]
 
 
 def settings() -> dict:
@@ -48,7 +50,7 @@ def settings() -> dict:
 
 
 @dataclass
-class ImageRecord:
+class AuditedImage:
     """One image entry of one dataset, as the audit sees it.
 
     Attributes:
@@ -130,7 +132,7 @@ def _number(value) -> Optional[float]:
     return v if np.isfinite(v) and v > 0 else None
 
 
-def _load(label: str, source, root) -> Tuple[List[ImageRecord], DatasetInfo]:
+def _load(label: str, source, root) -> Tuple[List[AuditedImage], DatasetInfo]:
     """The records of one dataset. Raises EvaluationInputError (bad GT) or ValueError (no root)."""
     truth = load_ground_truth(source)
     data, _ = read_json_input(source, "ground-truth") if isinstance(source, (str, os.PathLike)) else (source, "")
@@ -141,7 +143,7 @@ def _load(label: str, source, root) -> Tuple[List[ImageRecord], DatasetInfo]:
     records = []
     for k, t in enumerate(truth.images):
         im = raw.get(t.image_id, {})
-        records.append(ImageRecord(label, k, t, _number(im.get("width")), _number(im.get("height")),
+        records.append(AuditedImage(label, k, t, _number(im.get("width")), _number(im.get("height")),
                                    Path(os.path.normpath(folder / t.file_name)), source_of(im, t.file_name), patient_of(im, t.file_name)))
     info = DatasetInfo(label, len(records), int(sum(t.n for t in truth.images)), str(folder), how, list(truth.notes))
     return records, info
@@ -161,7 +163,7 @@ class _FullPixels:
     asked about is decoded in full once and kept as a digest of its shape and bytes
     (BLAKE2b, 256 bits), so memory does not grow with the images."""
 
-    def __init__(self, records: List[ImageRecord]):
+    def __init__(self, records: List[AuditedImage]):
         self.records, self.digests = records, {}
 
     def _digest(self, k: int) -> Optional[bytes]:
@@ -197,7 +199,7 @@ class Audit:
     """
 
     def __init__(self, findings: List[Finding], datasets: Dict[str, DatasetInfo], shared: Dict[str, Dict[str, int]],
-                 records: List[ImageRecord]):
+                 records: List[AuditedImage]):
         self.findings = findings
         self.datasets = datasets
         self.shared = shared
@@ -275,7 +277,7 @@ def audit_datasets(datasets: Mapping, image_roots: Optional[Mapping] = None, pro
     if not datasets:
         raise ValueError("nothing to audit: give at least one dataset {label: COCO dict or path}")
     image_roots = {str(k): v for k, v in (image_roots or {}).items()}
-    records: List[ImageRecord] = []
+    records: List[AuditedImage] = []
     infos: Dict[str, DatasetInfo] = {}
     for label, source in datasets.items():
         label = str(label)
@@ -307,3 +309,43 @@ def audit_datasets(datasets: Mapping, image_roots: Optional[Mapping] = None, pro
     kinds = {k: n for n, k in enumerate(FINDING_KINDS)}
     findings.sort(key=lambda f: _sort_key(f, position, kinds))
     return Audit(findings, infos, shared, records)
+
+
+@dataclass
+class AuditRun:
+    """What :func:`audit_files` did: the audit and the files it wrote
+    ({"audit", "csv", "overlays"}, as ``Audit.write`` returns them)."""
+
+    audit: Audit
+    files: Dict[str, Optional[Path]]
+
+
+def audit_files(gt_files: Sequence, output_dir, image_root=None, overlays: bool = True,
+                progress: bool = True) -> AuditRun:
+    """Audit GT files and write the audit's files.
+
+    Args:
+        gt_files: vertkp COCO files; each is labelled by its path as given.
+        output_dir: folder for audit.json, audit.csv and overlays/.
+        image_root: the folder every file's images are relative to (default: found
+            per file, see ``vertkp.audit.resolve_image_root``).
+        overlays: draw overlays/<stem>.png for every image with a finding.
+        progress: show progress bars.
+
+    Raises:
+        EvaluationInputError: a GT file that is missing or not a vertkp COCO file.
+        ValueError: no GT file, one given twice, an image root or output folder that is
+            not a folder.
+    """
+    output_dir = output_folder(output_dir)
+    labels = [str(p) for p in gt_files]
+    if not labels:
+        raise ValueError("no GT file given")
+    twice = sorted({lb for lb in labels if labels.count(lb) > 1})
+    if twice:
+        raise ValueError(f"GT file(s) given twice: {twice}")
+    if image_root is not None and not Path(image_root).is_dir():
+        raise ValueError(f"--image-root {image_root} is not a folder")
+    roots = {lb: image_root for lb in labels} if image_root is not None else {}
+    audit = audit_datasets({lb: lb for lb in labels}, roots, progress=progress)
+    return AuditRun(audit, audit.write(output_dir, overlays=overlays, progress=progress))

@@ -2,7 +2,7 @@
 
     vertkp benchmark data --num-images 40 --image-size 640 --output output/benchmark/data
 
-On a phantom set (``vertkp.phantoms.ensure_phantoms``, Mendeley layout) made in OUT/data:
+On a phantom set (``vertkp.phantoms.make.ensure_phantoms``, Mendeley layout) made in OUT/data:
 
 * the converter: images/s of ``vertkp.data.datasets.spondylolisthesis.convert_spondylolisthesis`` (raw layout ->
   COCO, every split), median over DATA_REPEATS runs;
@@ -28,7 +28,7 @@ from ..audit import audit_files
 from ..data.datasets.spondylolisthesis import convert_spondylolisthesis
 from ..evaluation import ImagePredictions, evaluate_dataset, load_ground_truth
 from ..files import write_json
-from ..phantoms import ensure_phantoms
+from ..phantoms.make import ensure_phantoms
 from ..phantoms.difficulty import DEFAULT_DIFFICULTY
 from .report import format_data, machine_info, machine_line
 

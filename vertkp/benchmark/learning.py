@@ -5,7 +5,7 @@
     vertkp benchmark learning --models hrnet_w32 --num-images 100 SOLVER.MAX_ITER 300
     vertkp benchmark learning --config-file configs/quick_schedules/kprcnn_r50_instant_test.yaml --num-images 10
 
-Makes a phantom set (--num-images images of --image-size px, ``vertkp.phantoms.ensure_phantoms``)
+Makes a phantom set (--num-images images of --image-size px, ``vertkp.phantoms.make.ensure_phantoms``)
 in OUT/data unless it is there, then trains each config (``--models r50`` is
 configs/kprcnn_r50_phantoms.yaml; or any --config-file) on its train split from the
 config's MODEL.WEIGHTS (the phantom configs: from scratch) with the config's schedule and

@@ -33,7 +33,7 @@ Once, independent of the model, on the same phantom set: the converter's and the
 evaluator's throughput (``vertkp.benchmark.data``, what ``vertkp benchmark data``
 measures).
 
-The phantom set (--num-images images of --image-size px, ``vertkp.phantoms.ensure_phantoms``)
+The phantom set (--num-images images of --image-size px, ``vertkp.phantoms.make.ensure_phantoms``)
 is made in OUT/data and replaces the configs' datasets (DATASETS.TRAIN/TEST);
 MODEL.WEIGHTS is emptied (random weights, no download). Trailing KEY
 VALUE pairs override every config, after that. Prints a Markdown table (with others'

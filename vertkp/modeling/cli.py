@@ -15,7 +15,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .weights import PUBLISHED_WEIGHTS, WEIGHTS_FOLDER, WeightsError, convert_timm_checkpoint
+from .published import PUBLISHED_WEIGHTS, WEIGHTS_FOLDER
+from .weights import WeightsError, convert_timm_checkpoint
 
 __all__ = ["build_parser", "main"]
 

@@ -8,7 +8,7 @@ for torchvision): :func:`convert_timm_checkpoint` turns a timm HRNet checkpoint
 into a detectron2 weights file whose keys are the model's
 (``backbone.bottom_up.body.<timm key>``).
 
-``vertkp.data.raw.archives.PUBLISHED_WEIGHTS`` names the initial weights ``vertkp
+``vertkp.modeling.published.PUBLISHED_WEIGHTS`` names the initial weights ``vertkp
 download`` can fetch (the only command besides a user-named weights URL that
 touches the network), and the local file a config names for each
 (``weights/...``, relative to the working folder, as ``datasets/`` and
@@ -28,7 +28,7 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
-from ..data.raw.archives import PUBLISHED_WEIGHTS, WEIGHTS_FOLDER, PublishedWeights
+from .published import PUBLISHED_WEIGHTS, WEIGHTS_FOLDER, PublishedWeights
 from ..files import atomic_open
 
 __all__ = ["D2_HRNET_PREFIX", "WeightsError", "read_state_dict", "timm_feature_keys", "timm_to_detectron2",

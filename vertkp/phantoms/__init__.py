@@ -18,11 +18,11 @@ Modules, one job each:
   * ``make``: ``make_phantoms``, ``ensure_phantoms``; ``cli``: ``vertkp phantoms``.
 
 Each layout is written by its dataset's writer (``vertkp.data.datasets.<dataset>.phantoms``,
-named by its spec) with the dataset's own label writers and the scene and rendering modules
-here, which import nothing from ``vertkp.data``; ``make``, ``archive``, ``cli`` and ``dicom``
-sit above it.
+its spec's ``phantom_writer``) with the dataset's own label writers and the scene and rendering
+modules here, which import nothing from ``vertkp.data``; ``make``, ``archive``, ``cli`` and
+``dicom`` sit above it, and this package imports none of them (import
+``vertkp.phantoms.make``).
 """
-from .make import ensure_phantoms, make_phantoms
 from .truth import LATERAL_DISPLACEMENT_PCT_DEFINITION, TRUTH_FILE, summarize
 
-__all__ = ["LATERAL_DISPLACEMENT_PCT_DEFINITION", "TRUTH_FILE", "ensure_phantoms", "make_phantoms", "summarize"]
+__all__ = ["LATERAL_DISPLACEMENT_PCT_DEFINITION", "TRUTH_FILE", "summarize"]

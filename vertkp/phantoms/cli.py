@@ -5,7 +5,7 @@
     vertkp phantoms --layout buu-lspine --output DIR --num-images 20 --seed 0 --image-size 1024
     vertkp phantoms --layout spondylolisthesis --output DIR --num-images 40 --seed 0 --difficulty clean
 
-See vertkp.phantoms.make_phantoms for what is written; the truth of every
+See vertkp.phantoms.make.make_phantoms for what is written; the truth of every
 image is in DIR/phantom_truth.json (with --archive, at the zip's root). With
 --format dicom every image is also written as DICOM, with the truth's pixel
 spacing, into DIR_dicom/ (vertkp.phantoms.dicom).

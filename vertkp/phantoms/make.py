@@ -4,7 +4,6 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from importlib import import_module
 from pathlib import Path
 
 from vertkp.data.datasets import SPECS
@@ -91,8 +90,7 @@ def make_phantoms(layout: str, out_dir, num_images: int, seed: int, image_size: 
         return dict(summary, out_dir=str(out))
     _check_out_dir(out)
     start = time.perf_counter()
-    module, _, function = spec.phantom_writer.partition(":")
-    result = getattr(import_module(module), function)(out, num_images, seed, size, progress, knobs, label_noise)
+    result = spec.phantom_writer(out, num_images, seed, size, progress, knobs, label_noise)
     truth = {
         "layout": layout,
         "seed": int(seed),

@@ -3,15 +3,12 @@
 Each folder (``spondylolisthesis/``, ``buu_lspine/``) holds a dataset's layout, label
 formats (reader beside writer), converter, phantom writer and its ``SPEC``
 (:class:`~.spec.DatasetSpec`): everything the commands know of it. A new dataset is a new
-folder like these and its name in ``FOLDERS``.
+folder like these and its ``SPEC`` in the line of :data:`SPECS`.
 """
-from importlib import import_module
-
+from . import buu_lspine, spondylolisthesis
 from .spec import DatasetSpec, PublishedArchive
 
-__all__ = ["FOLDERS", "SPECS", "DatasetSpec", "PublishedArchive"]
+__all__ = ["SPECS", "DatasetSpec", "PublishedArchive"]
 
-# The dataset folders, in the order the commands list them.
-FOLDERS = ("spondylolisthesis", "buu_lspine")
-# Command-line name -> spec.
-SPECS = {spec.name: spec for spec in (import_module(f"{__name__}.{folder}").SPEC for folder in FOLDERS)}
+# Command-line name -> spec, in the order the commands list them.
+SPECS = {spec.name: spec for spec in (spondylolisthesis.SPEC, buu_lspine.SPEC)}

@@ -43,8 +43,8 @@ class DatasetSpec:
         splits: the COCO files a conversion can write (``<split>.json``).
         registered: detectron2 dataset name -> (its COCO file in the dataset folder, the
             ``vertkp convert`` flags besides ``--dataset`` and ``--root`` that make it).
-        phantom_writer: ``"module:function"`` writing phantoms in its raw layout, called as
-            ``function(out, num_images, seed, image_size, progress, difficulty, label_noise)``
+        phantom_writer: the function writing phantoms in its raw layout, called as
+            ``phantom_writer(out, num_images, seed, image_size, progress, difficulty, label_noise)``
             and returning the truth's ``images`` (and ``junk``, ``strays``, ``patients``, ... if any).
         phantom_image_size: the phantoms' default image size, px.
         phantom_original_sizes: without an image size (and not ``clean``), the phantoms take the
@@ -64,7 +64,7 @@ class DatasetSpec:
     coco_folder: str
     splits: Tuple[str, ...]
     registered: Dict[str, Tuple[str, Tuple[str, ...]]]
-    phantom_writer: str
+    phantom_writer: Callable[..., dict]
     phantom_image_size: int
     phantom_original_sizes: bool
     phantom_archive_folder: str

@@ -1,9 +1,8 @@
 """Dataset archives: the published downloads, their checksums, and what a converter reads.
 
 The published downloads are the datasets' archives (``DatasetSpec.published`` in
-``vertkp.data.datasets``) and the initial weights the configs name
-(:data:`PUBLISHED_WEIGHTS`, converted for detectron2 by ``vertkp.modeling.weights``);
-``vertkp download`` fetches both.
+``vertkp.data.datasets``); ``vertkp download`` fetches them, and the initial weights the
+configs name (``vertkp.modeling.published``).
 
 ``open_dataset(root, spec)`` takes what a user has (an unpacked folder, or a
 ``.zip``: the Mendeley download, its inner ``Dataset.zip``, or a zip of
@@ -19,51 +18,7 @@ from typing import Optional
 from ..datasets.spec import DatasetSpec
 from .extraction import MAX_EXTRACT_BYTES, ArchiveError, ExtractResult, extract_zip, format_bytes, sha256_file
 
-__all__ = ["PublishedWeights", "PUBLISHED_WEIGHTS", "WEIGHTS_FOLDER", "DatasetRoot", "verify_sha256", "open_dataset"]
-
-
-# The folder (relative to the working folder) initial weights are downloaded to and configs name them in.
-WEIGHTS_FOLDER = "weights"
-
-
-@dataclass(frozen=True)
-class PublishedWeights:
-    """Initial weights with a public download.
-
-    Attributes:
-        url: what ``vertkp download`` fetches.
-        file_name: the downloaded file's name in the weights folder.
-        output: the detectron2 weights file the configs name (``weights/<output>``); equal to
-            ``file_name`` when the download is one already.
-        timm_model: the timm model of a timm checkpoint (converted into ``output``), or "".
-        description: one line for ``--help``.
-    """
-
-    url: str
-    file_name: str
-    output: str
-    timm_model: str
-    description: str
-
-
-# Name (vertkp download NAME) -> initial weights with a public download (vertkp.modeling.weights).
-PUBLISHED_WEIGHTS = {
-    "hrnet-w32-imagenet": PublishedWeights(
-        url="https://huggingface.co/timm/hrnet_w32.ms_in1k/resolve/main/model.safetensors",
-        file_name="hrnet_w32.ms_in1k.safetensors",
-        output="hrnet_w32_imagenet.pth",
-        timm_model="hrnet_w32",
-        description="timm's ImageNet HRNet-W32 (hrnet_w32.ms_in1k), converted for the HRNet configs",
-    ),
-    "kprcnn-r50-coco": PublishedWeights(
-        url="https://dl.fbaipublicfiles.com/detectron2/COCO-Keypoints/keypoint_rcnn_R_50_FPN_3x/137849621/"
-            "model_final_a6e10b.pkl",
-        file_name="model_final_a6e10b.pkl",
-        output="model_final_a6e10b.pkl",
-        timm_model="",
-        description="detectron2's COCO Keypoint R-CNN R50-FPN 3x (what the R50 configs' URL names), for offline use",
-    ),
-}
+__all__ = ["DatasetRoot", "verify_sha256", "open_dataset"]
 
 
 @dataclass

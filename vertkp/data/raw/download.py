@@ -14,7 +14,7 @@ always whole; an interrupted download is resumed with an HTTP Range request.
 Its SHA-256 is compared with the published one (a mismatch is a warning), then
 ``open_dataset`` extracts it safely and the command to convert it is printed.
 
-Weights (``vertkp.data.raw.archives.PUBLISHED_WEIGHTS``) go to ``DIR`` (default ``weights/``,
+Weights (``vertkp.modeling.published.PUBLISHED_WEIGHTS``) go to ``DIR`` (default ``weights/``,
 the folder the configs name them in); a timm checkpoint is then converted into the
 detectron2 weights file the configs name (``vertkp.modeling.weights``). A source file
 already in ``DIR`` (copied there by hand on an offline machine) is converted without
@@ -41,7 +41,8 @@ from tqdm import tqdm
 from ... import __version__
 from ..conversion.report import InvalidInput
 from ..datasets import SPECS
-from .archives import PUBLISHED_WEIGHTS, WEIGHTS_FOLDER, open_dataset, verify_sha256
+from ...modeling.published import PUBLISHED_WEIGHTS, WEIGHTS_FOLDER
+from .archives import open_dataset, verify_sha256
 from .extraction import format_bytes, sha256_file
 
 __all__ = ["USER_AGENT", "TIMEOUT", "DownloadError", "download", "build_parser", "main"]

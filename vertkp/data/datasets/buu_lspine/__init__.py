@@ -12,6 +12,7 @@ with them: ``datasets/README.md``.
 from ..spec import DatasetSpec
 from .convert import convert_buu_lspine, split_patients
 from .labels import facing_from_rows, format_csv_rows, read_csv_rows, row_names, rows_from_corners, vertebrae_from_rows
+from .phantoms import write_buu
 from .layout import BUU_LEVELS, VIEW_LAYOUT, BuuName, find_buu_root, format_name, parse_name
 
 __all__ = [
@@ -37,7 +38,7 @@ SPEC = DatasetSpec(
     splits=_SPLITS,
     registered={f"buu_lspine_{view}_{split}": (f"coco/{view}/{split}.json", ("--view", view))
                 for view in VIEW_LAYOUT for split in _SPLITS},
-    phantom_writer=f"{__name__}.phantoms:write_buu",
+    phantom_writer=write_buu,
     phantom_image_size=1024,
     phantom_original_sizes=True,
     phantom_archive_folder="BUU-LSPINE_400",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..spec import DatasetSpec, PublishedArchive
 from .convert import convert_spondylolisthesis
+from .phantoms import write_spondylolisthesis
 from .labels import (
     JSON_ORDER,
     JSON_SUPERIOR,
@@ -62,7 +63,7 @@ SPEC = DatasetSpec(
     coco_folder="coco",
     splits=_SPLITS,
     registered={f"spondylolisthesis_{split}": (f"coco/{split}.json", ()) for split in _SPLITS},
-    phantom_writer=f"{__name__}.phantoms:write_spondylolisthesis",
+    phantom_writer=write_spondylolisthesis,
     phantom_image_size=640,
     phantom_original_sizes=False,
     phantom_archive_folder="Spondylolisthesis Vertebral Landmark Dataset",  # the real download's is "<some folder>"
