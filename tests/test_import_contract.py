@@ -14,7 +14,9 @@ from tests.helpers import DETECTRON2_SKIP_REASON, NO_DETECTRON2, REPO
 # (vertkp.inference imports its predictor when detectron2 is installed, so it is not here).
 TORCH_FREE = ("vertkp", "vertkp.cli", "vertkp.data", "vertkp.convert", "vertkp.data.imaging.images", "vertkp.phantoms",
               "vertkp.phantoms.cli", "vertkp.grading", "vertkp.evaluation", "vertkp.evaluation.cli", "vertkp.files",
-              "vertkp.anatomy", "vertkp.keypoints", "vertkp.keypoint_decoding", "vertkp.review")
+              "vertkp.anatomy", "vertkp.keypoints", "vertkp.keypoint_decoding", "vertkp.review", "vertkp.phantoms.make",
+              "vertkp.data.raw.download", "vertkp.modeling", "vertkp.modeling.outputs", "vertkp.modeling.fusion",
+              "vertkp.modeling.published", "vertkp.benchmark.cli")
 REGISTERED = '''
 import json
 from detectron2.data import DatasetCatalog

@@ -1,9 +1,9 @@
 """Benchmarks: ``vertkp benchmark [speed|learning|data|tta|scale]`` (``python tools/benchmark.py``).
 
     cli       the command: every subcommand's flags and checks, main (speed when no subcommand
-              is given); imports the subcommand's module when it runs
-    speed     inference latency (model alone, end to end), the fast backend against the eager
-              one, training s/iter, peak memory
+              is given): a plain table of subcommands, whose runners import their module
+    speed     inference latency (model alone, end to end), vertkp's inference against
+              detectron2's DefaultPredictor, training s/iter, peak memory
     profile   where one prediction's time goes, per stage (speed uses it)
     tta       test-time augmentation and sub-pixel ablation, flag calibration
     scale     predict's peak memory against the number of images

@@ -45,9 +45,6 @@ class VertebraKeypointHead(KRCNNConvDeconvUpsampleHead):
                              f"{', '.join(repr(m) for m in SUBPIXEL_METHODS)}")
         super().__init__(input_shape, **kwargs)
         self.subpixel = subpixel
-        # set by the fast backend (vertkp.inference.fast.FastKeypointDecoding): the heatmaps are
-        # decoded on the head's grid, without detectron2's per-detection bicubic upsampling
-        self.fast_decoding = None
 
     @classmethod
     def from_config(cls, cfg, input_shape):
@@ -59,8 +56,6 @@ class VertebraKeypointHead(KRCNNConvDeconvUpsampleHead):
         if self.training or self.subpixel == "none":
             return super().forward(x, instances)
         x = self.layers(x)
-        if self.fast_decoding is not None:
-            return self.fast_decoding(x, instances)
         keypoint_rcnn_inference(x, instances)  # scores and pred_keypoint_heatmaps as detectron2's
         if x.shape[0] == 0:
             return instances

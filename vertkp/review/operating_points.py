@@ -1,8 +1,9 @@
 """The operating point of each test-time augmentation mode: when to flag, and how wrong a corner is.
 
-One row per ``VERTKP.TTA`` mode (``vertkp predict --tta``). Each was fitted on realistic
-phantoms by ``vertkp benchmark tta`` (``vertkp.review.fitting.fit_operating_point``, README
-"Test-time augmentation and review flags"): the thresholds that flag the fewest corners while
+One row per TTA mode (``vertkp predict --tta``; a config's is
+``vertkp.modeling.test_time_augmentation.tta_mode``). Each was fitted on realistic phantoms by
+``vertkp benchmark tta`` (``vertkp.review.fitting.fit_operating_point``, README "Test-time
+augmentation and review flags"): the thresholds that flag the fewest corners while
 every flag together catches 90% of the corners off by more than 5% of the vertebra's width,
 the corner error model of the slip intervals, and the logistic error risk. To refit, run the
 benchmark and copy its ``benchmark.json["calibration"][variant]["fit_on_tuning"]`` here.
@@ -35,7 +36,7 @@ class OperatingPoint:
     risk_model: Tuple[Tuple[float, ...], float]
 
 
-# VERTKP.TTA mode -> its operating point (the classes' defaults are flip's). One pass has no TTA
+# TTA mode -> its operating point (the classes' defaults are flip's). One pass has no TTA
 # spread (the detection score then helps); flip,scale was not fitted on its own and uses flip's.
 OPERATING_POINTS: Dict[str, OperatingPoint] = {
     "none": OperatingPoint(FlagThresholds(corner=0.775, vertebra=0.95),
