@@ -25,7 +25,7 @@ from vertkp.evaluation import (
     slip_agreement,
     success_detection_rate,
 )
-from vertkp.data.conversion.report import InvalidInput
+from vertkp.files import InvalidInput
 from vertkp.data.imaging.spacing import load_pixel_spacing
 from vertkp.grading import vertebra_size
 

@@ -22,11 +22,11 @@ from typing import Optional
 
 from .anatomy import VIEWS
 from .audit import Audit, audit_files
-from .data.conversion.report import ConversionReport, InvalidInput
+from .files import InvalidInput, output_folder, write_json
+from .data.conversion.report import ConversionReport
 from .data.datasets import SPECS
 from .data.raw.archives import DatasetRoot, open_dataset
 from .data.raw.extraction import ArchiveError
-from .files import output_folder, write_json
 
 __all__ = ["ConversionRun", "convert_dataset", "build_parser", "main"]
 

@@ -1,4 +1,4 @@
-"""Writing vertkp's output files: every JSON and CSV goes through here.
+"""Reading input files and writing vertkp's output files: every JSON and CSV goes through here.
 
 * Atomic: a file is written under a temporary name in its folder and renamed
   into place once complete, so a crash or an error never leaves a
@@ -14,7 +14,9 @@
 * Streamed: ``write_json_stream`` takes lists as iterators (generators) and writes
   them item by item, never held in memory, into the file ``write_json`` writes.
 * Read as written: ``read_text`` and ``read_json`` take UTF-8 (with or without the
-  byte-order mark Windows editors write) and say what a file in another encoding is.
+  byte-order mark Windows editors write) and say what a file in another encoding is;
+  ``read_input_text`` and ``read_input_json`` read a file a user gave, whose every problem is
+  an :class:`InvalidInput` naming the file (the one bad-input error of vertkp).
 * ``output_folder`` refuses an output folder that a file stands in the way of, before
   anything is written.
 """
@@ -33,7 +35,7 @@ from typing import Callable, Iterable, Iterator, Mapping, Optional, Sequence, Un
 
 import numpy as np
 
-__all__ = ["NAN_POLICIES", "jsonable", "json_text", "write_json", "write_json_stream", "write_json_files",
+__all__ = ["InvalidInput", "read_input_text", "read_input_json", "NAN_POLICIES", "jsonable", "json_text", "write_json", "write_json_stream", "write_json_files",
            "write_text", "write_csv", "csv_cell", "atomic_open", "read_text", "read_json", "output_folder"]
 
 NAN_POLICIES = ("null", "error")
@@ -276,3 +278,49 @@ def output_folder(path: PathLike, flag: str = "--output") -> Path:
                 raise ValueError(f"{flag} {path} {what}, not a folder: give a folder (it is made if missing)")
             break
     return path
+
+
+class InvalidInput(ValueError):
+    """A source file that cannot be converted.
+
+    Args:
+        path: the offending file.
+        what: what is wrong, in words a user can act on.
+        where: the line, row or vertebra inside the file ("" for the whole file).
+    """
+
+    def __init__(self, path, what: str, where: str = ""):
+        self.path = str(path)
+        self.what = what
+        self.where = where
+        super().__init__(f"{self.path}: {where + ': ' if where else ''}{what}")
+
+    def as_dict(self) -> dict:
+        return {"file": self.path, "where": self.where, "problem": self.what}
+
+
+def read_input_text(path) -> str:
+    """The text of an input file (UTF-8, a byte-order mark allowed: ``vertkp.files.read_text``).
+
+    Raises:
+        InvalidInput: naming the file: it cannot be read, or it is not UTF-8 (saying what it is).
+    """
+    try:
+        return read_text(path)
+    except ValueError as e:  # not UTF-8
+        raise InvalidInput(path, str(e)) from None
+    except OSError as e:
+        raise InvalidInput(path, f"cannot be read ({e.strerror or e})") from None
+
+
+def read_input_json(path):
+    """The JSON data of an input file (:func:`read_input_text`).
+
+    Raises:
+        InvalidInput: as :func:`read_input_text`, or malformed (truncated) JSON.
+    """
+    text = read_input_text(path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InvalidInput(path, f"malformed JSON ({e})") from None

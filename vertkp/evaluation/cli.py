@@ -23,9 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Optional
 
-from ..data.conversion.report import InvalidInput
+from ..files import InvalidInput, output_folder
 from ..data.imaging.spacing import load_pixel_spacing
-from ..files import output_folder
 from ..grading import DEFAULT_GAP_FACTOR, DEFAULT_NO_SLIP_PCT
 from .dataset import DatasetEvaluation, evaluate_dataset
 from .exact_truth import add_truth_scores

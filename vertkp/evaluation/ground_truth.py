@@ -21,7 +21,7 @@ import numpy as np
 
 from ..anatomy import FACINGS, VIEWS
 from ..data.raw.provenance import patient_of
-from ..data.conversion.report import InvalidInput, read_input_json
+from ..files import InvalidInput, read_input_json
 from ..data.imaging.spacing import find_pixel_spacing, spacing_lookup
 from ..keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS
 

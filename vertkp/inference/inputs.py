@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from ..data.imaging.dicom import has_dicom_preamble
 from ..data.imaging.images import IMAGE_SUFFIXES, ImageRecord
-from ..data.conversion.report import InvalidInput
+from ..files import InvalidInput
 from ..data.imaging.spacing import find_pixel_spacing, load_pixel_spacing, spacing_lookup
 from ..drawing import overlay_names
 from ..evaluation.ground_truth import EvaluationInputError, load_ground_truth

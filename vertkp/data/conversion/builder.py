@@ -14,10 +14,10 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ...files import write_json_files
+from ...files import InvalidInput, write_json_files
 from ...keypoints import canonical_order
 from .coco import make_annotation, make_coco
-from .report import ConversionReport, InvalidInput
+from .report import ConversionReport
 
 __all__ = ["SourceVertebra", "CocoBuilder", "order_corners"]
 

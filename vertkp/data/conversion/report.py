@@ -1,67 +1,20 @@
-"""Bad-input errors, reading a source file with them, and the conversion report (what was read,
-written, skipped)."""
+"""The conversion report: what was read, written, skipped (the bad-input error is
+``vertkp.files.InvalidInput``)."""
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from ...files import read_text
+from ...files import InvalidInput
 
-__all__ = ["TWIN_TOLERANCE_PX", "InvalidInput", "read_input_text", "read_input_json", "ConversionReport"]
+__all__ = ["TWIN_TOLERANCE_PX", "ConversionReport"]
 
 # Two label files of one image agree when no corner differs by more than this, px: the
 # YOLO-pose TXT's 6-decimal normalised coordinates are within 0.0006 px of the JSON's at
 # 640 px; 1 px leaves room for rounding done by the exporter.
 TWIN_TOLERANCE_PX = 1.0
-
-
-class InvalidInput(ValueError):
-    """A source file that cannot be converted.
-
-    Args:
-        path: the offending file.
-        what: what is wrong, in words a user can act on.
-        where: the line, row or vertebra inside the file ("" for the whole file).
-    """
-
-    def __init__(self, path, what: str, where: str = ""):
-        self.path = str(path)
-        self.what = what
-        self.where = where
-        super().__init__(f"{self.path}: {where + ': ' if where else ''}{what}")
-
-    def as_dict(self) -> dict:
-        return {"file": self.path, "where": self.where, "problem": self.what}
-
-
-def read_input_text(path) -> str:
-    """The text of an input file (UTF-8, a byte-order mark allowed: ``vertkp.files.read_text``).
-
-    Raises:
-        InvalidInput: naming the file: it cannot be read, or it is not UTF-8 (saying what it is).
-    """
-    try:
-        return read_text(path)
-    except ValueError as e:  # not UTF-8
-        raise InvalidInput(path, str(e)) from None
-    except OSError as e:
-        raise InvalidInput(path, f"cannot be read ({e.strerror or e})") from None
-
-
-def read_input_json(path):
-    """The JSON data of an input file (:func:`read_input_text`).
-
-    Raises:
-        InvalidInput: as :func:`read_input_text`, or malformed (truncated) JSON.
-    """
-    text = read_input_text(path)
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InvalidInput(path, f"malformed JSON ({e})") from None
 
 
 def _twin_detail(d: dict) -> str:

@@ -19,7 +19,7 @@ from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
-from ..conversion.report import InvalidInput
+from ...files import InvalidInput
 
 __all__ = ["DICOM_SUFFIXES", "DICOM_ID_FIELDS", "SQUARE_TOLERANCE", "FIX_HEADER", "DicomError", "DicomSpacing",
            "has_dicom_preamble", "is_dicom_file", "read_dicom", "field_name", "header_value", "header_number",

@@ -38,7 +38,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from .dicom import DICOM_SUFFIXES, DicomError, dicom_ids, dicom_pixel_spacing, dicom_pixels, is_dicom_file, read_dicom
-from ..conversion.report import InvalidInput
+from ...files import InvalidInput
 
 __all__ = ["IMAGE_SUFFIXES", "WINDOW_PERCENTILES", "ImageReadError", "ImageRecord", "is_image_file", "exif_orientation",
            "image_size", "decode_thumbnail", "decode_image", "to_gray8", "read_xray", "load_image", "model_image"]

@@ -18,8 +18,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import openpyxl
 
-from ...files import read_text
-from ..conversion.report import InvalidInput, read_input_json
+from ...files import InvalidInput, read_input_json, read_text
 
 __all__ = ["KEY_COLUMNS", "VALUE_COLUMNS", "SPACING_SHEET", "read_pixel_spacing", "load_pixel_spacing",
            "spacing_lookup", "find_pixel_spacing", "image_name_keys", "format_spacing_csv", "format_spacing_xlsx"]

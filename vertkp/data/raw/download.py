@@ -39,7 +39,7 @@ from typing import Callable, Optional
 from tqdm import tqdm
 
 from ... import __version__
-from ..conversion.report import InvalidInput
+from ...files import InvalidInput
 from ..datasets import SPECS
 from ...modeling.published import PUBLISHED_WEIGHTS, WEIGHTS_FOLDER
 from .archives import open_dataset, verify_sha256

@@ -36,8 +36,7 @@ from typing import Optional
 from tqdm import tqdm
 
 from ... import __version__
-from ...files import read_json, write_json
-from ..conversion.report import InvalidInput
+from ...files import InvalidInput, read_json, write_json
 from .sources import is_junk
 
 __all__ = ["MAX_EXTRACT_BYTES", "MARKER", "NESTED_ZIP", "ArchiveError", "ExtractResult", "format_bytes",

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, List, Sequence
 
-from ..conversion.report import InvalidInput
+from ...files import InvalidInput
 from ..imaging.images import is_image_file
 
 __all__ = ["JUNK_FILE_NAMES", "JUNK_FOLDER_NAMES", "is_junk", "FolderListing", "list_folder", "shared_stems",

@@ -8,7 +8,8 @@ import numpy as np
 from tqdm import tqdm
 
 from ...conversion.builder import CocoBuilder
-from ...conversion.report import ConversionReport, InvalidInput
+from ....files import InvalidInput
+from ...conversion.report import ConversionReport
 from ...imaging.images import image_size
 from ...imaging.spacing import find_pixel_spacing, read_pixel_spacing, spacing_lookup
 from ...raw.sources import byte_copies, is_junk, list_folder, shared_stem_error, shared_stems

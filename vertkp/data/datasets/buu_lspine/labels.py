@@ -16,7 +16,7 @@ from typing import Optional
 import numpy as np
 
 from ...conversion.builder import SourceVertebra
-from ...conversion.report import InvalidInput, read_input_text
+from ....files import InvalidInput, read_input_text
 from .layout import BUU_LEVELS, VIEW_LAYOUT
 
 __all__ = ["row_names", "read_csv_rows", "format_csv_rows", "vertebrae_from_rows", "rows_from_corners",

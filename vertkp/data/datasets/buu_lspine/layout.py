@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Optional
 
 from ....anatomy import LEVELS
-from ...conversion.report import InvalidInput
+from ....files import InvalidInput
 from ...raw.sources import is_junk
 
 __all__ = ["VIEW_LAYOUT", "BUU_LEVELS", "BuuName", "parse_name", "format_name", "find_buu_root"]

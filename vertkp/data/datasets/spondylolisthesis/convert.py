@@ -26,7 +26,8 @@ from typing import Dict, List
 from tqdm import tqdm
 
 from ...conversion.builder import CocoBuilder
-from ...conversion.report import TWIN_TOLERANCE_PX, ConversionReport, InvalidInput
+from ....files import InvalidInput
+from ...conversion.report import TWIN_TOLERANCE_PX, ConversionReport
 from ...imaging.images import image_size
 from ...raw.sources import byte_copies, list_folder, shared_stem_error, shared_stems
 from .labels import compare_twins, read_json_labels, read_txt_labels

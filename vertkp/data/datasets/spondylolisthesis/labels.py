@@ -20,7 +20,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from ...conversion.builder import SourceVertebra, order_corners
-from ...conversion.report import InvalidInput, read_input_json, read_input_text
+from ....files import InvalidInput, read_input_json, read_input_text
 
 __all__ = ["JSON_ORDER", "TXT_ORDER", "JSON_SUPERIOR", "TXT_SUPERIOR", "read_json_labels", "format_json_labels",
            "read_txt_labels", "format_txt_labels", "txt_label_corners", "compare_twins"]

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Optional
 
-from ...conversion.report import InvalidInput
+from ....files import InvalidInput
 from ...imaging.images import is_image_file
 from ...raw.sources import is_junk
 
