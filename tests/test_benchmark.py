@@ -188,7 +188,8 @@ def test_profile_table_exact():
     versus = {"ratio": 1.25, "vertkp_median_s": 0.5, "detectron2_median_s": 0.4}
     text = format_profile({"configs": [{"name": "m", "profile": prof, "vs_detectron2": versus},
                                        {"name": "h", "profile": prof}]})
-    assert text.splitlines()[:3] == ["| stage | m | h |", "|---|---|---|", "| backbone | 300.0 ms (75%) | 300.0 ms (75%) |"]
+    assert text.splitlines()[:3] == ["| stage | m | h |", "|---|---|---|",
+                                     "| backbone | 300.0 ms (75%) | 300.0 ms (75%) |"]
     assert "| total (timed around the call) | 410 ms | 410 ms |" in text
     assert "m: vertkp one pass 0.500 s, detectron2 DefaultPredictor 0.400 s (1.25x)" in text
     assert format_profile({"configs": [{"name": "m"}]}) == ""
