@@ -26,7 +26,8 @@ For each config, on the current device, with random weights unless --weights is 
 
 Random weights are made to do a trained model's work: every FrozenBN layer gets the
 mean and variance of its own input on one phantom image (with identity statistics
-the activations overflow and no box survives), and every image keeps exactly
+the activations overflow and no box survives), then they are saved (OUT/<config>/
+random_calibrated.pth) and loaded as trained weights are; every image keeps exactly
 --detections detections (score threshold 0) for the keypoint head and the grading.
 
 Once, independent of the model, on the same phantom set: the converter's and the
@@ -131,15 +132,12 @@ def _predictor(cfg, spec: Mapping, tta: Optional[str] = None):
 
 
 def _vs_detectron2(predictor, paths: List[str], spec: Mapping, out: dict) -> None:
-    """vertkp's path (``predictor``'s weights, one pass, end to end) against detectron2's
+    """vertkp's path (``predictor``'s weights file, one pass, end to end) against detectron2's
     ``DefaultPredictor`` of the same weights and config, alternately on the same images."""
     from detectron2.engine import DefaultPredictor  # detectron2's stock inference
 
-    weights = Path(spec["output"]) / "weights_measured.pth"
-    torch.save({"model": predictor.model.state_dict()}, weights)
     cfg = predictor.cfg.clone()
     cfg.defrost()
-    cfg.MODEL.WEIGHTS = str(weights)
     vertkp = _predictor(cfg, spec, tta="none")
     cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = vertkp.cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST
     cfg.TEST.DETECTIONS_PER_IMAGE = vertkp.cfg.TEST.DETECTIONS_PER_IMAGE
@@ -179,8 +177,14 @@ def _timed_calls(fn, items: Sequence, device: str) -> tuple:
 def _inference(predictor, inputs: List[dict], paths: List[str], spec: Mapping, out: dict) -> None:
     device = predictor.cfg.MODEL.DEVICE
     warmup = int(spec["warmup"])
-    if not spec.get("weights"):
+    if not spec.get("weights"):  # calibrated, saved and loaded as trained weights are (batch norms folded)
         out["frozen_bn_calibrated"] = calibrate_frozen_bn(predictor.model, inputs[:1])
+        path = Path(spec["output"]) / "random_calibrated.pth"
+        torch.save({"model": predictor.model.state_dict()}, path)
+        cfg = predictor.cfg.clone()
+        cfg.defrost()
+        cfg.MODEL.WEIGHTS = str(path)
+        predictor = _predictor(cfg, spec)
     out["test_size"]["input_hw"] = list(inputs[0]["image"].shape[1:])
     for k in range(warmup):
         predictor.run_model([inputs[k % len(inputs)]])

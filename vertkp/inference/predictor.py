@@ -28,6 +28,7 @@ from ..data.imaging.images import ImageRecord, load_image, to_gray8
 from ..data.loading.mapper import VertebraDatasetMapper
 from ..evaluation.matching import DEFAULT_SCORE_THRESHOLD
 from ..grading import DEFAULT_GAP_FACTOR, DEFAULT_NO_SLIP_PCT
+from ..modeling.batch_norm import fold_batch_norm
 from ..modeling.outputs import predictions_from_instances
 from ..modeling.test_time_augmentation import KeypointRCNNWithTTA, set_tta_mode, tta_mode
 from ..modeling.weights import load_trained_weights
@@ -45,7 +46,8 @@ class VertebraPredictor:
         weights: checkpoint path or URL; None: the config's ``MODEL.WEIGHTS``;
             "": random initialisation (speed measurements only). A file that is not a
             checkpoint, or one that leaves tensors of the config's model unloaded (another
-            config's), raises ValueError.
+            config's), raises ValueError. Once loaded, batch norms are folded into their
+            convolutions (``vertkp.modeling.batch_norm``).
         opts: extra ``KEY VALUE`` config overrides.
         device: "cpu", "cuda", "cuda:1"; None: CUDA when available, else the CPU.
         score_threshold: detections under this score are dropped, in [0, 1].
@@ -109,6 +111,7 @@ class VertebraPredictor:
         self.model = build_model(cfg).eval()
         if cfg.MODEL.WEIGHTS:
             load_trained_weights(self.model, cfg.MODEL.WEIGHTS)
+            fold_batch_norm(self.model)  # the trained model's answers, for less work
         else:
             logging.getLogger(__name__).warning("no weights given: the model is randomly initialised")
         # what run_model calls: the model, or the model inside test-time augmentation
