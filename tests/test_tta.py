@@ -162,6 +162,18 @@ def test_tta_predictions_carry_the_corner_signals_and_the_slip_interval(predicto
             assert p["slip_low_pct"] <= p["slip_pct"] <= p["slip_high_pct"]
 
 
+def test_flip_scale_runs_six_passes_through_the_wrapper(predictors):
+    from vertkp.inference import VertebraPredictor
+
+    single, _ = predictors
+    scaled = VertebraPredictor.from_cfg(single.cfg, score_threshold=0.0, tta="flip,scale")
+    scaled.model.load_state_dict(single.model.state_dict())
+    assert scaled.tta == "flip,scale" and len(scaled.network.augmentations) == 6
+    inst = scaled.run_model([scaled.prepare(_image()[..., None].repeat(3, axis=2))])[0]
+    assert len(inst) > 0 and int(inst.tta_found.max()) <= 6 and inst.corner_spread.shape == (len(inst), 4)
+    assert scaled(_image()).vertebrae
+
+
 def test_each_predictor_takes_the_operating_point_of_its_tta_mode(predictors):
     from vertkp.review import OPERATING_POINTS
 
