@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
-__all__ = ["COMMANDS", "command_parser", "config_path", "main", "output_folder"]
+__all__ = ["COMMANDS", "command_parser", "config_path", "main", "default_output"]
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -57,7 +57,7 @@ def command_parser(name: str):
     return importlib.import_module(COMMANDS[name][0]).build_parser()
 
 
-def output_folder(name: str) -> str:
+def default_output(name: str) -> str:
     """Default output folder of a command: ``$VERTKP_OUTPUT/<name>`` (the Docker image sets
     VERTKP_OUTPUT=/output), else ``output/<name>``."""
     return str(Path(os.environ.get("VERTKP_OUTPUT", "output")) / name)

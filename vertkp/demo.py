@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from . import DETECTRON2_INSTALL, HAS_DETECTRON2
-from .cli import config_path, output_folder
+from .cli import config_path, default_output
 from .convert import convert_dataset
 from .evaluation import flat_metrics
 from .evaluation.cli import evaluate_files
@@ -58,7 +58,7 @@ HEADLINE = ("n_images", "det_F1", "det_precision", "det_recall", "MRE_px", "MRE_
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--output", default=output_folder("demo"), help="folder for everything the demo makes")
+    p.add_argument("--output", default=default_output("demo"), help="folder for everything the demo makes")
     p.add_argument("--num-images", type=int, default=100,
                    help="labelled phantom images (about 70%% train, 30%% val)")
     p.add_argument("--seed", type=int, default=0, help="phantom seed")

@@ -33,6 +33,7 @@ __all__ = [
     "DETECTRON2_KEYPOINT_OFFSET",
     "CanonicalOrder",
     "canonical_order",
+    "segments_cross",
     "anatomical_corners",
 ]
 
@@ -82,12 +83,10 @@ def _cross(a: np.ndarray, b: np.ndarray) -> float:
     return float(a[0] * b[1] - a[1] * b[0])
 
 
-def _segments_cross(p1, p2, p3, p4) -> bool:
-    """True when segment p1-p2 properly intersects segment p3-p4."""
-    d1 = _cross(p2 - p1, p3 - p1)
-    d2 = _cross(p2 - p1, p4 - p1)
-    d3 = _cross(p4 - p3, p1 - p3)
-    d4 = _cross(p4 - p3, p2 - p3)
+def segments_cross(p1, p2, p3, p4) -> bool:
+    """Segment p1-p2 meets segment p3-p4 at a point inside both (a proper crossing); points [2], px."""
+    d1, d2 = _cross(p2 - p1, p3 - p1), _cross(p2 - p1, p4 - p1)
+    d3, d4 = _cross(p4 - p3, p1 - p3), _cross(p4 - p3, p2 - p3)
     return d1 * d2 < 0 and d3 * d4 < 0
 
 
@@ -152,11 +151,11 @@ def canonical_order(points, superior=(0, 1)) -> CanonicalOrder:
     source = np.stack([p[i], p[j], p[k], p[m]])
     sup, inf = source[:2], source[2:]
     reason = ""
-    if _segments_cross(sup[0], sup[1], inf[0], inf[1]):
+    if segments_cross(sup[0], sup[1], inf[0], inf[1]):
         reason = "source corner grouping pairs diagonal corners"
     else:
         walls = (np.stack([sup[0], inf[0]]), np.stack([sup[1], inf[1]]))
-        if _segments_cross(*walls[0], *walls[1]):
+        if segments_cross(*walls[0], *walls[1]):
             walls = (np.stack([sup[0], inf[1]]), np.stack([sup[1], inf[0]]))
         if min(_angle(sup), _angle(inf)) > 60 and max(_angle(walls[0]), _angle(walls[1])) < 30:
             reason = "source endplates are near-vertical and its walls near-horizontal"
@@ -165,7 +164,7 @@ def canonical_order(points, superior=(0, 1)) -> CanonicalOrder:
             (np.stack([sup[0], inf[0]]), np.stack([sup[1], inf[1]])),
             (np.stack([sup[0], inf[1]]), np.stack([sup[1], inf[0]])),
         ]
-        splits = [s for s in splits if not _segments_cross(s[0][0], s[0][1], s[1][0], s[1][1])]
+        splits = [s for s in splits if not segments_cross(s[0][0], s[0][1], s[1][0], s[1][1])]
         sup, inf = min(splits, key=lambda s: _angle(s[0]) + _angle(s[1]))
     if sup[:, 1].mean() > inf[:, 1].mean():
         reason = reason or "source superior endplate lies below its inferior endplate"

@@ -15,7 +15,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 import shapely
 
-from ..keypoints import KEYPOINT_NAMES, OUTLINE_ORDER
+from ..keypoints import KEYPOINT_NAMES, OUTLINE_ORDER, segments_cross
 
 __all__ = [
     "TINY_AREA_FRACTION", "TINY_BOX_PX", "DUPLICATE_IOU", "OVERLAP_IOU", "NON_CONVEX_MIN_DEFICIT",
@@ -123,17 +123,6 @@ def iou_pairs(corners: np.ndarray, min_iou: float = OVERLAP_IOU) -> List[Tuple[i
     return [(int(a), int(b), float(v)) for a, b, v in zip(i[keep], j[keep], iou[keep])]
 
 
-def _cross(a: np.ndarray, b: np.ndarray) -> float:
-    return float(a[0] * b[1] - a[1] * b[0])
-
-
-def _segments_cross(p1, p2, p3, p4) -> bool:
-    """Segment p1-p2 meets segment p3-p4 at a point inside both (a proper crossing)."""
-    d1, d2 = _cross(p2 - p1, p3 - p1), _cross(p2 - p1, p4 - p1)
-    d3, d4 = _cross(p4 - p3, p1 - p3), _cross(p4 - p3, p2 - p3)
-    return d1 * d2 < 0 and d3 * d4 < 0
-
-
 def crossing_sides(corners: np.ndarray) -> Optional[Tuple[str, str]]:
     """The two opposite sides of one quadrilateral ([4, 2] canonical corners) that cross,
     as corner-name pairs (("TL-TR", "BR-BL") or ("TR-BR", "BL-TL")); None when its outline
@@ -144,7 +133,7 @@ def crossing_sides(corners: np.ndarray) -> Optional[Tuple[str, str]]:
         return None
     names = [KEYPOINT_NAMES[k] for k in OUTLINE_ORDER]
     for a in (0, 1):  # side a (a -> a+1) against the opposite side (a+2 -> a+3)
-        if _segments_cross(o[a], o[a + 1], o[a + 2], o[(a + 3) % 4]):
+        if segments_cross(o[a], o[a + 1], o[a + 2], o[(a + 3) % 4]):
             return (f"{names[a]}-{names[a + 1]}", f"{names[a + 2]}-{names[(a + 3) % 4]}")
     return ("", "")
 

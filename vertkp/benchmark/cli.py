@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Callable, List, NamedTuple, Optional, Sequence
 
 from .. import DETECTRON2_INSTALL, HAS_DETECTRON2
-from ..cli import config_path, output_folder
+from ..cli import config_path, default_output
 from ..data.datasets import SPECS
 from ..phantoms.difficulty import DEFAULT_DIFFICULTY, DIFFICULTIES
 from .data import phantom_set
@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--warmup", type=int, default=3, help="untimed images / training iterations first")
     s.add_argument("--train-iters", type=int, default=20, help="timed training iterations")
     s.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when available")
-    s.add_argument("--output", default=output_folder("benchmark/speed"), metavar="DIR",
+    s.add_argument("--output", default=default_output("benchmark/speed"), metavar="DIR",
                    help="folder for benchmark.json, the phantom set and the logs")
     s.add_argument("--skip", action="append", default=[], metavar="PHASE[,PHASE]",
                    help=f"phases to skip: {', '.join(PHASES)}")
@@ -189,13 +189,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="phantom configs configs/kprcnn_<MODEL>_phantoms.yaml, MODEL in "
                             f"{', '.join(MODELS)} (none given: all of them)")
     which.add_argument("--config-file", nargs="+", default=None, metavar="CFG", help="configs to train instead")
-    learn.add_argument("--output", default=output_folder("benchmark/learning"), metavar="DIR",
+    learn.add_argument("--output", default=default_output("benchmark/learning"), metavar="DIR",
                        help="folder for benchmark.json, the phantom set and the runs")
     _phantom_flags(learn, 100)
     _run_flags(learn, "(after the benchmark's datasets and OUTPUT_DIR)")
 
     data = parsers["data"]
-    data.add_argument("--output", default=output_folder("benchmark/data"), metavar="DIR",
+    data.add_argument("--output", default=default_output("benchmark/data"), metavar="DIR",
                       help="folder for benchmark.json and the phantom set")
     _phantom_flags(data, 40)
 
@@ -210,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "sets, every split used")
     tta.add_argument("--variants", nargs="+", default=None, metavar="NAME",
                      help="only these variants (names as in vertkp.benchmark.tta.VARIANTS)")
-    tta.add_argument("--output", default=output_folder("benchmark/tta"), metavar="DIR",
+    tta.add_argument("--output", default=default_output("benchmark/tta"), metavar="DIR",
                      help="folder for benchmark.json, the phantom sets and the reliability plots")
     _phantom_flags(tta, None)
     _run_flags(tta, "(after the variant's)")
@@ -222,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument("--weights", nargs="+", default=None, metavar="W",
                        help="its checkpoint (default: random weights, which is fine for memory and speed)")
     scale.add_argument("--no-overlays", action="store_true", help="skip the overlay PNGs")
-    scale.add_argument("--output", default=output_folder("benchmark/scale"), metavar="DIR",
+    scale.add_argument("--output", default=default_output("benchmark/scale"), metavar="DIR",
                        help="folder for benchmark.json, the phantom set, the input links and the runs")
     _phantom_flags(scale, 10)
     _run_flags(scale, "(after the benchmark's own)")
