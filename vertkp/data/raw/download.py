@@ -39,7 +39,7 @@ from typing import Callable, Optional
 from tqdm import tqdm
 
 from ... import __version__
-from ...files import InvalidInput
+from ...files import InvalidInput, output_folder
 from ..datasets import SPECS
 from ...modeling.published import PUBLISHED_WEIGHTS, WEIGHTS_FOLDER
 from .archives import open_dataset, verify_sha256
@@ -204,9 +204,7 @@ def main(argv=None) -> int:
     if args.dataset in PUBLISHED_WEIGHTS:
         return _download_weights(args, parser)
     published = spec.published
-    folder = args.to if args.to is not None else Path(os.environ.get("VERTKP_DATASETS", "datasets"))
-    if folder.exists() and not folder.is_dir():
-        parser.error(f"--to {folder} is a file, not a folder")
+    folder = _folder(args.to, Path(os.environ.get("VERTKP_DATASETS", "datasets")), parser)
     dest = folder / published.file_name
     url = args.url or published.url
     progress = not args.no_progress
@@ -214,17 +212,9 @@ def main(argv=None) -> int:
     if dest.is_file():
         print(f"{dest} is already downloaded: not fetched again")
     else:
-        try:
-            download(url, dest, published.sha256, progress, args.timeout)
-        except ValueError as e:
-            parser.error(f"--url {url}: {e}")
-        except (OSError, http.client.HTTPException) as e:
-            part = dest.with_name(dest.name + ".part")
-            print(f"{parser.prog}: cannot download {url}: {_reason(e, args.timeout)}", file=sys.stderr)
-            print(f"To download it by hand: open {published.doi_url} (or {url}) in a browser, save the file "
-                  f"as {dest}, then run:\n  {convert} {shlex.quote(str(dest))}", file=sys.stderr)
-            if part.is_file():
-                print(f"(the partial download {part} is kept: run this command again to resume it)", file=sys.stderr)
+        by_hand = (f"To download it by hand: open {published.doi_url} (or {url}) in a browser, save the file "
+                   f"as {dest}, then run:\n  {convert} {shlex.quote(str(dest))}")
+        if not _download_told(url, dest, published.sha256, args, parser, by_hand):
             return 1
         print(f"downloaded {dest}")
     try:
@@ -245,15 +235,39 @@ def main(argv=None) -> int:
     return 0
 
 
+def _folder(given: Optional[Path], default: Path, parser) -> Path:
+    """The folder ``--to`` names (``default`` without it); a file there is a usage error."""
+    try:
+        return output_folder(given if given is not None else default, "--to")
+    except ValueError as e:
+        parser.error(str(e))
+
+
+def _download_told(url: str, dest: Path, sha256: Optional[str], args, parser, by_hand: str) -> bool:
+    """:func:`download` with the command's flags; a bad URL is a usage error, a failed download
+    is told with its reason, ``by_hand`` (how to get the file without this command) and the
+    partial download kept for a resume. True when the file is there."""
+    try:
+        download(url, dest, sha256, not args.no_progress, args.timeout)
+        return True
+    except ValueError as e:
+        parser.error(f"--url {url}: {e}")
+    except (OSError, http.client.HTTPException) as e:
+        part = dest.with_name(dest.name + ".part")
+        print(f"{parser.prog}: cannot download {url}: {_reason(e, args.timeout)}", file=sys.stderr)
+        print(by_hand, file=sys.stderr)
+        if part.is_file():
+            print(f"(the partial download {part} is kept: run this command again to resume it)", file=sys.stderr)
+        return False
+
+
 def _download_weights(args, parser) -> int:
     """``vertkp download <weights>``: fetch the file into ``--to`` (default weights/), convert a timm
     checkpoint into the detectron2 weights file the configs name."""
     w = PUBLISHED_WEIGHTS[args.dataset]
     if args.no_extract or args.extract_to is not None:
         parser.error(f"--extract-to and --no-extract are for dataset archives, not for {args.dataset}")
-    folder = args.to if args.to is not None else Path(WEIGHTS_FOLDER)
-    if folder.exists() and not folder.is_dir():
-        parser.error(f"--to {folder} is a file, not a folder")
+    folder = _folder(args.to, Path(WEIGHTS_FOLDER), parser)
     source, output = folder / w.file_name, folder / w.output
     files = Path(os.path.realpath(folder))  # through a link to a folder not made yet (the Docker image's weights/)
     use = (f"the configs name {output} and use it as is" if folder == Path(WEIGHTS_FOLDER)
@@ -265,14 +279,9 @@ def _download_weights(args, parser) -> int:
     if source.is_file():
         print(f"{source} is already downloaded: not fetched again")
     else:
-        try:
-            download(url, files / w.file_name, None, not args.no_progress, args.timeout)
-        except ValueError as e:
-            parser.error(f"--url {url}: {e}")
-        except (OSError, http.client.HTTPException) as e:
-            print(f"{parser.prog}: cannot download {url}: {_reason(e, args.timeout)}", file=sys.stderr)
-            print(f"To get it by hand: download {url} where there is network, save it as {source}, then run "
-                  f"this command again (it converts the file without downloading)", file=sys.stderr)
+        by_hand = (f"To get it by hand: download {url} where there is network, save it as {source}, then run "
+                   f"this command again (it converts the file without downloading)")
+        if not _download_told(url, files / w.file_name, None, args, parser, by_hand):
             return 1
         print(f"downloaded {source} (sha256 {sha256_file(source, False)})")
     if w.timm_model:
