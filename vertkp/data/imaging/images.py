@@ -247,6 +247,11 @@ def decode_image(path, image_format: str = "RGB") -> np.ndarray:
     """
     if is_dicom_file(path):
         return _decode_dicom(path)[0]
+    return _decode_picture(path, image_format)
+
+
+def _decode_picture(path, image_format: str) -> np.ndarray:
+    """:func:`decode_image` of a file that is not DICOM (PIL)."""
     im = _open(path)
     try:
         with im:
@@ -282,9 +287,9 @@ def load_image(source: Union[str, os.PathLike, np.ndarray], image_format: str = 
         ImageReadError: as :func:`decode_image`.
     """
     if isinstance(source, (str, os.PathLike)):
-        if is_dicom_file(source):
+        if is_dicom_file(source):  # opens the file: once per image, not again in decode_image
             return _decode_dicom(source, keep_dicom_ids)
-        return decode_image(source, image_format), ImageRecord()
+        return _decode_picture(source, image_format), ImageRecord()
     if isinstance(source, np.ndarray):
         a = _window8(source)
         return (a[:, :, :3] if a.ndim == 3 else a), ImageRecord()
