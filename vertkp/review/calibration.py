@@ -17,7 +17,7 @@ import numpy as np
 from ..grading import meyerding_grade, vertebra_width
 from .flags import FlagThresholds, flag_masks
 from .operating_points import OPERATING_POINTS
-from .statistics import calibration_report, logistic_risk
+from .statistics import calibration_report, logistic_risk, percent
 from .uncertainty import CornerUncertainty, corner_sd_px, follow_orientation, slip_interval
 
 __all__ = [
@@ -161,6 +161,5 @@ def slip_interval_stats(images, model: CornerUncertainty) -> dict:
             if row["pred_class"] != row["gt_class"]:
                 wrong += 1
                 wrong_caught += crosses
-    pct = lambda a, b: 100.0 * a / b if b else float("nan")  # noqa: E731
-    return {"n_pairs": n, "coverage_pct": pct(covered, n), "borderline_pct": pct(borderline, n),
-            "n_wrong_grade": wrong, "wrong_grade_flagged_pct": pct(wrong_caught, wrong)}
+    return {"n_pairs": n, "coverage_pct": percent(covered, n), "borderline_pct": percent(borderline, n),
+            "n_wrong_grade": wrong, "wrong_grade_flagged_pct": percent(wrong_caught, wrong)}

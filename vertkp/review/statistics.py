@@ -28,6 +28,7 @@ import numpy as np
 __all__ = [
     "LARGE_ERROR_PCT_WIDTH",
     "auroc",
+    "percent",
     "flag_stats",
     "threshold_for_recall",
     "reliability_bins",
@@ -63,7 +64,8 @@ def _labels(x, name: str, n: Optional[int] = None) -> np.ndarray:
     return v
 
 
-def _pct(num: int, den: int) -> float:
+def percent(num: int, den: int) -> float:
+    """100 num / den; NaN when ``den`` is 0."""
     return float(100.0 * num / den) if den else math.nan
 
 
@@ -108,7 +110,7 @@ def flag_stats(flagged, positive) -> Dict[str, float]:
     f = _labels(flagged, "flagged", y.size)
     n, n_pos, n_flag = int(y.size), int(y.sum()), int(f.sum())
     tp = int(np.count_nonzero(f & y))
-    return {"recall": _pct(tp, n_pos), "flag_rate": _pct(n_flag, n), "precision": _pct(tp, n_flag),
+    return {"recall": percent(tp, n_pos), "flag_rate": percent(n_flag, n), "precision": percent(tp, n_flag),
             "n": n, "n_positive": n_pos, "n_flagged": n_flag}
 
 
@@ -313,7 +315,7 @@ def calibration_report(errors_pct_width, signals: Mapping[str, np.ndarray], flag
     large = e > LARGE_ERROR_PCT_WIDTH
     n_large = int(large.sum())
     out = {"large_error_pct_width": float(LARGE_ERROR_PCT_WIDTH), "n_corners": n, "n_large": n_large,
-           "large_share_pct": _pct(n_large, n),
+           "large_share_pct": percent(n_large, n),
            "auroc": {str(k): auroc(_values(v, f"signal {k!r}", n), large) for k, v in signals.items()},
            "flags": {str(k): flag_stats(_labels(v, f"flag {k!r}", n), large) for k, v in flags.items()}}
     if probability is not None:
