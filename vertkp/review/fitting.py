@@ -13,7 +13,7 @@ from typing import Mapping, Optional, Tuple
 import numpy as np
 
 from .calibration import risk_features
-from .flags import FlagThresholds
+from .flags import FlagThresholds, corner_flags
 from .operating_points import OperatingPoint
 from .statistics import LARGE_ERROR_PCT_WIDTH, fit_logistic
 from .uncertainty import CornerUncertainty
@@ -46,15 +46,14 @@ def choose_thresholds(table: Mapping[str, np.ndarray], recall_pct: Optional[floa
     corner_grid = np.arange(0.05, 0.951, 0.025) if corner_grid is None else np.asarray(corner_grid)
     vertebra_grid = np.arange(0.5, 0.951, 0.05) if vertebra_grid is None else np.asarray(vertebra_grid)
     spread_grid = (np.arange(0.5, 10.01, 0.25) if spread_grid is None else np.asarray(spread_grid)) if tta else [None]
-    conf, score = table["confidence"], table["score"]
-    sp = table["spread_pct"]
+    conf, score, sp = (table[k][None, :] for k in ("confidence", "score", "spread_pct"))
     best = {"corner": None, "vertebra": None, "spread_pct": None, "recall": float("nan"), "flag_rate": float("nan")}
     key = None
     for t_s in spread_grid:
-        base = (np.isnan(sp) | (np.nan_to_num(sp, nan=0.0) > t_s)) if t_s is not None else np.zeros(large.shape, bool)
         for t_v in vertebra_grid:
-            with_v = base | (score < t_v)
-            flagged = with_v[None, :] | (conf[None, :] < np.asarray(corner_grid)[:, None])  # [corner grid, n]
+            # the flags' own rule (corner_flags), the corner thresholds as a column: [corner grid, n]
+            grid = FlagThresholds(corner=np.asarray(corner_grid)[:, None], vertebra=t_v, spread_pct=t_s)
+            flagged = np.logical_or.reduce(np.broadcast_arrays(*corner_flags(conf, score, sp, grid, tta).values()))
             recall = 100.0 * (flagged & large).sum(axis=1) / max(int(large.sum()), 1)
             rate = 100.0 * flagged.mean(axis=1) if flagged.shape[1] else np.zeros(len(corner_grid))
             ok = recall >= recall_pct if max_flag_rate is None else rate <= max_flag_rate

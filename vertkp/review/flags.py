@@ -37,7 +37,7 @@ class FlagThresholds:
     ``vertkp.review.OPERATING_POINTS``.
 
     Attributes:
-        corner: corner confidence (``vertkp.inference.corner_confidence``) under this is low.
+        corner: corner confidence (``vertkp.keypoint_decoding.corner_confidence``) under this is low.
         vertebra: detection score under this is low (scores under the
             predictor's score threshold are not reported at all).
         facing: an estimated facing ("auto") with confidence under this is uncertain.
@@ -59,7 +59,8 @@ def corner_flags(confidence, score, spread_pct, thresholds: FlagThresholds, tta:
         score: the detection score of each corner's vertebra, broadcastable to it (e.g. [N, 1]).
         spread_pct: TTA spreads, % of the vertebra width, its shape (NaN: one pass alone found it);
             read only with ``tta``.
-        thresholds: :class:`FlagThresholds`.
+        thresholds: :class:`FlagThresholds` (its values may be arrays that broadcast against the
+            corners: ``vertkp.review.fitting.choose_thresholds`` flags a grid of them at once).
         tta: whether the prediction fused TTA passes ("unstable_corner" only then).
 
     Returns:
