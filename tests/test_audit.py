@@ -16,7 +16,7 @@ from tests.helpers.raw import quad, roboflow_name
 from vertkp.audit import FINDING_KINDS, Audit, Finding, audit_datasets, audit_files
 from vertkp.audit.cli import build_parser, main
 from vertkp.audit.dataset import resolve_image_root
-from vertkp.audit.geometry import iou_pairs, reflex_corners, signed_disc_height
+from vertkp.grading.plausibility import iou_pairs, reflex_corners, signed_disc_height
 from vertkp.audit.hashing import close_hash_pairs, popcount64
 from vertkp.audit.overlay import OverlayVertebra, draw_audit_overlay
 from vertkp.data.conversion.coco import make_annotation, make_coco

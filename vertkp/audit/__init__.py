@@ -20,7 +20,7 @@ Torch-free, like the rest of vertkp's data side.
 """
 from .dataset import Audit, AuditRun, audit_datasets, audit_files, resolve_image_root
 from .findings import FINDING_COLUMNS, FINDING_KINDS, SEVERITIES, Finding
-from .geometry import (DUPLICATE_IOU, IMPLAUSIBLE_SLIP_PCT, MIN_DISC_HEIGHT_PX, NON_CONVEX_MIN_DEFICIT, OVERLAP_IOU,
+from ..grading.plausibility import (DUPLICATE_IOU, IMPLAUSIBLE_SLIP_PCT, MIN_DISC_HEIGHT_PX, NON_CONVEX_MIN_DEFICIT, OVERLAP_IOU,
                        TINY_AREA_FRACTION, TINY_BOX_PX)
 from .hashing import HASH_BITS, NEAR_DUPLICATE_BITS
 

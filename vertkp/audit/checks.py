@@ -2,7 +2,7 @@
 
 :func:`vertebra_findings` runs every per-vertebra check on one image's ground truth
 (``vertkp.evaluation.ImageTruth``: corners [N, 4, 2] px, TL, TR, BL, BR, NaN where
-unlabelled, in file order). The arithmetic is in ``vertkp.audit.geometry`` and
+unlabelled, in file order). The rules are ``vertkp.grading.plausibility``'s (predictions are checked by them too) and
 ``vertkp.grading``; this module turns it into findings with their numbers.
 """
 from __future__ import annotations
@@ -13,26 +13,10 @@ import numpy as np
 
 from ..anatomy import LEVELS, level_index
 from ..evaluation.ground_truth import ImageTruth
-from ..grading import SpineGrading, grade_spine, vertebra_area
+from ..grading import SpineGrading, grade_spine
 from ..keypoints import KEYPOINT_NAMES
 from .findings import Finding, make_finding
-from .geometry import (
-    DUPLICATE_IOU,
-    IMPLAUSIBLE_SLIP_PCT,
-    MIN_DISC_HEIGHT_PX,
-    NON_CONVEX_MIN_DEFICIT,
-    OVERLAP_IOU,
-    TINY_BOX_PX,
-    corner_box_sides,
-    corners_outside,
-    crossing_sides,
-    full_corners,
-    hull_fraction,
-    iou_pairs,
-    reflex_corners,
-    signed_disc_height,
-    tiny_masks,
-)
+from ..grading.plausibility import corners_outside, pair_problems, shape_problems
 
 __all__ = ["vertebra_findings", "shape_findings", "order_findings", "slip_findings", "outside_findings",
            "file_order_misplaced", "level_violations"]
@@ -63,45 +47,13 @@ def outside_findings(label: str, t: ImageTruth, width: Optional[float], height: 
 
 
 def shape_findings(label: str, t: ImageTruth) -> Tuple[List[Finding], Set[Tuple[int, int]]]:
-    """``self_intersecting``, ``non_convex``, ``tiny_vertebra``, ``duplicate_vertebra`` and
-    ``overlapping_vertebrae`` over the image's 4-corner vertebrae; also returns the
-    pairs of input indices (i < j) found duplicate or overlapping."""
-    full = np.flatnonzero(full_corners(t.corners))
-    c = t.corners[full]
-    ids = [t.ann_ids[k] for k in full]
+    """``vertkp.grading.plausibility.shape_problems`` of the image's labels as findings; also returns
+    the pairs of input indices (i < j) found duplicate or overlapping."""
+    problems, overlapping = shape_problems(t.corners)
     out = []
-    for k, q in enumerate(c):
-        sides = crossing_sides(q)
-        if sides is not None:
-            what = f"sides {sides[0]} and {sides[1]} cross" if sides[0] else \
-                "the outline touches itself (coincident or collinear corners)"
-            out.append(make_finding("self_intersecting", label, t.file_name, [ids[k]], what))
-            continue
-        frac = hull_fraction(q)
-        if 1.0 - frac > NON_CONVEX_MIN_DEFICIT:
-            reflex = reflex_corners(q)
-            out.append(make_finding("non_convex", label, t.file_name, [ids[k]],
-                                    f"reflex corner {', '.join(reflex)}; the outline covers {100 * frac:.1f}% "
-                                    "of its convex hull"))
-    if len(c):
-        areas = vertebra_area(c)
-        median = float(np.median(areas))
-        sides = corner_box_sides(c)
-        small_area, small_box = tiny_masks(areas, sides, median)
-        for k in np.flatnonzero(small_area | small_box):
-            parts = []
-            if small_area[k]:
-                parts.append(f"area {areas[k]:.0f} px^2 is {100 * areas[k] / median:.1f}% of the image's median "
-                             f"{median:.0f} px^2")
-            if small_box[k]:
-                parts.append(f"corner box {sides[k, 0]:.1f} x {sides[k, 1]:.1f} px is under "
-                             f"{TINY_BOX_PX[0]:g} x {TINY_BOX_PX[1]:g} px")
-            out.append(make_finding("tiny_vertebra", label, t.file_name, [ids[k]], "; ".join(parts)))
-    overlapping = set()
-    for a, b, iou in iou_pairs(c, OVERLAP_IOU):
-        kind = "duplicate_vertebra" if iou > DUPLICATE_IOU else "overlapping_vertebrae"
-        out.append(make_finding(kind, label, t.file_name, [ids[a], ids[b]], f"IoU {iou:.2f} with annotation {ids[b]}"))
-        overlapping.add((int(full[a]), int(full[b])))
+    for p in problems:
+        detail = p.detail if len(p.members) == 1 else f"{p.detail} with annotation {t.ann_ids[p.members[1]]}"
+        out.append(make_finding(p.code, label, t.file_name, [t.ann_ids[k] for k in p.members], detail))
     return out, overlapping
 
 
@@ -154,25 +106,12 @@ def order_findings(label: str, t: ImageTruth, g: SpineGrading) -> List[Finding]:
 
 def slip_findings(label: str, t: ImageTruth, g: SpineGrading,
                   skip: Set[Tuple[int, int]] = frozenset()) -> List[Finding]:
-    """``implausible_slip``: neighbours (``grade_spine``'s pairs) with |slip| (AP: |lateral
-    displacement|) > IMPLAUSIBLE_SLIP_PCT, or a signed disc height (``signed_disc_height``)
-    < MIN_DISC_HEIGHT_PX. Pairs of input indices in ``skip`` (already found duplicate or
-    overlapping, whose disc is negative by construction) are left out."""
+    """``implausible_slip`` (``vertkp.grading.plausibility.pair_problems``) of the image's labels as
+    findings; pairs of input indices in ``skip`` (found duplicate or overlapping) are left out."""
     out = []
-    for p in g.pairs:
-        if (min(p.upper, p.lower), max(p.upper, p.lower)) in skip:
-            continue
-        parts = []
-        value = p.slip_pct if g.view == "lateral" else p.lateral_displacement_pct
-        if value is not None and abs(value) > IMPLAUSIBLE_SLIP_PCT:
-            parts.append(f"{'slip' if g.view == 'lateral' else 'lateral displacement'} {value:.1f}%")
-        h = signed_disc_height(g.oriented[p.upper, 2:], g.oriented[p.lower, :2], g.spine.local_axes[p.lower])
-        if np.isfinite(h) and h < MIN_DISC_HEIGHT_PX:
-            parts.append(f"disc height {h:.1f} px")
-        if parts:
-            up, lo = t.ann_ids[p.upper], t.ann_ids[p.lower]
-            out.append(make_finding("implausible_slip", label, t.file_name, [up, lo],
-                                    f"{', '.join(parts)} between annotations {up} and {lo}"))
+    for p in pair_problems(g, skip):
+        up, lo = (t.ann_ids[k] for k in p.members)
+        out.append(make_finding(p.code, label, t.file_name, [up, lo], f"{p.detail} between annotations {up} and {lo}"))
     return out
 
 

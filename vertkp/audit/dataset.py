@@ -31,7 +31,7 @@ from ..files import output_folder
 from .across import duplicate_findings, overlap_findings
 from .checks import vertebra_findings
 from .findings import FINDING_KINDS, SEVERITIES, Finding, make_finding
-from .geometry import (DUPLICATE_IOU, IMPLAUSIBLE_SLIP_PCT, MIN_DISC_HEIGHT_PX, NON_CONVEX_MIN_DEFICIT, OVERLAP_IOU,
+from ..grading.plausibility import (DUPLICATE_IOU, IMPLAUSIBLE_SLIP_PCT, MIN_DISC_HEIGHT_PX, NON_CONVEX_MIN_DEFICIT, OVERLAP_IOU,
                        TINY_AREA_FRACTION, TINY_BOX_PX)
 from .hashing import HASH_BITS, NEAR_DUPLICATE_BITS, THUMBNAIL_MIN_PX, perceptual_hash, read_thumbnail
 from .report import write_audit

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-from .geometry import DUPLICATE_IOU, IMPLAUSIBLE_SLIP_PCT, OVERLAP_IOU, TINY_AREA_FRACTION, TINY_BOX_PX
+from ..grading.plausibility import DUPLICATE_IOU, IMPLAUSIBLE_SLIP_PCT, OVERLAP_IOU, TINY_AREA_FRACTION, TINY_BOX_PX
 from .hashing import HASH_BITS, NEAR_DUPLICATE_BITS
 
 __all__ = ["SEVERITIES", "FINDING_KINDS", "FINDING_COLUMNS", "Finding", "make_finding"]

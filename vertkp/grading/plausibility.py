@@ -1,4 +1,8 @@
-"""Geometry of one image's vertebrae for the audit: small pure functions over arrays.
+"""Plausibility of one image's vertebrae: the rules a spine obeys, as small pure functions over arrays.
+
+One home for the rules: ``vertkp audit`` checks labels with them (``vertkp.audit.checks``
+adds annotation ids and severities) and ``vertkp predict`` checks predictions
+(``vertkp.inference.result``). :func:`shape_problems` and :func:`pair_problems` run them.
 
 Corners are [N, 4, 2] px in the canonical order TL, TR, BL, BR (``vertkp.keypoints``;
 image coordinates, x right, y down, as in the COCO files), NaN where unlabelled. The
@@ -10,18 +14,20 @@ no quadrilateral and takes part in the order, slip and outside-image checks only
 from __future__ import annotations
 
 import warnings
-from typing import List, Optional, Tuple
+from typing import List, NamedTuple, Optional, Set, Tuple
 
 import numpy as np
 import shapely
 
 from ..keypoints import KEYPOINT_NAMES, OUTLINE_ORDER, segments_cross
+from .vertebrae import vertebra_area
 
 __all__ = [
     "TINY_AREA_FRACTION", "TINY_BOX_PX", "DUPLICATE_IOU", "OVERLAP_IOU", "NON_CONVEX_MIN_DEFICIT",
     "IMPLAUSIBLE_SLIP_PCT", "MIN_DISC_HEIGHT_PX",
     "full_corners", "outlines", "corner_box_sides", "tiny_masks", "quad_polygons", "iou_pairs",
     "crossing_sides", "reflex_corners", "hull_fraction", "corners_outside", "signed_disc_height",
+    "Problem", "shape_problems", "pair_problems",
 ]
 
 # A vertebra is tiny when its area is under this fraction of the median area of the
@@ -188,3 +194,77 @@ def signed_disc_height(upper_inferior: np.ndarray, lower_superior: np.ndarray, c
     if n @ np.asarray(caudal, dtype=np.float64) > 0:
         n = -n
     return float(np.mean((u - lo.mean(axis=0)) @ n))
+
+
+class Problem(NamedTuple):
+    """One broken rule: its code (``self_intersecting``, ``non_convex``, ``tiny_vertebra``,
+    ``duplicate_vertebra``, ``overlapping_vertebrae``, ``implausible_slip``), the input
+    indices of the vertebrae involved, and what was measured, in words."""
+
+    code: str
+    members: Tuple[int, ...]
+    detail: str
+
+
+def shape_problems(corners: np.ndarray) -> Tuple[List[Problem], Set[Tuple[int, int]]]:
+    """``self_intersecting``, ``non_convex``, ``tiny_vertebra``, ``duplicate_vertebra`` and
+    ``overlapping_vertebrae`` over the 4-corner vertebrae of ``corners`` ([N, 4, 2] px, NaN
+    where unlabelled); also the pairs of input indices (i < j) found duplicate or overlapping."""
+    c_all = np.asarray(corners, dtype=np.float64).reshape(-1, 4, 2)
+    full = np.flatnonzero(full_corners(c_all))
+    c = c_all[full]
+    out = []
+    for k, q in enumerate(c):
+        sides = crossing_sides(q)
+        if sides is not None:
+            what = f"sides {sides[0]} and {sides[1]} cross" if sides[0] else \
+                "the outline touches itself (coincident or collinear corners)"
+            out.append(Problem("self_intersecting", (int(full[k]),), what))
+            continue
+        frac = hull_fraction(q)
+        if 1.0 - frac > NON_CONVEX_MIN_DEFICIT:
+            out.append(Problem("non_convex", (int(full[k]),),
+                               f"reflex corner {', '.join(reflex_corners(q))}; the outline covers {100 * frac:.1f}% "
+                               "of its convex hull"))
+    if len(c):
+        areas = vertebra_area(c)
+        median = float(np.median(areas))
+        sides = corner_box_sides(c)
+        small_area, small_box = tiny_masks(areas, sides, median)
+        for k in np.flatnonzero(small_area | small_box):
+            parts = []
+            if small_area[k]:
+                parts.append(f"area {areas[k]:.0f} px^2 is {100 * areas[k] / median:.1f}% of the image's median "
+                             f"{median:.0f} px^2")
+            if small_box[k]:
+                parts.append(f"corner box {sides[k, 0]:.1f} x {sides[k, 1]:.1f} px is under "
+                             f"{TINY_BOX_PX[0]:g} x {TINY_BOX_PX[1]:g} px")
+            out.append(Problem("tiny_vertebra", (int(full[k]),), "; ".join(parts)))
+    overlapping = set()
+    for a, b, iou in iou_pairs(c, OVERLAP_IOU):
+        kind = "duplicate_vertebra" if iou > DUPLICATE_IOU else "overlapping_vertebrae"
+        out.append(Problem(kind, (int(full[a]), int(full[b])), f"IoU {iou:.2f}"))
+        overlapping.add((int(full[a]), int(full[b])))
+    return out, overlapping
+
+
+def pair_problems(grading, skip: Set[Tuple[int, int]] = frozenset()) -> List[Problem]:
+    """``implausible_slip``: neighbours (``vertkp.grading.SpineGrading.pairs``) with |slip| (AP:
+    |lateral displacement|) > IMPLAUSIBLE_SLIP_PCT, or a signed disc height
+    (:func:`signed_disc_height`) < MIN_DISC_HEIGHT_PX. Pairs of input indices in ``skip``
+    (found duplicate or overlapping, whose disc is negative by construction) are left out."""
+    out = []
+    for p in grading.pairs:
+        if (min(p.upper, p.lower), max(p.upper, p.lower)) in skip:
+            continue
+        parts = []
+        value = p.slip_pct if grading.view == "lateral" else p.lateral_displacement_pct
+        if value is not None and abs(value) > IMPLAUSIBLE_SLIP_PCT:
+            parts.append(f"{'slip' if grading.view == 'lateral' else 'lateral displacement'} {value:.1f}%")
+        h = signed_disc_height(grading.oriented[p.upper, 2:], grading.oriented[p.lower, :2],
+                               grading.spine.local_axes[p.lower])
+        if np.isfinite(h) and h < MIN_DISC_HEIGHT_PX:
+            parts.append(f"disc height {h:.1f} px")
+        if parts:
+            out.append(Problem("implausible_slip", (int(p.upper), int(p.lower)), ", ".join(parts)))
+    return out
