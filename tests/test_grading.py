@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import vertkp.grading
+from tests.helpers.raw import quad
 from vertkp.grading import (
     DEFAULT_NO_SLIP_PCT,
     GRADE_NAMES,
@@ -13,6 +14,7 @@ from vertkp.grading import (
     ap_pair_measures,
     estimate_facing,
     grade_name,
+    grade_probabilities,
     grade_spine,
     lateral_displacement_percent,
     lateral_pair_measures,
@@ -26,6 +28,7 @@ from vertkp.grading import (
     vertebra_width,
     wedge_angle_deg,
 )
+from vertkp.grading.chain import DETACHED_MAX_CONFIDENCE, repair_chain
 from vertkp.grading.slip import slip_percent, slip_percent_sd
 from vertkp.keypoints import anatomical_corners, canonical_order
 
@@ -487,3 +490,46 @@ def test_the_slip_sd_is_the_first_order_propagation_of_the_corner_sds():
     with pytest.raises(ValueError, match="zero length"):
         slip_percent_sd(P, P, Q, 1, 1, 1)
 
+
+
+# ---- grade probabilities ------------------------------------------------------------------------
+def test_grade_probabilities_are_the_normal_mass_between_the_grade_boundaries():
+
+    def cdf(x, mean, sd):
+        return 0.5 * (1 + math.erf((x - mean) / (sd * math.sqrt(2))))
+
+    p = grade_probabilities(30.0, 4.0)
+    assert p.shape == (len(GRADES),) and p.sum() == pytest.approx(1.0)
+    edges = [-math.inf, -5.0, 5.0, 25.0, 50.0, 75.0, 100.0, math.inf]
+    expected = [(cdf(hi, 30, 4) if hi < math.inf else 1.0) - (cdf(lo, 30, 4) if lo > -math.inf else 0.0)
+                for lo, hi in zip(edges[:-1], edges[1:])]
+    assert p == pytest.approx(expected)
+    assert grade_probabilities(30.0, 4.0, no_slip_pct=10.0)[1] == pytest.approx(cdf(10, 30, 4) - cdf(-10, 30, 4))
+    assert list(grade_probabilities(-12.0, 0.0)) == [1, 0, 0, 0, 0, 0, 0]
+    assert list(grade_probabilities(60.0, 0.0)) == [0, 0, 0, 0, 1, 0, 0]
+    with pytest.raises(ValueError, match="SD"):
+        grade_probabilities(10.0, -1.0)
+
+
+# ---- repairing a predicted chain ------------------------------------------------------------------
+def _stack(n=5):
+    """n stacked 100 x 60 vertebrae, 30 px discs, cranial first."""
+    return np.array([quad(300, 100 + 90 * k, 100, 60) for k in range(n)])
+
+
+def test_repair_chain_keeps_the_higher_score_of_a_duplicate_and_drops_a_weak_detached_end():
+    c = _stack()
+    dup = quad(303, 282, 100, 60)           # the middle vertebra found twice
+    far = quad(320, 100 + 90 * 4 + 200, 90, 80)  # under S1, past a gap: a femoral head taken for a body
+    corners = np.concatenate([c, [dup, far]])
+    scores = np.array([0.99, 0.98, 0.9, 0.97, 0.96, 0.7, 0.8])
+    conf = np.full((7, 4), 0.9)
+    conf[6] = DETACHED_MAX_CONFIDENCE - 0.2
+    r = repair_chain(corners, scores, conf)
+    assert list(r.keep) == [True] * 5 + [False, False]
+    assert [(p.code, p.members) for p in r.removed] == [("duplicate_vertebra", (5, 2)), ("detached_vertebra", (6,))]
+    conf[6] = 0.9  # a confident body past a gap stays (a real S1 under a missed L5): the gap is reported instead
+    assert list(repair_chain(corners, scores, conf).keep) == [True] * 5 + [False, True]
+    conf[6] = np.nan  # no corner confidence (another model's output): nothing to judge it by, it stays
+    assert list(repair_chain(corners, scores, conf).keep) == [True] * 5 + [False, True]
+    assert repair_chain(np.zeros((0, 4, 2)), np.zeros(0), np.zeros((0, 4))).keep.shape == (0,)

@@ -2,6 +2,7 @@
 detections, the report rows, COCO results, input expansion and overlays."""
 import csv
 import json
+import math
 
 import cv2
 import numpy as np
@@ -71,7 +72,7 @@ def test_detections_are_ordered_named_from_the_bottom_level_and_graded():
 
 
 def test_flags_point_at_what_needs_a_look():
-    c = _spine(shift_top=26.0)  # 26% slip: 1 pp from the I/II boundary
+    c = _spine(shift_top=25.2)  # 25.2% slip: 0.2 pp from the I/II boundary, SD about 0.7 pp
     cs = np.full((5, 4), 0.9)
     cs[4, 0] = 0.2      # S1's TL corner (a superior corner: used by the L5/S1 pair)
     cs[0, 0] = 0.2      # top vertebra's TL: used by no pair
@@ -90,22 +91,35 @@ def test_flags_point_at_what_needs_a_look():
     assert pred.flags == ["low_confidence_vertebra", "low_confidence_corner", "borderline_grade"]
 
 
-def test_the_slip_interval_comes_from_the_corner_uncertainty_and_borderline_means_it_crosses_a_boundary():
+def test_grade_probabilities_come_from_the_slip_distribution_and_borderline_means_another_grade_is_likely():
     c = _spine(shift_top=26.0)  # pair 3 from the bottom: Q - P = (26, -30) px on a 100 px endplate
     one_px = CornerUncertainty(floor_pct_width=1.0, spread_factor=0.0)  # every corner: SD 1 px per axis
     pred = build_prediction(c, np.full((5, 4), 0.9), np.ones(5), _boxes(c), image="x", height=600, width=600,
                             facing="right", uncertainty=one_px)
     pair = next(p for p in pred.pairs if p.name == "pair 3 from the bottom")
     # ds/dQ = (1, 0), ds/dA = (-0.26, -0.3), ds/dP = (-0.74, 0.3) per px
-    half = 1.96 * np.sqrt(1 + 0.26 ** 2 + 0.3 ** 2 + 0.74 ** 2 + 0.3 ** 2)
+    sd = np.sqrt(1 + 0.26 ** 2 + 0.3 ** 2 + 0.74 ** 2 + 0.3 ** 2)
     assert pair.slip_pct == pytest.approx(26.0)
-    assert (pair.slip_low_pct, pair.slip_high_pct) == (pytest.approx(26 - half), pytest.approx(26 + half))
-    assert "borderline_grade" in pair.flags  # [23.4, 28.6] holds 25
-    far = next(p for p in pred.pairs if p.name == "pair 1 from the bottom")  # slip 0: [-1.96 s, 1.96 s] in the band
-    assert far.slip_pct == pytest.approx(0.0) and "borderline_grade" not in far.flags
+    assert (pair.slip_low_pct, pair.slip_high_pct) == (pytest.approx(26 - 1.96 * sd), pytest.approx(26 + 1.96 * sd))
+
+    def below(x):  # P(slip < x)
+        return 0.5 * (1 + math.erf((x - 26.0) / (sd * math.sqrt(2))))
+
+    probs = pair.grade_probabilities
+    assert list(probs) == ["retrolisthesis", "none", "I", "II", "III", "IV", "V"]
+    assert probs["I"] == pytest.approx(below(25) - below(5))
+    assert probs["II"] == pytest.approx(below(50) - below(25))
+    assert pair.grade_name == "II" and pair.grade_probability == pytest.approx(probs["II"])
+    assert sum(probs.values()) == pytest.approx(1.0)
+    assert "borderline_grade" in pair.flags  # P(I) = 0.23 > grade_doubt 0.2
+    far = next(p for p in pred.pairs if p.name == "pair 1 from the bottom")  # slip 0, 5 pp inside the no-slip band
+    assert far.grade_probability > 0.999 and "borderline_grade" not in far.flags
     wide = build_prediction(c, np.full((5, 4), 0.9), np.ones(5), _boxes(c), image="x", height=600, width=600,
-                            facing="right", uncertainty=CornerUncertainty(floor_pct_width=3.0, spread_factor=0.0))
+                            facing="right", uncertainty=CornerUncertainty(floor_pct_width=4.0, spread_factor=0.0))
     assert "borderline_grade" in next(p for p in wide.pairs if p.name == "pair 1 from the bottom").flags
+    lax = build_prediction(c, np.full((5, 4), 0.9), np.ones(5), _boxes(c), image="x", height=600, width=600,
+                           facing="right", uncertainty=one_px, thresholds=FlagThresholds(grade_doubt=0.3))
+    assert not any("borderline_grade" in p.flags for p in lax.pairs)
 
 
 def test_tta_spreads_raise_unstable_corner_and_widen_the_interval():
@@ -243,3 +257,38 @@ def test_overlay_is_the_input_size_and_marks_flags_and_grades():
     assert pair_label(pred.pairs[1]) == "#4/#3 +37.5% II"
     assert pair_label(pred.pairs[2]) == "#3/#2 +0.0% none ?"  # uses the low-confidence BR
     assert draw_overlay(cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR), pred).shape == (600, 640, 3)
+
+
+def test_a_duplicate_detection_is_removed_and_said_and_a_crossed_body_is_flagged_by_name():
+    c = _spine(shift_top=0.0)
+    dup = c[2] + np.array([3.0, 2.0])
+    corners = np.concatenate([c, [dup]])
+    scores = np.array([0.99, 0.99, 0.9, 0.99, 0.99, 0.6])
+    pred = build_prediction(corners, np.full((6, 4), 0.9), scores, _boxes(corners), image="x", height=600,
+                            width=600, facing="right", bottom_level="S1", uncertainty=SHARP)
+    assert [v.detection for v in pred.vertebrae] == [0, 1, 2, 3, 4]
+    [found] = pred.findings
+    assert found["code"] == "duplicate_vertebra" and found["repaired"] and found["detections"] == [5, 2]
+    assert found["vertebrae"] == ["L4"] and "detection 5" in found["message"] and found["message"] in pred.notes
+    assert "implausible_chain" not in pred.flags
+    assert pred.risk == pytest.approx(1 - np.prod([p.grade_probability for p in pred.pairs]))
+    kept = build_prediction(corners, np.full((6, 4), 0.9), scores, _boxes(corners), image="x", height=600,
+                            width=600, facing="right", uncertainty=SHARP, repair=False)
+    assert len(kept.vertebrae) == 6 and "implausible_chain" in kept.flags and kept.risk == 1.0
+
+    crossed = c.copy()
+    crossed[3] = crossed[3][[0, 1, 3, 2]]  # BL and BR swapped: the outline crosses itself
+    bad = build_prediction(crossed, np.full((5, 4), 0.9), np.ones(5), _boxes(crossed), image="x", height=600,
+                           width=600, facing="right", bottom_level="S1", uncertainty=SHARP)
+    codes = {(f["code"], tuple(f["vertebrae"]), f["repaired"]) for f in bad.findings}
+    assert ("self_intersecting", ("L5",), False) in codes
+    assert "implausible_chain" in bad.vertebrae[3].flags and "implausible_chain" not in bad.vertebrae[0].flags
+    assert "implausible_chain" in bad.flags and bad.risk == 1.0
+
+
+def test_image_risk_is_the_chance_that_some_grade_is_wrong():
+    from vertkp.inference.result import image_risk
+    assert image_risk([0.9, 0.8, None]) == pytest.approx(1 - 0.72)
+    assert image_risk([0.9, 0.8], facing_confidence=0.5) == pytest.approx(1 - 0.36)
+    assert image_risk([1.0, 1.0], implausible=True) == 1.0
+    assert image_risk([None]) is None and image_risk([], implausible=True) == 1.0

@@ -33,6 +33,7 @@ from .slip import (
     RETROLISTHESIS,
     distance_to_grade_boundary,
     grade_boundaries,
+    grade_probabilities,
     grade_name,
     lateral_displacement_percent,
     meyerding_grade,
@@ -63,6 +64,6 @@ __all__ = [
     "lateral_pair_measures", "ap_pair_measures", "wedge_angle_deg", "lumbar_lordosis_deg",
     # slip
     "slip_percent", "slip_percent_sd", "lateral_displacement_percent", "meyerding_grade", "grade_name",
-    "grade_boundaries", "distance_to_grade_boundary", "GRADES", "GRADE_NAMES", "RETROLISTHESIS", "NO_SLIP",
+    "grade_boundaries", "distance_to_grade_boundary", "grade_probabilities", "GRADES", "GRADE_NAMES", "RETROLISTHESIS", "NO_SLIP",
     "DEFAULT_NO_SLIP_PCT",
 ]

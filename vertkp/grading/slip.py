@@ -6,6 +6,8 @@ millimetres: both percentages are scale free, so both give the same number.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 __all__ = [
@@ -21,6 +23,7 @@ __all__ = [
     "grade_name",
     "grade_boundaries",
     "distance_to_grade_boundary",
+    "grade_probabilities",
 ]
 
 # Grades are ordinal integers so that confusion matrices and weighted kappa
@@ -169,3 +172,19 @@ def distance_to_grade_boundary(slip_pct: float, no_slip_pct: float = DEFAULT_NO_
     (:func:`grade_boundaries`); a slip this close to a boundary could change
     grade with a small corner error."""
     return float(min(abs(float(slip_pct) - b) for b in grade_boundaries(no_slip_pct)))
+
+
+def grade_probabilities(slip_pct: float, sd_pp: float, no_slip_pct: float = DEFAULT_NO_SLIP_PCT) -> np.ndarray:
+    """Probability of each grade of :data:`GRADES` (retrolisthesis, none, I..V), float [7]
+    summing to 1, for a slip known as a normal distribution of mean ``slip_pct`` and standard
+    deviation ``sd_pp`` (percentage points): the mass between consecutive
+    :func:`grade_boundaries`. ``sd_pp`` 0: all of it on ``meyerding_grade(slip_pct)``."""
+    if not (np.isfinite(slip_pct) and np.isfinite(sd_pp) and sd_pp >= 0):
+        raise ValueError(f"slip and its SD must be finite, the SD >= 0, got {slip_pct!r} +- {sd_pp!r}")
+    if sd_pp == 0:
+        out = np.zeros(len(GRADES))
+        out[GRADES.index(meyerding_grade(slip_pct, no_slip_pct))] = 1.0
+        return out
+    cdf = [0.0] + [0.5 * (1.0 + math.erf((b - slip_pct) / (sd_pp * math.sqrt(2.0))))
+                   for b in grade_boundaries(no_slip_pct)] + [1.0]
+    return np.diff(np.asarray(cdf))

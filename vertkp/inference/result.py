@@ -11,7 +11,7 @@ BR (``vertkp.keypoints``). Vertebrae are listed cranial to caudal.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import numpy as np
 
@@ -19,14 +19,18 @@ from ..anatomy import LEVELS, level_index
 from ..grading import (
     DEFAULT_GAP_FACTOR,
     DEFAULT_NO_SLIP_PCT,
+    GRADE_NAMES,
+    GRADES,
     PairMeasures,
     SpineGrading,
+    grade_probabilities,
     grade_spine,
-    meyerding_grade,
     vertebra_width,
 )
+from ..grading.chain import repair_chain
+from ..grading.plausibility import Problem, pair_problems, shape_problems
 from ..review import (FLAGS, CornerUncertainty, FlagThresholds, corner_flags, corner_sd_px, follow_orientation,
-                      slip_interval, spread_pct_width)
+                      slip_distribution, spread_pct_width)
 from ..keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS
 
 __all__ = [
@@ -36,6 +40,7 @@ __all__ = [
     "PairResult",
     "SpinePrediction",
     "build_prediction",
+    "image_risk",
 ]
 
 
@@ -59,6 +64,8 @@ class VertebraResult:
         corner_spread_pct: the same, % of the vertebra's width.
         corner_sd_px: float [4], px, each corner's error SD per axis
             (``vertkp.review.uncertainty``), what the pairs' slip intervals use.
+        level_confidence: probability in [0, 1] that ``level`` is right, None without a level
+            or when it was given rather than estimated.
     """
 
     name: str
@@ -73,6 +80,7 @@ class VertebraResult:
     corner_spread_px: np.ndarray = field(default_factory=lambda: np.full(NUM_KEYPOINTS, np.nan))
     corner_spread_pct: np.ndarray = field(default_factory=lambda: np.full(NUM_KEYPOINTS, np.nan))
     corner_sd_px: np.ndarray = field(default_factory=lambda: np.full(NUM_KEYPOINTS, np.nan))
+    level_confidence: Optional[float] = None
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -87,12 +95,19 @@ class VertebraResult:
 class PairResult(PairMeasures):
     """:class:`vertkp.grading.PairMeasures` of one adjacent pair (``upper`` and
     ``lower`` index :attr:`SpinePrediction.vertebrae`), plus its flags and, on lateral
-    views, ``slip_low_pct``/``slip_high_pct``: the slip's interval
-    (``vertkp.review.slip_interval``), None when the slip is not measured."""
+    views where the slip is measured (else None):
+
+    * ``slip_low_pct``/``slip_high_pct``: the slip's interval (``vertkp.review.slip_interval``);
+    * ``grade_probabilities``: grade name -> probability, for every grade of
+      ``vertkp.grading.GRADES`` (``vertkp.grading.grade_probabilities`` of the slip's
+      distribution, ``vertkp.review.slip_distribution``);
+    * ``grade_probability``: that of the reported ``grade``."""
 
     flags: List[str] = field(default_factory=list)
     slip_low_pct: Optional[float] = None
     slip_high_pct: Optional[float] = None
+    grade_probability: Optional[float] = None
+    grade_probabilities: Optional[dict] = None
 
 
 @dataclass
@@ -118,6 +133,14 @@ class SpinePrediction:
             None without one.
         flags: codes of :data:`FLAGS` for the image (those of its vertebrae and pairs included).
         notes: readable caveats.
+        findings: what breaks the chain of vertebrae (``vertkp.grading.plausibility``, the rules
+            ``vertkp audit`` applies to labels): {"code", "vertebrae" (names), "detections"
+            (indices in the model's output), "repaired" (True: the detection was removed by
+            ``vertkp.grading.chain.repair_chain``; False: it stays and is flagged
+            ``implausible_chain``), "message"}.
+        risk: probability in [0, 1] that a grade of the image is wrong: 1 - the product of its
+            pairs' ``grade_probability`` and of the facing's confidence when estimated; 1 with
+            an unrepaired finding; None without a graded pair. Review images in decreasing risk.
         thresholds: the :class:`FlagThresholds` the flags were raised with.
         uncertainty: the corner error model of the slip intervals
             (``vertkp.review.CornerUncertainty``).
@@ -147,6 +170,8 @@ class SpinePrediction:
     notes: List[str]
     thresholds: FlagThresholds = FlagThresholds()
     uncertainty: CornerUncertainty = CornerUncertainty()
+    findings: List[dict] = field(default_factory=list)
+    risk: Optional[float] = None
     image_id: Optional[int] = None
     pixel_spacing_source: Optional[str] = None
     dicom_ids: Optional[dict] = None
@@ -185,7 +210,7 @@ def build_prediction(corners, corner_scores, scores, boxes, *, image: str, heigh
                      no_slip_pct: float = DEFAULT_NO_SLIP_PCT, gap_factor: float = DEFAULT_GAP_FACTOR,
                      thresholds: FlagThresholds = FlagThresholds(),
                      pixel_spacing_source: Optional[str] = None, corner_spread=None,
-                     uncertainty: CornerUncertainty = CornerUncertainty()) -> SpinePrediction:
+                     uncertainty: CornerUncertainty = CornerUncertainty(), repair: bool = True) -> SpinePrediction:
     """Grade the detected vertebrae of one image and flag what needs a look.
 
     Args:
@@ -204,6 +229,8 @@ def build_prediction(corners, corner_scores, scores, boxes, *, image: str, heigh
         corner_spread: float [N, 4] px, the TTA passes' disagreement per corner (NaN where one
             pass alone found the vertebra); None: predicted without TTA.
         uncertainty: the corner error model of the slip intervals.
+        repair: remove the detections that break the chain first
+            (``vertkp.grading.chain.repair_chain``; each removal is a finding).
 
     Returns:
         :class:`SpinePrediction`, vertebrae cranial to caudal.
@@ -221,9 +248,16 @@ def build_prediction(corners, corner_scores, scores, boxes, *, image: str, heigh
     kw = dict(view=view, facing=facing, data_facing=data_facing, pixel_spacing=pixel_spacing,
               no_slip_pct=no_slip_pct, gap_factor=gap_factor)
     notes: List[str] = []
+    detection = np.arange(n)
+    removed: List[Problem] = []
+    if repair and n:
+        fix = repair_chain(c, s, cs, view=view, gap_factor=gap_factor)
+        removed = fix.removed
+        c, cs, s, b, sp, detection = c[fix.keep], cs[fix.keep], s[fix.keep], b[fix.keep], sp[fix.keep], detection[fix.keep]
+        n = len(c)
     first = grade_spine(c, **kw)
     order = np.asarray(first.order, dtype=int)  # cranial to caudal; graded again in it: indices = list positions
-    c, cs, s, b, sp = c[order], cs[order], s[order], b[order], sp[order]
+    c, cs, s, b, sp, detection = c[order], cs[order], s[order], b[order], sp[order], detection[order]
     widths = vertebra_width(c) if n else np.zeros(0)
     sp_pct = spread_pct_width(sp, widths)
     sd = corner_sd_px(widths, sp, uncertainty)
@@ -241,35 +275,47 @@ def build_prediction(corners, corner_scores, scores, boxes, *, image: str, heigh
     perm = np.asarray(g.order, dtype=int).reshape(n)
     inv = np.empty(n, dtype=int)
     inv[perm] = np.arange(n)
+    shapes, overlapping = shape_problems(c)
+    unrepaired = shapes + pair_problems(g, overlapping)
+    implausible = {int(m) for pr in unrepaired for m in pr.members}
 
     vertebrae = []
     for i in perm:
-        flags = [f for f, hit in raised.items() if hit[i].any()]
+        flags = [f for f, hit in raised.items() if hit[i].any()] + (["implausible_chain"] if i in implausible else [])
         level = levels[i] if levels is not None else None
         vertebrae.append(VertebraResult(g.names[i], level, g.positions_from_bottom[i], float(s[i]),
-                                        [float(v) for v in b[i]], c[i].copy(), cs[i].copy(), int(order[i]), flags,
+                                        [float(v) for v in b[i]], c[i].copy(), cs[i].copy(), int(detection[i]), flags,
                                         sp[i].copy(), sp_pct[i].copy(), sd[i].copy()))
     pairs = []
     for pm in g.pairs:
         # corners that make the pair's measures: upper's inferior (BL, BR), lower's superior (TL, TR)
         flags = [f for f, hit in raised.items() if hit[pm.upper, 2:].any() or hit[pm.lower, :2].any()]
-        interval = None
+        dist = None
         if g.view == "lateral" and pm.slip_pct is not None and g.facing is not None:
             u, lo = pm.upper, pm.lower
-            interval = slip_interval(g.oriented[u], g.oriented[lo], follow_orientation(sd[u], c[u], g.oriented[u]),
-                                     follow_orientation(sd[lo], c[lo], g.oriented[lo]), g.facing.facing, uncertainty)
+            dist = slip_distribution(g.oriented[u], g.oriented[lo], follow_orientation(sd[u], c[u], g.oriented[u]),
+                                     follow_orientation(sd[lo], c[lo], g.oriented[lo]), g.facing.facing)
+        extra = {}
+        if dist is not None:
+            slip, slip_sd = dist
+            probs = grade_probabilities(slip, slip_sd, no_slip_pct)
+            extra = dict(slip_low_pct=float(slip - uncertainty.z * slip_sd),
+                         slip_high_pct=float(slip + uncertainty.z * slip_sd),
+                         grade_probabilities={GRADE_NAMES[k]: float(v) for k, v in zip(GRADES, probs)},
+                         grade_probability=float(probs[GRADES.index(pm.grade)]))
         if not pm.measurable:
             flags.append("not_measurable")
-        elif interval is not None and (meyerding_grade(interval[0], no_slip_pct)
-                                       != meyerding_grade(interval[1], no_slip_pct)):
+        elif extra and 1.0 - extra["grade_probability"] > thresholds.grade_doubt:
             flags.append("borderline_grade")
+        if pm.upper in implausible or pm.lower in implausible:
+            flags.append("implausible_chain")
         pairs.append(PairResult(**{**pm.as_dict(), "upper": int(inv[pm.upper]), "lower": int(inv[pm.lower])},
-                                flags=flags,
-                                slip_low_pct=None if interval is None else float(interval[0]),
-                                slip_high_pct=None if interval is None else float(interval[1])))
+                                flags=flags, **extra))
     gaps = [{"upper": int(inv[u]), "lower": int(inv[lo]), "upper_name": g.names[u], "lower_name": g.names[lo],
              "disc_ratio": next(a["disc_ratio"] for a in g.adjacency if a["upper"] == u and a["lower"] == lo)}
             for u, lo in g.gaps]
+    findings = _findings(removed, unrepaired, g.names, detection)
+    notes.extend(f["message"] for f in findings)
     fe = g.facing
     image_flags = []
     if n == 0:
@@ -279,6 +325,8 @@ def build_prediction(corners, corner_scores, scores, boxes, *, image: str, heigh
         notes.extend(f"a vertebra seems missed between {x['upper_name']} and {x['lower_name']}" for x in gaps)
     if pairs and fe is not None and fe.source == "auto" and fe.confidence < thresholds.facing:
         image_flags.append("uncertain_facing")
+    if unrepaired:
+        image_flags.append("implausible_chain")
     for item in (*vertebrae, *pairs):
         image_flags.extend(f for f in item.flags if f not in image_flags)
     return SpinePrediction(
@@ -287,7 +335,49 @@ def build_prediction(corners, corner_scores, scores, boxes, *, image: str, heigh
         facing_confidence=float(fe.confidence) if fe else None,
         level_source="bottom_level" if levels is not None else "position", lordosis_deg=g.lordosis_deg,
         pixel_spacing=pixel_spacing, flags=[f for f in FLAGS if f in image_flags], notes=notes,
-        thresholds=thresholds, uncertainty=uncertainty,
+        thresholds=thresholds, uncertainty=uncertainty, findings=findings,
+        risk=image_risk([p.grade_probability for p in pairs],
+                        fe.confidence if fe is not None and fe.source == "auto" else None, bool(unrepaired)),
         pixel_spacing_source=pixel_spacing_source if pixel_spacing is not None else None,
         grading=g)
 
+
+def image_risk(grade_probability: Sequence[Optional[float]], facing_confidence: Optional[float] = None,
+               implausible: bool = False) -> Optional[float]:
+    """Probability in [0, 1] that some grade of an image is wrong (:attr:`SpinePrediction.risk`).
+
+    Args:
+        grade_probability: per pair, the probability of its reported grade (None: not graded,
+            left out).
+        facing_confidence: confidence of an estimated facing (a wrong facing turns every slip's
+            sign), None when the facing was given or the view is AP.
+        implausible: an unrepaired plausibility finding: risk 1.
+
+    Returns:
+        1 - prod(grade_probability) * facing_confidence, or None with no graded pair.
+    """
+    p = [float(x) for x in grade_probability if x is not None]
+    if not p:
+        return 1.0 if implausible else None
+    if implausible:
+        return 1.0
+    right = float(np.prod(p)) * (1.0 if facing_confidence is None else float(facing_confidence))
+    return float(min(1.0, max(0.0, 1.0 - right)))
+
+
+def _findings(removed: List[Problem], unrepaired: List[Problem], names: List[str], detection: np.ndarray) -> List[dict]:
+    """:attr:`SpinePrediction.findings` from the repair's removed detections (members: indices in
+    the model's output) and the problems left (members: indices of the graded vertebrae)."""
+    kept = {int(d): names[i] for i, d in enumerate(detection)}
+    out = []
+    for pr in removed:
+        lost, *others = pr.members
+        seen = [kept[o] for o in others if o in kept]
+        where = f" ({', '.join(seen)} kept)" if seen else ""
+        out.append({"code": pr.code, "vertebrae": seen, "detections": [int(m) for m in pr.members], "repaired": True,
+                    "message": f"{pr.code.replace('_', ' ')}: detection {lost} {pr.detail}{where}"})
+    for pr in unrepaired:
+        who = [names[m] for m in pr.members]
+        out.append({"code": pr.code, "vertebrae": who, "detections": [int(detection[m]) for m in pr.members],
+                    "repaired": False, "message": f"{pr.code.replace('_', ' ')}: {', '.join(who)}: {pr.detail}"})
+    return out

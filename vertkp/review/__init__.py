@@ -25,13 +25,14 @@ from .operating_points import OPERATING_POINTS, OperatingPoint
 from .statistics import (LARGE_ERROR_PCT_WIDTH, auroc, bins_calibration_error, calibration_report,
                          expected_calibration_error, fit_logistic, flag_stats, logistic_risk, reliability_bins,
                          threshold_for_recall)
-from .uncertainty import CornerUncertainty, corner_sd_px, follow_orientation, slip_interval, spread_pct_width
+from .uncertainty import (CornerUncertainty, corner_sd_px, follow_orientation, slip_distribution, slip_interval,
+                          spread_pct_width)
 
 __all__ = [
     # flags, operating points
     "FLAGS", "FlagThresholds", "corner_flags", "flag_masks", "OperatingPoint", "OPERATING_POINTS",
     # uncertainty
-    "CornerUncertainty", "corner_sd_px", "spread_pct_width", "follow_orientation", "slip_interval",
+    "CornerUncertainty", "corner_sd_px", "spread_pct_width", "follow_orientation", "slip_distribution", "slip_interval",
     # statistics
     "LARGE_ERROR_PCT_WIDTH", "auroc", "flag_stats", "threshold_for_recall", "reliability_bins",
     "expected_calibration_error", "bins_calibration_error", "fit_logistic", "logistic_risk", "calibration_report",

@@ -18,13 +18,16 @@ FLAGS = {
     "no_vertebrae": "no vertebra was detected above the score threshold",
     "suspected_missed_vertebra": "two consecutive vertebrae are too far apart to be neighbours: "
                                  "one between them was probably missed (the pair is not graded)",
+    "implausible_chain": "the vertebrae break a rule of a spine that could not be repaired (crossed or non-convex "
+                         "outline, overlapping bodies, implausible slip or disc): see the findings",
     "uncertain_facing": "the facing was estimated from the spine's curvature with low confidence: "
                         "check it, or give it (--facing left|right)",
     "low_confidence_vertebra": "a vertebra's detection score is under the vertebra threshold",
     "low_confidence_corner": "a corner's heatmap confidence is under the corner threshold",
     "unstable_corner": "the test-time augmentation passes disagree on a corner by more than the spread "
                        "threshold (% of the vertebra width), or one pass alone found the vertebra",
-    "borderline_grade": "the slip's interval (from its corners' uncertainty) crosses a Meyerding boundary",
+    "borderline_grade": "the probability that the pair's grade is wrong (from its corners' uncertainty) is over "
+                        "the grade-doubt threshold",
     "not_measurable": "the pair's slip could not be measured",
 }
 
@@ -43,12 +46,16 @@ class FlagThresholds:
         facing: an estimated facing ("auto") with confidence under this is uncertain.
         spread_pct: a corner whose TTA spread (``vertkp.inference.VertebraResult.corner_spread_pct``) is over
             this, % of the vertebra width, is unstable (only with test-time augmentation).
+        grade_doubt: a pair whose probability of another grade than the reported one
+            (``vertkp.grading.grade_probabilities`` of its slip distribution) is over this is
+            ``borderline_grade``.
     """
 
     corner: float = 0.75
     vertebra: float = 0.5
     facing: float = 0.8
     spread_pct: float = 1.25
+    grade_doubt: float = 0.2
 
 
 def corner_flags(confidence, score, spread_pct, thresholds: FlagThresholds, tta: bool) -> Dict[str, np.ndarray]:

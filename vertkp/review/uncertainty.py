@@ -22,7 +22,8 @@ import numpy as np
 from ..grading.slip import slip_percent, slip_percent_sd
 from ..keypoints import anatomical_corners
 
-__all__ = ["CornerUncertainty", "corner_sd_px", "spread_pct_width", "follow_orientation", "slip_interval"]
+__all__ = ["CornerUncertainty", "corner_sd_px", "spread_pct_width", "follow_orientation", "slip_distribution",
+           "slip_interval"]
 
 
 @dataclass(frozen=True)
@@ -65,10 +66,10 @@ def follow_orientation(values: np.ndarray, corners: np.ndarray, oriented: np.nda
     return np.asarray(values)[np.argmin(np.nan_to_num(d, nan=np.inf), axis=1)]
 
 
-def slip_interval(upper: np.ndarray, lower: np.ndarray, sd_upper: np.ndarray, sd_lower: np.ndarray, facing: str,
-                  model: CornerUncertainty = CornerUncertainty()) -> Optional[Tuple[float, float]]:
-    """(low, high) slip %, the interval slip +- z sd of one lateral pair; None when a corner
-    it needs is missing.
+def slip_distribution(upper: np.ndarray, lower: np.ndarray, sd_upper: np.ndarray, sd_lower: np.ndarray,
+                      facing: str) -> Optional[Tuple[float, float]]:
+    """(slip %, its SD in percentage points) of one lateral pair from its corners' error SDs;
+    None when a corner it needs is missing.
 
     Args:
         upper, lower: corners [4, 2] px (TL, TR, BL, BR) of the upper and lower vertebra.
@@ -83,5 +84,15 @@ def slip_interval(upper: np.ndarray, lower: np.ndarray, sd_upper: np.ndarray, sd
         return None
     s = slip_percent(p, a, q)
     sd = slip_percent_sd(p, a, q, sl["posterior_superior"][0], sl["anterior_superior"][0], su["posterior_inferior"][0])
-    return s - model.z * sd, s + model.z * sd
+    return s, sd
 
+
+def slip_interval(upper: np.ndarray, lower: np.ndarray, sd_upper: np.ndarray, sd_lower: np.ndarray, facing: str,
+                  model: CornerUncertainty = CornerUncertainty()) -> Optional[Tuple[float, float]]:
+    """(low, high) slip %, the interval slip +- z sd of one lateral pair (:func:`slip_distribution`);
+    None when a corner it needs is missing."""
+    dist = slip_distribution(upper, lower, sd_upper, sd_lower, facing)
+    if dist is None:
+        return None
+    s, sd = dist
+    return s - model.z * sd, s + model.z * sd
