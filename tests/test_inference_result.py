@@ -292,3 +292,42 @@ def test_image_risk_is_the_chance_that_some_grade_is_wrong():
     assert image_risk([0.9, 0.8], facing_confidence=0.5) == pytest.approx(1 - 0.36)
     assert image_risk([1.0, 1.0], implausible=True) == 1.0
     assert image_risk([None]) is None and image_risk([], implausible=True) == 1.0
+
+
+def _lordotic(angles, step=95.0):
+    """100 x 60 vertebrae, one per angle (deg, clockwise on screen), centres `step` px apart."""
+    return np.array([quad(300, 100 + step * k, 100, 60, a) for k, a in enumerate(angles)])
+
+
+def test_levels_are_named_from_a_recognised_s1_with_its_probability_and_stay_positional_otherwise():
+    from vertkp.grading.levels import BOTTOM_S1_MODEL, MIN_LEVEL_CONFIDENCE
+    (w_angle, w_step), bias = BOTTOM_S1_MODEL
+    c = _lordotic([0, 0, 0, 6, 20])  # facing right: lordotic angles 0, 0, 6, 14 deg, cranial first
+    args = dict(image="x", height=700, width=600, facing="right", uncertainty=SHARP)
+    pred = build_prediction(c, np.full((5, 4), 0.9), np.ones(5), _boxes(c), **args)
+    assert [p.intervertebral_angle_deg for p in pred.pairs] == pytest.approx([0, 0, 6, 14], abs=1e-6)
+    p_s1 = 1 / (1 + math.exp(-(w_angle * 14 + w_step * (14 - 6) + bias)))
+    assert p_s1 >= MIN_LEVEL_CONFIDENCE and pred.level_source == "estimated"
+    assert [v.name for v in pred.vertebrae] == ["L2", "L3", "L4", "L5", "S1"]
+    assert [v.level_confidence for v in pred.vertebrae] == pytest.approx([p_s1] * 5)
+    assert pred.pairs[-1].name == "L5/S1"
+    [row] = [r for r in report_rows(pred) if r["pair"] == "L5/S1"]
+    assert row["level_confidence"] == pytest.approx(p_s1) and row["grade_probability"] is not None
+
+    flat = build_prediction(_lordotic([0] * 5), np.full((5, 4), 0.9), np.ones(5), _boxes(_lordotic([0] * 5)), **args)
+    assert flat.level_source == "position" and flat.vertebrae[-1].name == "#1 from bottom"
+    assert flat.vertebrae[-1].level_confidence is None
+    assert any("probability 0.40" in n for n in flat.notes)  # 1 / (1 + exp(0.403))
+    given = build_prediction(c, np.full((5, 4), 0.9), np.ones(5), _boxes(c), bottom_level="L5", **args)
+    assert given.level_source == "bottom_level" and given.vertebrae[-1].level_confidence is None
+    none = build_prediction(c, np.full((5, 4), 0.9), np.ones(5), _boxes(c), bottom_level=None, **args)
+    assert none.level_source == "position"
+
+
+def test_estimated_levels_stop_at_a_gap():
+    c = np.delete(_lordotic([0, 0, 0, 0, 6, 20]), 1, axis=0)  # a body and its disc missing under the top one
+    pred = build_prediction(c, np.full((5, 4), 0.9), np.ones(5), _boxes(c), image="x", height=800, width=600,
+                            facing="right", uncertainty=SHARP)
+    assert [v.level for v in pred.vertebrae] == [None, "L3", "L4", "L5", "S1"]
+    assert "suspected_missed_vertebra" in pred.flags
+    assert any("levels named up to L3" in n for n in pred.notes)

@@ -3,7 +3,7 @@ images, with overlays and a report.
 
     vertkp predict --config-file CFG --weights W --input PATH [PATH ...] --output OUT
             [--facing left|right|auto] [--pixel-spacing MM_OR_FILE] [--score-threshold 0.5]
-            [--device cpu|cuda] [--gt GT.json] [--view lateral|ap] [--bottom-level S1] [--keep-dicom-ids]
+            [--device cpu|cuda] [--gt GT.json] [--view lateral|ap] [--bottom-level auto|S1|none] [--keep-dicom-ids]
             [--tta none|flip|flip,scale] [--resume] [--no-json] [--num-workers N [--threads T] | --num-gpus N]
             [--num-machines M --machine-rank R --dist-url tcp://HOST:PORT]
 
@@ -85,8 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="vertkp COCO file of these images: its image ids go into coco_results.json, and its "
                         "view, pixel spacing and facing are used per image")
     p.add_argument("--view", choices=("lateral", "ap"), default="lateral", help="what the images are")
-    p.add_argument("--bottom-level", default=None, metavar="LEVEL",
-                   help="level of the most caudal vertebra in view (e.g. S1), to name vertebrae by level")
+    p.add_argument("--bottom-level", default="auto", metavar="LEVEL",
+                   help="auto (default): name levels L1..S1 where the bottom vertebra is recognised as S1 "
+                        "(with its confidence; else names stay by position); a level (e.g. S1): the most caudal "
+                        "vertebra in view is that level; none: name by position")
     p.add_argument("--batch-size", type=int, default=1, help="images per forward pass")
     p.add_argument("--tta", choices=TTA_MODES, default=None,
                    help="test-time augmentation: flip (the image and its mirror, fused: better corners, the "
@@ -179,7 +181,8 @@ def _predictor_options(args) -> dict:
     """``VertebraPredictor`` arguments and flag ``thresholds`` of the command line."""
     return dict(config_file=args.config_file, weights=args.weights, device=args.device,
                 score_threshold=args.score_threshold, view=args.view, facing=args.facing,
-                bottom_level=args.bottom_level, no_slip_pct=args.no_slip_pct, gap_factor=args.gap_factor,
+                bottom_level=None if args.bottom_level.lower() == "none" else args.bottom_level,
+                no_slip_pct=args.no_slip_pct, gap_factor=args.gap_factor,
                 keep_dicom_ids=args.keep_dicom_ids, tta=args.tta,
                 thresholds=dict(corner=args.corner_threshold, vertebra=args.vertebra_threshold,
                                 spread_pct=args.spread_threshold))

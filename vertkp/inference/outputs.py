@@ -27,9 +27,10 @@ __all__ = ["REPORT_COLUMNS", "report_rows", "coco_results", "RunSummary", "summa
            "write_report_csv", "write_report_rows", "match_image_ids"]
 
 REPORT_COLUMNS = (
-    "image", "pair", "upper", "lower", "slip_pct", "slip_low_pct", "slip_high_pct", "grade", "retrolisthesis_pct",
+    "image", "pair", "upper", "lower", "level_confidence", "slip_pct", "slip_low_pct", "slip_high_pct", "grade",
+    "grade_probability", "retrolisthesis_pct",
     "lateral_displacement_pct", "lateral_side", "intervertebral_angle_deg", "disc_height_anterior_px",
-    "disc_height_posterior_px", "disc_height_anterior_mm", "disc_height_posterior_mm", "facing", "flags", "image_flags",
+    "disc_height_posterior_px", "disc_height_anterior_mm", "disc_height_posterior_mm", "facing", "flags", "image_risk", "image_flags",
 )
 # The Meyerding category of a pair, in the order summaries list them.
 GRADE_ORDER = tuple(GRADE_NAMES[g] for g in GRADES) + ("not measurable",)
@@ -40,12 +41,13 @@ REPORT_FLOAT_FORMAT = "{:.4g}"
 def report_rows(prediction: SpinePrediction) -> List[Dict[str, str]]:
     """The report.csv rows of one image: one per pair, or one empty-pair row when it has none.
 
-    ``grade`` is the grade's name ("none", "I".."V", "retrolisthesis"); numbers
-    are written with 4 significant digits (:data:`REPORT_FLOAT_FORMAT`); ``flags``
-    are the pair's, ``image_flags`` the image's (codes of ``vertkp.inference.FLAGS``,
-    ";"-separated).
+    ``grade`` is the grade's name ("none", "I".."V", "retrolisthesis") and ``grade_probability``
+    its probability; ``level_confidence`` the probability that the pair's level names are right
+    (empty when they are given or positional); numbers are written with 4 significant digits
+    (:data:`REPORT_FLOAT_FORMAT`); ``flags`` are the pair's, ``image_flags`` the image's (codes of
+    ``vertkp.inference.FLAGS``, ";"-separated), ``image_risk`` the image's ``risk``.
     """
-    base = {"image": prediction.image, "facing": prediction.facing or "",
+    base = {"image": prediction.image, "facing": prediction.facing or "", "image_risk": prediction.risk,
             "image_flags": ";".join(prediction.flags)}
     if not prediction.pairs:
         return [{**{c: "" for c in REPORT_COLUMNS}, **base}]
@@ -53,6 +55,7 @@ def report_rows(prediction: SpinePrediction) -> List[Dict[str, str]]:
     for p in prediction.pairs:
         row = {c: getattr(p, c, None) for c in REPORT_COLUMNS}
         row.update(base, pair=p.name, upper=p.upper_name, lower=p.lower_name, grade=p.grade_name or "",
+                   level_confidence=prediction.vertebrae[p.lower].level_confidence,
                    lateral_side=p.lateral_side or "", flags=";".join(p.flags))
         rows.append(row)
     return rows

@@ -55,8 +55,9 @@ class VertebraPredictor:
         facing: "left", "right" or "auto" (estimated per image).
         pixel_spacing: mm per pixel for every image, over a DICOM file's own (per image: the call's
             argument, over both; ``vertkp.data.imaging.images.ImageRecord``); None: a DICOM file's own, else none.
-        bottom_level: the level of the most caudal vertebra in view ("S1"),
-            to name vertebrae by level; None names them by position.
+        bottom_level: "auto" (default): levels named where S1 is recognised at the bottom
+            (``vertkp.grading.levels``); a level ("S1"): the most caudal vertebra in view is it;
+            None: names by position.
         no_slip_pct, gap_factor: as for ``vertkp.grading.grade_spine``.
         thresholds: when to flag (:class:`FlagThresholds`); None: the calibrated defaults of
             the predictor's TTA mode (``vertkp.review.OPERATING_POINTS``).
@@ -91,7 +92,7 @@ class VertebraPredictor:
         return self
 
     def _setup(self, cfg, *, score_threshold: float = DEFAULT_SCORE_THRESHOLD, view: str = "lateral",
-               facing: str = "auto", pixel_spacing: Optional[float] = None, bottom_level: Optional[str] = None,
+               facing: str = "auto", pixel_spacing: Optional[float] = None, bottom_level: Optional[str] = "auto",
                no_slip_pct: float = DEFAULT_NO_SLIP_PCT, gap_factor: float = DEFAULT_GAP_FACTOR,
                thresholds: Optional[FlagThresholds] = None, keep_dicom_ids: bool = False,
                tta: Optional[str] = None, uncertainty: Optional[CornerUncertainty] = None):

@@ -28,6 +28,7 @@ from ..grading import (
     vertebra_width,
 )
 from ..grading.chain import repair_chain
+from ..grading.levels import name_levels
 from ..grading.plausibility import Problem, pair_problems, shape_problems
 from ..review import (FLAGS, CornerUncertainty, FlagThresholds, corner_flags, corner_sd_px, follow_orientation,
                       slip_distribution, spread_pct_width)
@@ -124,8 +125,9 @@ class SpinePrediction:
             {"upper", "lower" (indices), "upper_name", "lower_name", "disc_ratio"}.
         facing, facing_source, facing_confidence: as used for grading
             (``vertkp.grading.FacingEstimate``); None on AP views.
-        level_source: "bottom_level" when levels were named up from the given
-            bottom level, else "position" (names are "#k from bottom").
+        level_source: "estimated" when levels were named up from an S1 recognised at the bottom
+            (``vertkp.grading.levels``; each named vertebra's ``level_confidence``), "bottom_level"
+            when named up from the given bottom level, else "position" (names are "#k from bottom").
         lordosis_deg: L1-S1 lordosis when both levels are known, else None.
         pixel_spacing: mm per pixel, or None (then the *_mm values are None).
         pixel_spacing_source: where it came from: "--pixel-spacing", "dicom:<header field>"
@@ -206,7 +208,7 @@ def _levels_from_bottom(positions: List[int], bottom_level: str) -> List[Optiona
 
 def build_prediction(corners, corner_scores, scores, boxes, *, image: str, height: int, width: int,
                      view: str = "lateral", facing: Optional[str] = "auto", data_facing: Optional[str] = None,
-                     pixel_spacing: Optional[float] = None, bottom_level: Optional[str] = None,
+                     pixel_spacing: Optional[float] = None, bottom_level: Optional[str] = "auto",
                      no_slip_pct: float = DEFAULT_NO_SLIP_PCT, gap_factor: float = DEFAULT_GAP_FACTOR,
                      thresholds: FlagThresholds = FlagThresholds(),
                      pixel_spacing_source: Optional[str] = None, corner_spread=None,
@@ -221,9 +223,10 @@ def build_prediction(corners, corner_scores, scores, boxes, *, image: str, heigh
         image, height, width: name and size of the image.
         view, facing, data_facing, pixel_spacing, no_slip_pct, gap_factor:
             as for ``vertkp.grading.grade_spine``.
-        bottom_level: the level of the most caudal vertebra in view ("S1" on a
-            lumbar lateral film that shows the sacrum); the others are named
-            upwards from it. Not applied when a vertebra seems missed (noted).
+        bottom_level: "auto": name levels where the bottom vertebra is recognised as S1
+            (``vertkp.grading.levels.name_levels``, lateral views); a level name: the most caudal
+            vertebra in view is that level (the others are named upwards from it; not applied
+            when a vertebra seems missed, noted); None: names by position.
         thresholds: :class:`FlagThresholds`.
         pixel_spacing_source: where ``pixel_spacing`` came from (:attr:`SpinePrediction.pixel_spacing_source`).
         corner_spread: float [N, 4] px, the TTA passes' disagreement per corner (NaN where one
@@ -243,8 +246,8 @@ def build_prediction(corners, corner_scores, scores, boxes, *, image: str, heigh
     tta = corner_spread is not None
     sp = (np.asarray(corner_spread, dtype=np.float64).reshape(n, NUM_KEYPOINTS) if tta
           else np.full((n, NUM_KEYPOINTS), np.nan))
-    if bottom_level is not None and level_index(bottom_level) is None:
-        raise ValueError(f"bottom_level must be a level name such as 'S1' or 'L5', got {bottom_level!r}")
+    if bottom_level not in (None, "auto") and level_index(bottom_level) is None:
+        raise ValueError(f"bottom_level must be 'auto' or a level name such as 'S1' or 'L5', got {bottom_level!r}")
     kw = dict(view=view, facing=facing, data_facing=data_facing, pixel_spacing=pixel_spacing,
               no_slip_pct=no_slip_pct, gap_factor=gap_factor)
     notes: List[str] = []
@@ -262,12 +265,19 @@ def build_prediction(corners, corner_scores, scores, boxes, *, image: str, heigh
     sp_pct = spread_pct_width(sp, widths)
     sd = corner_sd_px(widths, sp, uncertainty)
     raised = corner_flags(cs, s[:, None], sp_pct, thresholds, tta)  # flag -> bool [n, 4]
-    levels = None
-    if bottom_level is not None and n:
+    levels, level_confidence, level_source = None, None, "position"
+    if bottom_level == "auto" and n:
+        naming = name_levels(grade_spine(c, **kw))
+        levels, level_confidence = naming.levels, naming.confidence
+        level_source = "estimated" if levels is not None else "position"
+        if naming.note and (levels is not None or view == "lateral"):
+            notes.append(naming.note)
+    elif bottom_level is not None and n:
         if first.gaps:
             notes.append(f"levels not assigned from {bottom_level.upper()} at the bottom: a vertebra seems missed")
         else:
             levels = _levels_from_bottom(list(range(n, 0, -1)), bottom_level)
+            level_source = "bottom_level"
     g = grade_spine(c, levels=levels, **kw)
     notes.extend(g.notes)
     # g's order is the identity, unless the order of a jumble of overlapping boxes depends on
@@ -285,7 +295,8 @@ def build_prediction(corners, corner_scores, scores, boxes, *, image: str, heigh
         level = levels[i] if levels is not None else None
         vertebrae.append(VertebraResult(g.names[i], level, g.positions_from_bottom[i], float(s[i]),
                                         [float(v) for v in b[i]], c[i].copy(), cs[i].copy(), int(detection[i]), flags,
-                                        sp[i].copy(), sp_pct[i].copy(), sd[i].copy()))
+                                        sp[i].copy(), sp_pct[i].copy(), sd[i].copy(),
+                                        level_confidence if level is not None else None))
     pairs = []
     for pm in g.pairs:
         # corners that make the pair's measures: upper's inferior (BL, BR), lower's superior (TL, TR)
@@ -333,7 +344,7 @@ def build_prediction(corners, corner_scores, scores, boxes, *, image: str, heigh
         image=image, height=int(height), width=int(width), view=g.view, vertebrae=vertebrae, pairs=pairs,
         gaps=gaps, facing=fe.facing if fe else None, facing_source=fe.source if fe else None,
         facing_confidence=float(fe.confidence) if fe else None,
-        level_source="bottom_level" if levels is not None else "position", lordosis_deg=g.lordosis_deg,
+        level_source=level_source, lordosis_deg=g.lordosis_deg,
         pixel_spacing=pixel_spacing, flags=[f for f in FLAGS if f in image_flags], notes=notes,
         thresholds=thresholds, uncertainty=uncertainty, findings=findings,
         risk=image_risk([p.grade_probability for p in pairs],
