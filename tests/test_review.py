@@ -43,11 +43,12 @@ from vertkp.review import (
 def test_the_operating_points_per_tta_mode():
     assert set(OPERATING_POINTS) == set(TTA_MODES)
     none, flip = OPERATING_POINTS["none"], OPERATING_POINTS["flip"]
-    assert none.thresholds == FlagThresholds(corner=0.775, vertebra=0.95, facing=0.8, spread_pct=1.25)
-    assert flip.thresholds == FlagThresholds(corner=0.75, vertebra=0.5, facing=0.8, spread_pct=1.25) == FlagThresholds()
+    assert none.thresholds == FlagThresholds(corner=0.775, vertebra=0.95, facing=0.8, spread_pct=2.5, grade_doubt=0.16)
+    flip_thresholds = FlagThresholds(corner=0.525, vertebra=0.7, facing=0.8, spread_pct=2.5, grade_doubt=0.16)
+    assert flip.thresholds == flip_thresholds == FlagThresholds()
     assert none.uncertainty == CornerUncertainty(floor_pct_width=2.45, spread_factor=0.0, z=1.96)
-    assert flip.uncertainty == CornerUncertainty(floor_pct_width=1.85, spread_factor=1.0, z=1.96) == CornerUncertainty()
-    assert none.risk_model == ((6.233, 2.902), -4.368) and flip.risk_model == ((4.772, 0.772, 0.401), -4.547)
+    assert flip.uncertainty == CornerUncertainty(floor_pct_width=1.0, spread_factor=1.0, z=1.96) == CornerUncertainty()
+    assert none.risk_model == ((6.233, 2.902), -4.368) and flip.risk_model == ((7.152, 2.631, 0.140), -5.523)
     assert OPERATING_POINTS["flip,scale"] == flip
 
 

@@ -34,6 +34,7 @@ from .slip import (
     distance_to_grade_boundary,
     grade_boundaries,
     grade_probabilities,
+    grade_doubt,
     grade_name,
     lateral_displacement_percent,
     meyerding_grade,
@@ -64,6 +65,6 @@ __all__ = [
     "lateral_pair_measures", "ap_pair_measures", "wedge_angle_deg", "lumbar_lordosis_deg",
     # slip
     "slip_percent", "slip_percent_sd", "lateral_displacement_percent", "meyerding_grade", "grade_name",
-    "grade_boundaries", "distance_to_grade_boundary", "grade_probabilities", "GRADES", "GRADE_NAMES", "RETROLISTHESIS", "NO_SLIP",
+    "grade_boundaries", "distance_to_grade_boundary", "grade_probabilities", "grade_doubt", "GRADES", "GRADE_NAMES", "RETROLISTHESIS", "NO_SLIP",
     "DEFAULT_NO_SLIP_PCT",
 ]

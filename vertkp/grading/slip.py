@@ -24,6 +24,7 @@ __all__ = [
     "grade_boundaries",
     "distance_to_grade_boundary",
     "grade_probabilities",
+    "grade_doubt",
 ]
 
 # Grades are ordinal integers so that confusion matrices and weighted kappa
@@ -188,3 +189,11 @@ def grade_probabilities(slip_pct: float, sd_pp: float, no_slip_pct: float = DEFA
     cdf = [0.0] + [0.5 * (1.0 + math.erf((b - slip_pct) / (sd_pp * math.sqrt(2.0))))
                    for b in grade_boundaries(no_slip_pct)] + [1.0]
     return np.diff(np.asarray(cdf))
+
+
+def grade_doubt(slip_pct: float, sd_pp: float, no_slip_pct: float = DEFAULT_NO_SLIP_PCT) -> float:
+    """Probability that the grade read from ``slip_pct`` (:func:`meyerding_grade`) is not the
+    grade of the true slip, for a slip known as normal with SD ``sd_pp`` percentage points:
+    1 - its :func:`grade_probabilities` entry. What ``borderline_grade`` is raised on."""
+    p = grade_probabilities(slip_pct, sd_pp, no_slip_pct)
+    return float(1.0 - p[GRADES.index(meyerding_grade(slip_pct, no_slip_pct))])

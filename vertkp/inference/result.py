@@ -23,6 +23,7 @@ from ..grading import (
     GRADES,
     PairMeasures,
     SpineGrading,
+    grade_doubt,
     grade_probabilities,
     grade_spine,
     vertebra_width,
@@ -313,10 +314,10 @@ def build_prediction(corners, corner_scores, scores, boxes, *, image: str, heigh
             extra = dict(slip_low_pct=float(slip - uncertainty.z * slip_sd),
                          slip_high_pct=float(slip + uncertainty.z * slip_sd),
                          grade_probabilities={GRADE_NAMES[k]: float(v) for k, v in zip(GRADES, probs)},
-                         grade_probability=float(probs[GRADES.index(pm.grade)]))
+                         grade_probability=1.0 - grade_doubt(slip, slip_sd, no_slip_pct))
         if not pm.measurable:
             flags.append("not_measurable")
-        elif extra and 1.0 - extra["grade_probability"] > thresholds.grade_doubt:
+        elif extra and 1.0 - extra["grade_probability"] >= thresholds.grade_doubt:
             flags.append("borderline_grade")
         if pm.upper in implausible or pm.lower in implausible:
             flags.append("implausible_chain")

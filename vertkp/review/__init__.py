@@ -17,7 +17,7 @@ Pure numpy, above ``vertkp.grading``; ``vertkp.inference`` raises the flags and
   ``vertkp benchmark tta`` runs.
 """
 from .calibration import (SPREAD_CAP_PCT, calibration_at, corner_table, error_risk, evaluate_calibration,
-                          risk_features, risk_signals, slip_interval_stats)
+                          pair_doubts, risk_features, risk_signals, slip_interval_stats)
 from .fitting import (TARGET_FLAG_RATE, TARGET_RECALL, choose_thresholds, fit_corner_uncertainty, fit_operating_point,
                       fitted_point)
 from .flags import FLAGS, FlagThresholds, corner_flags, flag_masks
@@ -38,7 +38,7 @@ __all__ = [
     "expected_calibration_error", "bins_calibration_error", "fit_logistic", "logistic_risk", "calibration_report",
     # calibration
     "SPREAD_CAP_PCT", "risk_features", "error_risk", "corner_table", "risk_signals", "calibration_at",
-    "evaluate_calibration", "slip_interval_stats",
+    "evaluate_calibration", "pair_doubts", "slip_interval_stats",
     # fitting
     "TARGET_RECALL", "TARGET_FLAG_RATE", "choose_thresholds", "fit_corner_uncertainty", "fit_operating_point",
     "fitted_point",

@@ -14,11 +14,11 @@ from typing import Dict, Mapping, Optional
 
 import numpy as np
 
-from ..grading import meyerding_grade, vertebra_width
+from ..grading import DEFAULT_NO_SLIP_PCT, grade_doubt, vertebra_width
 from .flags import FlagThresholds, flag_masks
 from .operating_points import OPERATING_POINTS
 from .statistics import calibration_report, logistic_risk, percent
-from .uncertainty import CornerUncertainty, corner_sd_px, follow_orientation, slip_interval
+from .uncertainty import CornerUncertainty, corner_sd_px, follow_orientation, slip_distribution
 
 __all__ = [
     "SPREAD_CAP_PCT",
@@ -28,6 +28,7 @@ __all__ = [
     "risk_signals",
     "calibration_at",
     "evaluate_calibration",
+    "pair_doubts",
     "slip_interval_stats",
 ]
 
@@ -131,13 +132,12 @@ def _oriented_with_sd(im, gt_index: int, spread: np.ndarray, model: CornerUncert
     return oriented, follow_orientation(sd, raw, oriented)
 
 
-def slip_interval_stats(images, model: CornerUncertainty) -> dict:
-    """On the scored lateral pairs of evaluated images: how often the predicted slip interval
-    (:func:`~vertkp.review.uncertainty.slip_interval` with ``model``) holds the true slip
-    ("coverage_pct"), how many pairs it calls borderline (it crosses a Meyerding boundary,
-    "borderline_pct") and how many of the wrongly graded pairs those are
-    ("wrong_grade_flagged_pct": the recall of ``borderline_grade`` for grade errors); percent."""
-    n = covered = borderline = wrong = wrong_caught = 0
+def pair_doubts(images, model: CornerUncertainty, no_slip_pct: float = DEFAULT_NO_SLIP_PCT) -> Dict[str, np.ndarray]:
+    """The scored lateral pairs of evaluated images as columns: "grade_doubt"
+    (:func:`~vertkp.grading.grade_doubt` of the predicted slip's distribution with ``model``),
+    "wrong_grade" (the predicted grade is not the true one) and "covered" (the slip interval,
+    slip +- z SD, holds the true slip); [n] each."""
+    doubts, wrong, covered = [], [], []
     for im in images:
         if im.pred_grading is None or im.pred_grading.facing is None:
             continue
@@ -151,15 +151,25 @@ def slip_interval_stats(images, model: CornerUncertainty) -> dict:
             if not row["scored"] or row["view"] != "lateral":
                 continue
             (u, sd_u), (lo, sd_l) = (_oriented_with_sd(im, i, spread, model) for i in (p.upper, p.lower))
-            interval = slip_interval(u, lo, sd_u, sd_l, facing, model)
-            if interval is None:
+            dist = slip_distribution(u, lo, sd_u, sd_l, facing)
+            if dist is None:
                 continue
-            n += 1
-            covered += interval[0] <= row["gt_value"] <= interval[1]
-            crosses = meyerding_grade(interval[0]) != meyerding_grade(interval[1])
-            borderline += crosses
-            if row["pred_class"] != row["gt_class"]:
-                wrong += 1
-                wrong_caught += crosses
-    return {"n_pairs": n, "coverage_pct": percent(covered, n), "borderline_pct": percent(borderline, n),
-            "n_wrong_grade": wrong, "wrong_grade_flagged_pct": percent(wrong_caught, wrong)}
+            slip, sd = dist
+            doubts.append(grade_doubt(slip, sd, no_slip_pct))
+            wrong.append(row["pred_class"] != row["gt_class"])
+            covered.append(abs(row["gt_value"] - slip) <= model.z * sd)
+    return {"grade_doubt": np.asarray(doubts, dtype=np.float64), "wrong_grade": np.asarray(wrong, dtype=bool),
+            "covered": np.asarray(covered, dtype=bool)}
+
+
+def slip_interval_stats(images, model: CornerUncertainty, doubt: float = FlagThresholds.grade_doubt) -> dict:
+    """On :func:`pair_doubts`' pairs: how often the slip interval holds the true slip
+    ("coverage_pct"), how many pairs ``borderline_grade`` flags (grade doubt at least ``doubt``,
+    "borderline_pct") and how many of the wrongly graded pairs those are
+    ("wrong_grade_flagged_pct": its recall for grade errors); percent."""
+    t = pair_doubts(images, model)
+    n, w = t["wrong_grade"].size, t["wrong_grade"]
+    flagged = t["grade_doubt"] >= doubt
+    return {"n_pairs": n, "coverage_pct": percent(int(t["covered"].sum()), n),
+            "borderline_pct": percent(int(flagged.sum()), n), "n_wrong_grade": int(w.sum()),
+            "wrong_grade_flagged_pct": percent(int((flagged & w).sum()), int(w.sum())), "grade_doubt": float(doubt)}

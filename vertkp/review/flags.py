@@ -26,8 +26,8 @@ FLAGS = {
     "low_confidence_corner": "a corner's heatmap confidence is under the corner threshold",
     "unstable_corner": "the test-time augmentation passes disagree on a corner by more than the spread "
                        "threshold (% of the vertebra width), or one pass alone found the vertebra",
-    "borderline_grade": "the probability that the pair's grade is wrong (from its corners' uncertainty) is over "
-                        "the grade-doubt threshold",
+    "borderline_grade": "the probability that the pair's grade is wrong (from its corners' uncertainty) is at "
+                        "least the grade-doubt threshold",
     "not_measurable": "the pair's slip could not be measured",
 }
 
@@ -47,15 +47,15 @@ class FlagThresholds:
         spread_pct: a corner whose TTA spread (``vertkp.inference.VertebraResult.corner_spread_pct``) is over
             this, % of the vertebra width, is unstable (only with test-time augmentation).
         grade_doubt: a pair whose probability of another grade than the reported one
-            (``vertkp.grading.grade_probabilities`` of its slip distribution) is over this is
+            (``vertkp.grading.grade_doubt`` of its slip distribution) is at least this is
             ``borderline_grade``.
     """
 
-    corner: float = 0.75
-    vertebra: float = 0.5
+    corner: float = 0.525
+    vertebra: float = 0.7
     facing: float = 0.8
-    spread_pct: float = 1.25
-    grade_doubt: float = 0.2
+    spread_pct: float = 2.5
+    grade_doubt: float = 0.16
 
 
 def corner_flags(confidence, score, spread_pct, thresholds: FlagThresholds, tta: bool) -> Dict[str, np.ndarray]:
