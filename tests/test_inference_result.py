@@ -284,6 +284,11 @@ def test_a_duplicate_detection_is_removed_and_said_and_a_crossed_body_is_flagged
     assert ("self_intersecting", ("L5",), False) in codes
     assert "implausible_chain" in bad.vertebrae[3].flags and "implausible_chain" not in bad.vertebrae[0].flags
     assert "implausible_chain" in bad.flags and bad.risk == 1.0
+    bottom = c.copy()
+    bottom[4] = bottom[4][[0, 1, 3, 2]]  # the same on S1: its inferior corners enter no measure, and are not judged
+    fine = build_prediction(bottom, np.full((5, 4), 0.9), np.ones(5), _boxes(bottom), image="x", height=600,
+                            width=600, facing="right", bottom_level="S1", uncertainty=SHARP)
+    assert fine.findings == [] and "implausible_chain" not in fine.flags
 
 
 def test_image_risk_is_the_chance_that_some_grade_is_wrong():

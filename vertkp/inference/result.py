@@ -286,7 +286,7 @@ def build_prediction(corners, corner_scores, scores, boxes, *, image: str, heigh
     perm = np.asarray(g.order, dtype=int).reshape(n)
     inv = np.empty(n, dtype=int)
     inv[perm] = np.arange(n)
-    shapes, overlapping = shape_problems(c)
+    shapes, overlapping = shape_problems(_checked_corners(c, perm))
     unrepaired = shapes + pair_problems(g, overlapping)
     implausible = {int(m) for pr in unrepaired for m in pr.members}
 
@@ -375,6 +375,16 @@ def image_risk(grade_probability: Sequence[Optional[float]], facing_confidence: 
         return 1.0
     right = float(np.prod(p)) * (1.0 if facing_confidence is None else float(facing_confidence))
     return float(min(1.0, max(0.0, 1.0 - right)))
+
+
+def _checked_corners(corners: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """The corners [N, 4, 2] the shape rules check: all but the inferior ones (BL, BR) of the most
+    caudal vertebra (``order``: cranial to caudal), which enter no measure and which a model
+    trained on BUU-LSPINE (S1 labelled by its superior endplate only) never learnt."""
+    out = np.array(corners, dtype=np.float64)
+    if len(order):
+        out[order[-1], 2:] = np.nan
+    return out
 
 
 def _findings(removed: List[Problem], unrepaired: List[Problem], names: List[str], detection: np.ndarray) -> List[dict]:
