@@ -10,6 +10,7 @@ from vertkp.evaluation import (
     ImageTruth,
     corners_off_width,
     evaluate_dataset,
+    format_summary,
     level_scores,
     slip_tails,
 )
@@ -121,3 +122,14 @@ def test_predicted_levels_by_hand():
     plain = {k: ImagePredictions(p.corners, p.scores) for k, p in preds.items()}
     m = evaluate_dataset(truths, plain, SETTINGS).metrics
     assert [m[k] for k in ("level_acc", "level_wrong_pct", "level_named_pct", "n_level_scored")] == [None] * 4
+
+
+def test_the_report_shows_the_tails_and_a_row_per_level():
+    truths, preds = three_images()
+    text = format_summary(evaluate_dataset(truths, preds, SETTINGS).metrics)
+    assert "corners off > 10% of width 28.6%; missed S1 1 of 2; slip off > 10 pp 2 (50.0%), > 20 pp 1 (25.0%) " \
+           "of 4 pairs" in text
+    assert "named right 42.9%, wrong 14.3%, named at all 57.1% of 7 matched vertebrae with a level" in text
+    rows = {line.split()[0]: line.split()[1:] for line in text.splitlines() if line.startswith(" " * 12)}
+    assert rows["L5/S1"] == ["1", "25.00", "0.0%", "1", "1", "1"]
+    assert rows["S1"] == ["2", "1", "0.00", "0.0%"]
