@@ -7,6 +7,7 @@ import pytest
 
 from tests.helpers import keypoint_ap_against_itself, run_main
 from tests.helpers.raw import KP_DIR, mendeley_tree, quad, roboflow_name, write_image
+from vertkp.anatomy import LEVELS
 from vertkp.convert import main as convert_main
 from vertkp.data.conversion.coco import BOX_PAD_FRACTION
 from vertkp.data.datasets.spondylolisthesis import convert_spondylolisthesis, format_json_labels, source_stem
@@ -52,11 +53,14 @@ def test_round_trip_both_label_formats(tmp_path):
             assert im["view"] == "lateral" and im["pixel_spacing"] is None
             exp_split, verts = truth[stem]
             assert exp_split == split and len(anns[im["id"]]) == len(verts)
+            # no level in the labels: named upward from S1 (every hand-built spine here runs down the list)
+            assert im["level_source"] == "anchored_bottom_S1"
+            assert [a["vertebra_level"] for a in anns[im["id"]]] == list(LEVELS[-len(verts):])
             for a, c in zip(anns[im["id"]], verts):
                 # JSON keeps the source floats; TXT goes through /640 then *640
                 np.testing.assert_allclose(corners_of(a), c, rtol=0, atol=1e-9)
                 assert a["keypoints"][2::3] == [2, 2, 2, 2] and a["num_keypoints"] == 4
-                assert a["vertebra_level"] is None and a["source_label"] == [0]
+                assert a["source_label"] == [0]
                 x, y, w, h = a["bbox"]
                 lo, hi = c.min(0), c.max(0)
                 pad = BOX_PAD_FRACTION * max(hi - lo)
@@ -67,7 +71,7 @@ def test_round_trip_both_label_formats(tmp_path):
     test = load(out / "test.json")
     assert [im["file_name"] for im in test["images"]] == ["Test/0003-F-060Y1.jpg"]
     assert (test["images"][0]["width"], test["images"][0]["height"]) == (900, 1400)
-    assert test["annotations"] == []
+    assert test["annotations"] == [] and "level_source" not in test["images"][0]
     rep = load(out / "conversion_report.json")
     assert rep["per_split"]["train"] == {"label_files_read": 3, "images_written": 3, "vertebrae_written": 12,
                                          "skipped": 0, "left_out": 0}
@@ -262,3 +266,27 @@ def test_every_conversion_ends_with_an_audit_in_the_report(tmp_path):
                  "--no-audit", "--output", tmp_path / "plain")
     assert r.returncode == 0 and load(tmp_path / "plain" / "conversion_report.json")["audit"] is None
     assert not (tmp_path / "plain" / "audit").exists()
+
+
+def test_levels_are_anchored_at_the_spec_bottom_level_in_spine_order_not_file_order(tmp_path):
+    from vertkp.data.conversion.builder import anchored_levels
+    from vertkp.data.datasets import SPECS
+    from vertkp.keypoints import canonical_order
+
+    assert SPECS["spondylolisthesis"].bottom_level == "S1" and SPECS["buu-lspine"].bottom_level is None
+    spine = np.stack([canonical_order(np.asarray(q, float)).corners for q in SPINE])
+    assert anchored_levels(spine, "S1") == ["L2", "L3", "L4", "L5", "S1"]
+    shuffled = [3, 0, 4, 1, 2]
+    assert anchored_levels(spine[shuffled], "S1") == ["L5", "L2", "S1", "L3", "L4"]
+    assert anchored_levels(spine[:1], "S1") == ["S1"]  # one vertebra: still named
+    assert anchored_levels(spine, "T3") == [None, None, "T1", "T2", "T3"]  # none above T1
+    with pytest.raises(ValueError, match="bottom_level 'S2'"):
+        anchored_levels(spine, "S2")
+    # through the converter: a label file listing the spine bottom-up
+    mendeley_tree(tmp_path, [("train", roboflow_name("hond_0001", 0), "json", SPINE[::-1]),
+                             ("val", roboflow_name("hond_0002", 0), "json", SPINE[:2])])
+    convert_spondylolisthesis(tmp_path, progress=False)
+    for split, want in (("train", ["S1", "L5", "L4", "L3", "L2"]), ("val", ["L5", "S1"])):
+        coco = load(tmp_path / "coco" / f"{split}.json")
+        assert [a["vertebra_level"] for a in coco["annotations"]] == want
+        assert coco["images"][0]["level_source"] == "anchored_bottom_S1"

@@ -33,7 +33,7 @@ def test_the_registry_holds_every_dataset_folder_under_its_command_line_name():
 def test_a_spec_is_complete_and_consistent(name):
     spec = SPECS[name]
     assert isinstance(spec, DatasetSpec) and spec.name == name and spec.title and spec.folder
-    optional = {"published", "phantom_nested_folder", "access", "options"}
+    optional = {"published", "phantom_nested_folder", "access", "options", "bottom_level"}
     assert all(getattr(spec, f.name) not in (None, "", ()) for f in fields(spec) if f.name not in optional)
     assert bool(spec.access) == (spec.published is None)  # an unpublished dataset says how to get it
     if spec.published is not None:

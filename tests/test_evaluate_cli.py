@@ -119,11 +119,11 @@ def test_ground_truth_against_itself(dataset, tmp_path, run_tool):
     assert lm[1][:4] == ["10", "images/im0.jpg", "L1", "TL"] and lm[1][8:] == ["0.0", "0.0"]
     pairs = read_csv(out / "per_pair.csv")
     assert pairs[0] == ["image_id", "file_name", "upper", "lower", "gt_slip_pct", "pred_slip_pct", "gt_grade",
-                        "pred_grade"]
-    assert ["10", "images/im0.jpg", "L5", "S1", "37.5", "37.5", "II", "II"] in pairs
-    assert ["10", "images/im0.jpg", "L4", "L5", "-37.5", "-37.5", "retrolisthesis", "retrolisthesis"] in pairs
-    # no levels in image 11: named by position
-    assert any(r[2:4] == ["#2 from bottom", "#1 from bottom"] for r in pairs if r[0] == "11")
+                        "pred_grade", "level"]
+    assert ["10", "images/im0.jpg", "L5", "S1", "37.5", "37.5", "II", "II", "L5/S1"] in pairs
+    assert ["10", "images/im0.jpg", "L4", "L5", "-37.5", "-37.5", "retrolisthesis", "retrolisthesis", "L4/L5"] in pairs
+    # no levels in image 11: named by position, no level
+    assert any(r[2:4] == ["#2 from bottom", "#1 from bottom"] and r[8] == "" for r in pairs if r[0] == "11")
 
 
 def test_perturbed_predictions_by_hand(tmp_path, capsys):
@@ -141,7 +141,9 @@ def test_perturbed_predictions_by_hand(tmp_path, capsys):
     rc = cli.main(["--gt", str(tmp_path / "gt.json"), "--predictions", str(tmp_path / "pred.json"),
                    "--output", str(out), "--pixel-spacing", str(sp), "--no-plots"])
     assert rc == 0
-    assert "pixel spacing from" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "pixel spacing from" in printed
+    assert "corners off > 10% of width 50.0%; slip off > 10 pp 1 (100.0%), > 20 pp 1 (100.0%) of 1 pairs" in printed
     m = json.loads((out / "metrics.json").read_text())
     assert m["MRE_px"] == pytest.approx(6.0) and m["MRE_px_median"] == pytest.approx(2.5)
     assert m["MRE_mm"] == pytest.approx(3.0)
@@ -150,8 +152,14 @@ def test_perturbed_predictions_by_hand(tmp_path, capsys):
     assert (m["det_precision"], m["det_recall"], m["det_F1"]) == pytest.approx((200 / 3, 200 / 3, 200 / 3))
     assert (m["det_TP"], m["det_FP"], m["det_FN"]) == (2, 1, 1)
     assert (m["n_pairs"], m["n_unscored_pairs"]) == (1, 1)  # L2/L3: L3 missed
+    # corners beyond 10% of the 40 px width: L1's 5, 10, 13 and L2's 20 of 8 matched
+    assert m["corners_off10pct_width"] == 50.0 and (m["n_gt_S1"], m["n_missed_S1"]) == (0, 0)
+    # L1/L2 reads 43 % against 0 (per_pair.csv): beyond both tails
+    assert (m["n_slip_off10"], m["slip_off10_pct"], m["n_slip_off20"], m["slip_off20_pct"]) == (1, 100.0, 1, 100.0)
+    assert m["by_level"]["pairs"]["L2/L3"]["n_unscored"] == 1 and m["by_level"]["vertebrae"]["L3"]["missed"] == 1
+    assert m["level_acc"] is None and m["n_level_scored"] is None  # COCO results name no level
     pairs = read_csv(out / "per_pair.csv")
-    assert pairs[2] == ["10", "images/im0.jpg", "L2", "L3", "0.0", "", "none", ""]
+    assert pairs[2] == ["10", "images/im0.jpg", "L2", "L3", "0.0", "", "none", "", "L2/L3"]
     lm = read_csv(out / "per_landmark.csv")
     assert lm[3][2:] == ["L1", "BL", "80.0", "112.5", "86.0", "120.5", "10.0", "5.0"]
     assert lm[-1][6:] == ["", "", "", ""]  # L3's corners: missed

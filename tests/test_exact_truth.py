@@ -1,6 +1,7 @@
 """Scoring against a phantom set's exact truth (vertkp evaluate --truth, vertkp.evaluation.exact_truth):
 exact values on a hand-built set, refusals, and a real phantom set whose labels carry noise."""
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -57,6 +58,11 @@ def test_a_perfect_model_scores_zero_against_the_truth_and_the_label_error_again
     assert m["truth_det_F1"] == 100.0 and m["truth_SDR_px@2"] == 100.0 and m["label_SDR_px@2"] == 100 * 15 / 16
     assert m["against_truth"]["MRE_px"] == 0.0 and m["labels_against_truth"]["det_F1"] == 100.0
     assert m["truth_slip_MAE_pp"] == 0.0 and m["truth_grade_acc"] == 100.0
+    assert (m["truth_slip_off10_pct"], m["truth_slip_off20_pct"], m["truth_corners_off10pct_width"]) == (0.0, 0.0, 0.0)
+    # against the labels, L3's TL is 5 px off: beyond 10% of L3's labelled width (mean of 37.22 and 40 px)
+    assert m["corners_off10pct_width"] == 100 / 16
+    assert m["by_level_against_truth"]["vertebrae"]["L3"]["MRE_px"] == 0.0
+    assert m["by_level"]["vertebrae"]["L3"]["MRE_px"] == pytest.approx(5.0 / 4)
 
 
 def test_a_model_that_learnt_the_label_noise(tmp_path):
@@ -64,6 +70,15 @@ def test_a_model_that_learnt_the_label_noise(tmp_path):
     run = evaluate_files(d / "gt.json", d / "pred.json", d / "out", truth=d / "truth.json", plots=False)
     m = run.result.metrics
     assert m["MRE_px"] == 0.0 and m["truth_MRE_px"] == pytest.approx(5.0 / 16) == m["label_MRE_px"]
+
+
+def test_the_exact_truth_names_the_truths_levels(tmp_path):
+    d = _write(tmp_path, EXACT.tolist())
+    gt = load_ground_truth(d / "gt.json").images
+    unnamed = [replace(t, levels=[None] * t.n) for t in gt]
+    exact, _ = exact_truth(d / "truth.json", unnamed)
+    assert exact[0].levels == ["L5", "L3", "S1", "L4"]  # the file's order
+    assert unnamed[0].levels == [None] * 4
 
 
 def test_truth_refusals(tmp_path):

@@ -75,6 +75,22 @@ def test_spondylolisthesis_phantoms_round_trip(spondy):
     assert report.skipped == [] and report.warnings == []  # every source order agreed with geometry
 
 
+def test_spondylolisthesis_phantoms_get_their_true_levels_named_up_from_s1(spondy):
+    """The labels name no level; the converter names each image's vertebrae upward from S1 in
+    their cranio-caudal order: on the archive-framed phantoms (labelled down to S1, tilted,
+    stretched, mirrored copies) that is the truth's level of every vertebra."""
+    root, _ = spondy
+    truth = load(root / "phantom_truth.json")
+    got = converted(root / "coco", ("train", "val"))
+    labelled = [t for t in truth["images"] if t["label_file"] is not None]
+    assert labelled and all(t["vertebrae"][-1]["level"] == "S1" for t in labelled)
+    assert any(t["facing"] == "right" for t in labelled) and any(len(t["vertebrae"]) < 5 for t in labelled)
+    for t in labelled:
+        _, im, anns = got[t["file_name"]]
+        assert im["level_source"] == "anchored_bottom_S1"
+        assert [a["vertebra_level"] for a in anns] == [v["level"] for v in t["vertebrae"]], t["file_name"]
+
+
 def test_spondylolisthesis_phantom_split_keeps_copies_together(spondy):
     root, _ = spondy
     got = converted(root / "coco", ("train", "val"))
@@ -96,6 +112,7 @@ def test_buu_phantoms_round_trip_with_levels_and_spacing(buu):
             _, im, anns = got[t["file_name"]]
             assert_same_corners(anns, t["vertebrae"])
             assert [a["vertebra_level"] for a in anns] == [v["level"] for v in t["vertebrae"]]
+            assert "level_source" not in im  # the data's own levels
             assert im["pixel_spacing"] == t["pixel_spacing"]
             assert im["facing"] == (t["facing"] if view == "lateral" else None)
         assert reports[view].skipped == [] and reports[view].warnings == []

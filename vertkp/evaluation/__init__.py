@@ -8,7 +8,7 @@ VertebraKeypointEvaluator``).
     ground_truth   load_ground_truth (the one loader of vertkp COCO files), apply_pixel_spacing
     predictions    load_predictions (COCO keypoint results)
     matching       match_vertebrae (Hungarian on mean corner distance, gated)
-    metrics        error statistics, SDR, detection, kappa, slip agreement (plain arrays)
+    metrics        error statistics, SDR, detection, kappa, slip agreement, tails, level naming (plain arrays)
     agreement      Bland-Altman, ICC(A,1) with its CI, Pearson r, slip per level / grade (plain arrays)
     bootstrap      percentile bootstrap 95% CIs from per-image sums, resampling patients or images
     scoring        EvaluationSettings, evaluate_image
@@ -30,10 +30,13 @@ from .ground_truth import (
 from .matching import DEFAULT_GATE_FACTOR, DEFAULT_SCORE_THRESHOLD, Matching, match_vertebrae, mean_corner_distance
 from .metrics import (
     confusion_matrix,
+    corners_off_width,
     detection_scores,
     error_stats,
+    level_scores,
     quadratic_weighted_kappa,
     slip_agreement,
+    slip_tails,
     success_detection_rate,
 )
 from ..modeling.outputs import ImagePredictions
@@ -56,7 +59,7 @@ __all__ = [
     "EvaluationInputError", "GroundTruth", "ImageTruth", "apply_pixel_spacing", "load_ground_truth",
     "DEFAULT_GATE_FACTOR", "DEFAULT_SCORE_THRESHOLD", "Matching", "match_vertebrae", "mean_corner_distance",
     "confusion_matrix", "detection_scores", "error_stats", "quadratic_weighted_kappa", "slip_agreement",
-    "success_detection_rate", "ImagePredictions", "load_predictions",
+    "success_detection_rate", "slip_tails", "corners_off_width", "level_scores", "ImagePredictions", "load_predictions",
     "PER_LANDMARK_COLUMNS", "PER_PAIR_AP_COLUMNS", "PER_PAIR_COLUMNS", "format_summary", "write_evaluation",
     "DEFAULT_BOOTSTRAP", "DEFAULT_SDR_THRESHOLDS_MM", "DEFAULT_SDR_THRESHOLDS_PX", "EvaluationSettings",
     "ImageEvaluation", "evaluate_image", "TABLE_FORMATS", "format_results_table",

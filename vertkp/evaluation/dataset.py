@@ -12,18 +12,29 @@ from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from ..anatomy import level_index
+from ..anatomy import LEVELS, level_index, level_name
 from ..grading.slip import GRADE_NAMES
+from ..grading.vertebrae import vertebra_width
 from ..keypoints import KEYPOINT_NAMES
 from ..review import evaluate_calibration
 from .agreement import GRADE_ORDER, measure_agreement, slip_groups
 from .bootstrap import CI_METRICS, bootstrap_ci95
 from .ground_truth import EvaluationInputError, ImageTruth
-from .metrics import detection_scores, error_stats, mean_vertebra_width, slip_agreement, success_detection_rate
+from .metrics import (
+    corners_off_width,
+    detection_scores,
+    error_stats,
+    level_scores,
+    mean_vertebra_width,
+    slip_agreement,
+    slip_tails,
+    success_detection_rate,
+)
 from ..modeling.outputs import ImagePredictions
-from .scoring import PAIR_MEASURES, EvaluationSettings, ImageEvaluation, evaluate_image
+from .scoring import PAIR_MEASURES, EvaluationSettings, ImageEvaluation, evaluate_image, level_outcomes
 
-__all__ = ["METRICS", "DatasetEvaluation", "evaluate_dataset", "flat_metrics", "threshold_key", "metric_unit"]
+__all__ = ["METRICS", "DatasetEvaluation", "evaluate_dataset", "flat_metrics", "threshold_key", "metric_unit",
+           "pair_level"]
 
 # Scalar metric name (``<t>`` a threshold as written by ``threshold_key``, ``<corner>``
 # one of TL, TR, BL, BR) -> (unit, meaning). Rates are percentages, 0-100.
@@ -52,6 +63,10 @@ METRICS: Dict[str, tuple] = {
     "det_TP": ("count", "matched pairs"),
     "det_FP": ("count", "unmatched predictions"),
     "det_FN": ("count", "unmatched ground-truth vertebrae"),
+    "n_gt_S1": ("count", "ground-truth vertebrae whose level is S1"),
+    "n_missed_S1": ("count", "ground-truth S1 vertebrae not matched to a prediction"),
+    "corners_off10pct_width": ("percent", "labelled corners of matched vertebrae whose error exceeds 10% of their "
+                                          "vertebra's width (mean length of its endplates)"),
     "slip_MAE_pp": ("percentage points", "mean absolute difference of predicted and true slip % over scored lateral pairs"),
     "grade_acc": ("percent", "scored lateral pairs with the true grade (retrolisthesis, none, I-V)"),
     "kappa": ("kappa", "quadratic-weighted Cohen kappa of the grades"),
@@ -66,11 +81,22 @@ METRICS: Dict[str, tuple] = {
     "slip_icc_a1_ci95_low": ("ICC", "lower bound of its 95% confidence interval (F distribution)"),
     "slip_icc_a1_ci95_high": ("ICC", "upper bound of its 95% confidence interval (F distribution)"),
     "slip_pearson_r": ("r", "Pearson correlation of predicted and true slip %"),
+    "slip_off10_pct": ("percent", "scored lateral pairs whose predicted slip is more than 10 percentage points "
+                                  "from the true one"),
+    "slip_off20_pct": ("percent", "scored lateral pairs whose predicted slip is more than 20 percentage points "
+                                  "from the true one"),
+    "n_slip_off10": ("count", "scored lateral pairs off by more than 10 percentage points"),
+    "n_slip_off20": ("count", "scored lateral pairs off by more than 20 percentage points"),
     "lateral_displacement_MAE_pp": ("percentage points", "mean absolute difference of predicted and true "
                                                          "lateral displacement % over scored AP pairs"),
     "lateral_side_acc": ("percent", "scored AP pairs whose side (left, right, none) is right"),
     "n_ap_pairs": ("count", "AP pairs scored"),
     "n_unscored_ap_pairs": ("count", "measurable AP ground-truth pairs with a missed vertebra"),
+    "level_acc": ("percent", "predictions naming levels: matched ground-truth vertebrae with a level whose "
+                             "predicted level is right (unnamed counts as not right)"),
+    "level_wrong_pct": ("percent", "predictions naming levels: the same vertebrae named a wrong level"),
+    "level_named_pct": ("percent", "predictions naming levels: the same vertebrae named a level at all"),
+    "n_level_scored": ("count", "predictions naming levels: matched ground-truth vertebrae with a level"),
     "MRE_px_ci95_low": ("px", "lower bound of the bootstrap 95% confidence interval of MRE_px"),
     "MRE_px_ci95_high": ("px", "upper bound of the bootstrap 95% confidence interval of MRE_px"),
     "det_F1_ci95_low": ("percent", "lower bound of the bootstrap 95% confidence interval of det_F1"),
@@ -94,6 +120,10 @@ METRICS: Dict[str, tuple] = {
     "truth_det_F1": ("percent", "phantoms (--truth): det_F1 against the exact corners"),
     "truth_slip_MAE_pp": ("percentage points", "phantoms (--truth): slip_MAE_pp against the exact slips"),
     "truth_grade_acc": ("percent", "phantoms (--truth): grade_acc against the exact grades"),
+    "truth_slip_off10_pct": ("percent", "phantoms (--truth): slip_off10_pct against the exact slips"),
+    "truth_slip_off20_pct": ("percent", "phantoms (--truth): slip_off20_pct against the exact slips"),
+    "truth_corners_off10pct_width": ("percent", "phantoms (--truth): corners_off10pct_width against the exact "
+                                                "corners"),
     "label_MRE_px": ("px", "phantoms (--truth): the labels' own MRE against the exact corners (the floor "
                            "label noise puts under MRE_px)"),
     "label_SDR_px@<t>": ("percent", "phantoms (--truth): the labels' own SDR against the exact corners"),
@@ -203,7 +233,7 @@ def _agreement(scored: List[dict]) -> dict:
     return out
 
 
-def _level_of(row: dict) -> Optional[str]:
+def pair_level(row: dict) -> Optional[str]:
     """A pair's level ("L4/L5") when the data names both vertebrae, else None (a pair
     named by position is no level)."""
     if level_index(row["upper"]) is None or level_index(row["lower"]) is None:
@@ -216,11 +246,66 @@ def _slip_tables(scored: List[dict]) -> tuple:
     spine order, and by true grade, in ordinal order."""
     args = ([r["gt_value"] for r in scored], [r["pred_value"] for r in scored],
             [r["gt_class"] for r in scored], [r["pred_class"] for r in scored])
-    levels = [_level_of(r) for r in scored]
+    levels = [pair_level(r) for r in scored]
     by_level = slip_groups(*args, levels, sorted({lv for lv in levels if lv},
                                                  key=lambda lv: level_index(lv.split("/")[0])))
     by_grade = slip_groups(*args, [GRADE_NAMES[r["gt_class"]] for r in scored], GRADE_ORDER)
     return by_level, by_grade
+
+
+def _gt_vertebrae(images: List[ImageEvaluation]) -> tuple:
+    """Every GT vertebra of ``images``, in order: (levels [V] name or None, missed bool [V],
+    errors_px [V, 4] (``ImageEvaluation.errors_px``), widths [V] px (``vertebra_width``))."""
+    levels = [level_name(ev.truth.levels[i]) if i < len(ev.truth.levels) else None
+              for ev in images for i in range(ev.truth.n)]
+    missed = np.concatenate([ev.matching.gt_to_pred < 0 for ev in images] or [np.zeros(0, bool)])
+    errors = np.concatenate([ev.errors_px for ev in images] or [np.zeros((0, 4))])
+    widths = np.concatenate([vertebra_width(ev.truth.corners) for ev in images] or [np.zeros(0)])
+    return levels, missed, errors, widths
+
+
+def _vertebra_tails(missed: np.ndarray, errors: np.ndarray, widths: np.ndarray) -> dict:
+    """n, missed, MRE_px (matched labelled corners) and corners_off10pct_width of some GT
+    vertebrae (rows of ``_gt_vertebrae``)."""
+    found = errors[np.isfinite(errors)]
+    return {"n": int(len(missed)), "missed": int(missed.sum()),
+            "MRE_px": float(found.mean()) if found.size else None,
+            "corners_off10pct_width": corners_off_width(errors, widths)}
+
+
+def _pair_tails(scored: List[dict]) -> dict:
+    """n_pairs, slip_MAE_pp, grade_acc and the slip tails of some scored lateral pairs."""
+    slip = slip_agreement([r["gt_value"] for r in scored], [r["pred_value"] for r in scored],
+                          [r["gt_class"] for r in scored], [r["pred_class"] for r in scored])
+    return {"n_pairs": slip["n_pairs"], "slip_MAE_pp": slip["slip_MAE_pp"], "grade_acc": slip["grade_acc"],
+            **slip_tails([r["gt_value"] for r in scored], [r["pred_value"] for r in scored])}
+
+
+def _by_level(scored: List[dict], lateral: List[dict], vertebrae: tuple) -> dict:
+    """metrics.json "by_level": {"pairs": {"L5/S1": ``_pair_tails`` + n_unscored} over the
+    lateral pairs, "vertebrae": {"S1": ``_vertebra_tails``} over ``_gt_vertebrae``}; only the
+    levels the data names, in spine order."""
+    pairs = {}
+    for level in sorted({pair_level(r) for r in lateral} - {None}, key=lambda lv: level_index(lv.split("/")[0])):
+        pairs[level] = {**_pair_tails([r for r in scored if pair_level(r) == level]),
+                        "n_unscored": sum(1 for r in lateral if not r["scored"] and pair_level(r) == level)}
+    levels, missed, errors, widths = vertebrae
+    named = np.array(levels, dtype=object)
+    by_vertebra = {lv: _vertebra_tails(missed[named == lv], errors[named == lv], widths[named == lv])
+                   for lv in LEVELS if lv in levels}
+    return {"pairs": pairs, "vertebrae": by_vertebra}
+
+
+def _level_naming(images: List[ImageEvaluation]) -> dict:
+    """level_acc, level_wrong_pct, level_named_pct, n_level_scored (``level_scores``) when the
+    predictions of some image name levels, else None each. Where they do, an image whose
+    predictions name none counts its matched vertebrae as unnamed."""
+    if all(ev.level_outcomes is None for ev in images):
+        return {"level_acc": None, "level_wrong_pct": None, "level_named_pct": None, "n_level_scored": None}
+    outcomes = [ev.level_outcomes if ev.level_outcomes is not None
+                else level_outcomes(ev.truth.levels, [None] * ev.n_predictions, ev.matching.gt_to_pred)
+                for ev in images]
+    return level_scores([o for image in outcomes for o in image])
 
 
 def _flat_agreement(slip: dict, ci95: dict) -> dict:
@@ -282,6 +367,8 @@ def _aggregate(images: List[ImageEvaluation], settings: EvaluationSettings) -> d
     point = {"MRE_px": s_px["mean"], "det_F1": det["det_F1"], **slip}
     ci95 = {k: (v if point[k] is not None else [None, None]) for k, v in ci95.items()}
     calibration = evaluate_calibration(images)
+    vertebrae = _gt_vertebrae(images)
+    s1 = np.array([lv == "S1" for lv in vertebrae[0]], dtype=bool)
     naming = {src: sum(1 for ev in images if ev.truth.n and ev.gt_grading.level_source == src)
               for src in ("data", "mixed", "position")}
     metrics = {
@@ -301,13 +388,19 @@ def _aggregate(images: List[ImageEvaluation], settings: EvaluationSettings) -> d
         **_sdr(e_px, settings.sdr_thresholds_px, "px", True),
         **_sdr(e_mm, settings.sdr_thresholds_mm, "mm", n_spaced > 0),
         **det,
+        "n_gt_S1": int(s1.sum()),
+        "n_missed_S1": int((s1 & vertebrae[1]).sum()),
+        "corners_off10pct_width": corners_off_width(vertebrae[2], vertebrae[3]),
         **{k: v for k, v in slip.items() if k != "grade_confusion"},
         **_ap_agreement(ds.pair_rows("ap")),
         **_flat_agreement(agreement["slip_pct"], ci95),
+        **slip_tails([r["gt_value"] for r in scored], [r["pred_value"] for r in scored]),
+        **_level_naming(images),
         "grade_confusion": slip["grade_confusion"],
         "agreement": agreement,
         "slip_by_level": by_level,
         "slip_by_grade": by_grade,
+        "by_level": _by_level(scored, lateral, vertebrae),
         "ci95": ci95,
         "bootstrap": boot,
         "facing": _facing_summary(images, settings.facing),
@@ -340,7 +433,11 @@ def evaluate_dataset(truths: Sequence[ImageTruth], predictions: Mapping[int, Ima
         each ``PAIR_MEASURES`` name that has scored values: "_px", "_mm",
         "_deg"), ``slip_by_level`` ({"L4/L5": ``slip_groups`` entry, ...}, only
         pairs whose levels the data names, in spine order), ``slip_by_grade``
-        (the same by true grade name, in ordinal order), ``ci95`` ({name of
+        (the same by true grade name, in ordinal order), ``by_level`` ({"pairs":
+        {"L5/S1": {n_pairs, slip_MAE_pp, grade_acc, slip_off10_pct, slip_off20_pct,
+        n_slip_off10, n_slip_off20, n_unscored}}, "vertebrae": {"S1": {n, missed, MRE_px,
+        corners_off10pct_width}}}: lateral pairs and GT vertebrae of every view whose
+        levels the data names, in spine order), ``ci95`` ({name of
         ``bootstrap.CI_METRICS``: [low, high]}, [None, None] without a
         bootstrap or a value), ``bootstrap`` (n_resamples, seed, unit, n_units,
         method), ``facing`` (setting, n_lateral_images,

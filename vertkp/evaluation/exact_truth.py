@@ -8,8 +8,10 @@ module puts the exact corners in place of the labelled ones and measures both
 that and the floor: the labels themselves scored against the exact truth.
 
 Flat keys (``METRICS``): ``truth_<name>`` for MRE_px, MRE_pct_width, SDR_px@<t>, det_F1,
-slip_MAE_pp and grade_acc against the exact truth, and ``label_MRE_px`` /
-``label_SDR_px@<t>``: the labels against it.
+slip_MAE_pp, grade_acc, the slip tails (slip_off10_pct, slip_off20_pct) and
+corners_off10pct_width against the exact truth, and ``label_MRE_px`` /
+``label_SDR_px@<t>``: the labels against it. "against_truth" holds every flat metric
+against the exact truth, "by_level_against_truth" its per-level section (``by_level``).
 """
 from __future__ import annotations
 
@@ -31,7 +33,8 @@ __all__ = ["MATCH_TOLERANCE_PX", "TRUTH_METRICS", "exact_truth", "truth_metrics"
 MATCH_TOLERANCE_PX = 1e-3
 # The headline metrics repeated against the exact truth (prefix "truth_"); "label_" ones are
 # the labels' own error.
-TRUTH_METRICS = ("MRE_px", "MRE_pct_width", "det_F1", "slip_MAE_pp", "grade_acc")
+TRUTH_METRICS = ("MRE_px", "MRE_pct_width", "det_F1", "slip_MAE_pp", "grade_acc", "slip_off10_pct", "slip_off20_pct",
+                 "corners_off10pct_width")
 
 
 def _parts(name: str) -> tuple:
@@ -62,7 +65,8 @@ def exact_truth(truth, gt: Sequence[ImageTruth]) -> Tuple[List[ImageTruth], Dict
         gt: the ground-truth images converted from that phantom set's label files.
 
     Returns:
-        (images, labels): ``gt``'s images with the exact corners, and their labelled
+        (images, labels): ``gt``'s images with the exact corners and the truth's levels
+        (the labels' where the truth names none), and their labelled
         corners as predictions (score 1) by image id, to score the labels' own error.
 
     Raises:
@@ -80,7 +84,7 @@ def exact_truth(truth, gt: Sequence[ImageTruth]) -> Tuple[List[ImageTruth], Dict
     for t in gt:
         rec = _record_for(t.file_name, by_parts, source)
         labelled = [_grid(v["label_corners"]) for v in rec["vertebrae"]]
-        corners = t.corners.copy()
+        corners, levels = t.corners.copy(), list(t.levels) + [None] * (t.n - len(t.levels))
         for k in range(t.n):
             seen = t.visible[k]
             hit = [j for j, lab in enumerate(labelled)
@@ -89,8 +93,10 @@ def exact_truth(truth, gt: Sequence[ImageTruth]) -> Tuple[List[ImageTruth], Dict
                 level = f" ({t.levels[k]})" if k < len(t.levels) and t.levels[k] else ""
                 raise EvaluationInputError(f"{source}: vertebra {k + 1}{level} of {t.file_name!r} is not one the "
                                            "truth labels (its corners differ from every label_corners)")
-            corners[k][seen] = _grid(rec["vertebrae"][hit[0]]["corners"])[seen]
-        exact_images.append(replace(t, corners=corners))
+            exact = rec["vertebrae"][hit[0]]
+            corners[k][seen] = _grid(exact["corners"])[seen]
+            levels[k] = exact.get("level") or levels[k]
+        exact_images.append(replace(t, corners=corners, levels=levels))
         filled = np.where(t.visible[..., None], t.corners, np.nanmean(np.where(t.visible[..., None], t.corners,
                                                                               np.nan), axis=1, keepdims=True))
         labels[t.image_id] = ImagePredictions(filled, np.ones(t.n))
@@ -110,8 +116,9 @@ def truth_metrics(against_truth: dict, labels_against_truth: dict) -> dict:
 def add_truth_scores(metrics: dict, truth, gt: Sequence[ImageTruth], predictions: Mapping[int, ImagePredictions],
                      settings: Optional[EvaluationSettings] = None) -> None:
     """Add to ``metrics`` (``evaluate_dataset``'s, against the labels) the scores against the exact
-    truth: the flat ``truth_*`` and ``label_*`` scalars (:func:`truth_metrics`), and every flat
-    metric of both under "against_truth" and "labels_against_truth". No bootstrap."""
+    truth: the flat ``truth_*`` and ``label_*`` scalars (:func:`truth_metrics`), every flat
+    metric of both under "against_truth" and "labels_against_truth", and the predictions'
+    ``by_level`` against the exact truth under "by_level_against_truth". No bootstrap."""
     exact, labels = exact_truth(truth, gt)
     quiet = replace(settings or EvaluationSettings(), bootstrap=0)
     against = evaluate_dataset(exact, predictions, quiet).metrics
@@ -119,3 +126,4 @@ def add_truth_scores(metrics: dict, truth, gt: Sequence[ImageTruth], predictions
     metrics.update(truth_metrics(against, floor))
     metrics["against_truth"] = flat_metrics(against)
     metrics["labels_against_truth"] = flat_metrics(floor)
+    metrics["by_level_against_truth"] = against["by_level"]

@@ -1,4 +1,5 @@
-"""Metric arithmetic over plain arrays: error statistics, SDR, detection, grade agreement.
+"""Metric arithmetic over plain arrays: error statistics, SDR, detection, grade agreement,
+the tails of the errors and the scores of predicted levels.
 
 The dict keys these functions return are the metric names of metrics.json and of
 detectron2's flat results (``vertkp.evaluation.dataset.METRICS``).
@@ -24,7 +25,20 @@ __all__ = [
     "confusion_matrix",
     "quadratic_weighted_kappa",
     "slip_agreement",
+    "SLIP_TAIL_PP",
+    "CORNER_OFF_WIDTH",
+    "slip_tails",
+    "corners_off_width",
+    "level_scores",
 ]
+
+# The tails of the slip error: pairs whose |pred - true slip| exceeds each, percentage points
+# (``slip_off10_pct``, ``slip_off20_pct``; a Meyerding grade spans 25 pp).
+SLIP_TAIL_PP = (10.0, 20.0)
+# A corner is off when its error exceeds this fraction of its vertebra's width
+# (``vertkp.grading.vertebra_width``): ``corners_off10pct_width``.
+CORNER_OFF_WIDTH = 0.10
+
 
 def error_stats(errors: Iterable[float]) -> Dict[str, Optional[float]]:
     """Mean, median and standard deviation (population, ddof=0) of finite errors.
@@ -158,3 +172,58 @@ def mean_vertebra_width(corners: Sequence[np.ndarray]) -> float:
     w = np.concatenate([vertebra_width(c) for c in corners] or [np.zeros(0)])
     w = w[np.isfinite(w)]
     return float(w.mean()) if w.size else float("nan")
+
+
+def slip_tails(gt_slip: Sequence[float], pred_slip: Sequence[float],
+               thresholds: Sequence[float] = SLIP_TAIL_PP) -> Dict[str, Optional[float]]:
+    """The slip errors' tails: for each threshold t (``f"{t:g}"`` in the names),
+    ``n_slip_off<t>`` the scored pairs with |pred - gt| > t percentage points and
+    ``slip_off<t>_pct`` their percentage of the scored pairs (None when none was scored)."""
+    d = np.abs(np.asarray(pred_slip, dtype=np.float64) - np.asarray(gt_slip, dtype=np.float64))
+    out: Dict[str, Optional[float]] = {}
+    for t in thresholds:
+        n = int(np.count_nonzero(d > t))
+        out[f"slip_off{float(t):g}_pct"] = float(100.0 * n / d.size) if d.size else None
+        out[f"n_slip_off{float(t):g}"] = n
+    return out
+
+
+def corners_off_width(errors: np.ndarray, widths: np.ndarray, fraction: float = CORNER_OFF_WIDTH) -> Optional[float]:
+    """Percent of the matched labelled corners whose error exceeds ``fraction`` x their
+    vertebra's width.
+
+    Args:
+        errors: [N, 4] px per GT corner: NaN unlabelled, +inf missed vertebra (both left out).
+        widths: [N] px, each GT vertebra's width; a vertebra without one (NaN) is left out.
+
+    Returns:
+        percent, or None when no corner counts.
+    """
+    e = np.asarray(errors, dtype=np.float64).reshape(-1, 4)
+    w = np.asarray(widths, dtype=np.float64).reshape(-1, 1)
+    counted = np.isfinite(e) & np.isfinite(w) & (w > 0)
+    if not counted.any():
+        return None
+    return float(100.0 * np.count_nonzero(counted & (e > fraction * w)) / np.count_nonzero(counted))
+
+
+def level_scores(outcomes: Iterable[Optional[str]]) -> Dict[str, Optional[float]]:
+    """How predictions name the levels of matched GT vertebrae with a known level.
+
+    Args:
+        outcomes: per such vertebra "right", "unnamed" (no level predicted) or "wrong";
+            None entries (not matched, GT level unknown) are left out.
+
+    Returns:
+        level_acc (percent right; unnamed is not right), level_wrong_pct (percent named
+        wrongly), level_named_pct (percent named at all), n_level_scored; the percentages
+        None when no vertebra counts.
+    """
+    o = [x for x in outcomes if x is not None]
+    n = len(o)
+
+    def pct(k):
+        return float(100.0 * k / n) if n else None
+
+    return {"level_acc": pct(o.count("right")), "level_wrong_pct": pct(o.count("wrong")),
+            "level_named_pct": pct(n - o.count("unnamed")), "n_level_scored": n}

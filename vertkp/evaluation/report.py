@@ -9,9 +9,10 @@ Files (all in one output folder):
   spacing. ``vertebra`` is the level when the data gives it, else
   "#k from bottom".
 * ``per_pair.csv``: image_id, file_name, upper, lower, gt_slip_pct,
-  pred_slip_pct, gt_grade, pred_grade; one row per measurable GT pair of a
-  lateral image, grades as names (none, I..V, retrolisthesis), empty
-  prediction cells for an unscored pair.
+  pred_slip_pct, gt_grade, pred_grade, level; one row per measurable GT pair
+  of a lateral image, grades as names (none, I..V, retrolisthesis), empty
+  prediction cells for an unscored pair, ``level`` "L5/S1" when the data
+  names both vertebrae (the key of metrics.json's ``by_level``), else empty.
 * ``per_pair_ap.csv`` (only when AP images have pairs): image_id, file_name,
   upper, lower, gt_lateral_displacement_pct, pred_lateral_displacement_pct,
   gt_side, pred_side.
@@ -26,7 +27,7 @@ from typing import Dict, List
 
 from ..files import write_csv, write_json
 from ..grading import grade_name
-from .dataset import DatasetEvaluation
+from .dataset import DatasetEvaluation, pair_level
 from .plots import write_plots
 
 __all__ = [
@@ -40,7 +41,7 @@ __all__ = [
 PER_LANDMARK_COLUMNS = ("image_id", "file_name", "vertebra", "corner", "gt_x", "gt_y", "pred_x", "pred_y",
                         "error_px", "error_mm")
 PER_PAIR_COLUMNS = ("image_id", "file_name", "upper", "lower", "gt_slip_pct", "pred_slip_pct", "gt_grade",
-                    "pred_grade")
+                    "pred_grade", "level")
 PER_PAIR_AP_COLUMNS = ("image_id", "file_name", "upper", "lower", "gt_lateral_displacement_pct",
                        "pred_lateral_displacement_pct", "gt_side", "pred_side")
 
@@ -54,7 +55,7 @@ def _pair_csv_rows(result: DatasetEvaluation) -> List[dict]:
     return [{"image_id": r["image_id"], "file_name": r["file_name"], "upper": r["upper"], "lower": r["lower"],
              "gt_slip_pct": r["gt_value"], "pred_slip_pct": r["pred_value"],
              "gt_grade": grade_label(r["gt_class"]),
-             "pred_grade": grade_label(r["pred_class"]) if r["scored"] else ""}
+             "pred_grade": grade_label(r["pred_class"]) if r["scored"] else "", "level": pair_level(r) or ""}
             for r in result.pair_rows("lateral")]
 
 
@@ -121,9 +122,43 @@ def _agreement_lines(m: dict) -> List[str]:
     return lines
 
 
+def _tail_lines(m: dict) -> List[str]:
+    """The slip tails, corners off by > 10% of the width, missed S1, and the level naming
+    (when the predictions name levels)."""
+    lines = [f"  tails     corners off > 10% of width {_fmt(m['corners_off10pct_width'], '.1f', '%')}"
+             + (f"; missed S1 {m['n_missed_S1']} of {m['n_gt_S1']}" if m["n_gt_S1"] else "")
+             + (f"; slip off > 10 pp {m['n_slip_off10']} ({_fmt(m['slip_off10_pct'], '.1f', '%')}), > 20 pp "
+                f"{m['n_slip_off20']} ({_fmt(m['slip_off20_pct'], '.1f', '%')}) of {m['n_pairs']} pairs"
+                if m["n_pairs"] else "")]
+    if m.get("n_level_scored") is not None:
+        lines.append(f"  levels    named right {_fmt(m['level_acc'], '.1f', '%')}, wrong "
+                     f"{_fmt(m['level_wrong_pct'], '.1f', '%')}, named at all {_fmt(m['level_named_pct'], '.1f', '%')} "
+                     f"of {m['n_level_scored']} matched vertebrae with a level")
+    return lines
+
+
+def _level_table(m: dict) -> List[str]:
+    """metrics.json's ``by_level``, compact: a row per pair level (scored pairs, slip MAE, grade
+    accuracy, pairs off by > 10 and > 20 pp, unscored) and per vertebra level (GT vertebrae,
+    missed, MRE, corners off by > 10% of the width)."""
+    by_level = m.get("by_level") or {}
+    pairs, vertebrae = by_level.get("pairs") or {}, by_level.get("vertebrae") or {}
+    lines = []
+    if pairs:
+        lines.append("  by level  pair      n   MAE pp  grade acc  >10 pp  >20 pp  unscored")
+        lines += [f"            {name:<7}{p['n_pairs']:>4} {_fmt(p['slip_MAE_pp']):>8} "
+                  f"{_fmt(p['grade_acc'], '.1f', '%'):>10} {p['n_slip_off10']:>7} {p['n_slip_off20']:>7} "
+                  f"{p['n_unscored']:>9}" for name, p in pairs.items()]
+    if vertebrae:
+        lines.append("            vertebra  n   missed     MRE px  >10% width")
+        lines += [f"            {name:<7}{v['n']:>4} {v['missed']:>8} {_fmt(v['MRE_px']):>10} "
+                  f"{_fmt(v['corners_off10pct_width'], '.1f', '%'):>11}" for name, v in vertebrae.items()]
+    return lines
+
+
 def format_summary(metrics: dict) -> str:
     """A few lines for people: counts, MRE, SDR, detection, slip agreement (Bland-Altman,
-    ICC) and the bootstrap 95% confidence intervals."""
+    ICC), the bootstrap 95% confidence intervals, the tails and a block per pair level."""
     m = metrics
     s = m["settings"]
     lines = [
@@ -142,6 +177,8 @@ def format_summary(metrics: dict) -> str:
                  f"{_fmt(m['grade_acc'], '.1f', '%')}  kappa {_fmt(m['kappa'], '.3f')}  "
                  f"({m['n_pairs']} pairs scored, {m['n_unscored_pairs']} unscored: a vertebra was missed)")
     lines += _agreement_lines(m)
+    lines += _tail_lines(m)
+    lines += _level_table(m)
     if m.get("truth_MRE_px") is not None or m.get("label_MRE_px") is not None:
         lines.append(f"  exact truth: MRE {_fmt(m.get('truth_MRE_px'), suffix=' px')} (labels' own error "
                      f"{_fmt(m.get('label_MRE_px'), suffix=' px')}), det F1 {_fmt(m.get('truth_det_F1'), '.1f', '%')}, "

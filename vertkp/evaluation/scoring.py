@@ -19,7 +19,10 @@ Per image (:func:`evaluate_image`):
    two predicted vertebrae with the predicted spine's own facing; a pair
    with a missed vertebra is "unscored". On lateral views the pair's
    intervertebral angle and disc heights are kept too, true and predicted
-   (``PAIR_MEASURES``), for their agreement statistics.
+   (``PAIR_MEASURES``), for their agreement statistics;
+5. when the predictions name levels (``ImagePredictions.levels``), each matched GT
+   vertebra with a known level gets a ``LEVEL_OUTCOMES`` entry: its prediction's
+   level is right, "unnamed" (None: left positional) or wrong.
 
 :func:`vertkp.evaluation.dataset.evaluate_dataset` aggregates images into metrics.json.
 """
@@ -31,7 +34,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from ..anatomy import FACINGS
+from ..anatomy import FACINGS, level_name
 from ..grading import (
     DEFAULT_GAP_FACTOR,
     DEFAULT_NO_SLIP_PCT,
@@ -49,9 +52,11 @@ __all__ = [
     "DEFAULT_SDR_THRESHOLDS_MM",
     "DEFAULT_BOOTSTRAP",
     "PAIR_MEASURES",
+    "LEVEL_OUTCOMES",
     "EvaluationSettings",
     "ImageEvaluation",
     "evaluate_image",
+    "level_outcomes",
 ]
 
 DEFAULT_SDR_THRESHOLDS_PX = (6.0, 12.0, 18.0, 24.0)
@@ -68,6 +73,10 @@ PAIR_MEASURES = {
     "disc_height_posterior_mm": "mm",
     "intervertebral_angle_deg": "deg",
 }
+
+# What the predicted level of a matched GT vertebra with a known level is:
+# the GT's, None (the prediction stayed positional), or another level.
+LEVEL_OUTCOMES = ("right", "unnamed", "wrong")
 
 
 @dataclass
@@ -141,6 +150,9 @@ class ImageEvaluation:
         pred_corner_confidence, pred_corner_spread: [N, 4] the matched prediction's
             corner signals (``ImagePredictions``), NaN when unmatched; None when the
             predictions carry none.
+        level_outcomes: [N] per GT vertebra, one of ``LEVEL_OUTCOMES`` when it was
+            matched and its GT level is known, else None; the list is None when the
+            predictions name no level (``ImagePredictions.levels`` None).
     """
 
     truth: ImageTruth
@@ -154,6 +166,7 @@ class ImageEvaluation:
     pred_scores: Optional[np.ndarray] = None
     pred_corner_confidence: Optional[np.ndarray] = None
     pred_corner_spread: Optional[np.ndarray] = None
+    level_outcomes: Optional[List[Optional[str]]] = None
 
     @property
     def errors_mm(self) -> Optional[np.ndarray]:
@@ -214,6 +227,26 @@ def _score_pairs(truth: ImageTruth, gt: SpineGrading, pred: Optional[SpineGradin
     return rows
 
 
+def level_outcomes(gt_levels: Sequence, pred_levels: Sequence, gt_to_pred: np.ndarray) -> List[Optional[str]]:
+    """Per GT vertebra, how its matched prediction names it (``LEVEL_OUTCOMES``); None where
+    it was not matched or its GT level is unknown.
+
+    Args:
+        gt_levels: [N] GT level names or None.
+        pred_levels: [M] predicted level names or None, indexed like ``gt_to_pred``'s values.
+        gt_to_pred: [N] index of the matched prediction, -1 when unmatched.
+    """
+    out: List[Optional[str]] = []
+    for i, j in enumerate(np.asarray(gt_to_pred, dtype=int)):
+        truth = level_name(gt_levels[i]) if i < len(gt_levels) else None
+        if j < 0 or truth is None:
+            out.append(None)
+            continue
+        said = pred_levels[j]
+        out.append("unnamed" if said is None else ("right" if level_name(said) == truth else "wrong"))
+    return out
+
+
 def _matched_rows(values: np.ndarray, gt_to_pred: np.ndarray) -> np.ndarray:
     """Per GT vertebra, the row of ``values`` (indexed by kept prediction) of its match; NaN unmatched."""
     out = np.full((len(gt_to_pred),) + values.shape[1:], np.nan)
@@ -264,5 +297,8 @@ def evaluate_image(truth: ImageTruth, pred: Optional[ImagePredictions],
         if values is not None:
             rows = np.asarray(values, dtype=np.float64).reshape(-1, 4)[keep]
             setattr(res, f"pred_{name}", _matched_rows(rows, matching.gt_to_pred))
+    if pred.levels is not None:
+        kept = [lv for lv, k in zip(pred.levels, keep) if k]
+        res.level_outcomes = level_outcomes(truth.levels, kept, matching.gt_to_pred)
     res.pairs = _score_pairs(truth, gt_grading, pred_grading, matching, settings)
     return res

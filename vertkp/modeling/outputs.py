@@ -10,7 +10,7 @@ continuous coordinates, which the COCO files' boxes share.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import List, Optional
 
 import numpy as np
 
@@ -34,6 +34,10 @@ class ImagePredictions:
             (``vertkp.modeling.fusion``; NaN: one pass alone found the vertebra); None
             without test-time augmentation.
         boxes: float [M, 4] px; None where the predictions do not carry them.
+        levels: [M] the level each predicted vertebra is named ("L5", "S1", ... of
+            ``vertkp.anatomy.LEVELS``), or None for one left positional ("#k from bottom");
+            the list itself None where the predictions name no level (the default). The
+            evaluator scores it (``level_acc``, ``level_wrong_pct``, ``level_named_pct``).
     """
 
     corners: np.ndarray
@@ -41,6 +45,12 @@ class ImagePredictions:
     corner_confidence: Optional[np.ndarray] = None
     corner_spread: Optional[np.ndarray] = None
     boxes: Optional[np.ndarray] = None
+    levels: Optional[List[Optional[str]]] = None
+
+    def __post_init__(self):
+        if self.levels is not None and len(self.levels) != len(self.scores):
+            raise ValueError(f"levels has {len(self.levels)} entries for {len(self.scores)} predicted vertebrae: "
+                             "give one level name (or None) per vertebra, aligned with corners, or levels=None")
 
     @classmethod
     def empty(cls) -> "ImagePredictions":

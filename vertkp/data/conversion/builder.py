@@ -4,6 +4,12 @@ A converter reads its source into ``SourceVertebra`` objects, one per labelled
 vertebra, and hands them to :class:`CocoBuilder`, which validates them, puts
 the corners in the canonical order, and collects COCO images/annotations per
 split. ``finish`` writes every output file atomically, with the report.
+
+Where the labels name no level but every image is labelled down to a known one
+(the spec's ``bottom_level``: Mendeley's S1), the builder names the vertebrae
+upward from it (:func:`anchored_levels`) and marks the image
+``level_source: "anchored_bottom_<level>"``; an image without that field has the
+data's own levels (or none).
 """
 from __future__ import annotations
 
@@ -14,12 +20,14 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from ...anatomy import LEVELS, level_index
 from ...files import InvalidInput, write_json_files
+from ...grading import order_spine
 from ...keypoints import canonical_order
 from .coco import make_annotation, make_coco
 from .report import ConversionReport
 
-__all__ = ["SourceVertebra", "CocoBuilder", "order_corners"]
+__all__ = ["SourceVertebra", "CocoBuilder", "order_corners", "anchored_levels", "anchored_level_source"]
 
 
 @dataclass
@@ -77,16 +85,55 @@ def order_corners(v: SourceVertebra):
     return order.corners, np.ones(4, dtype=bool), fl, order.reason
 
 
+def anchored_levels(corners: np.ndarray, bottom_level: str) -> list:
+    """Level names of one image's vertebrae, counted upward from its most caudal one.
+
+    The cranio-caudal order is ``vertkp.grading.order_spine``'s (not file order, not
+    image y); the most caudal vertebra is ``bottom_level``, the next one up the level
+    above it in ``vertkp.anatomy.LEVELS``, and so on. An order that is a guess (one
+    vertebra, a rotated image without an area trend) still names them.
+
+    Args:
+        corners: [N, 4, 2] px, canonical order, NaN where unlabelled.
+        bottom_level: a name of ``LEVELS`` ("S1").
+
+    Returns:
+        [N] level names in input order; None for a vertebra above ``LEVELS[0]``.
+    """
+    bottom = level_index(bottom_level)
+    if bottom is None:
+        raise ValueError(f"bottom_level {bottom_level!r} is not one of {LEVELS}")
+    c = np.asarray(corners, dtype=np.float64).reshape(-1, 4, 2)
+    out: list = [None] * len(c)
+    for k, i in enumerate(order_spine(c).order[::-1]):  # caudal first
+        out[int(i)] = LEVELS[bottom - k] if bottom - k >= 0 else None
+    return out
+
+
+def anchored_level_source(bottom_level: str) -> str:
+    """The image field ``level_source`` of levels named by :func:`anchored_levels`."""
+    return f"anchored_bottom_{bottom_level}"
+
+
 class CocoBuilder:
     """Collects checked COCO images and annotations per split.
 
     Image and annotation ids run across all splits, so they are unique over
     the train/val/test files of one conversion.
+
+    Args:
+        bottom_level: the spec's ``bottom_level``: an image whose vertebrae carry no
+            level gets them named upward from it (:func:`anchored_levels`) and the
+            image field ``level_source`` (:func:`anchored_level_source`); None: the
+            levels are the data's.
     """
 
-    def __init__(self, report: ConversionReport, description: str):
+    def __init__(self, report: ConversionReport, description: str, bottom_level: Optional[str] = None):
+        if bottom_level is not None and level_index(bottom_level) is None:
+            raise ValueError(f"bottom_level {bottom_level!r} is not one of {LEVELS}")
         self.report = report
         self.description = description
+        self.bottom_level = bottom_level
         self.images: dict = {}
         self.annotations: dict = {}
         self._next_image_id = 1
@@ -117,7 +164,7 @@ class CocoBuilder:
                                            "vertebrae are background; label them, or remove the label file to leave "
                                            "the image out")
         image_id = self._next_image_id
-        anns = []
+        checked = []
         for v in vertebrae:
             p = np.asarray(v.points, dtype=np.float64)
             if not np.all(np.isfinite(p)):
@@ -136,20 +183,20 @@ class CocoBuilder:
                 raise InvalidInput(src, str(e), v.where) from None
             if reason:
                 self.report.warn(split, src, f"corners re-ordered by geometry: {reason}", v.where)
-            anns.append(
-                make_annotation(
-                    self._next_ann_id + len(anns),
-                    image_id,
-                    corners,
-                    visible,
-                    width,
-                    height,
-                    vertebra_level=v.level,
-                    source_label=v.source_label,
-                    coco_visibility=flags,
-                )
-            )
+            checked.append((v, corners, visible, flags))
+        levels = [v.level for v, *_ in checked]
+        anchored = self.bottom_level is not None and checked and all(lv is None for lv in levels)
+        if anchored:
+            levels = anchored_levels(np.stack([np.where(vis[:, None], c, np.nan) for _, c, vis, _ in checked]),
+                                     self.bottom_level)
+        anns = [
+            make_annotation(self._next_ann_id + k, image_id, corners, visible, width, height, vertebra_level=level,
+                            source_label=v.source_label, coco_visibility=flags)
+            for k, ((v, corners, visible, flags), level) in enumerate(zip(checked, levels))
+        ]
         image = {"id": image_id, "file_name": file_name, "width": int(width), "height": int(height), **extra}
+        if anchored:
+            image["level_source"] = anchored_level_source(self.bottom_level)
         self.images.setdefault(split, []).append(image)
         self.annotations.setdefault(split, []).extend(anns)
         self._next_image_id += 1

@@ -51,6 +51,9 @@ class DatasetSpec:
             originals' sizes instead of ``phantom_image_size``.
         phantom_archive_folder: the folder inside the zip ``vertkp phantoms --archive`` writes.
         phantom_nested_folder: a folder the zip holds as a nested ``<folder>.zip``, or None.
+        bottom_level: the level of the most caudal labelled vertebra of every image when the
+            labels name no level ("S1": the converter names the vertebrae upward from it, see
+            ``vertkp.data.conversion.builder.anchored_levels``); None where the data names levels.
     """
 
     name: str
@@ -69,3 +72,4 @@ class DatasetSpec:
     phantom_original_sizes: bool
     phantom_archive_folder: str
     phantom_nested_folder: Optional[str]
+    bottom_level: Optional[str] = None

@@ -68,4 +68,5 @@ SPEC = DatasetSpec(
     phantom_original_sizes=False,
     phantom_archive_folder="Spondylolisthesis Vertebral Landmark Dataset",  # the real download's is "<some folder>"
     phantom_nested_folder="Dataset",  # the download's Dataset.zip
+    bottom_level="S1",  # the labels name no level; every image is labelled down to S1
 )

@@ -8,6 +8,10 @@ What the real folders hold and what happens to it (``datasets/README.md``):
   ``TWIN_TOLERANCE_PX`` and lists every other one with its largest difference;
   a twin that cannot be read or compared is listed the same way. Never a stop;
 * an image with a TXT label only: the TXT is used;
+* the labels name no level, but every image is labelled down to S1 (the spec's
+  ``bottom_level``): each labelled image's vertebrae are named upward from S1 in
+  their cranio-caudal order (``CocoBuilder``), the image marked
+  ``level_source: "anchored_bottom_S1"``;
 * an image without a label file: left out and listed with its reason (and, when
   it has the bytes of another image, which one it copies);
 * a file in an image or label folder that is neither (a note, an image among the
@@ -83,7 +87,9 @@ def convert_spondylolisthesis(
     output = Path(output) if output is not None else root / "coco"
     report = ConversionReport("spondylolisthesis")
     kp_dir = find_keypointrcnn_dir(root)
-    builder = CocoBuilder(report, "Spondylolisthesis Vertebral Landmark Dataset (vertkp COCO keypoints)")
+    from . import SPEC  # this package's spec (defined after this module): the level its images end at
+    builder = CocoBuilder(report, "Spondylolisthesis Vertebral Landmark Dataset (vertkp COCO keypoints)",
+                          bottom_level=SPEC.bottom_level)
 
     def fail(split, err: InvalidInput):
         if not skip_invalid:
