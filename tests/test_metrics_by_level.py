@@ -1,5 +1,7 @@
 """The tails of the errors, per-level scores and the predicted levels' scores
 (vertkp.evaluation: slip_off*, corners_off10pct_width, n_missed_S1, by_level, level_*), by hand."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -118,9 +120,12 @@ def test_predicted_levels_by_hand():
     assert m["n_level_scored"] == 7
     assert (m["level_acc"], m["level_wrong_pct"], m["level_named_pct"]) == pytest.approx(
         (100 * 3 / 7, 100 * 1 / 7, 100 * 4 / 7))
-    # predictions that name no level: not scored
+    # predictions that name no level are named as vertkp predict would: these upright chains with flat
+    # discs show no S1 at the bottom, so every matched vertebra stays unnamed; without the naming, no score
     plain = {k: ImagePredictions(p.corners, p.scores) for k, p in preds.items()}
     m = evaluate_dataset(truths, plain, SETTINGS).metrics
+    assert [m[k] for k in ("level_acc", "level_wrong_pct", "level_named_pct", "n_level_scored")] == [0, 0, 0, 7]
+    m = evaluate_dataset(truths, plain, replace(SETTINGS, name_levels=False)).metrics
     assert [m[k] for k in ("level_acc", "level_wrong_pct", "level_named_pct", "n_level_scored")] == [None] * 4
 
 
@@ -133,3 +138,21 @@ def test_the_report_shows_the_tails_and_a_row_per_level():
     rows = {line.split()[0]: line.split()[1:] for line in text.splitlines() if line.startswith(" " * 12)}
     assert rows["L5/S1"] == ["1", "25.00", "0.0%", "1", "1", "1"]
     assert rows["S1"] == ["2", "1", "0.00", "0.0%"]
+
+
+def test_the_evaluator_repairs_a_models_chain_as_predict_does():
+    # 4 vertebrae found right, and a weak body under a gap (a femoral head) taken for a fifth
+    c = column(4)
+    head = c[-1] + np.array([0.0, 4 * PITCH])
+    corners = np.concatenate([c, head[None]])
+    conf = np.full((5, 4), 0.9)
+    conf[4] = 0.3
+    t = truth(1, c, ["L2", "L3", "L4", "L5"])
+    raw = ImagePredictions(corners, np.full(5, 0.9), corner_confidence=conf)
+    repaired = evaluate_dataset([t], {1: raw}, SETTINGS).metrics
+    assert (repaired["det_TP"], repaired["det_FP"]) == (4, 0)
+    kept = evaluate_dataset([t], {1: raw}, replace(SETTINGS, repair_chain=False)).metrics
+    assert (kept["det_TP"], kept["det_FP"]) == (4, 1)
+    # a results file (no corner confidence) is taken as it is
+    plain = evaluate_dataset([t], {1: ImagePredictions(corners, np.full(5, 0.9))}, SETTINGS).metrics
+    assert plain["det_FP"] == 1

@@ -35,6 +35,8 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from ..anatomy import FACINGS, level_name
+from ..grading.chain import repair_chain
+from ..grading.levels import name_levels
 from ..grading import (
     DEFAULT_GAP_FACTOR,
     DEFAULT_NO_SLIP_PCT,
@@ -95,6 +97,13 @@ class EvaluationSettings:
         bootstrap: resamples for the bootstrap 95% confidence intervals
             (``vertkp.evaluation.bootstrap``); 0: none (the "ci95" bounds are None).
         seed: seed of the bootstrap's random generator: the same seed, the same intervals.
+        repair_chain: remove, before matching, the kept predictions that break the chain, as
+            ``vertkp predict`` does (``vertkp.grading.chain.repair_chain``): a model's raw output,
+            which carries corner confidences; a results file (no confidences: ``vertkp
+            predict``'s were repaired when made) is taken as it is.
+        name_levels: name the levels of predictions that carry none (``ImagePredictions.levels``
+            None) as ``vertkp predict`` does (``vertkp.grading.levels.name_levels``), for the
+            level scores.
     """
 
     facing: str = "auto"
@@ -106,6 +115,8 @@ class EvaluationSettings:
     sdr_thresholds_mm: Sequence[float] = DEFAULT_SDR_THRESHOLDS_MM
     bootstrap: int = DEFAULT_BOOTSTRAP
     seed: int = 0
+    repair_chain: bool = True
+    name_levels: bool = True
 
     def __post_init__(self):
         if self.facing not in (*FACINGS, "auto"):
@@ -265,6 +276,14 @@ def evaluate_image(truth: ImageTruth, pred: Optional[ImagePredictions],
     settings = settings or EvaluationSettings()
     pred = pred if pred is not None else ImagePredictions.empty()
     keep = np.asarray(pred.scores) >= settings.score_threshold
+    if settings.repair_chain and pred.corner_confidence is not None and keep.any():
+        kept = np.flatnonzero(keep)
+        fix = repair_chain(np.asarray(pred.corners, dtype=np.float64).reshape(-1, 4, 2)[kept],
+                           np.asarray(pred.scores, dtype=np.float64)[kept],
+                           np.asarray(pred.corner_confidence, dtype=np.float64).reshape(-1, 4)[kept],
+                           view=truth.view, gap_factor=settings.gap_factor)
+        keep = keep.copy()
+        keep[kept[~fix.keep]] = False
     pc = np.asarray(pred.corners, dtype=np.float64).reshape(-1, 4, 2)[keep]
     g = truth.corners
     matching = match_vertebrae(g, pc, settings.gate_factor)
@@ -300,5 +319,8 @@ def evaluate_image(truth: ImageTruth, pred: Optional[ImagePredictions],
     if pred.levels is not None:
         kept = [lv for lv, k in zip(pred.levels, keep) if k]
         res.level_outcomes = level_outcomes(truth.levels, kept, matching.gt_to_pred)
+    elif settings.name_levels and pred_grading is not None and truth.view == "lateral":
+        named = name_levels(pred_grading).levels
+        res.level_outcomes = level_outcomes(truth.levels, named or [None] * len(pc), matching.gt_to_pred)
     res.pairs = _score_pairs(truth, gt_grading, pred_grading, matching, settings)
     return res
