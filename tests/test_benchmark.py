@@ -421,3 +421,20 @@ def test_the_data_tools_benchmarks_run_without_detectron2(argv, loaded, tmp_path
     assert ("audit" in report) == (argv[1] == "data")  # the audit is measured by `data` only
     assert ("torch_threads" in report["machine"]) == bool(loaded)  # filled in by the torch side
     assert "data tools (no model): converter " in r.stdout
+
+
+def test_the_review_benchmark_parses_and_its_arithmetic_is_exact():
+    a = build_parser().parse_args(["review", "--weights", "w.pth"])
+    assert (a.command, a.weights, a.held_out_images, a.output) == ("review", ["w.pth"], 80, "output/benchmark/review")
+    from vertkp.benchmark.review import grade_flags, risk_ranking
+    rows = [{"risk": 0.9, "wrong_grade": True, "off20": True, "flags": ["borderline_grade"]},
+            {"risk": 0.2, "wrong_grade": False, "off20": False, "flags": []},
+            {"risk": 0.5, "wrong_grade": False, "off20": True, "flags": ["borderline_grade", "implausible_chain"]},
+            {"risk": 0.1, "wrong_grade": False, "off20": False, "flags": []}]
+    r = risk_ranking(rows)
+    assert r["auroc_wrong_grade"] == 1.0 and r["ranks_of_off20_images"] == [1, 2] and r["n_wrong_grade_images"] == 1
+    assert r["image_flag_pct"] == {"borderline_grade": 50.0, "implausible_chain": 25.0}
+    doubts = {"grade_doubt": np.array([0.5, 0.1, 0.3, 0.05]), "wrong_grade": np.array([True, True, False, False]),
+              "covered": np.array([True, True, True, False])}
+    g = grade_flags(doubts, 0.3)
+    assert (g["flagged_pct"], g["wrong_caught_pct"], g["coverage_pct"], g["n_wrong_grade"]) == (50.0, 50.0, 75.0, 2)

@@ -4,6 +4,7 @@
     vertkp benchmark learning [flags] [KEY VALUE ...]  what the phantom configs reach when trained, how fast
     vertkp benchmark data [flags]                      the converter's and the evaluator's throughput
     vertkp benchmark tta --weights W [flags]           TTA and sub-pixel ablation, flag calibration
+    vertkp benchmark review --weights W [flags]        chain repair, level naming, flags and image risk
     vertkp benchmark scale [flags] [KEY VALUE ...]     vertkp predict's peak memory and speed over image counts
 
 Without a subcommand it is ``speed``. ``vertkp benchmark <subcommand> --help`` lists its flags;
@@ -61,6 +62,11 @@ def _tta(args, folder):
     return tta.run(args)
 
 
+def _review(args, folder):
+    from . import review
+    return review.run(args)
+
+
 def _scale(args, folder):
     from . import scale
     return scale.run(args, folder)
@@ -89,6 +95,8 @@ SUBCOMMANDS = {
     "data": Subcommand("converter and evaluator throughput on phantoms (no model)", _data),
     "tta": Subcommand("test-time augmentation and sub-pixel ablation of a trained model, and the review flags' "
                       "calibration", _tta, phantoms=False),
+    "review": Subcommand("what the chain repair, the level naming and the flags make of a trained model's "
+                         "predictions on held-out phantoms of both layouts", _review, phantoms=False),
     "scale": Subcommand("vertkp predict's peak memory, speed and predictions.jsonl size over image counts "
                         "(MiB per 1000 images)", _scale, _scale_check),
 }
@@ -215,6 +223,20 @@ def build_parser() -> argparse.ArgumentParser:
     _phantom_flags(tta, None)
     _run_flags(tta, "(after the variant's)")
 
+    review = parsers["review"]
+    review.add_argument("--config-file", nargs="+", default=[model_config("r50")], metavar="CFG",
+                        help="the trained model's config")
+    review.add_argument("--weights", nargs="+", required=True, metavar="W",
+                        help="its checkpoint, trained on the train split of the phantom set of --seed "
+                             "(make demo: output/demo/train/model_final.pth)")
+    review.add_argument("--held-out-images", type=int, default=80,
+                        help="images of each of the three phantom sets (tuning: seed --seed + 2; held out: "
+                             "--seed + 1; held out, BUU-LSPINE layout: --seed + 3)")
+    review.add_argument("--output", default=default_output("benchmark/review"), metavar="DIR",
+                        help="folder for benchmark.json and the phantom sets")
+    _phantom_flags(review, None)
+    _run_flags(review, "(the model's)")
+
     scale = parsers["scale"]
     scale.add_argument("--counts", type=int, nargs="+", default=[50, 200, 800], metavar="N",
                        help="image counts, each predicted in a fresh process")
@@ -293,9 +315,10 @@ def _check(args) -> None:
         if min(args.timed_images, args.train_iters) < 1 or args.warmup < 0:
             raise ValueError("--timed-images and --train-iters must be >= 1, --warmup >= 0")
     _configs(args)
-    if args.command == "tta" and len(args.config_file) != 1:
-        raise ValueError(f"tta measures one model: give one --config-file and one --weights, got {args.config_file}")
-    needs_detectron2 = args.command in ("learning", "tta", "scale") or {"inference", "train"} & set(args.phases)
+    if args.command in ("tta", "review") and len(args.config_file) != 1:
+        raise ValueError(f"{args.command} measures one model: give one --config-file and one --weights, "
+                         f"got {args.config_file}")
+    needs_detectron2 = args.command != "speed" or {"inference", "train"} & set(args.phases)
     if needs_detectron2 and not HAS_DETECTRON2:
         skip = " (--skip inference,train, or `data`, measures only the data tools)" if args.command == "speed" else ""
         raise ValueError(f"detectron2 is not installed: {args.command} needs it{skip}. Install it:\n"
