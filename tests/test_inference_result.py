@@ -336,3 +336,46 @@ def test_estimated_levels_stop_at_a_gap():
     assert [v.level for v in pred.vertebrae] == [None, "L3", "L4", "L5", "S1"]
     assert "suspected_missed_vertebra" in pred.flags
     assert any("levels named up to L3" in n for n in pred.notes)
+
+
+def _flag_pixels(image, rows=slice(None)):
+    """(y, x) of the pixels drawn exactly in the flag colour, in ``rows``."""
+    from vertkp.inference.overlay import FLAG_COLOR
+
+    ys, xs = np.nonzero(np.all(image[rows] == FLAG_COLOR, axis=-1))
+    return np.stack([ys + (rows.start or 0), xs], axis=1)
+
+
+def _near(pixels, point, r=16):
+    return np.any(np.all(np.abs(pixels - np.asarray(point)[::-1]) <= r, axis=1)) if len(pixels) else False
+
+
+@pytest.mark.parametrize("tta", [False, True])
+def test_overlay_draws_the_flag_colour_only_where_a_flag_fires(tta):
+    c = np.array([quad(300, 260 + 90 * k, 100, 60) for k in range(4)])
+    grey = np.full((700, 640), 40, np.uint8)
+    spread = np.zeros((4, 4)) if tta else None
+    clean = build_prediction(c, np.full((4, 4), 0.9), np.full(4, 0.95), _boxes(c), image="x", height=700, width=640,
+                             facing="right", bottom_level="L5", corner_spread=spread, uncertainty=SHARP,
+                             thresholds=FlagThresholds(corner=0.5, vertebra=0.5, spread_pct=2.0))
+    assert clean.flags == [] and [v.name for v in clean.vertebrae] == ["L2", "L3", "L4", "L5"]
+    assert len(_flag_pixels(draw_overlay(grey, clean))) == 0  # not even in the header: nothing flagged
+    # one corner flagged: the top vertebra's TL, used by no pair (low confidence, or unstable with TTA)
+    cs = np.full((4, 4), 0.9)
+    if tta:
+        spread[0, 0] = 10.0  # 10% of the 100 px width
+    else:
+        cs[0, 0] = 0.2
+    one = build_prediction(c, cs, np.full(4, 0.95), _boxes(c), image="x", height=700, width=640, facing="right",
+                           bottom_level="L5", corner_spread=spread, uncertainty=SHARP,
+                           thresholds=FlagThresholds(corner=0.5, vertebra=0.5, spread_pct=2.0))
+    assert one.flags == ["unstable_corner" if tta else "low_confidence_corner"] and not any(p.flags for p in one.pairs)
+    header_end = 200  # the header's lines (facing, counts, flags) end above the spine (its top at y = 230)
+    pixels = _flag_pixels(draw_overlay(grey, one), slice(header_end, None))
+    assert _near(pixels, one.vertebrae[0].corners[0])
+    for k, v in enumerate(one.vertebrae):
+        for j, corner in enumerate(v.corners):
+            if (k, j) != (0, 0):
+                assert not _near(pixels, corner), (v.name, j)
+    # every flag-colour pixel below the header is the ring around that corner
+    assert np.all(np.abs(pixels - one.vertebrae[0].corners[0][::-1]) <= 16)

@@ -4,8 +4,9 @@
 vertebra, its outline and its 4 corners coloured by name (:data:`CORNER_COLORS`),
 its name (level or position); per pair, the slip % and Meyerding grade next to
 the disc, coloured by grade (:data:`GRADE_COLORS`); suspected missed vertebrae
-as a red dashed line; flagged items in magenta; a header with the facing and
-the image's flags, and a corner legend.
+as a red dashed line; flagged items in magenta, and only they (a low-confidence
+or unstable corner ringed, a low-confidence vertebra's outline, a flagged pair's
+label); a header with the facing and the image's flags, and a corner legend.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import numpy as np
 from ..drawing import (CORNER_COLORS, HIGHLIGHT_COLOR, OUTLINE_COLOR, draw_text, drawing_scale,
                        text_size, to_bgr, wrap_text)
 from ..keypoints import KEYPOINT_NAMES, OUTLINE_ORDER
+from ..review import corner_flags
 from .result import SpinePrediction
 
 __all__ = ["GRADE_COLORS", "FLAG_COLOR", "draw_overlay", "pair_label", "short_name"]
@@ -25,6 +27,8 @@ __all__ = ["GRADE_COLORS", "FLAG_COLOR", "draw_overlay", "pair_label", "short_na
 GRADE_COLORS = {"retrolisthesis": (255, 255, 0), "none": (235, 235, 235), "I": (0, 230, 255),
                 "II": (0, 150, 255), "III": (0, 60, 255), "IV": (40, 0, 220), "V": (120, 0, 160)}
 FLAG_COLOR = HIGHLIGHT_COLOR
+# The flags raised by single corners, ringed on the overlay where they fire.
+CORNER_FLAGS = ("low_confidence_corner", "unstable_corner")
 
 
 def short_name(name: str) -> str:
@@ -42,6 +46,19 @@ def pair_label(pair, view: str = "lateral") -> str:
                  else f"{pair.lateral_displacement_pct:+.1f}% {pair.lateral_side}")
     name = f"{short_name(pair.upper_name)}/{short_name(pair.lower_name)}"
     return f"{name} {value}" + (" ?" if pair.flags else "")
+
+
+def _flagged_corners(vertebra, thresholds) -> np.ndarray:
+    """bool [4]: the corners of ``vertebra`` that raise one of its per-corner flags, low
+    confidence or unstable (``vertkp.review.corner_flags``, the rule that raised them); none
+    of a vertebra that has neither flag."""
+    raised = corner_flags(vertebra.corner_scores, vertebra.score, vertebra.corner_spread_pct, thresholds,
+                          tta="unstable_corner" in vertebra.flags)
+    ring = np.zeros(len(vertebra.corners), dtype=bool)
+    for flag in CORNER_FLAGS:
+        if flag in vertebra.flags and flag in raised:
+            ring |= np.asarray(raised[flag], dtype=bool)
+    return ring
 
 
 def _dashed(img, p, q, color, thickness, dash):
@@ -71,10 +88,11 @@ def draw_overlay(image: np.ndarray, prediction: SpinePrediction, *, scale: Optio
         pts = v.corners[list(OUTLINE_ORDER)].round().astype(np.int32)
         color = FLAG_COLOR if "low_confidence_vertebra" in v.flags else OUTLINE_COLOR
         cv2.polylines(out, [pts], True, color, thick, cv2.LINE_AA)
-        for name, (x, y), conf in zip(KEYPOINT_NAMES, v.corners, v.corner_scores):
+        ringed = _flagged_corners(v, prediction.thresholds)
+        for name, (x, y), ring in zip(KEYPOINT_NAMES, v.corners, ringed):
             centre = (int(round(x)), int(round(y)))
             cv2.circle(out, centre, radius, CORNER_COLORS[name], -1, cv2.LINE_AA)
-            if "low_confidence_corner" in v.flags and conf < prediction.thresholds.corner:
+            if ring:
                 cv2.circle(out, centre, 3 * radius, FLAG_COLOR, thick, cv2.LINE_8)
         label = short_name(v.name)
         tw, th = text_size(label, font, thick)
