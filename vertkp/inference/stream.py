@@ -16,6 +16,7 @@ written atomically (``vertkp.files``).
 """
 from __future__ import annotations
 
+import collections.abc
 import heapq
 import itertools
 import json
@@ -30,7 +31,7 @@ from .result import SpinePrediction
 
 __all__ = ["LINES_FILE", "RUN_FILE", "SHARDS_DIR", "RESUME_FREE", "prediction_line", "failure_line", "read_lines",
            "shard_file", "merge_lines", "done_indices", "start_fresh", "keep_predicted", "resume_conflicts",
-           "summarize_lines", "finalize", "read_ahead"]
+           "summarize_lines", "finalize", "read_ahead", "IndexedLines"]
 
 LINES_FILE = "predictions.jsonl"
 # The settings of the run that wrote OUT/predictions.jsonl (what --resume checks).
@@ -72,6 +73,24 @@ def read_lines(path: Path) -> Iterator[dict]:
         return
     for _, raw in _raw_lines(path):
         yield json.loads(raw)
+
+
+class IndexedLines(collections.abc.Sequence):
+    """The lines of a predictions.jsonl file as a sequence of parsed lines, each read from disk
+    when it is asked for: only their byte offsets are held (the review page reads them twice,
+    in two orders)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._offsets = [offset for offset, _ in _raw_lines(self.path)] if self.path.is_file() else []
+
+    def __len__(self) -> int:
+        return len(self._offsets)
+
+    def __getitem__(self, k: int) -> dict:
+        with open(self.path, "rb") as f:
+            f.seek(self._offsets[k])
+            return json.loads(f.readline())
 
 
 def shard_file(out: Path, rank: int) -> Path:
