@@ -3,6 +3,7 @@ input kinds, broken files, overlays, report rows, and the COCO results round tri
 tools/evaluate.py."""
 import csv
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -114,6 +115,11 @@ def test_predict_tool_skips_broken_files_and_writes_everything(weights, tmp_path
         original = cv2.imread(str(src / ("a.jpg" if name == "a" else "sub/b.jpg")))
         assert overlay.shape == original.shape and not np.array_equal(overlay, original)
     assert sorted(p.name for p in (out / "overlays").iterdir()) == ["a.png", "b.png"]
+    # review.html: both images with their overlay embedded, the failures listed last
+    review = (out / "review.html").read_text(encoding="utf-8")
+    assert "review.html" in r.stdout and review.count('src="data:image/png;base64,') == 2
+    assert str(src / "a.jpg") in review and str(src / "sub" / "b.jpg") in review
+    assert review.index("<h2>Failed</h2>") < review.index("truncated.jpg") and "notes.txt" in review
 
     # report.csv rows are the API's pairs, in order
     api = VertebraPredictor(str(CONFIG), str(weights), device="cpu", score_threshold=0.0, facing="left",
@@ -155,6 +161,11 @@ def test_coco_results_round_trip_through_evaluate(weights, tmp_path, run_tool, v
     metrics = json.loads((ev / "metrics.json").read_text())
     assert metrics["n_images"] == len(ids)
     assert metrics["n_predictions"] == len(results)  # score threshold 0: every result is read back
+    # review.html's errors are the evaluator's: per image, its matched vertebrae, which add up to the evaluation's
+    review = (out / "review.html").read_text(encoding="utf-8")
+    matched = re.findall(r"(\d+) of (\d+) true vertebrae matched", review)
+    assert len(matched) == len(ids) and review.count("no overlay (--no-overlays)") == len(ids)
+    assert sum(int(m) for m, _ in matched) == metrics["n_matched"]
     # every matched corner the evaluator scored is a corner predict.py wrote for that image
     corners = {p["image_id"]: {tuple(xy) for v in p["vertebrae"] for xy in v["corners"].values()}
                for p in pred["images"]}

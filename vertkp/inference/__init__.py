@@ -7,7 +7,8 @@
 * numpy only: ``result`` (what a prediction is, the flags), ``overlay``
   (``draw_overlay``, the picture), ``outputs`` (predictions.json, report.csv,
   COCO results), ``stream`` (predictions.jsonl, the line per image they are written
-  from: resume, shards, finalize), ``inputs`` (a run's image files and what the command
+  from: resume, shards, finalize), ``review_page`` (review.html, the run's page for a
+  person), ``inputs`` (a run's image files and what the command
   line says of each, as an ``ImageRecord``); ``run`` one predict run into its folder
   (``predict_files``), for one process or several; ``cli`` is ``vertkp predict``.
 * The model's side (its test-time augmentation, the conversion of its output to arrays)

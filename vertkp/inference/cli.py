@@ -11,9 +11,11 @@ PATH: image files, folders (searched recursively for .png .jpg .jpeg .bmp .tif
 .tiff .dcm .dicom, and DICOM files of any name) or glob patterns (``vertkp.inference.inputs``). As each image is
 predicted, its line goes into OUT/predictions.jsonl (``vertkp.inference.stream``) and its
 overlay into OUT/overlays/<stem>.png; at the end, from the lines and in input order:
-OUT/predictions.json (not with --no-json), OUT/report.csv (one row per adjacent pair) and
-OUT/coco_results.json (COCO keypoint results for ``vertkp evaluate``; image ids from --gt
-when given, else numbered from 1 in input order). No step holds every prediction in memory,
+OUT/predictions.json (not with --no-json), OUT/report.csv (one row per adjacent pair),
+OUT/review.html (one self-contained page, images worst first with their flags, overlay and
+pairs; with --gt, their errors: ``vertkp.inference.review_page``) and OUT/coco_results.json
+(COCO keypoint results for ``vertkp evaluate``; image ids from --gt when given, else
+numbered from 1 in input order). No step holds every prediction in memory,
 and a background thread reads the next images while the model runs.
 
 --resume keeps what OUT/predictions.jsonl already holds predicted (failures are tried again)

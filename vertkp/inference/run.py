@@ -23,6 +23,7 @@ from ..files import read_json, write_json
 from .inputs import PredictPlan, image_record, plan_inputs
 from .outputs import format_summary
 from .overlay import draw_overlay
+from .review_page import REVIEW_FILE
 from .stream import (LINES_FILE, RUN_FILE, SHARDS_DIR, done_indices, failure_line, finalize, keep_predicted,
                      merge_lines, prediction_line, read_ahead, read_lines, resume_conflicts, shard_file, start_fresh)
 
@@ -139,15 +140,17 @@ def predict_plan(predictor, plan: PredictPlan, output, *, batch_size: int = 1, o
         shutil.rmtree(out / SHARDS_DIR)
     elif kept_end and share:  # the kept lines, then those appended: two runs in input order
         merge_lines([(lines, 0, kept_end), (lines, kept_end, None)], lines)
-    summary = finalize(out, plan.failures, settings, predictions_json=predictions_json)
+    summary = finalize(out, plan.failures, settings, predictions_json=predictions_json,
+                       overlays=out / "overlays" if overlays else None, overlay_stems=plan.overlays,
+                       gt=list(plan.gt.values()) if plan.gt is not None else None)
     if not quiet:
         print(format_summary(summary))
         if summary["failed"]:
             read = (line["failure"] for line in read_lines(lines) if "failure" in line)
             for f in itertools.chain(plan.failures, read):
                 print(f"failed: {f['image']}: {f['error']}")
-        print(f"wrote {LINES_FILE}, {'predictions.json, ' if predictions_json else ''}report.csv, coco_results.json"
-              f"{' and overlays/' if overlays else ''} to {out}")
+        print(f"wrote {LINES_FILE}, {'predictions.json, ' if predictions_json else ''}report.csv, {REVIEW_FILE}, "
+              f"coco_results.json{' and overlays/' if overlays else ''} to {out}")
     return summary
 
 
@@ -155,7 +158,7 @@ def predict_files(predictor, inputs: Sequence[str], output, *, view: str = "late
                   gt=None, batch_size: int = 1, overlays: bool = True, progress: bool = True, quiet: bool = False,
                   settings: Optional[dict] = None, resume: bool = False,
                   predictions_json: bool = True) -> Optional[dict]:
-    """Predict image files and write predictions.jsonl, predictions.json, report.csv,
+    """Predict image files and write predictions.jsonl, predictions.json, report.csv, review.html,
     coco_results.json and overlays/ into ``output``; returns
     :func:`vertkp.inference.outputs.summarize` (None on a process of rank > 0).
 

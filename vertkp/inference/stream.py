@@ -10,7 +10,7 @@ null, for the input at position ``index`` of the expanded input list,
 A process writes its lines in index order. A sharded run writes OUT/shards/rank<r>.jsonl,
 one file per process, merged by index (``heapq.merge``) into OUT/predictions.jsonl;
 :func:`keep_predicted` keeps an interrupted run's predicted lines for ``--resume``;
-:func:`finalize` writes report.csv, coco_results.json and predictions.json from the lines,
+:func:`finalize` writes report.csv, review.html, coco_results.json and predictions.json from the lines,
 one line at a time, so that no step holds every prediction in memory. Every file here is
 written atomically (``vertkp.files``).
 """
@@ -25,9 +25,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
 
+from ..evaluation.ground_truth import ImageTruth
 from ..files import atomic_open, json_text, write_json_stream
 from .outputs import RunSummary, coco_results, report_rows, write_report_rows
 from .result import SpinePrediction
+from .review_page import REVIEW_FILE, write_review_page
 
 __all__ = ["LINES_FILE", "RUN_FILE", "SHARDS_DIR", "RESUME_FREE", "prediction_line", "failure_line", "read_lines",
            "shard_file", "merge_lines", "done_indices", "start_fresh", "keep_predicted", "resume_conflicts",
@@ -212,15 +214,21 @@ def summarize_lines(path: Path, failures: Sequence[dict] = ()) -> dict:
 
 
 def finalize(out: Path, failures: Sequence[dict], settings: Optional[dict] = None, *,
-             predictions_json: bool = True) -> dict:
-    """Write report.csv, coco_results.json and, with ``predictions_json`` (else an earlier one is
-    removed), predictions.json from OUT/predictions.jsonl (in input order), streamed one line at a
-    time; they are what ``write_report_csv``, ``write_json`` would write from the predictions in
-    memory. ``failures``: inputs that matched no file, listed first. Returns the summary."""
+             predictions_json: bool = True, overlays: Optional[Path] = None,
+             overlay_stems: Optional[Sequence[str]] = None, gt: Optional[Sequence[ImageTruth]] = None) -> dict:
+    """Write report.csv, review.html, coco_results.json and, with ``predictions_json`` (else an
+    earlier one is removed), predictions.json from OUT/predictions.jsonl (in input order), streamed
+    one line at a time; they are what ``write_report_csv``, ``write_json`` would write from the
+    predictions in memory. ``failures``: inputs that matched no file, listed first. review.html
+    (``vertkp.inference.review_page``) embeds the overlays of ``overlays`` (None: the run wrote
+    none), named by ``overlay_stems`` (``PredictPlan.overlays``), and, with ``gt`` (the ground
+    truth's images), each image's errors. Returns the summary."""
     out = Path(out)
     lines = out / LINES_FILE
     summary = summarize_lines(lines, failures)
     write_report_rows(out / "report.csv", (r for line in read_lines(lines) for r in line.get("report_rows", ())))
+    write_review_page(out / REVIEW_FILE, IndexedLines(lines), overlays, overlay_stems=overlay_stems,
+                      settings=settings, failures=failures, gt=gt)
     write_json_stream(out / "coco_results.json",
                       (r for line in read_lines(lines) for r in line.get("coco_results", ())))
     if predictions_json:
