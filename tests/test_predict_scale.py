@@ -254,7 +254,7 @@ def test_no_json_writes_the_rest_and_removes_an_earlier_predictions_json(weights
     r = _predict(weights, xrays / "a.jpg", out, "--no-json", "--no-overlays")
     assert r.returncode == 0, r.stdout + r.stderr
     assert sorted(p.name for p in out.iterdir()) == ["coco_results.json", "overlays", "predict_run.json",
-                                                     "predictions.jsonl", "report.csv"]
+                                                     "predictions.jsonl", "report.csv", "review.html"]
     (line,) = read_lines(out / "predictions.jsonl")
     assert line["input"] == str(xrays / "a.jpg") and line["prediction"]["image_id"] == 1
 

@@ -9,7 +9,7 @@
    files and the audit in OUT/data/phantoms/coco),
 3. trains the phantom config from scratch (OUT/train: checkpoints, log, metrics),
 4. predicts the validation images (OUT/predictions: predictions.json, report.csv,
-   coco_results.json, overlays/),
+   review.html, coco_results.json, overlays/),
 5. scores those predictions with the evaluator (OUT/evaluation: metrics.json, CSVs, plots),
 
 then prints the headline numbers and where everything is (also in OUT/demo_summary.json).
@@ -170,6 +170,7 @@ def main(argv=None) -> int:
     print(f"\n   time: {times['total_s'] / 60:.1f} min (training {times['train_s'] / 60:.1f} min)")
     print(f"   overlays:     {out / 'predictions' / 'overlays'}/")
     print(f"   slip report:  {out / 'predictions' / 'report.csv'}")
+    print(f"   review page:  {out / 'predictions' / 'review.html'}")
     print(f"   metrics:      {out / 'evaluation' / 'metrics.json'} (plots: {out / 'evaluation'}/*.png)")
     print(f"   weights:      {weights}")
     print(f"   summary:      {out / 'demo_summary.json'}")
