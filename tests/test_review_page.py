@@ -26,15 +26,21 @@ def _spine(shift_top=0.0):
     return np.array([quad(300 + (shift_top if k < 2 else 0), 100 + 90 * k, 100, 60) for k in range(5)])
 
 
-def _line(index, path, shift_top=0.0, low_corner=False, **extra):
-    """The predictions.jsonl line of a hand-made prediction, parsed; ``extra`` goes into the prediction."""
+def _line(index, path, shift_top=0.0, low_corner=False, duplicate=False, findings=(), **extra):
+    """The predictions.jsonl line of a hand-made prediction, parsed. ``duplicate``: a weaker second
+    detection of the middle vertebra (repaired: removed, a finding); ``findings`` are added to the
+    prediction's, ``extra`` replaces its fields."""
     c = _spine(shift_top)
-    cs = np.full((5, 4), 0.9)
+    scores = np.full(5, 0.95)
+    if duplicate:
+        c, scores = np.concatenate([c, [c[2] + np.array([3.0, 2.0])]]), np.append(scores, 0.6)
+    cs = np.full((len(c), 4), 0.9)
     if low_corner:
         cs[0, 0] = 0.2
-    pred = build_prediction(c, cs, np.full(5, 0.95), np.concatenate([c.min(1), c.max(1)], 1), image=str(path),
+    pred = build_prediction(c, cs, scores, np.concatenate([c.min(1), c.max(1)], 1), image=str(path),
                             height=600, width=600, facing="right", bottom_level="S1", uncertainty=SHARP)
     line = json.loads(prediction_line(index, str(path), pred))
+    line["prediction"]["findings"] += list(findings)
     line["prediction"].update(extra)
     return line
 
@@ -71,8 +77,9 @@ def run(tmp_path):
     out = tmp_path / "out"
     (out / "overlays").mkdir(parents=True)
     lines = [_line(0, tmp_path / ODD, risk=0.2),
-             _line(1, tmp_path / "worst.png", shift_top=37.5, low_corner=True, risk=0.9,
-                   findings=[{"code": "crossed", "vertebrae": ["L2", "L3"], "message": "L2 & L3 cross"}]),
+             _line(1, tmp_path / "worst.png", shift_top=37.5, low_corner=True, duplicate=True, risk=0.9,
+                   findings=[{"code": "crossed", "vertebrae": ["L2", "L3"], "repaired": False,
+                              "message": "L2 & L3 cross"}]),
              json.loads(failure_line(2, str(tmp_path / "broken.png"), "not a readable image")),
              _line(3, tmp_path / "mid.png", risk=0.5)]
     pairs = lines[1]["prediction"]["pairs"]
@@ -109,7 +116,15 @@ def test_the_page_is_self_contained_worst_first_and_escaped(run):
     # why it is flagged, findings, the pair table with names, intervals and the grade's probability
     body = "".join(page.text)
     assert "low_confidence_corner: a corner's heatmap confidence is under the corner threshold" in body
-    assert "L2 & L3 cross" in body and "L5/S1" in body and "L3/L4" in body
+    assert "L5/S1" in body and "L3/L4" in body
+    # findings: the one not repaired first, then the repair, said once (not again among the notes)
+    findings = re.search(r"<h3>Findings</h3><ul>(.*?)</ul>", text).group(1)
+    assert re.findall(r"<code>(\w+)</code>", findings) == ["crossed", "duplicate_vertebra"]
+    assert "L2 &amp; L3 cross <span class=\"muted\">(L2, L3; not repaired)</span>" in findings
+    assert "(L4; repaired: the detection was removed)" in findings
+    [repair] = lines[1]["prediction"]["findings"][:1]
+    assert repair["code"] == "duplicate_vertebra" and repair["message"] in lines[1]["prediction"]["notes"]
+    assert body.count(repair["message"]) == 1
     assert re.search(r"<td>L3/L4</td><td class=\"num\">\+37\.5</td><td class=\"num\">\+3\d\.\d \.\. \+3\d\.\d</td>"
                      r"<td>II</td><td class=\"num\" title=\"[^\"]*II 83%\">83%</td>", text)
     assert "tta: flip" in body and "5 images (3 predicted, 2 failed), 12 adjacent pairs, 1 flagged" in body

@@ -1,8 +1,9 @@
 """The review page of a ``vertkp predict`` run: OUT/review.html, one self-contained file.
 
 Images come worst first (:func:`review_order`: the prediction's ``risk``, else its number of
-flags, then of findings), each with why it is flagged (``vertkp.review.FLAGS``), its findings
-and notes, its overlay embedded as a ``data:image/png;base64`` URI, and a table of its pairs
+flags, then of findings), each with why it is flagged (its flags and what they mean,
+``vertkp.review.FLAGS``), its findings (``SpinePrediction.findings``: what was repaired in its
+chain of vertebrae, and what could not be) and notes, its overlay embedded as a ``data:image/png;base64`` URI, and a table of its pairs
 (slip % with its interval, grade and the grade's probability, flags); the images that could
 not be read come last. With ground truth, each image also gets its errors, computed by the
 evaluator (``vertkp.evaluation.scoring.evaluate_image``): per pair the true slip and grade,
@@ -13,8 +14,8 @@ Inline CSS, no script, no link out: the file opens anywhere, mailed or copied al
 string taken from the inputs is HTML-escaped. The predictions are read twice from a sequence
 (:class:`vertkp.inference.stream.IndexedLines` reads predictions.jsonl from disk on access),
 once for the order and once for the sections, and one overlay at a time is held in memory.
-Fields a prediction may lack (``risk``, ``findings``, ``level_confidence``,
-``grade_probability``) are shown as missing, not guessed.
+Fields that a line written by an earlier version lacks (``risk``, ``findings``,
+``level_confidence``, ``grade_probability``) are shown as missing, not guessed.
 """
 from __future__ import annotations
 
@@ -213,13 +214,30 @@ def _overlay(overlays: Optional[Path], stem: Optional[str]) -> str:
     return f'<img class="overlay" alt="overlay of {_e(stem)}" src="data:image/png;base64,{data}">'
 
 
+def _repaired(finding: Mapping) -> bool:
+    """Whether a finding was repaired (its detection removed); False when it does not say."""
+    return finding.get("repaired") is True
+
+
+def _finding(finding: Mapping) -> str:
+    """One finding as HTML: its message, its vertebrae, and whether it was repaired."""
+    names = ", ".join(map(str, finding.get("vertebrae") or ()))
+    state = ("repaired: the detection was removed" if _repaired(finding)
+             else "not repaired" if finding.get("repaired") is False else "")
+    what = "; ".join(x for x in (names, state) if x)
+    return (f'<code>{_e(finding.get("code"))}</code>: {_e(finding.get("message"))}'
+            + (f' <span class="muted">({_e(what)})</span>' if what else ""))
+
+
 def _section(rank: int, line: Mapping, stem: Optional[str], overlays: Optional[Path],
              truth: Optional[ImageTruth], settings: Optional[EvaluationSettings]) -> str:
     """The <section> of the predicted image of ``line``, ``rank``-th worst (id "image-<rank>")."""
     p = line["prediction"]
     risk = _number(p.get("risk"))
-    flags, findings, notes = p.get("flags") or [], p.get("findings") or [], p.get("notes") or []
-    parts = [f'<section class="image{" flagged" if flags or findings else ""}" id="image-{rank}">',
+    flags, findings = p.get("flags") or [], p.get("findings") or []
+    said = {x.get("message") for x in findings}
+    notes = [n for n in p.get("notes") or () if n not in said]  # a repair is also a note: said once
+    parts = [f'<section class="image{" flagged" if flags else ""}" id="image-{rank}">',
              f'<span class="risk">risk {"n/a" if risk is None else f"{risk:.2f}"}</span>',
              f"<h2>{rank}. {_e(p.get('image', line.get('input')))}</h2>"]
     facing = p.get("facing")
@@ -233,10 +251,7 @@ def _section(rank: int, line: Mapping, stem: Optional[str], overlays: Optional[P
         parts.append("<h3>Why it is flagged</h3>" + _list(
             [f'<code class="flag">{_e(f)}</code>: {_e(FLAGS.get(f, ""))}' for f in flags]))
     if findings:
-        parts.append("<h3>Findings</h3>" + _list(
-            [f"{_e(x.get('message') or x.get('code'))}"
-             + (f" <span class=\"muted\">({_e(', '.join(map(str, x.get('vertebrae') or ())))})</span>"
-                if x.get("vertebrae") else "") for x in findings]))
+        parts.append("<h3>Findings</h3>" + _list([_finding(x) for x in sorted(findings, key=_repaired)]))
     if notes:
         parts.append("<h3>Notes</h3>" + _list([_e(n) for n in notes]))
     gt_rows, unpaired = None, []
@@ -263,7 +278,6 @@ class _Listed(NamedTuple):
     image: str
     risk: Optional[float]
     flags: List[str]
-    findings: int
     key: Tuple[float, int, int]
 
 
@@ -302,8 +316,7 @@ def write_review_page(path, lines: Sequence[Mapping], overlays=None, *, overlay_
             p = line["prediction"]
             summary.add(p)
             images.append(_Listed(position, line.get("index", position), p.get("image", line.get("input")),
-                                  _number(p.get("risk")), p.get("flags") or [], len(p.get("findings") or ()),
-                                  _order_key(p)))
+                                  _number(p.get("risk")), p.get("flags") or [], _order_key(p)))
         else:
             summary.add_failure()
             failed.append(line["failure"])
@@ -314,7 +327,7 @@ def write_review_page(path, lines: Sequence[Mapping], overlays=None, *, overlay_
     ev_settings = evaluation_settings(settings) if gt is not None else None
     order = _worst_first([x.key for x in images])
     counts = summary.as_dict()
-    flagged = sum(1 for x in images if x.flags or x.findings)
+    flagged = sum(1 for x in images if x.flags)
     overlays = Path(overlays) if overlays is not None else None
     with atomic_open(path) as f:
         f.write(f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
