@@ -177,7 +177,7 @@ def test_ground_truth_errors_come_from_the_evaluator(tmp_path):
                              gt=load_ground_truth(gt).images).read_text(encoding="utf-8")
     first, second = text.split('<section class="image')[1:3]
     # 8 of the 20 corners are 26 px off: 10.4 px on average
-    assert "mean corner error 10.40 px over 20 corners; 5 of 5 true vertebrae matched" in first
+    assert "mean corner error 10.40 px over 20 corners; 5 of 5 true vertebrae matched; levels: 5 right." in first
     rows = {re.match(r"<td>([^<]*)</td>", r).group(1): r for r in re.findall(r'<tr class="[^"]*">(.*?)</tr>', first)}
     l3l4 = re.search(r'<tr class="(\w*)"><td>L3/L4</td>(.*?)</tr>', first)
     assert l3l4.group(1) == "wrong" and "wrong grade" in l3l4.group(2)

@@ -7,8 +7,8 @@ chain of vertebrae, and what could not be) and notes, its overlay embedded as a 
 (slip % with its interval, grade and the grade's probability, flags); the images that could
 not be read come last. With ground truth, each image also gets its errors, computed by the
 evaluator (``vertkp.evaluation.scoring.evaluate_image``): per pair the true slip and grade,
-the slip error in percentage points and a mark where the grade is wrong, and the mean corner
-error in px.
+the slip error in percentage points and a mark where the grade is wrong, the mean corner
+error in px and, where the prediction names levels, how many it names right and wrong.
 
 Inline CSS, no script, no link out: the file opens anywhere, mailed or copied alone. Every
 string taken from the inputs is HTML-escaped. The predictions are read twice from a sequence
@@ -30,7 +30,7 @@ import numpy as np
 from ..drawing import overlay_names
 from ..evaluation.ground_truth import EvaluationInputError, ImageTruth
 from ..evaluation.metrics import error_stats
-from ..evaluation.scoring import EvaluationSettings, evaluate_image
+from ..evaluation.scoring import LEVEL_OUTCOMES, EvaluationSettings, evaluate_image
 from ..files import atomic_open
 from ..grading import GRADE_NAMES
 from ..keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS
@@ -94,14 +94,16 @@ def review_order(predictions: Iterable[Mapping]) -> List[int]:
 
 
 def image_predictions(prediction: Mapping) -> ImagePredictions:
-    """The :class:`ImagePredictions` of a ``SpinePrediction.as_dict()`` (corners, scores and corner
-    confidences of its vertebrae, in its order), what the evaluator scores."""
+    """The :class:`ImagePredictions` of a ``SpinePrediction.as_dict()`` (corners, scores, corner
+    confidences and levels of its vertebrae, in its order), what the evaluator scores; levels
+    None when the prediction names none (positional)."""
     vs = prediction.get("vertebrae") or []
     corners = np.array([[v["corners"][k] for k in KEYPOINT_NAMES] for v in vs], dtype=np.float64)
     confidence = np.array([[np.nan if v["corner_scores"][k] is None else v["corner_scores"][k]
                             for k in KEYPOINT_NAMES] for v in vs], dtype=np.float64)
+    levels = [v.get("level") for v in vs]
     return ImagePredictions(corners.reshape(-1, NUM_KEYPOINTS, 2), np.array([v["score"] for v in vs], np.float64),
-                            confidence.reshape(-1, NUM_KEYPOINTS))
+                            confidence.reshape(-1, NUM_KEYPOINTS), levels=levels if any(levels) else None)
 
 
 def evaluation_settings(settings: Mapping) -> EvaluationSettings:
@@ -111,6 +113,15 @@ def evaluation_settings(settings: Mapping) -> EvaluationSettings:
     kw = {k: float(settings[k]) for k in ("no_slip_pct", "gap_factor") if _number(settings.get(k)) is not None}
     return EvaluationSettings(facing=facing if facing in ("left", "right", "auto") else "auto", score_threshold=0.0,
                               bootstrap=0, **kw)
+
+
+def _level_counts(outcomes: Optional[Sequence[Optional[str]]]) -> str:
+    """", levels: 4 right, 1 wrong" of the evaluator's ``level_outcomes`` (its ``LEVEL_OUTCOMES``
+    per true vertebra matched with a known level); "" when the prediction names no level."""
+    if outcomes is None:
+        return ""
+    counts = [(o, sum(1 for x in outcomes if x == o)) for o in LEVEL_OUTCOMES]
+    return "; levels: " + ", ".join(f"{n} {o}" for o, n in counts if n) if any(n for _, n in counts) else ""
 
 
 def _class_name(value) -> str:
@@ -261,7 +272,7 @@ def _section(rank: int, line: Mapping, stem: Optional[str], overlays: Optional[P
             mre = error_stats(ev.errors_px)  # finite errors: the matched vertebrae's labelled corners
             mean = "n/a" if mre["mean"] is None else f"{mre['mean']:.2f} px"
             parts.append(f"<p><b>Against the ground truth</b>: mean corner error {mean} over {mre['n']} corners; "
-                         f"{ev.n_matched} of {ev.truth.n} true vertebrae matched.</p>")
+                         f"{ev.n_matched} of {ev.truth.n} true vertebrae matched{_level_counts(ev.level_outcomes)}.</p>")
         except EvaluationInputError as e:
             parts.append(f'<p class="muted">errors not computed: {_e(e)}</p>')
     parts.append(_overlay(overlays, stem))
