@@ -12,7 +12,7 @@ import pytest
 from tests.helpers.raw import quad
 from vertkp.evaluation import load_ground_truth
 from vertkp.inference import build_prediction
-from vertkp.inference.review_page import review_order, write_review_page
+from vertkp.inference.review_page import evaluation_settings, review_order, write_review_page
 from vertkp.inference.stream import IndexedLines, failure_line, prediction_line
 from vertkp.review import CornerUncertainty
 
@@ -176,6 +176,9 @@ def test_ground_truth_errors_come_from_the_evaluator(tmp_path):
     text = write_review_page(tmp_path / "review.html", lines, None, settings={"facing": "right"},
                              gt=load_ground_truth(gt).images).read_text(encoding="utf-8")
     first, second = text.split('<section class="image')[1:3]
+    # the predictions are scored as reported: not repaired or named again (pair rows map back to their pairs)
+    ev = evaluation_settings({"facing": "right"})
+    assert not ev.repair_chain and not ev.name_levels and ev.score_threshold == 0.0
     # 8 of the 20 corners are 26 px off: 10.4 px on average
     assert "mean corner error 10.40 px over 20 corners; 5 of 5 true vertebrae matched; levels: 5 right." in first
     rows = {re.match(r"<td>([^<]*)</td>", r).group(1): r for r in re.findall(r'<tr class="[^"]*">(.*?)</tr>', first)}

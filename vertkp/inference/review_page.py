@@ -108,11 +108,12 @@ def image_predictions(prediction: Mapping) -> ImagePredictions:
 
 def evaluation_settings(settings: Mapping) -> EvaluationSettings:
     """The evaluator's settings for a run's predictions: the run's facing, no-slip band and gap
-    factor, and every reported vertebra scored (the run already dropped those under its threshold)."""
+    factor, and every reported vertebra scored as reported (the run already dropped those under
+    its threshold, repaired the chain and named the levels: the pair rows map back to its pairs)."""
     facing = settings.get("facing") or "auto"
     kw = {k: float(settings[k]) for k in ("no_slip_pct", "gap_factor") if _number(settings.get(k)) is not None}
     return EvaluationSettings(facing=facing if facing in ("left", "right", "auto") else "auto", score_threshold=0.0,
-                              bootstrap=0, **kw)
+                              bootstrap=0, repair_chain=False, name_levels=False, **kw)
 
 
 def _level_counts(outcomes: Optional[Sequence[Optional[str]]]) -> str:
