@@ -86,7 +86,7 @@ def draw_overlay(image: np.ndarray, prediction: SpinePrediction, *, scale: Optio
     s, font, thick, radius = drawing_scale(out.shape, scale)
     for v in prediction.vertebrae:
         pts = v.corners[list(OUTLINE_ORDER)].round().astype(np.int32)
-        color = FLAG_COLOR if "low_confidence_vertebra" in v.flags else OUTLINE_COLOR
+        color = FLAG_COLOR if {"low_confidence_vertebra", "implausible_chain"} & set(v.flags) else OUTLINE_COLOR
         cv2.polylines(out, [pts], True, color, thick, cv2.LINE_AA)
         ringed = _flagged_corners(v, prediction.thresholds)
         for name, (x, y), ring in zip(KEYPOINT_NAMES, v.corners, ringed):
