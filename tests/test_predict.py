@@ -117,7 +117,7 @@ def test_predict_tool_skips_broken_files_and_writes_everything(weights, tmp_path
     assert sorted(p.name for p in (out / "overlays").iterdir()) == ["a.png", "b.png"]
     # review.html: both images with their overlay embedded, the failures listed last
     review = (out / "review.html").read_text(encoding="utf-8")
-    assert "review.html" in r.stdout and review.count('src="data:image/png;base64,') == 2
+    assert "review.html" in r.stdout and review.count('src="data:image/jpeg;base64,') == 2
     assert str(src / "a.jpg") in review and str(src / "sub" / "b.jpg") in review
     assert review.index("<h2>Failed</h2>") < review.index("truncated.jpg") and "notes.txt" in review
 

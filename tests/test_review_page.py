@@ -106,9 +106,11 @@ def test_the_page_is_self_contained_worst_first_and_escaped(run):
         ("1", "worst.png"), ("2", "mid.png"), ("3", "a&lt;b&gt;&amp;&quot;c.png")]
     toc = re.findall(r'<td><a href="#image-\d+">\d+</a></td><td>([^<]*)</td>', text)
     assert [name.rsplit("/", 1)[-1] for name in toc] == [name.rsplit("/", 1)[-1] for _, name in headings]
-    # the overlays are embedded, each its own PNG; no link leaves the page
-    assert len(page.srcs) == 3 and all(s.startswith("data:image/png;base64,") for s in page.srcs)
-    assert base64.b64decode(page.srcs[0].split(",", 1)[1]) == (out / "overlays" / "worst.png").read_bytes()
+    # the overlays are embedded, each its own picture (as a JPEG); no link leaves the page
+    assert len(page.srcs) == 3 and all(s.startswith("data:image/jpeg;base64,") for s in page.srcs)
+    shown = cv2.imdecode(np.frombuffer(base64.b64decode(page.srcs[0].split(",", 1)[1]), np.uint8), cv2.IMREAD_COLOR)
+    drawn = cv2.imread(str(out / "overlays" / "worst.png"), cv2.IMREAD_COLOR)
+    assert shown.shape == drawn.shape and np.abs(shown.astype(int) - drawn).mean() < 3
     assert re.search(r"https?://", text) is None and "<script" not in text
     assert all(h.startswith("#image-") for h in page.hrefs)
     # an input's name is escaped: its "<b>" is text, not a tag
@@ -152,7 +154,7 @@ def test_lines_are_read_from_predictions_jsonl_and_overlay_names_default_to_the_
     indexed = IndexedLines(out / "predictions.jsonl")
     assert len(indexed) == 4 and indexed[3] == lines[3]
     text = write_review_page(out / "review.html", indexed, out / "overlays").read_text(encoding="utf-8")
-    assert text.count('src="data:image/png;base64,') == 3
+    assert text.count('src="data:image/jpeg;base64,') == 3
 
 
 def _coco(path, corners, levels, file_name):

@@ -3,7 +3,7 @@
 Images come worst first (:func:`review_order`: the prediction's ``risk``, else its number of
 flags, then of findings), each with why it is flagged (its flags and what they mean,
 ``vertkp.review.FLAGS``), its findings (``SpinePrediction.findings``: what was repaired in its
-chain of vertebrae, and what could not be) and notes, its overlay embedded as a ``data:image/png;base64`` URI, and a table of its pairs
+chain of vertebrae, and what could not be) and notes, its overlay embedded as a ``data:image/jpeg;base64`` URI, and a table of its pairs
 (slip % with its interval, grade and the grade's probability, flags); the images that could
 not be read come last. With ground truth, each image also gets its errors, computed by the
 evaluator (``vertkp.evaluation.scoring.evaluate_image``): per pair the true slip and grade,
@@ -25,6 +25,7 @@ import math
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
+import cv2
 import numpy as np
 
 from ..drawing import overlay_names
@@ -41,6 +42,9 @@ from .outputs import RunSummary, match_image_ids
 __all__ = ["REVIEW_FILE", "review_order", "image_predictions", "write_review_page"]
 
 REVIEW_FILE = "review.html"
+# The overlays embedded in the page: JPEG of this quality, at most this many px on the longer side.
+OVERLAY_JPEG_QUALITY = 85
+OVERLAY_MAX_SIDE = 1024
 # The settings of predictions.json's "settings" that the header shows, in this order, when present.
 SHOWN_SETTINGS = ("config_file", "weights", "tta", "view", "facing", "bottom_level", "score_threshold",
                   "corner_threshold", "vertebra_threshold", "spread_threshold", "pixel_spacing", "gt")
@@ -215,15 +219,33 @@ def _vertebrae_table(prediction: Mapping) -> str:
     return "".join(rows) + "</table>"
 
 
+def overlay_jpeg(png: Path, max_side: int = OVERLAY_MAX_SIDE, quality: int = OVERLAY_JPEG_QUALITY) -> bytes:
+    """The overlay PNG at ``png`` as JPEG bytes, at most ``max_side`` px on its longer side: a noisy
+    radiograph compresses about ten times better so, and the page stays light for many images."""
+    image = cv2.imread(str(png), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"{png} is not a readable image")
+    scale = max_side / max(image.shape[:2])
+    if scale < 1:
+        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError(f"{png} could not be encoded as JPEG")
+    return data.tobytes()
+
+
 def _overlay(overlays: Optional[Path], stem: Optional[str]) -> str:
-    """The <img> of overlays/<stem>.png as a data URI, or why there is none."""
+    """The <img> of overlays/<stem>.png as a JPEG data URI (:func:`overlay_jpeg`), or why there is none."""
     if overlays is None:
         return '<p class="muted">no overlay (--no-overlays)</p>'
     png = overlays / f"{stem}.png" if stem is not None else None
     if png is None or not png.is_file():
         return f'<p class="muted">no overlay ({_e(png.name if png is not None else "unknown file")} is missing)</p>'
-    data = base64.b64encode(png.read_bytes()).decode("ascii")
-    return f'<img class="overlay" alt="overlay of {_e(stem)}" src="data:image/png;base64,{data}">'
+    try:
+        data = base64.b64encode(overlay_jpeg(png)).decode("ascii")
+    except ValueError as e:
+        return f'<p class="muted">no overlay ({_e(e)})</p>'
+    return f'<img class="overlay" alt="overlay of {_e(stem)}" src="data:image/jpeg;base64,{data}">'
 
 
 def _repaired(finding: Mapping) -> bool:
