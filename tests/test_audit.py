@@ -149,6 +149,16 @@ def test_non_convex(tmp_path):
     assert reflex_corners(quad(100, 100, W, H)) == []
 
 
+def test_misshapen_vertebra(tmp_path):
+    # a trapezoid: superior endplate 60 px, inferior 25 px (a corner on another body); 40 px is fine
+    q = np.array([[100, 100], [160, 100], [112, 140], [137, 140]], float)
+    findings, ids = audit_one(tmp_path, "trap.png", [q], width=240, height=240)
+    assert as_tuples(findings) == [("misshapen_vertebra", "warning", "train", "trap.png", [ids[0]],
+                                    "endplates TL-TR 60.0 px and BL-BR 25.0 px: the shorter is under 50% of the longer")]
+    fine = np.array([[100, 100], [160, 100], [110, 140], [150, 140]], float)
+    assert audit_one(tmp_path, "fine.png", [fine], width=240, height=240)[0] == []
+
+
 def test_out_of_order_levels(tmp_path):
     findings, ids = audit_one(tmp_path, "lv.png", stack(4), height=300, levels=["L1", "L3", "L2", "L4"])
     assert as_tuples(findings) == [("out_of_order", "warning", "train", "lv.png", [ids[1], ids[2]],

@@ -31,8 +31,8 @@ from ..files import output_folder
 from .across import duplicate_findings, overlap_findings
 from .checks import vertebra_findings
 from .findings import FINDING_KINDS, SEVERITIES, Finding, make_finding
-from ..grading.plausibility import (DUPLICATE_IOU, IMPLAUSIBLE_SLIP_PCT, MIN_DISC_HEIGHT_PX, NON_CONVEX_MIN_DEFICIT, OVERLAP_IOU,
-                       TINY_AREA_FRACTION, TINY_BOX_PX)
+from ..grading.plausibility import (DUPLICATE_IOU, IMPLAUSIBLE_SLIP_PCT, MIN_DISC_HEIGHT_PX, MIN_ENDPLATE_RATIO,
+                                    NON_CONVEX_MIN_DEFICIT, OVERLAP_IOU, TINY_AREA_FRACTION, TINY_BOX_PX)
 from .hashing import HASH_BITS, NEAR_DUPLICATE_BITS, THUMBNAIL_MIN_PX, perceptual_hash, read_thumbnail
 from .report import write_audit
 
@@ -44,7 +44,8 @@ def settings() -> dict:
     """The audit's thresholds, as written to audit.json."""
     return {"tiny_area_fraction": TINY_AREA_FRACTION, "tiny_box_px": list(TINY_BOX_PX),
             "duplicate_iou": DUPLICATE_IOU, "overlap_iou": OVERLAP_IOU,
-            "non_convex_min_deficit": NON_CONVEX_MIN_DEFICIT, "implausible_slip_pct": IMPLAUSIBLE_SLIP_PCT,
+            "non_convex_min_deficit": NON_CONVEX_MIN_DEFICIT, "min_endplate_ratio": MIN_ENDPLATE_RATIO,
+            "implausible_slip_pct": IMPLAUSIBLE_SLIP_PCT,
             "min_disc_height_px": MIN_DISC_HEIGHT_PX, "near_duplicate_bits": NEAR_DUPLICATE_BITS,
             "hash_bits": HASH_BITS, "hash": "imagehash.phash", "thumbnail_min_px": THUMBNAIL_MIN_PX}
 

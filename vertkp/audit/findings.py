@@ -16,7 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-from ..grading.plausibility import DUPLICATE_IOU, IMPLAUSIBLE_SLIP_PCT, OVERLAP_IOU, TINY_AREA_FRACTION, TINY_BOX_PX
+from ..grading.plausibility import (DUPLICATE_IOU, IMPLAUSIBLE_SLIP_PCT, MIN_ENDPLATE_RATIO, OVERLAP_IOU,
+                                    TINY_AREA_FRACTION, TINY_BOX_PX)
 from .hashing import HASH_BITS, NEAR_DUPLICATE_BITS
 
 __all__ = ["SEVERITIES", "FINDING_KINDS", "FINDING_COLUMNS", "Finding", "make_finding"]
@@ -31,6 +32,8 @@ FINDING_KINDS: Dict[str, Tuple[str, str]] = {
     "duplicate_vertebra": ("error", f"two quadrilaterals of one image overlap with IoU > {DUPLICATE_IOU:g}: one "
                                     "vertebra twice"),
     "non_convex": ("warning", "the quadrilateral TL, TR, BR, BL has a reflex corner"),
+    "misshapen_vertebra": ("warning", f"one endplate (TL-TR or BL-BR) is under {100 * MIN_ENDPLATE_RATIO:g}% of the "
+                                      "other's length"),
     "tiny_vertebra": ("warning", f"area under {100 * TINY_AREA_FRACTION:g}% of the image's median vertebra area, or "
                                  f"corner box under {TINY_BOX_PX[0]:g} x {TINY_BOX_PX[1]:g} px"),
     "overlapping_vertebrae": ("warning", f"two quadrilaterals of one image overlap with {OVERLAP_IOU:g} < IoU <= "

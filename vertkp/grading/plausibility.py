@@ -24,7 +24,7 @@ from .vertebrae import vertebra_area
 
 __all__ = [
     "TINY_AREA_FRACTION", "TINY_BOX_PX", "DUPLICATE_IOU", "OVERLAP_IOU", "NON_CONVEX_MIN_DEFICIT",
-    "IMPLAUSIBLE_SLIP_PCT", "MIN_DISC_HEIGHT_PX",
+    "IMPLAUSIBLE_SLIP_PCT", "MIN_DISC_HEIGHT_PX", "MIN_ENDPLATE_RATIO",
     "full_corners", "outlines", "corner_box_sides", "tiny_masks", "quad_polygons", "iou_pairs",
     "crossing_sides", "reflex_corners", "hull_fraction", "corners_outside", "signed_disc_height",
     "Problem", "shape_problems", "pair_problems",
@@ -48,6 +48,11 @@ NON_CONVEX_MIN_DEFICIT = 1e-3
 # |slip %| (on AP views, |lateral displacement %|) above this between neighbours is
 # implausible: beyond Meyerding IV, rarer than a misordered or mislabelled vertebra.
 IMPLAUSIBLE_SLIP_PCT = 100.0
+# A vertebral body's two endplates (TL-TR and BL-BR) are about as long as each other: on realistic
+# phantoms the shorter is at least 73% of the longer; a shorter one under this fraction of the
+# longer is a corner on another body (a compression fracture shortens a body's height, not an
+# endplate).
+MIN_ENDPLATE_RATIO = 0.5
 # A disc height (the upper vertebra's inferior corners above the line of the lower one's
 # superior endplate, mean, px) below this is implausible: the endplates cross.
 MIN_DISC_HEIGHT_PX = 0.0
@@ -197,7 +202,7 @@ def signed_disc_height(upper_inferior: np.ndarray, lower_superior: np.ndarray, c
 
 
 class Problem(NamedTuple):
-    """One broken rule: its code (``self_intersecting``, ``non_convex``, ``tiny_vertebra``,
+    """One broken rule: its code (``self_intersecting``, ``non_convex``, ``misshapen_vertebra``, ``tiny_vertebra``,
     ``duplicate_vertebra``, ``overlapping_vertebrae``, ``implausible_slip``), the input
     indices of the vertebrae involved, and what was measured, in words."""
 
@@ -207,7 +212,7 @@ class Problem(NamedTuple):
 
 
 def shape_problems(corners: np.ndarray) -> Tuple[List[Problem], Set[Tuple[int, int]]]:
-    """``self_intersecting``, ``non_convex``, ``tiny_vertebra``, ``duplicate_vertebra`` and
+    """``self_intersecting``, ``non_convex``, ``misshapen_vertebra``, ``tiny_vertebra``, ``duplicate_vertebra`` and
     ``overlapping_vertebrae`` over the 4-corner vertebrae of ``corners`` ([N, 4, 2] px, NaN
     where unlabelled); also the pairs of input indices (i < j) found duplicate or overlapping."""
     c_all = np.asarray(corners, dtype=np.float64).reshape(-1, 4, 2)
@@ -226,6 +231,11 @@ def shape_problems(corners: np.ndarray) -> Tuple[List[Problem], Set[Tuple[int, i
             out.append(Problem("non_convex", (int(full[k]),),
                                f"reflex corner {', '.join(reflex_corners(q))}; the outline covers {100 * frac:.1f}% "
                                "of its convex hull"))
+        top, bottom = np.linalg.norm(q[1] - q[0]), np.linalg.norm(q[3] - q[2])
+        if min(top, bottom) < MIN_ENDPLATE_RATIO * max(top, bottom):
+            out.append(Problem("misshapen_vertebra", (int(full[k]),),
+                               f"endplates TL-TR {top:.1f} px and BL-BR {bottom:.1f} px: the shorter is under "
+                               f"{100 * MIN_ENDPLATE_RATIO:g}% of the longer"))
     if len(c):
         areas = vertebra_area(c)
         median = float(np.median(areas))
