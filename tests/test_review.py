@@ -43,12 +43,12 @@ from vertkp.review import (
 def test_the_operating_points_per_tta_mode():
     assert set(OPERATING_POINTS) == set(TTA_MODES)
     none, flip = OPERATING_POINTS["none"], OPERATING_POINTS["flip"]
-    assert none.thresholds == FlagThresholds(corner=0.775, vertebra=0.95, facing=0.8, spread_pct=2.5, grade_doubt=0.16)
-    flip_thresholds = FlagThresholds(corner=0.525, vertebra=0.7, facing=0.8, spread_pct=2.5, grade_doubt=0.16)
+    assert none.thresholds == FlagThresholds(corner=0.775, vertebra=0.95, facing=0.8, spread_pct=2.5, grade_doubt=0.122)
+    flip_thresholds = FlagThresholds(corner=0.475, vertebra=0.85, facing=0.8, spread_pct=2.5, grade_doubt=0.122)
     assert flip.thresholds == flip_thresholds == FlagThresholds()
     assert none.uncertainty == CornerUncertainty(floor_pct_width=2.45, spread_factor=0.0, z=1.96)
-    assert flip.uncertainty == CornerUncertainty(floor_pct_width=1.0, spread_factor=1.0, z=1.96) == CornerUncertainty()
-    assert none.risk_model == ((6.233, 2.902), -4.368) and flip.risk_model == ((7.152, 2.631, 0.140), -5.523)
+    assert flip.uncertainty == CornerUncertainty(floor_pct_width=0.75, spread_factor=1.0, z=1.96) == CornerUncertainty()
+    assert none.risk_model == ((6.233, 2.902), -4.368) and flip.risk_model == ((7.113, 1.854, 0.196), -5.669)
     assert OPERATING_POINTS["flip,scale"] == flip
 
 
@@ -316,3 +316,20 @@ def test_fit_operating_point_and_the_point_it_makes():
     assert fitted_point(single).thresholds.spread_pct == FlagThresholds().spread_pct
     unreached = dict(fit, thresholds={"corner": None, "vertebra": None, "spread_pct": None})
     assert fitted_point(unreached) is None
+
+
+def test_the_grade_doubt_fit_flags_the_fewest_pairs_among_floors_whose_intervals_cover():
+    from vertkp.review.fitting import choose_grade_doubt
+    wrong = np.array([True, True, False, False, False, False, False, False, False, False])
+    tight = {"grade_doubt": np.array([0.5, 0.3, 0.4, 0, 0, 0, 0, 0, 0, 0.1]), "wrong_grade": wrong,
+             "covered": np.array([True] * 8 + [False] * 2)}       # 80% covered: too few
+    wide = {"grade_doubt": np.array([0.6, 0.5, 0.55, 0.2, 0, 0, 0, 0, 0, 0]), "wrong_grade": wrong,
+            "covered": np.ones(10, bool)}
+    wider = {"grade_doubt": np.array([0.7, 0.6, 0.65, 0.62, 0.1, 0, 0, 0, 0, 0]), "wrong_grade": wrong,
+             "covered": np.ones(10, bool)}
+    fit = choose_grade_doubt({0.5: tight, 1.0: wide, 2.0: wider}, recall_pct=100.0, min_coverage_pct=90.0)
+    # tight flags 2 of 10 (>= 0.3) but covers 80%; wide flags 3 (>= 0.5); wider 4 (>= 0.6)
+    assert fit == {"floor_pct_width": 1.0, "grade_doubt": 0.5, "flagged_pct": 30.0, "recall_pct": 100.0,
+                   "coverage_pct": 100.0, "n_pairs": 10, "n_wrong_grade": 2}
+    assert choose_grade_doubt({0.5: tight}, 100.0, 90.0)["floor_pct_width"] == 0.5  # none covers: the best one
+    assert choose_grade_doubt({1.0: {**wide, "wrong_grade": np.zeros(10, bool)}}) == {}

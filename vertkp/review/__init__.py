@@ -18,8 +18,8 @@ Pure numpy, above ``vertkp.grading``; ``vertkp.inference`` raises the flags and
 """
 from .calibration import (SPREAD_CAP_PCT, calibration_at, corner_table, error_risk, evaluate_calibration,
                           pair_doubts, risk_features, risk_signals, slip_interval_stats)
-from .fitting import (TARGET_FLAG_RATE, TARGET_RECALL, choose_thresholds, fit_corner_uncertainty, fit_operating_point,
-                      fitted_point)
+from .fitting import (GRADE_DOUBT_FLOORS, TARGET_FLAG_RATE, TARGET_GRADE_RECALL, TARGET_RECALL, choose_thresholds,
+                      fit_corner_uncertainty, fit_grade_doubt, fit_operating_point, fitted_point)
 from .flags import FLAGS, FlagThresholds, corner_flags, flag_masks
 from .operating_points import OPERATING_POINTS, OperatingPoint
 from .statistics import (LARGE_ERROR_PCT_WIDTH, auroc, bins_calibration_error, calibration_report,
@@ -40,6 +40,7 @@ __all__ = [
     "SPREAD_CAP_PCT", "risk_features", "error_risk", "corner_table", "risk_signals", "calibration_at",
     "evaluate_calibration", "pair_doubts", "slip_interval_stats",
     # fitting
-    "TARGET_RECALL", "TARGET_FLAG_RATE", "choose_thresholds", "fit_corner_uncertainty", "fit_operating_point",
+    "TARGET_RECALL", "TARGET_FLAG_RATE", "TARGET_GRADE_RECALL", "GRADE_DOUBT_FLOORS", "choose_thresholds",
+    "fit_corner_uncertainty", "fit_operating_point", "fit_grade_doubt",
     "fitted_point",
 ]

@@ -8,23 +8,31 @@ logistic error risk (``vertkp.review.statistics.fit_logistic``); :func:`fitted_p
 """
 from __future__ import annotations
 
-from typing import Mapping, Optional, Tuple
+from dataclasses import replace
+from typing import Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .calibration import risk_features
+from .calibration import pair_doubts, risk_features
 from .flags import FlagThresholds, corner_flags
 from .operating_points import OperatingPoint
-from .statistics import LARGE_ERROR_PCT_WIDTH, fit_logistic
+from .statistics import LARGE_ERROR_PCT_WIDTH, fit_logistic, threshold_for_recall
 from .uncertainty import CornerUncertainty
 
-__all__ = ["TARGET_RECALL", "TARGET_FLAG_RATE", "choose_thresholds", "fit_corner_uncertainty",
-           "fit_operating_point", "fitted_point"]
+__all__ = ["TARGET_RECALL", "TARGET_FLAG_RATE", "TARGET_GRADE_RECALL", "GRADE_DOUBT_FLOORS", "MIN_INTERVAL_COVERAGE",
+           "choose_thresholds", "choose_grade_doubt",
+           "fit_corner_uncertainty", "fit_operating_point", "fit_grade_doubt", "fitted_point"]
 
 # The flags together should catch this share of the large-error corners, percent...
 TARGET_RECALL = 90.0
 # ... while flagging at most this share of all corners (the issue's target), percent.
 TARGET_FLAG_RATE = 15.0
+# borderline_grade should catch this share of the wrongly graded pairs, percent ...
+TARGET_GRADE_RECALL = 80.0
+# ... with the corner error floor (% of the width) among these that flags the fewest pairs while
+# the 95% slip intervals still hold the true slip of at least MIN_INTERVAL_COVERAGE % of them.
+GRADE_DOUBT_FLOORS = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5)
+MIN_INTERVAL_COVERAGE = 90.0
 
 
 def choose_thresholds(table: Mapping[str, np.ndarray], recall_pct: Optional[float], tta: bool,
@@ -134,3 +142,44 @@ def fitted_point(fit: Mapping, which: str = "thresholds") -> Optional[OperatingP
     return OperatingPoint(FlagThresholds(corner=th["corner"], vertebra=th["vertebra"], **spread),
                           CornerUncertainty(**fit["uncertainty"]),
                           (tuple(fit["risk_model"]["weights"]), fit["risk_model"]["bias"]))
+
+
+def choose_grade_doubt(tables: Mapping[float, Mapping[str, np.ndarray]], recall_pct: float = TARGET_GRADE_RECALL,
+                       min_coverage_pct: float = MIN_INTERVAL_COVERAGE) -> dict:
+    """Of :func:`vertkp.review.pair_doubts` tables keyed by corner error floor (% of the width), the
+    floor and ``grade_doubt`` threshold (``threshold_for_recall``: flag ``grade_doubt >= t``) that
+    flag the fewest pairs while catching ``recall_pct`` % of the wrongly graded ones, among the
+    floors whose slip intervals hold the true slip of at least ``min_coverage_pct`` % of the pairs
+    (none: the floor of the best coverage). Ties go to the first floor given.
+
+    Returns:
+        {"floor_pct_width", "grade_doubt", "flagged_pct", "recall_pct", "coverage_pct", "n_pairs",
+        "n_wrong_grade"}; {} when no pair is graded wrong.
+    """
+    rows = []
+    for floor, d in tables.items():
+        wrong = np.asarray(d["wrong_grade"], dtype=bool)
+        if not wrong.any():
+            return {}
+        doubt = np.asarray(d["grade_doubt"], dtype=np.float64)
+        t = threshold_for_recall(doubt, wrong, recall_pct)
+        flagged = doubt >= t
+        rows.append({"floor_pct_width": float(floor), "grade_doubt": float(t),
+                     "flagged_pct": 100.0 * float(flagged.mean()),
+                     "recall_pct": 100.0 * float((flagged & wrong).sum()) / float(wrong.sum()),
+                     "coverage_pct": 100.0 * float(np.mean(d["covered"])),
+                     "n_pairs": int(wrong.size), "n_wrong_grade": int(wrong.sum())})
+    covering = [r for r in rows if r["coverage_pct"] >= min_coverage_pct]
+    if not covering:
+        return max(rows, key=lambda r: r["coverage_pct"])
+    return min(covering, key=lambda r: r["flagged_pct"])
+
+
+def fit_grade_doubt(images, uncertainty: CornerUncertainty, recall_pct: float = TARGET_GRADE_RECALL,
+                    floors: Sequence[float] = GRADE_DOUBT_FLOORS,
+                    min_coverage_pct: float = MIN_INTERVAL_COVERAGE) -> dict:
+    """:func:`choose_grade_doubt` over the scored lateral pairs of evaluated images
+    (``vertkp.evaluation.ImageEvaluation``), each floor of ``floors`` replacing ``uncertainty``'s
+    ``floor_pct_width`` (its spread factor kept)."""
+    tables = {float(f): pair_doubts(images, replace(uncertainty, floor_pct_width=float(f))) for f in floors}
+    return choose_grade_doubt(tables, recall_pct, min_coverage_pct)

@@ -51,11 +51,11 @@ class FlagThresholds:
             ``borderline_grade``.
     """
 
-    corner: float = 0.525
-    vertebra: float = 0.7
+    corner: float = 0.475
+    vertebra: float = 0.85
     facing: float = 0.8
     spread_pct: float = 2.5
-    grade_doubt: float = 0.16
+    grade_doubt: float = 0.122
 
 
 def corner_flags(confidence, score, spread_pct, thresholds: FlagThresholds, tta: bool) -> Dict[str, np.ndarray]:

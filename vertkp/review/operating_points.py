@@ -1,15 +1,15 @@
 """The operating point of each test-time augmentation mode: when to flag, and how wrong a corner is.
 
 One row per TTA mode (``vertkp predict --tta``; a config's is
-``vertkp.modeling.test_time_augmentation.tta_mode``). Each was fitted on held-out realistic
-phantoms (README, "Flags that separate"). For "flip", refitted for the current `make demo` model
-on one held-out set and checked on two others: the corner thresholds that flag at most 15% of
-the corners (``vertkp.review.fitting.fit_operating_point``'s ``thresholds_at_target_flag_rate``;
-its recall-first thresholds flag 45%), the logistic error risk of the same fit, the corner
-error model whose grade doubts (``vertkp.grading.grade_doubt``) separate wrong grades best, and
-the ``grade_doubt`` threshold that catches 80% of the wrong grades
-(``vertkp.review.statistics.threshold_for_recall`` on ``vertkp.review.pair_doubts``). "none" is
-the earlier model's fit by ``vertkp benchmark tta`` (its ``grade_doubt`` is flip's).
+``vertkp.modeling.test_time_augmentation.tta_mode``). "flip" was fitted by ``vertkp benchmark
+review`` for the current `make demo` model on its tuning set of realistic phantoms (README, "A
+consistent chain, named levels and flags that separate"): the corner thresholds that catch the
+most large errors while flagging at most 15% of the corners and the logistic error risk
+(``vertkp.review.fit_operating_point``), and the corner error floor with the ``grade_doubt``
+threshold that catch 80% of the wrong grades flagging the fewest pairs
+(``vertkp.review.fit_grade_doubt``); to refit, copy that benchmark's
+``benchmark.json["fit_on_tuning"]`` here. "none" is the earlier model's fit by ``vertkp benchmark
+tta`` (its ``grade_doubt`` is flip's).
 """
 from __future__ import annotations
 
@@ -45,8 +45,8 @@ OPERATING_POINTS: Dict[str, OperatingPoint] = {
     "none": OperatingPoint(FlagThresholds(corner=0.775, vertebra=0.95),
                            CornerUncertainty(floor_pct_width=2.45, spread_factor=0.0),
                            ((6.233, 2.902), -4.368)),
-    "flip": OperatingPoint(FlagThresholds(corner=0.525, vertebra=0.7, spread_pct=2.5, grade_doubt=0.16),
-                           CornerUncertainty(floor_pct_width=1.0, spread_factor=1.0),
-                           ((7.152, 2.631, 0.140), -5.523)),
+    "flip": OperatingPoint(FlagThresholds(corner=0.475, vertebra=0.85, spread_pct=2.5, grade_doubt=0.122),
+                           CornerUncertainty(floor_pct_width=0.75, spread_factor=1.0),
+                           ((7.113, 1.854, 0.196), -5.669)),
 }
 OPERATING_POINTS["flip,scale"] = OPERATING_POINTS["flip"]

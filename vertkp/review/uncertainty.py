@@ -37,7 +37,7 @@ class CornerUncertainty:
         z: half-width of the slip interval in SDs (1.96: a 95% interval for Gaussian errors).
     """
 
-    floor_pct_width: float = 1.0
+    floor_pct_width: float = 0.75
     spread_factor: float = 1.0
     z: float = 1.96
 
