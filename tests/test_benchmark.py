@@ -438,3 +438,22 @@ def test_the_review_benchmark_parses_and_its_arithmetic_is_exact():
               "covered": np.array([True, True, True, False])}
     g = grade_flags(doubts, 0.3)
     assert (g["flagged_pct"], g["wrong_caught_pct"], g["coverage_pct"], g["n_wrong_grade"]) == (50.0, 50.0, 75.0, 2)
+
+
+@pytest.mark.slow
+def test_review_end_to_end_with_random_weights(tmp_path, run_tool):
+    pytest.importorskip("detectron2", reason=DETECTRON2_SKIP_REASON)
+    from tests.helpers import random_weights
+    (tmp_path / "w").mkdir()
+    weights = random_weights(tmp_path / "w")
+    out = tmp_path / "review"
+    r = run_tool("benchmark", "review", "--config-file", INSTANT, "--weights", weights, "--held-out-images", 3,
+                 "--image-size", 256, "--threads", 1, "--output", out, "MODEL.DEVICE", "cpu",
+                 env={"OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    report = json.loads((out / "benchmark.json").read_text())
+    assert set(report["sets"]) == {"tuning", "held_out", "held_out_buu"}
+    for name, s in report["sets"].items():
+        assert s["n_images"] > 0 and set(s["before"]) == set(s["after"]), name
+        assert {"grade_flags_shipped", "corner_flags", "risk"} <= set(s)
+    assert "| set | repair | pairs |" in r.stdout and "wrote " in r.stdout

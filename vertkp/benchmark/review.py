@@ -35,7 +35,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from ..convert import convert_dataset
+from ..data.datasets import SPECS
 from ..evaluation import EvaluationSettings, evaluate_dataset, load_ground_truth
 from ..evaluation.exact_truth import exact_truth
 from ..files import write_json
@@ -62,7 +62,10 @@ def layout_set(folder: Path, layout: str, num_images: int, seed: int, difficulty
     """Phantoms of ``layout`` made (unless there) and converted in ``folder``: (the lateral images'
     truths, the folder their file names are relative to). ``image_size`` None: the layout's own."""
     ensure_phantoms(layout, folder, num_images, seed, image_size=image_size, progress=False, difficulty=difficulty)
-    coco = convert_dataset(layout, folder, progress=False, overlays=False, audit=False).output
+    spec = SPECS[layout]
+    coco = folder / spec.coco_folder.format(view="lateral")
+    spec.convert(spec.find_root(folder), output=coco, skip_invalid=False, progress=False,
+                 **({"view": "lateral"} if "view" in spec.options else {}))
     truths = [t for s in ("train", "val", "test") if (coco / f"{s}.json").is_file()
               for t in load_ground_truth(coco / f"{s}.json").images if t.view == "lateral"]
     return truths, folder
@@ -142,8 +145,19 @@ def grade_flags(doubts: dict, threshold: float) -> dict:
 
 
 def corner_flags_at(table, thresholds, risk_model) -> dict:
+    """The flags' recall of the large corner errors and the share of corners they flag, percent."""
     any_flag = calibration_at(table, thresholds, True, risk_model)["flags"]["any"]
     return {"recall_pct": any_flag["recall"], "flagged_pct": any_flag["flag_rate"]}
+
+
+def _fit_corner_flags(table) -> dict:
+    """``fit_operating_point`` on the tuning set's corners, {} (said) when they cannot be fitted
+    (no matched corner, or no large error among them: a model that finds nothing)."""
+    try:
+        return fit_operating_point(table, True) if table else {}
+    except ValueError as e:
+        print(f"   the corner flags cannot be fitted on the tuning set: {e}", flush=True)
+        return {}
 
 
 def format_report(report: dict) -> str:
@@ -205,7 +219,7 @@ def run(args, folder: Optional[Path] = None) -> int:
         report["sets"][name] = {"layout": layout, "seed": args.seed + offset, "n_images": len(truths),
                                 "before": _tails(before.metrics), "after": _tails(after.metrics)}
     tuning_images = data["tuning"][3].images
-    fit = fit_operating_point(corner_table(tuning_images), True)
+    fit = _fit_corner_flags(corner_table(tuning_images))
     grade_fit = fit_grade_doubt(tuning_images, shipped.uncertainty)
     fitted_uncertainty = replace(shipped.uncertainty, floor_pct_width=grade_fit.get("floor_pct_width",
                                                                                    shipped.uncertainty.floor_pct_width))
@@ -218,8 +232,8 @@ def run(args, folder: Optional[Path] = None) -> int:
         s["grade_flags_shipped"] = grade_flags(pair_doubts(after.images, shipped.uncertainty),
                                                shipped.thresholds.grade_doubt)
         table = corner_table(after.images)
-        s["corner_flags"] = {"shipped": corner_flags_at(table, shipped.thresholds, shipped.risk_model)}
-        for which in ("thresholds", "thresholds_at_target_flag_rate"):
+        s["corner_flags"] = {"shipped": corner_flags_at(table, shipped.thresholds, shipped.risk_model)} if table else {}
+        for which in ("thresholds", "thresholds_at_target_flag_rate") if fit else ():
             point = fitted_point(fit, which)
             if point is not None:
                 key = "fitted" if which == "thresholds" else "fitted_at_target_flag_rate"
