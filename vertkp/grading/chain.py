@@ -29,10 +29,10 @@ from .plausibility import OVERLAP_IOU, Problem, full_corners, iou_pairs
 __all__ = ["DETACHED_MAX_CONFIDENCE", "ChainRepair", "repair_chain"]
 
 # A body detached from the end of the chain by a gap is removed when its corners' mean heatmap
-# confidence (``vertkp.keypoint_decoding.corner_confidence``) is under this. Measured with the
-# `make demo` model on 198 held-out realistic phantoms (README, "A spine whose pairs hold
-# together"): 46 detached bodies under it were false detections, 4 were vertebrae (2 of them
-# T10 at the top); the false ones reached 0.59, so a lower value keeps femoral heads.
+# confidence (``vertkp.keypoint_decoding.corner_confidence``) is under this. With the `make demo`
+# model on the three held-out phantom sets of ``vertkp benchmark review`` (README, "A consistent
+# chain, named levels and flags that separate") 45 bodies removed so matched no vertebra and 2
+# did (two S1 under a gap); on other held-out sets false bodies reached 0.59.
 DETACHED_MAX_CONFIDENCE = 0.6
 
 
