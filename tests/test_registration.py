@@ -55,7 +55,10 @@ def test_dicts_carry_extras_and_detectron2_half_pixel_shift(datasets_root):
     for a, ref in zip(d["annotations"], coco["annotations"]):
         kp = np.array(a["keypoints"]).reshape(4, 3)
         np.testing.assert_allclose(kp[:, :2], np.array(ref["keypoints"]).reshape(4, 3)[:, :2] + 0.5)
-        assert a["category_id"] == 0 and a["vertebra_level"] is None and a["source_label"] == [0]
+        assert a["category_id"] == 0 and a["source_label"] == [0]
+    # Mendeley labels name no level: the conversion names them upwards from S1, the lowest (image y)
+    by_height = sorted(d["annotations"], key=lambda a: -np.mean(np.array(a["keypoints"]).reshape(4, 3)[:, 1]))
+    assert [a["vertebra_level"] for a in by_height][:2] == ["S1", "L5"]
     test = DatasetCatalog.get("spondylolisthesis_test")
     assert len(test) == 1 and test[0]["annotations"] == [] and test[0]["width"] == 900
     buu = DatasetCatalog.get("buu_lspine_lateral_train") + DatasetCatalog.get("buu_lspine_lateral_val")
