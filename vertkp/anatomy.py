@@ -5,9 +5,9 @@ The clinical meaning is in ``docs/clinical.md``.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional
 
-__all__ = ["LEVELS", "VIEWS", "FACINGS", "level_index", "level_name"]
+__all__ = ["LEVELS", "VIEWS", "FACINGS", "level_index", "level_name", "levels_up_from"]
 
 # Vertebral levels vertkp knows, cranial to caudal; consecutive entries are
 # anatomical neighbours (T12 over L1, L5 over S1).
@@ -36,3 +36,16 @@ def level_name(level) -> Optional[str]:
     """The canonical spelling of a level ("l4 " -> "L4"), or None when it is not one."""
     k = level_index(level)
     return None if k is None else LEVELS[k]
+
+
+def levels_up_from(bottom_level, count: int) -> List[Optional[str]]:
+    """The levels of ``count`` stacked vertebrae, caudal first, the first being ``bottom_level``
+    and each the level above the one before it in :data:`LEVELS`; None past ``LEVELS[0]``.
+
+    Raises:
+        ValueError: ``bottom_level`` is not a level name.
+    """
+    bottom = level_index(bottom_level)
+    if bottom is None:
+        raise ValueError(f"bottom_level {bottom_level!r} is not one of {LEVELS}")
+    return [LEVELS[bottom - k] if bottom - k >= 0 else None for k in range(count)]

@@ -31,7 +31,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from ..anatomy import LEVELS
+from ..anatomy import levels_up_from
 
 __all__ = ["BOTTOM_S1_MODEL", "MIN_LEVEL_CONFIDENCE", "LevelNaming", "bottom_features", "bottom_s1_probability",
            "name_levels"]
@@ -92,23 +92,18 @@ def name_levels(grading, min_confidence: float = MIN_LEVEL_CONFIDENCE) -> LevelN
     """Levels of a graded spine's vertebrae: S1 at the bottom, counted upwards to the first gap,
     when :func:`bottom_s1_probability` reaches ``min_confidence``."""
     p = bottom_s1_probability(grading)
-    if p is None:
-        why = "levels are named on lateral views only" if grading.view != "lateral" else \
-            "levels need at least two vertebrae"
-        return LevelNaming(None, None, why)
+    if p is None:  # on an AP view positional names are the rule, not worth a note
+        return LevelNaming(None, None, "" if grading.view != "lateral" else "levels need at least two vertebrae")
     if p < min_confidence:
         return LevelNaming(None, p, f"levels not named: the bottom vertebra is S1 with probability {p:.2f} "
                                     f"< {min_confidence:g} (names stay by position)")
     order = list(grading.order)
     gap_above = {lo for _, lo in grading.gaps}
     levels: List[Optional[str]] = [None] * len(order)
-    s1 = LEVELS.index("S1")
     note = ""
-    for k, i in enumerate(reversed(order)):
-        if s1 - k < 0:
-            break
-        levels[i] = LEVELS[s1 - k]
-        if i in gap_above:
-            note = f"levels named up to {LEVELS[s1 - k]}: a vertebra seems missed above it"
+    for name, i in zip(levels_up_from("S1", len(order)), reversed(order)):
+        levels[i] = name
+        if name is not None and i in gap_above:
+            note = f"levels named up to {name}: a vertebra seems missed above it"
             break
     return LevelNaming(levels, p, note)

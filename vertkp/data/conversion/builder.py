@@ -20,7 +20,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ...anatomy import LEVELS, level_index
+from ...anatomy import LEVELS, level_index, levels_up_from
 from ...files import InvalidInput, write_json_files
 from ...grading import order_spine
 from ...keypoints import canonical_order
@@ -100,13 +100,11 @@ def anchored_levels(corners: np.ndarray, bottom_level: str) -> list:
     Returns:
         [N] level names in input order; None for a vertebra above ``LEVELS[0]``.
     """
-    bottom = level_index(bottom_level)
-    if bottom is None:
-        raise ValueError(f"bottom_level {bottom_level!r} is not one of {LEVELS}")
     c = np.asarray(corners, dtype=np.float64).reshape(-1, 4, 2)
+    names = levels_up_from(bottom_level, len(c))
     out: list = [None] * len(c)
-    for k, i in enumerate(order_spine(c).order[::-1]):  # caudal first
-        out[int(i)] = LEVELS[bottom - k] if bottom - k >= 0 else None
+    for name, i in zip(names, order_spine(c).order[::-1]):  # caudal first
+        out[int(i)] = name
     return out
 
 
