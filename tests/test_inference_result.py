@@ -292,7 +292,7 @@ def test_a_duplicate_detection_is_removed_and_said_and_a_crossed_body_is_flagged
 
 
 def test_image_risk_is_the_chance_that_some_grade_is_wrong():
-    from vertkp.inference.result import image_risk
+    from vertkp.review import image_risk
     assert image_risk([0.9, 0.8, None]) == pytest.approx(1 - 0.72)
     assert image_risk([0.9, 0.8], facing_confidence=0.5) == pytest.approx(1 - 0.36)
     assert image_risk([1.0, 1.0], implausible=True) == 1.0

@@ -15,7 +15,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from ..anatomy import LEVELS, level_index
+from ..anatomy import level_index, levels_up_from
 from ..grading import (
     DEFAULT_GAP_FACTOR,
     DEFAULT_NO_SLIP_PCT,
@@ -32,7 +32,7 @@ from ..grading.chain import repair_chain
 from ..grading.levels import name_levels
 from ..grading.plausibility import Problem, pair_problems, shape_problems
 from ..review import (FLAGS, CornerUncertainty, FlagThresholds, corner_flags, corner_sd_px, follow_orientation,
-                      slip_distribution, spread_pct_width)
+                      image_risk, slip_distribution, spread_pct_width)
 from ..keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS
 
 __all__ = [
@@ -42,7 +42,6 @@ __all__ = [
     "PairResult",
     "SpinePrediction",
     "build_prediction",
-    "image_risk",
 ]
 
 
@@ -99,7 +98,7 @@ class PairResult(PairMeasures):
     ``lower`` index :attr:`SpinePrediction.vertebrae`), plus its flags and, on lateral
     views where the slip is measured (else None):
 
-    * ``slip_low_pct``/``slip_high_pct``: the slip's interval (``vertkp.review.slip_interval``);
+    * ``slip_low_pct``/``slip_high_pct``: the slip's interval (``vertkp.review.CornerUncertainty.interval``);
     * ``grade_probabilities``: grade name -> probability, for every grade of
       ``vertkp.grading.GRADES`` (``vertkp.grading.grade_probabilities`` of the slip's
       distribution, ``vertkp.review.slip_distribution``);
@@ -202,11 +201,6 @@ class SpinePrediction:
         return out
 
 
-def _levels_from_bottom(positions: List[int], bottom_level: str) -> List[Optional[str]]:
-    base = level_index(bottom_level)
-    return [LEVELS[base - (pos - 1)] if base - (pos - 1) >= 0 else None for pos in positions]
-
-
 def build_prediction(corners, corner_scores, scores, boxes, *, image: str, height: int, width: int,
                      view: str = "lateral", facing: Optional[str] = "auto", data_facing: Optional[str] = None,
                      pixel_spacing: Optional[float] = None, bottom_level: Optional[str] = "auto",
@@ -271,13 +265,13 @@ def build_prediction(corners, corner_scores, scores, boxes, *, image: str, heigh
         naming = name_levels(grade_spine(c, **kw))
         levels, level_confidence = naming.levels, naming.confidence
         level_source = "estimated" if levels is not None else "position"
-        if naming.note and (levels is not None or view == "lateral"):
+        if naming.note:
             notes.append(naming.note)
     elif bottom_level is not None and n:
         if first.gaps:
             notes.append(f"levels not assigned from {bottom_level.upper()} at the bottom: a vertebra seems missed")
         else:
-            levels = _levels_from_bottom(list(range(n, 0, -1)), bottom_level)
+            levels = levels_up_from(bottom_level, n)[::-1]  # cranial first, as c
             level_source = "bottom_level"
     g = grade_spine(c, levels=levels, **kw)
     notes.extend(g.notes)
@@ -307,17 +301,17 @@ def build_prediction(corners, corner_scores, scores, boxes, *, image: str, heigh
             u, lo = pm.upper, pm.lower
             dist = slip_distribution(g.oriented[u], g.oriented[lo], follow_orientation(sd[u], c[u], g.oriented[u]),
                                      follow_orientation(sd[lo], c[lo], g.oriented[lo]), g.facing.facing)
-        extra = {}
+        extra, doubt = {}, None
         if dist is not None:
             slip, slip_sd = dist
-            probs = grade_probabilities(slip, slip_sd, no_slip_pct)
-            extra = dict(slip_low_pct=float(slip - uncertainty.z * slip_sd),
-                         slip_high_pct=float(slip + uncertainty.z * slip_sd),
-                         grade_probabilities={GRADE_NAMES[k]: float(v) for k, v in zip(GRADES, probs)},
-                         grade_probability=1.0 - grade_doubt(slip, slip_sd, no_slip_pct))
+            doubt = grade_doubt(slip, slip_sd, no_slip_pct)
+            low, high = uncertainty.interval(slip, slip_sd)
+            extra = dict(slip_low_pct=low, slip_high_pct=high, grade_probability=1.0 - doubt,
+                         grade_probabilities={GRADE_NAMES[k]: float(v) for k, v in
+                                              zip(GRADES, grade_probabilities(slip, slip_sd, no_slip_pct))})
         if not pm.measurable:
             flags.append("not_measurable")
-        elif extra and 1.0 - extra["grade_probability"] >= thresholds.grade_doubt:
+        elif doubt is not None and doubt >= thresholds.grade_doubt:
             flags.append("borderline_grade")
         if pm.upper in implausible or pm.lower in implausible:
             flags.append("implausible_chain")
@@ -352,29 +346,6 @@ def build_prediction(corners, corner_scores, scores, boxes, *, image: str, heigh
                         fe.confidence if fe is not None and fe.source == "auto" else None, bool(unrepaired)),
         pixel_spacing_source=pixel_spacing_source if pixel_spacing is not None else None,
         grading=g)
-
-
-def image_risk(grade_probability: Sequence[Optional[float]], facing_confidence: Optional[float] = None,
-               implausible: bool = False) -> Optional[float]:
-    """Probability in [0, 1] that some grade of an image is wrong (:attr:`SpinePrediction.risk`).
-
-    Args:
-        grade_probability: per pair, the probability of its reported grade (None: not graded,
-            left out).
-        facing_confidence: confidence of an estimated facing (a wrong facing turns every slip's
-            sign), None when the facing was given or the view is AP.
-        implausible: an unrepaired plausibility finding: risk 1.
-
-    Returns:
-        1 - prod(grade_probability) * facing_confidence, or None with no graded pair.
-    """
-    p = [float(x) for x in grade_probability if x is not None]
-    if not p:
-        return 1.0 if implausible else None
-    if implausible:
-        return 1.0
-    right = float(np.prod(p)) * (1.0 if facing_confidence is None else float(facing_confidence))
-    return float(min(1.0, max(0.0, 1.0 - right)))
 
 
 def _checked_corners(corners: np.ndarray, order: np.ndarray) -> np.ndarray:

@@ -157,7 +157,8 @@ def pair_doubts(images, model: CornerUncertainty, no_slip_pct: float = DEFAULT_N
             slip, sd = dist
             doubts.append(grade_doubt(slip, sd, no_slip_pct))
             wrong.append(row["pred_class"] != row["gt_class"])
-            covered.append(abs(row["gt_value"] - slip) <= model.z * sd)
+            low, high = model.interval(slip, sd)
+            covered.append(low <= row["gt_value"] <= high)
     return {"grade_doubt": np.asarray(doubts, dtype=np.float64), "wrong_grade": np.asarray(wrong, dtype=bool),
             "covered": np.asarray(covered, dtype=bool)}
 

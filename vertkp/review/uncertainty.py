@@ -9,13 +9,14 @@ where w is the vertebra's width (mean endplate length, px) and spread the
 test-time augmentation passes' disagreement on the corner (px,
 ``vertkp.modeling.fusion``; 0 without TTA). The slip's standard deviation
 follows by first-order propagation (``vertkp.grading.slip_percent_sd``), and its
-interval is slip +- z sd. The fitted models, per TTA mode, are
+interval is slip +- z sd; the pairs' grade probabilities make an image's risk
+(:func:`image_risk`). The fitted models, per TTA mode, are
 ``vertkp.review.OPERATING_POINTS``'s.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -23,7 +24,7 @@ from ..grading.slip import slip_percent, slip_percent_sd
 from ..keypoints import anatomical_corners
 
 __all__ = ["CornerUncertainty", "corner_sd_px", "spread_pct_width", "follow_orientation", "slip_distribution",
-           "slip_interval"]
+           "image_risk"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,11 @@ class CornerUncertainty:
     floor_pct_width: float = 0.75
     spread_factor: float = 1.0
     z: float = 1.96
+
+    def interval(self, slip_pct: float, sd_pp: float) -> Tuple[float, float]:
+        """(low, high) slip %, the interval slip +- z sd (sd in percentage points,
+        :func:`slip_distribution`)."""
+        return float(slip_pct - self.z * sd_pp), float(slip_pct + self.z * sd_pp)
 
 
 def spread_pct_width(spread_px, width_px) -> np.ndarray:
@@ -87,12 +93,24 @@ def slip_distribution(upper: np.ndarray, lower: np.ndarray, sd_upper: np.ndarray
     return s, sd
 
 
-def slip_interval(upper: np.ndarray, lower: np.ndarray, sd_upper: np.ndarray, sd_lower: np.ndarray, facing: str,
-                  model: CornerUncertainty = CornerUncertainty()) -> Optional[Tuple[float, float]]:
-    """(low, high) slip %, the interval slip +- z sd of one lateral pair (:func:`slip_distribution`);
-    None when a corner it needs is missing."""
-    dist = slip_distribution(upper, lower, sd_upper, sd_lower, facing)
-    if dist is None:
+def image_risk(grade_probability: Sequence[Optional[float]], facing_confidence: Optional[float] = None,
+               implausible: bool = False) -> Optional[float]:
+    """Probability in [0, 1] that some grade of an image is wrong (``vertkp.inference.SpinePrediction.risk``).
+
+    Args:
+        grade_probability: per pair, the probability of its reported grade (None: not graded,
+            left out).
+        facing_confidence: confidence of an estimated facing (a wrong facing turns every slip's
+            sign), None when the facing was given or the view is AP.
+        implausible: an unrepaired plausibility finding: risk 1.
+
+    Returns:
+        1 - prod(grade_probability) * facing_confidence, or None with no graded pair.
+    """
+    if implausible:
+        return 1.0
+    p = [float(x) for x in grade_probability if x is not None]
+    if not p:
         return None
-    s, sd = dist
-    return s - model.z * sd, s + model.z * sd
+    right = float(np.prod(p)) * (1.0 if facing_confidence is None else float(facing_confidence))
+    return float(min(1.0, max(0.0, 1.0 - right)))
