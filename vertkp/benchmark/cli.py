@@ -155,6 +155,15 @@ def _run_flags(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("opts", nargs=argparse.REMAINDER, help=f"KEY VALUE overrides applied to every config {what}")
 
 
+def _trained_model_flags(p: argparse.ArgumentParser) -> None:
+    """--config-file and --weights of the subcommands that measure one trained model."""
+    p.add_argument("--config-file", nargs="+", default=[model_config("r50")], metavar="CFG",
+                   help="the trained model's config")
+    p.add_argument("--weights", nargs="+", required=True, metavar="W",
+                   help="its checkpoint, trained on the train split of the phantom set of --seed "
+                        "(make demo: output/demo/train/model_final.pth)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every form: ``[speed|learning|data] [flags]`` (speed when the first
     argument is not a subcommand). The namespace's ``command`` is the subcommand."""
@@ -208,11 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     _phantom_flags(data, 40)
 
     tta = parsers["tta"]
-    tta.add_argument("--config-file", nargs="+", default=[model_config("r50")], metavar="CFG",
-                     help="the trained model's config")
-    tta.add_argument("--weights", nargs="+", required=True, metavar="W",
-                     help="its checkpoint, trained on the train split of the phantom set of --num-images and --seed "
-                          "(make demo: output/demo/train/model_final.pth)")
+    _trained_model_flags(tta)
     tta.add_argument("--held-out-images", type=int, default=60,
                      help="images of the held-out (seed --seed + 1) and of the tuning (seed --seed + 2) phantom "
                           "sets, every split used")
@@ -224,11 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     _run_flags(tta, "(after the variant's)")
 
     review = parsers["review"]
-    review.add_argument("--config-file", nargs="+", default=[model_config("r50")], metavar="CFG",
-                        help="the trained model's config")
-    review.add_argument("--weights", nargs="+", required=True, metavar="W",
-                        help="its checkpoint, trained on the train split of the phantom set of --seed "
-                             "(make demo: output/demo/train/model_final.pth)")
+    _trained_model_flags(review)
     review.add_argument("--held-out-images", type=int, default=80,
                         help="images of each of the three phantom sets (tuning: seed --seed + 2; held out: "
                              "--seed + 1; held out, BUU-LSPINE layout: --seed + 3)")

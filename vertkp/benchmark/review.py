@@ -45,7 +45,7 @@ from ..review import (OPERATING_POINTS, TARGET_FLAG_RATE, TARGET_GRADE_RECALL, a
                       fit_grade_doubt, fit_operating_point, fitted_point, pair_doubts)
 from .device import set_threads
 from .report import machine_info, machine_line
-from .tta import _fmt
+from .tta import _fmt, predict_raw
 
 __all__ = ["SETS", "TAIL_KEYS", "run"]
 
@@ -69,17 +69,6 @@ def layout_set(folder: Path, layout: str, num_images: int, seed: int, difficulty
     truths = [t for s in ("train", "val", "test") if (coco / f"{s}.json").is_file()
               for t in load_ground_truth(coco / f"{s}.json").images if t.view == "lateral"]
     return truths, folder
-
-
-def _predict(predictor, truths, root: Path):
-    """{image_id: ImagePredictions} of the model's raw output, and {image_id: (height, width)}."""
-    from ..modeling.outputs import predictions_from_instances
-    preds, sizes = {}, {}
-    for t in truths:
-        image, _ = predictor.load(str(root / t.file_name))
-        preds[t.image_id] = predictions_from_instances(predictor.run_model([predictor.prepare(image)])[0])
-        sizes[t.image_id] = image.shape[:2]
-    return preds, sizes
 
 
 def _tails(metrics: dict) -> dict:
@@ -211,7 +200,7 @@ def run(args, folder: Optional[Path] = None) -> int:
         truths, root = layout_set(out / f"data_{name}", layout, args.held_out_images, args.seed + offset,
                                   args.difficulty, args.image_size if layout == "spondylolisthesis" else None)
         print(f"{name}: {len(truths)} lateral {layout} images (seed {args.seed + offset}), predicting", flush=True)
-        preds, sizes = _predict(predictor, truths, root)
+        preds, _, sizes = predict_raw(predictor, truths, root)
         exact, _ = exact_truth(root / TRUTH_FILE, truths)
         after = evaluate_dataset(exact, preds, EvaluationSettings(bootstrap=0))
         before = evaluate_dataset(exact, preds, EvaluationSettings(bootstrap=0, repair_chain=False, name_levels=False))

@@ -42,7 +42,7 @@ from .data import phantom_set
 from .device import set_threads
 from .report import machine_info, machine_line
 
-__all__ = ["VARIANTS", "CALIBRATED", "run"]
+__all__ = ["VARIANTS", "CALIBRATED", "predict_raw", "run"]
 
 # name -> (TTA mode, MODEL.ROI_KEYPOINT_HEAD.SUBPIXEL[, what fusion does with a vertebra one pass
 # missed: vertkp.modeling.fusion.UNMATCHED_RULES, default DEFAULT_UNMATCHED])
@@ -63,10 +63,13 @@ HEADLINE = ("MRE_px", "truth_MRE_px", "MRE_pct_width", "SDR_px@6", "det_F1", "gr
             "slip_MAE_pp")
 
 
-def _predict(predictor, truths, root: Path, warmup: int = 2) -> Tuple[Dict[int, ImagePredictions], List[float]]:
-    """Predictions with corner signals of every GT image, and the model's seconds per image."""
-
-    preds, seconds = {}, []
+def predict_raw(predictor, truths, root: Path, warmup: int = 2):
+    """The model's raw output with corner signals for every GT image (``ImagePredictions`` by image
+    id), the model's seconds per image (the first ``warmup`` left out) and each image's (height,
+    width) by image id."""
+    preds: Dict[int, ImagePredictions] = {}
+    seconds: List[float] = []
+    sizes: Dict[int, Tuple[int, int]] = {}
     for k, t in enumerate(truths):
         image, _ = predictor.load(str(root / t.file_name))
         start = time.perf_counter()
@@ -74,7 +77,8 @@ def _predict(predictor, truths, root: Path, warmup: int = 2) -> Tuple[Dict[int, 
         if k >= warmup or len(truths) <= warmup:
             seconds.append(time.perf_counter() - start)
         preds[t.image_id] = predictions_from_instances(inst)
-    return preds, seconds
+        sizes[t.image_id] = image.shape[:2]
+    return preds, seconds, sizes
 
 
 def _evaluate(truths, preds, truth_file: Path):
@@ -153,7 +157,7 @@ def run(args, folder: Optional[Path] = None) -> int:
         if unmatched:
             predictor.network.fusion["unmatched"] = unmatched[0]
         predictors[name] = predictor
-        preds, seconds = _predict(predictor, held_truths, held)
+        preds, seconds, _ = predict_raw(predictor, held_truths, held)
         result = _evaluate(held_truths, preds, held / TRUTH_FILE)
         held_out[name] = result
         report["variants"][name] = {"tta": tta, "subpixel": subpixel,
@@ -168,7 +172,7 @@ def run(args, folder: Optional[Path] = None) -> int:
             continue
         mode = variants[name][0]
         tta = mode != "none"
-        preds, _ = _predict(predictors[name], tuning_truths, tune)
+        preds, _, _ = predict_raw(predictors[name], tuning_truths, tune)
         fit = fit_operating_point(corner_table(_evaluate(tuning_truths, preds, tune / TRUTH_FILE).images), tta)
         held_result = held_out[name]
         held_table = corner_table(held_result.images)
