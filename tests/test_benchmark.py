@@ -44,7 +44,7 @@ def test_trailing_overrides_are_split_from_the_config_files():
     assert split_trailing_opts(["a.yaml", "b.yaml", "SOLVER.IMS_PER_BATCH", "2", "MODEL.DEVICE", "cpu"]) == (
         ["a.yaml", "b.yaml"], ["SOLVER.IMS_PER_BATCH", "2", "MODEL.DEVICE", "cpu"])
     assert split_trailing_opts(["configs/kprcnn_r50.yaml"]) == (["configs/kprcnn_r50.yaml"], [])
-    assert split_trailing_opts(["W.pth", "MODEL.TIMM_HRNET.NORM", "GN"]) == (["W.pth"], ["MODEL.TIMM_HRNET.NORM", "GN"])
+    assert split_trailing_opts(["W.pth", "MODEL.TIMM.NORM", "GN"]) == (["W.pth"], ["MODEL.TIMM.NORM", "GN"])
 
 
 @pytest.mark.parametrize("argv, reason", [

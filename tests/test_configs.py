@@ -37,7 +37,7 @@ def test_config_loads_and_builds_its_model(name):
     assert set(cfg.DATASETS.TRAIN) | set(cfg.DATASETS.TEST) <= set(DATASETS)
     assert cfg.MODEL.DEVICE == ("cuda" if torch.cuda.is_available() else "cpu")
     check_config(cfg, load_datasets=False)
-    hrnet = cfg.MODEL.BACKBONE.NAME == "build_hrnet_fpn_backbone"
+    hrnet = cfg.MODEL.BACKBONE.NAME == "build_timm_fpn_backbone"
     assert ("hrnet" in name) == hrnet
     if "r50" in name or "Base" in name:
         assert cfg.MODEL.RESNETS.DEPTH == 50

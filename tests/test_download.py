@@ -264,7 +264,7 @@ def hrnet_safetensors():
 
 def test_hrnet_weights_download_and_convert_into_the_file_the_config_names(server, hrnet_safetensors, tmp_path,
                                                                           monkeypatch, capsys):
-    from vertkp.modeling.weights import D2_HRNET_PREFIX, read_state_dict
+    from vertkp.modeling.weights import D2_TIMM_PREFIX, read_state_dict
 
     server.body = hrnet_safetensors
     monkeypatch.chdir(tmp_path)
@@ -276,7 +276,7 @@ def test_hrnet_weights_download_and_convert_into_the_file_the_config_names(serve
                                    "and use it as is"
     assert f"sha256 {hashlib.sha256(hrnet_safetensors).hexdigest()}" in out
     sd = read_state_dict(made)
-    assert all(k.startswith(D2_HRNET_PREFIX) for k in sd) and f"{D2_HRNET_PREFIX}conv1.weight" in sd
+    assert all(k.startswith(D2_TIMM_PREFIX) for k in sd) and f"{D2_TIMM_PREFIX}conv1.weight" in sd
     assert main(["hrnet-w32-imagenet", "--url", server.url, "--no-progress"]) == 0  # again: nothing fetched
     assert "is already there: not fetched again" in capsys.readouterr().out
     assert len(server.requests) == 1

@@ -22,7 +22,7 @@ import json
 from detectron2.data import DatasetCatalog
 from detectron2.modeling import BACKBONE_REGISTRY
 print(json.dumps({"datasets": sorted(DatasetCatalog.list()),
-                  "hrnet": "build_hrnet_fpn_backbone" in BACKBONE_REGISTRY}))
+                  "hrnet": "build_timm_fpn_backbone" in BACKBONE_REGISTRY}))
 '''
 
 
@@ -65,7 +65,7 @@ def test_add_vertkp_config_is_all_build_model_needs_for_the_hrnet_config():
         "cfg.merge_from_file('configs/kprcnn_hrnet_w32.yaml')\n"
         "cfg.merge_from_list(['MODEL.DEVICE', 'cpu'])\n"
         "print(type(build_model(cfg).backbone.bottom_up).__name__)")
-    assert out.strip() == "HRNetBackbone"
+    assert out.strip() == "TimmBackbone"
 
 
 @pytest.mark.slow

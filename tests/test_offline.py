@@ -18,7 +18,7 @@ from vertkp.config import ConfigError, build_cfg  # noqa: E402
 from vertkp.modeling.published import PUBLISHED_WEIGHTS  # noqa: E402
 from vertkp.inference import VertebraPredictor  # noqa: E402
 from vertkp.modeling.cli import main as convert_weights  # noqa: E402
-from vertkp.modeling.weights import (D2_HRNET_PREFIX, WeightsError, check_weights, fetching,  # noqa: E402
+from vertkp.modeling.weights import (D2_TIMM_PREFIX, WeightsError, check_weights, fetching,  # noqa: E402
                                      read_state_dict)
 
 CONFIGS = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "configs").rglob("*.yaml"))
@@ -65,7 +65,7 @@ def test_hrnet_imagenet_weights_are_one_converted_file_that_loads_exactly(timm_h
     assert run_main(convert_weights, wrapped, "--output", out2).returncode == 0
     a, b = read_state_dict(out), read_state_dict(out2)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert all(k.startswith(D2_HRNET_PREFIX) for k in a) and not any("classifier" in k for k in a)
+    assert all(k.startswith(D2_TIMM_PREFIX) for k in a) and not any("classifier" in k for k in a)
 
     cfg = build_cfg(HRNET, ["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", str(out)])
     assert cfg.MODEL.WEIGHTS == str(out)
@@ -76,7 +76,7 @@ def test_hrnet_imagenet_weights_are_one_converted_file_that_loads_exactly(timm_h
     x = torch.randn(1, 3, 64, 96)
     with torch.no_grad():
         got, want = model.backbone.bottom_up(x), features(x)
-    assert list(got) == ["hr2", "hr3", "hr4", "hr5"]
+    assert list(got) == ["c2", "c3", "c4", "c5"]
     for g, w in zip(got.values(), want):
         torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-5)  # FrozenBN folds the same statistics
     assert no_network == []
@@ -98,12 +98,15 @@ def test_convert_weights_refuses_what_is_not_the_models_checkpoint(timm_hrnet_w3
 
 
 def test_a_removed_key_says_what_replaces_it(tmp_path):
-    with pytest.raises(ConfigError, match=r"MODEL.TIMM_HRNET.PRETRAINED is no longer .* MODEL.WEIGHTS.*"
+    with pytest.raises(ConfigError, match=r"MODEL.TIMM.PRETRAINED is no longer .* MODEL.WEIGHTS.*"
                                           r"vertkp download hrnet-w32-imagenet"):
-        build_cfg(HRNET, ["MODEL.TIMM_HRNET.PRETRAINED", "imagenet"])
+        build_cfg(HRNET, ["MODEL.TIMM.PRETRAINED", "imagenet"])
     old = tmp_path / "old.yaml"
-    old.write_text(f'_BASE_: "{HRNET}"\nMODEL:\n  TIMM_HRNET:\n    PRETRAINED: "imagenet"\n')
+    old.write_text(f'_BASE_: "{HRNET}"\nMODEL:\n  TIMM:\n    PRETRAINED: "imagenet"\n')
     with pytest.raises(ConfigError, match="no longer a vertkp config key"):
+        build_cfg(str(old))
+    old.write_text(f'_BASE_: "{HRNET}"\nMODEL:\n  TIMM_HRNET:\n    NAME: "hrnet_w18"\n')
+    with pytest.raises(ConfigError, match=r"MODEL.TIMM_HRNET is no longer .* MODEL.TIMM now.*c2..c5"):
         build_cfg(str(old))
     with pytest.raises((KeyError, AssertionError), match="MODEL.NOT_A_KEY"):  # other unknown keys: yacs' own error
         build_cfg(HRNET, ["MODEL.NOT_A_KEY", "1"])

@@ -1,7 +1,7 @@
 """vertkp's detectron2 config: its keys, and building a run's config from a file.
 
 Importing this module registers vertkp's datasets (``vertkp.data.loading.registration``)
-and its HRNet backbone (``vertkp.modeling``) with detectron2, so that
+and its timm backbone (``vertkp.modeling.timm_backbone``) with detectron2, so that
 
     from detectron2.config import get_cfg
     from detectron2.modeling import build_model
@@ -38,14 +38,18 @@ import torch
 from detectron2.config import CfgNode as CN
 from detectron2.config import get_cfg
 
-from .modeling import hrnet, keypoint_head  # noqa: F401  (register the backbone and the keypoint head)
+from .modeling import keypoint_head, timm_backbone  # noqa: F401  (register the backbone and the keypoint head)
 from .data.loading import registration  # noqa: F401  (registers vertkp's datasets)
 
 __all__ = ["ConfigError", "REMOVED_KEYS", "add_vertkp_config", "build_cfg", "resolve_device"]
 
 # Keys vertkp once had -> what replaces each, told to a config file or command line that still sets one.
 REMOVED_KEYS = {
-    "MODEL.TIMM_HRNET.PRETRAINED": (
+    "MODEL.TIMM_HRNET": (
+        "it is MODEL.TIMM now, with the same keys, as any timm model can be the backbone: BACKBONE.NAME "
+        "\"build_timm_fpn_backbone\" and the feature names c2..c5 (were hr2..hr5) in TIMM.OUT_FEATURES and "
+        "FPN.IN_FEATURES (configs/kprcnn_hrnet_w32.yaml)"),
+    "MODEL.TIMM.PRETRAINED": (
         "ImageNet weights come through MODEL.WEIGHTS, as for every backbone: `vertkp download hrnet-w32-imagenet` "
         "writes weights/hrnet_w32_imagenet.pth (the file configs/kprcnn_hrnet_w32.yaml names), `vertkp "
         "convert-weights` converts a timm checkpoint you have; MODEL.WEIGHTS \"\" starts from random weights"),
@@ -64,19 +68,18 @@ class ConfigError(ValueError):
 
 def add_vertkp_config(cfg) -> None:
     """Add vertkp's keys, with their defaults, to ``cfg`` (a detectron2 CfgNode)."""
-    # ---- timm's HRNet as a backbone (vertkp.modeling.hrnet), read by build_hrnet_fpn_backbone.
-    # Named TIMM_HRNET, not HRNET: DensePose's MODEL.HRNET is another schema.
-    cfg.MODEL.TIMM_HRNET = CN()
-    # timm model name of the HRNet ("hrnet_w18", "hrnet_w32", "hrnet_w48", ...).
-    cfg.MODEL.TIMM_HRNET.NAME = "hrnet_w32"
-    # timm feature_location: "" = the raw branch outputs (W32: 32, 64, 128, 256 channels),
-    # "incre" = after timm's classification "increase" blocks (128, 256, 512, 1024 channels).
-    cfg.MODEL.TIMM_HRNET.FEATURE_LOCATION = ""
-    # Feature maps given to the FPN, named by stride: hr2 = 1/4, hr3 = 1/8, hr4 = 1/16, hr5 = 1/32.
-    cfg.MODEL.TIMM_HRNET.OUT_FEATURES = ["hr2", "hr3", "hr4", "hr5"]
-    # Normalisation layers of the HRNet: "FrozenBN" (ImageNet statistics, frozen), "BN"
+    # ---- a timm model as the backbone (vertkp.modeling.timm_backbone), read by build_timm_fpn_backbone.
+    cfg.MODEL.TIMM = CN()
+    # timm model name ("hrnet_w32", "mobilenetv4_conv_small", ...): features at strides 2..32.
+    cfg.MODEL.TIMM.NAME = "hrnet_w32"
+    # timm feature_location: "" = the model's stage outputs (hrnet_w32: HRNet's branches, 32, 64, 128,
+    # 256 channels); HRNet's "incre" = after its classification "increase" blocks (128..1024 channels).
+    cfg.MODEL.TIMM.FEATURE_LOCATION = ""
+    # Feature maps given to the FPN, named by stride: c2 = 1/4, c3 = 1/8, c4 = 1/16, c5 = 1/32.
+    cfg.MODEL.TIMM.OUT_FEATURES = ["c2", "c3", "c4", "c5"]
+    # Normalisation layers of the timm model: "FrozenBN" (ImageNet statistics, frozen), "BN"
     # (trainable, per GPU), "SyncBN" (trainable, across GPUs) or "GN" (GroupNorm, 32 groups).
-    cfg.MODEL.TIMM_HRNET.NORM = "FrozenBN"
+    cfg.MODEL.TIMM.NORM = "FrozenBN"
     # (No weights key: ImageNet weights come through MODEL.WEIGHTS, vertkp.modeling.weights.)
 
     # ---- Input and augmentation (vertkp.data.loading.augment, vertkp.data.loading.mapper)

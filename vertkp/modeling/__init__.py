@@ -1,6 +1,6 @@
 """Models: what vertkp adds to detectron2's Keypoint R-CNN, and what it makes of its output.
 
-* detectron2: ``hrnet`` (timm's HRNet as a backbone, ``build_hrnet_fpn_backbone`` in
+* detectron2: ``hrnet`` (timm's HRNet as a backbone, ``build_timm_fpn_backbone`` in
   detectron2's ``BACKBONE_REGISTRY``), ``keypoint_head`` (``VertebraKeypointHead``: sub-pixel
   peaks, ``MODEL.ROI_KEYPOINT_HEAD.SUBPIXEL``, in ``ROI_KEYPOINT_HEAD_REGISTRY``),
   ``test_time_augmentation`` (``KeypointRCNNWithTTA``, configured by detectron2's

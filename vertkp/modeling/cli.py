@@ -32,9 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"the detectron2 weights file to write (default {WEIGHTS_FOLDER}/{_DEFAULT.output}, "
                         "the file configs/kprcnn_hrnet_w32.yaml names)")
     p.add_argument("--model", default=_DEFAULT.timm_model,
-                   help=f"timm model the checkpoint is of (MODEL.TIMM_HRNET.NAME; default {_DEFAULT.timm_model})")
+                   help=f"timm model the checkpoint is of (MODEL.TIMM.NAME; default {_DEFAULT.timm_model})")
     p.add_argument("--feature-location", default="", choices=["", "incre"],
-                   help="MODEL.TIMM_HRNET.FEATURE_LOCATION of the configs that will load it (default '', as shipped)")
+                   help="MODEL.TIMM.FEATURE_LOCATION of the configs that will load it (default '', as shipped)")
     return p
 
 

@@ -31,12 +31,12 @@ import torch
 from .published import PUBLISHED_WEIGHTS, WEIGHTS_FOLDER, PublishedWeights
 from ..files import atomic_open
 
-__all__ = ["D2_HRNET_PREFIX", "WeightsError", "read_state_dict", "timm_feature_keys", "timm_to_detectron2",
-           "convert_timm_checkpoint", "fetch_hint", "check_weights", "fetching",
+__all__ = ["D2_TIMM_PREFIX", "WeightsError", "read_state_dict", "timm_feature_keys", "timm_to_detectron2",
+           "convert_timm_checkpoint", "timm_features_kwargs", "fetch_hint", "check_weights", "fetching",
            "load_trained_weights"]
 
-# Where the HRNet backbone's timm module sits in vertkp's model: FPN.bottom_up = HRNetBackbone, .body = timm.
-D2_HRNET_PREFIX = "backbone.bottom_up.body."
+# Where the HRNet backbone's timm module sits in vertkp's model: FPN.bottom_up = TimmBackbone, .body = timm.
+D2_TIMM_PREFIX = "backbone.bottom_up.body."
 
 
 class WeightsError(FileNotFoundError):
@@ -70,17 +70,27 @@ def read_state_dict(path) -> dict:
     return {k[len("module."):] if k.startswith("module.") else k: v for k, v in sd.items()}
 
 
+def timm_features_kwargs(name: str, feature_location: str = "") -> dict:
+    """The keyword arguments of ``timm.create_model`` for the ``features_only`` model vertkp's
+    timm backbone builds: HRNet always gets its ``feature_location`` (timm's default for it is
+    "incre", vertkp's ""), any other model only a non-empty one (most take none)."""
+    kwargs = dict(pretrained=False, features_only=True)
+    if feature_location or name.startswith("hrnet"):
+        kwargs["feature_location"] = feature_location
+    return kwargs
+
+
 def timm_feature_keys(name: str, feature_location: str = "") -> Dict[str, Tuple[int, ...]]:
     """{key: shape} of the state dict of timm's ``features_only`` model ``name`` (random
-    weights, built offline), the keys vertkp's HRNet backbone loads."""
+    weights, built offline), the keys vertkp's timm backbone loads."""
     import timm
 
-    model = timm.create_model(name, pretrained=False, features_only=True, feature_location=feature_location)
+    model = timm.create_model(name, **timm_features_kwargs(name, feature_location))
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
 def timm_to_detectron2(state_dict: dict, expected: Dict[str, Tuple[int, ...]], source: str = "<state dict>",
-                       prefix: str = D2_HRNET_PREFIX) -> dict:
+                       prefix: str = D2_TIMM_PREFIX) -> dict:
     """The tensors of a timm checkpoint under the names of vertkp's model.
 
     Args:

@@ -10,7 +10,7 @@ import torch  # noqa: E402
 from detectron2.layers import FrozenBatchNorm2d  # noqa: E402
 from torch import nn  # noqa: E402
 
-from vertkp.modeling.hrnet import HRNetBackbone, convert_norm  # noqa: E402
+from vertkp.modeling.timm_backbone import TimmBackbone, convert_norm  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -21,28 +21,28 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def hrnet_gn():
     torch.manual_seed(0)
-    return HRNetBackbone("hrnet_w32", norm="GN", freeze_at=0)
+    return TimmBackbone("hrnet_w32", norm="GN", freeze_at=0)
 
 
 def test_feature_contract(hrnet_gn):
     shapes = hrnet_gn.output_shape()
-    assert list(shapes) == ["hr2", "hr3", "hr4", "hr5"]
+    assert list(shapes) == ["c2", "c3", "c4", "c5"]
     assert [s.channels for s in shapes.values()] == [32, 64, 128, 256]
     assert [s.stride for s in shapes.values()] == [4, 8, 16, 32]
     assert hrnet_gn.size_divisibility == 32
     with torch.no_grad():
         out = hrnet_gn(torch.zeros(1, 3, 64, 96))
     assert {k: tuple(v.shape) for k, v in out.items()} == {
-        "hr2": (1, 32, 16, 24), "hr3": (1, 64, 8, 12), "hr4": (1, 128, 4, 6), "hr5": (1, 256, 2, 3)}
+        "c2": (1, 32, 16, 24), "c3": (1, 64, 8, 12), "c4": (1, 128, 4, 6), "c5": (1, 256, 2, 3)}
     with pytest.raises(ValueError, match="multiples of 32"):
         hrnet_gn(torch.zeros(1, 3, 64, 80))
 
 
 def test_incre_features_and_subsets():
-    b = HRNetBackbone("hrnet_w32", out_features=("hr3", "hr5"), feature_location="incre", norm="BN")
-    assert {k: (s.channels, s.stride) for k, s in b.output_shape().items()} == {"hr3": (256, 8), "hr5": (1024, 32)}
-    with pytest.raises(ValueError, match="hr1..hr5"):
-        HRNetBackbone("hrnet_w32", out_features=("res2",))
+    b = TimmBackbone("hrnet_w32", out_features=("c3", "c5"), feature_location="incre", norm="BN")
+    assert {k: (s.channels, s.stride) for k, s in b.output_shape().items()} == {"c3": (256, 8), "c5": (1024, 32)}
+    with pytest.raises(ValueError, match="c1..c5"):
+        TimmBackbone("hrnet_w32", out_features=("res2",))
 
 
 def test_norm_conversion_and_freezing(hrnet_gn):
@@ -65,7 +65,7 @@ def test_norm_conversion_and_freezing(hrnet_gn):
     with pytest.raises(ValueError, match="FrozenBN"):
         convert_norm(small(), "LayerNorm")
 
-    frozen = HRNetBackbone("hrnet_w32", norm="FrozenBN", freeze_at=2)
+    frozen = TimmBackbone("hrnet_w32", norm="FrozenBN", freeze_at=2)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in frozen.modules())
     assert not any(p.requires_grad for n, p in frozen.named_parameters() if n.startswith(("body.conv1", "body.layer1")))
     assert all(p.requires_grad for n, p in frozen.named_parameters() if n.startswith("body.stage2"))
@@ -80,10 +80,10 @@ def test_full_model_forward_backward_on_cpu():
     from vertkp.config import build_cfg
 
     cfg = build_cfg(str(REPO / "configs" / "quick_schedules" / "kprcnn_hrnet_w32_instant_test.yaml"))
-    assert cfg.MODEL.BACKBONE.NAME == "build_hrnet_fpn_backbone"
+    assert cfg.MODEL.BACKBONE.NAME == "build_timm_fpn_backbone"
     torch.manual_seed(0)
     model = build_model(cfg)
-    assert model.backbone.bottom_up.output_shape()["hr2"].channels == 32
+    assert model.backbone.bottom_up.output_shape()["c2"].channels == 32
 
     def sample(h, w):
         inst = Instances((h, w))
