@@ -13,8 +13,10 @@ import pytest
 from tests.helpers import DETECTRON2_SKIP_REASON, NO_DETECTRON2, REPO
 from vertkp.benchmark.cli import build_parser, main, split_trailing_opts
 from vertkp.benchmark.data import format_audit, measure_audit
+from vertkp.benchmark.schedule import schedule_for_minutes
 from vertkp.benchmark.report import (REFERENCES, cpu_model, evaluations,
-                                     format_learning, format_profile, format_table, latency_stats, machine_line)
+                                     format_learning, format_profile, format_speedups, format_table,
+                                     latency_stats, machine_line, speedups)
 from vertkp.evaluation.metrics import mean_vertebra_width
 from vertkp import DETECTRON2_INSTALL
 
@@ -170,7 +172,8 @@ def _speed_report():
         "name": "kprcnn_r50", "config": "configs/kprcnn_r50.yaml", "device": "cpu", "threads": 2,
         "test_size": {"min": 640, "max": 1333, "input_hw": [640, 640]},
         "model_alone": {"median_s": 1.2345, "p90_s": 1.5, "n": 10},
-        "end_to_end": {"median_s": 1.3, "p90_s": 1.75, "n": 10},
+        "end_to_end": {"median_s": 1.3, "p90_s": 1.75, "n": 10, "tta": "flip"},
+        "end_to_end_one_pass": {"median_s": 1.0, "p90_s": 1.25, "n": 10, "tta": "none"},
         "train": {"median_s": 20.0, "ims_per_batch": 8, "images_per_s": 0.4,
                   "note": "kprcnn_r50: training measured at BASE_LR 0.0001"},
         "memory": {"kind": "process_peak_rss", "inference_MiB": 1500.4, "train_MiB": 6000.0},
@@ -197,19 +200,59 @@ def test_profile_table_exact():
 
 def test_speed_table_exact():
     assert format_table(_speed_report()) == (
-        "| model | device | test size (input) | model alone median / p90 (s) | end to end median / p90 (s) "
-        "| train s/iter (batch) | train img/s | peak memory inference / train |\n"
-        "|---|---|---|---|---|---|---|---|\n"
-        "| kprcnn_r50 | cpu, 2 threads | 640/1333 (640x640) | 1.234 / 1.500 | 1.300 / 1.750 | 20.000 (8) * | 0.40 "
-        "| 1500 / 6000 MiB RSS |\n"
-        "| kprcnn_hrnet_w32 | cuda | 640/1333 | failed | skipped | skipped | - | 300 / - MiB GPU alloc |\n"
+        "| model | device | test size (input) | model alone median / p90 (s) | end to end, one pass: median / p90 (s) "
+        "| end to end, config's TTA: median / p90 (s) | train s/iter (batch) | train img/s "
+        "| peak memory inference / train |\n"
+        "|---|---|---|---|---|---|---|---|---|\n"
+        "| kprcnn_r50 | cpu, 2 threads | 640/1333 (640x640) | 1.234 / 1.500 | 1.000 / 1.250 | 1.300 / 1.750 (flip) "
+        "| 20.000 (8) * | 0.40 | 1500 / 6000 MiB RSS |\n"
+        "| kprcnn_hrnet_w32 | cuda | 640/1333 | failed | skipped | skipped | skipped | - | 300 / - MiB GPU alloc |\n"
         "| *detectron2 Keypoint R-CNN R50-FPN 3x: published, not measured here* "
-        "| V100 GPUs (training: 8 of them, 2 images each) | 800/1333 (COCO) | 0.066 | - | 0.316 (16) | 50.6 "
+        "| V100 GPUs (training: 8 of them, 2 images each) | 800/1333 (COCO) | 0.066 | - | - | 0.316 (16) | 50.6 "
         "| - / 5.0 GB per GPU |\n"
-        "| *YOLOspine: published, not measured here* | its own | - | - | 0.480 | - | - | - |\n"
+        "| *YOLOspine: published, not measured here* | its own | - | - | 0.480 | - | - | - | - |\n"
+        "| *YOLO11n-pose: published, not measured here* | 2 CPU cores (AMD EPYC, AVX2) | 256 | - | 0.025 | - | - "
+        "| - | - |\n"
+        "| *YOLO11n-pose: published, not measured here* | 2 CPU cores (AMD EPYC, AVX2) | 640 | - | 0.083 | - | - "
+        "| - | - |\n"
         "\n\\* kprcnn_r50: training measured at BASE_LR 0.0001\n"
         "\ndata tools (no model): converter 123.5 img/s (44 images), evaluator 67.8 img/s (40 images)\n"
         "\nmachine: AMD EPYC, 2 cores (2 usable), torch 2.15.0 (2 threads), detectron2 0.6, no GPU, Python 3.11.7")
+
+
+def test_speedups_against_the_first_config_and_the_references_at_its_size():
+    def timed(name, size, median):
+        return {"name": name, "test_size": {"min": size, "max": 2 * size}, "end_to_end_one_pass": {"median_s": median}}
+
+    refs = [{"name": "Y", "test_size": "640", "end_to_end_s": 0.08}, {"name": "Y", "test_size": "256",
+                                                                        "end_to_end_s": 0.025}]
+    report = {"configs": [timed("r50", 640, 1.0), {"name": "hr", "error": "x"}, timed("light", 640, 0.16),
+                          timed("mid", 640, 0.4), timed("small", 256, 0.1)], "references": refs}
+    rows = speedups(report)
+    assert [r["name"] for r in rows] == ["light", "mid", "small"]
+    light, mid, small = rows
+    assert light["speedup"] == pytest.approx(6.25) and light["speedup_goal_met"]
+    assert light["vs_references"] == [{"name": "Y", "ratio": pytest.approx(2.0), "goal_met": True}]
+    assert mid["speedup"] == pytest.approx(2.5) and not mid["speedup_goal_met"]
+    assert mid["vs_references"][0]["ratio"] == pytest.approx(5.0) and not mid["vs_references"][0]["goal_met"]
+    assert "speedup" not in small and small["vs_references"][0]["ratio"] == pytest.approx(4.0)  # other size than r50
+    text = format_speedups(report).splitlines()
+    assert text[0] == ("light at 640 px, one pass end to end 0.160 s: 6.2x faster than r50 (goal >= 5x: met); "
+                       "2.0x Y's time (goal <= 3x: met)")
+    assert text[2] == "small at 256 px, one pass end to end 0.100 s: 4.0x Y's time (goal <= 3x: NOT met)"
+    assert format_speedups({"configs": [timed("r50", 640, 1.0)]}) == ""
+
+
+def test_schedule_for_minutes_scales_every_count_of_the_config():
+    # 9 minutes at 0.45 s/iter: 1200 iterations, the R50 phantom schedule (420; 330, 390; warm-up 50) scaled by 1200/420
+    s = schedule_for_minutes(9, 0.45, 420, (330, 390), 50, 140, 140)
+    assert s == {"SOLVER.MAX_ITER": 1200, "SOLVER.STEPS": (943, 1114), "SOLVER.WARMUP_ITERS": 143,
+                 "TEST.EVAL_PERIOD": 400, "SOLVER.CHECKPOINT_PERIOD": 400}
+    short = schedule_for_minutes(0.01, 1.0, 420, (330, 390, 500), 50, 0, 140)  # 0.6 s: one iteration
+    assert short == {"SOLVER.MAX_ITER": 1, "SOLVER.STEPS": (1, 1), "SOLVER.WARMUP_ITERS": 1, "TEST.EVAL_PERIOD": 0,
+                     "SOLVER.CHECKPOINT_PERIOD": 1}  # a step past MAX_ITER is dropped, a period of 0 stays off
+    with pytest.raises(ValueError, match="minutes > 0"):
+        schedule_for_minutes(0, 1.0, 420, (), 0, 0, 0)
 
 
 def test_the_audit_line_of_the_data_benchmark():
@@ -239,7 +282,7 @@ def _learning_result():
     final = {"vertkp/n_images": 30.0, "vertkp/n_gt_vertebrae": 198.0, "vertkp/det_F1": 100.0,
              "vertkp/det_precision": 100.0, "vertkp/det_recall": 100.0, "vertkp/MRE_px": 1.61,
              "vertkp/MRE_px_median": 1.4, "vertkp/SDR_px@6": 99.4, "vertkp/SDR_px@12": 100.0,
-             "vertkp/slip_MAE_pp": 1.63, "vertkp/grade_acc": 98.8, "keypoints/AP": 80.0}
+             "vertkp/slip_MAE_pp": 1.63, "vertkp/grade_acc": 98.8, "vertkp/kappa": 0.9512, "keypoints/AP": 80.0}
     return {"name": "kprcnn_r50_phantoms", "device": "cpu", "threads": 2, "iterations": 300, "ims_per_batch": 2,
             "s_per_iter": 1.97, "s_per_iter_median": 1.951, "train_minutes": 9.86, "mean_width_px": 138.44,
             "curve": [{"iterations": 100, "train_minutes": 3.3, "MRE_pct_width": 2.918, "metrics": early},
@@ -255,7 +298,7 @@ def test_learning_report_exact():
         "9.9 min of training\n"
         "   phantom val (30 images, 198 vertebrae, mean width 138.4 px), after 300 iterations:\n"
         "   detection F1 100.0% (P 100.0%, R 100.0%)   MRE 1.61 px = 1.16% of width (median 1.40 px)\n"
-        "   SDR px@6 99.4%  px@12 100.0%   slip MAE 1.63 pp   grade accuracy 98.8%\n"
+        "   SDR px@6 99.4%  px@12 100.0%   slip MAE 1.63 pp   grade accuracy 98.8%   grade kappa 0.951\n"
         "   after   100 iterations (  3.3 min): F1 99.2%  MRE 4.04 px = 2.92% of width  grade accuracy 90.0%\n"
         "   after   300 iterations (  9.9 min): F1 100.0%  MRE 1.61 px = 1.16% of width  grade accuracy 98.8%\n"
         "   best checkpoint: vertkp/MRE_px 1.61 at iteration 299\n"
@@ -264,6 +307,10 @@ def test_learning_report_exact():
     r["best"], r["target"] = None, {"det_F1": 95.0, "MRE_pct_width": 3.0, "met": False, "met_after": None}
     assert format_learning(r).splitlines()[-1] == "   target (F1 >= 95%, MRE <= 3% of width): NOT MET"
     assert format_learning({"name": "x", "error": "RuntimeError: boom"}) == "== x: FAILED: RuntimeError: boom"
+    r["budget"] = {"minutes": 9.0, "calibration_s_per_iter": 0.4512, "calibration_steps": 10,
+                   "schedule": {"SOLVER.MAX_ITER": 1197}}
+    assert format_learning(r).splitlines()[1] == (
+        "   budget: 9 min of training: 1197 iterations at the 0.45 s/iter timed over 10 steps")
 
 
 # ---- detectron2 ------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The HRNet-W32 backbone: feature contract, normalisation, weights, a full model on the CPU."""
+"""The timm backbone (HRNet-W32, MobileNetV4): feature contract, normalisation, freezing, a full model on the CPU."""
 from pathlib import Path
 
 import pytest
@@ -69,6 +69,27 @@ def test_norm_conversion_and_freezing(hrnet_gn):
     assert not any(isinstance(m, nn.BatchNorm2d) for m in frozen.modules())
     assert not any(p.requires_grad for n, p in frozen.named_parameters() if n.startswith(("body.conv1", "body.layer1")))
     assert all(p.requires_grad for n, p in frozen.named_parameters() if n.startswith("body.stage2"))
+
+
+def test_any_timm_model_with_strides_2_to_32():
+    """A MobileNetV4 (the light config's backbone family): channels from timm, maps by stride, and
+    FREEZE_AT counted as detectron2's ResNet counts it (1 the stem, 2 the stem and the first stage)."""
+    b = TimmBackbone("mobilenetv4_conv_small", norm="FrozenBN", freeze_at=2)
+    assert {k: (s.channels, s.stride) for k, s in b.output_shape().items()} == {
+        "c2": (32, 4), "c3": (64, 8), "c4": (96, 16), "c5": (960, 32)}
+    frozen = {n.split(".")[0] + ("." + n.split(".")[1] if n.startswith("blocks") else "")
+              for n, p in b.body.named_parameters() if not p.requires_grad}
+    assert frozen == {"conv_stem", "blocks.0"}  # the stem (stride 2) and the first stage (stride 4)
+    assert all(p.requires_grad for n, p in b.body.named_parameters() if n.startswith("blocks.1."))
+    with torch.no_grad():
+        out = b(torch.zeros(1, 3, 64, 96))
+    assert {k: tuple(v.shape) for k, v in out.items()} == {
+        "c2": (1, 32, 16, 24), "c3": (1, 64, 8, 12), "c4": (1, 96, 4, 6), "c5": (1, 960, 2, 3)}
+    assert all(p.requires_grad for p in TimmBackbone("mobilenetv4_conv_small", norm="GN").parameters())
+    with pytest.raises(ValueError, match="FREEZE_AT must be 0..5"):
+        TimmBackbone("mobilenetv4_conv_small", freeze_at=6)
+    with pytest.raises(ValueError, match="strides 2, 4, 8, 16, 32"):  # a ViT has its maps at stride 16
+        TimmBackbone("vit_tiny_patch16_224", out_features=("c4", "c5"))
 
 
 def test_full_model_forward_backward_on_cpu():

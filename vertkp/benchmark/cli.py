@@ -206,6 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="phantom configs configs/kprcnn_<MODEL>_phantoms.yaml, MODEL in "
                             f"{', '.join(MODELS)} (none given: all of them)")
     which.add_argument("--config-file", nargs="+", default=None, metavar="CFG", help="configs to train instead")
+    learn.add_argument("--minutes", type=float, default=0.0, metavar="M",
+                       help="train every config for the same M minutes of steps, its schedule scaled to fit after "
+                            "timing a few steps (0: the configs' own schedules)")
     learn.add_argument("--output", default=default_output("benchmark/learning"), metavar="DIR",
                        help="folder for benchmark.json, the phantom set and the runs")
     _phantom_flags(learn, 100)
@@ -315,6 +318,8 @@ def _check(args) -> None:
         args.phases = [p for p in PHASES if p not in skipped]
         if min(args.timed_images, args.train_iters) < 1 or args.warmup < 0:
             raise ValueError("--timed-images and --train-iters must be >= 1, --warmup >= 0")
+    if getattr(args, "minutes", 0.0) < 0:
+        raise ValueError(f"--minutes must be >= 0 (0: the configs' own schedules), got {args.minutes}")
     _configs(args)
     if args.command in ("tta", "review") and len(args.config_file) != 1:
         raise ValueError(f"{args.command} measures one model: give one --config-file and one --weights, "

@@ -4,12 +4,17 @@
     vertkp benchmark learning --models r50 --threads 1
     vertkp benchmark learning --models hrnet_w32 --num-images 100 SOLVER.MAX_ITER 300
     vertkp benchmark learning --config-file configs/quick_schedules/kprcnn_r50_instant_test.yaml --num-images 10
+    vertkp benchmark learning --minutes 9 --threads 2           # every model for the same 9 minutes of training
 
 Makes a phantom set (--num-images images of --image-size px, ``vertkp.phantoms.make.ensure_phantoms``)
 in OUT/data unless it is there, then trains each config (``--models r50`` is
 configs/kprcnn_r50_phantoms.yaml; or any --config-file) on its train split from the
 config's MODEL.WEIGHTS (the phantom configs: from scratch) with the config's schedule and
 periodic evaluation (TEST.EVAL_PERIOD), and evaluates on its val split after the last step.
+With --minutes M every config trains for the same CPU time instead: its seconds per step are
+measured first (CALIBRATION_STEPS steps after CALIBRATION_WARMUP, no evaluation), and its
+schedule is stretched or shrunk to M minutes of steps (:func:`schedule_for_minutes`: the
+iterations, and the warm-up, LR steps, evaluation and checkpoint periods in proportion).
 Prints, per config: seconds per training iteration (detectron2's IterationTimer: the
 steps alone, evaluation excluded; mean and median leave out the first step, which pays
 one-off set-up), minutes of training, the final evaluation (detection F1 in %, MRE in px and
@@ -38,13 +43,43 @@ from .device import set_threads, torch_machine_info
 from ..evaluation.metrics import mean_vertebra_width
 from .report import TARGET_F1, TARGET_MRE_PCT, evaluations, format_learning, machine_line, target_mre
 from .runs import BenchmarkTrainer, benchmark_cfg, log_to, step_seconds
+from .schedule import schedule_for_minutes
 
-__all__ = ["learn_config", "run"]
+__all__ = ["CALIBRATION_STEPS", "CALIBRATION_WARMUP", "calibrate_step_seconds",
+           "learn_config", "run"]
+
+# --minutes: the steps timed (after the untimed warm-up ones) to size a config's schedule.
+CALIBRATION_STEPS, CALIBRATION_WARMUP = 10, 3
 
 
-def learn_config(cfg, name: str) -> dict:
+def calibrate_step_seconds(cfg) -> float:
+    """Median seconds of one training step of ``cfg`` (unfrozen), CALIBRATION_STEPS steps after
+    CALIBRATION_WARMUP untimed ones, no evaluation nor checkpoint, in OUTPUT_DIR/calibration."""
+    cfg = cfg.clone()
+    cfg.SOLVER.MAX_ITER = CALIBRATION_WARMUP + CALIBRATION_STEPS
+    cfg.SOLVER.STEPS = ()
+    cfg.OUTPUT_DIR = str(Path(cfg.OUTPUT_DIR) / "calibration")
+    cfg.freeze()
+    trainer = BenchmarkTrainer(cfg, warmup=CALIBRATION_WARMUP, evaluate=False)
+    trainer.resume_or_load(resume=False)
+    trainer.train()
+    return float(np.median(step_seconds(trainer)))
+
+
+def _fit_to_minutes(cfg, minutes: float) -> dict:
+    """Set ``cfg``'s schedule (unfrozen, in place) to ``minutes`` of training; the record for benchmark.json."""
+    s = calibrate_step_seconds(cfg)
+    schedule = schedule_for_minutes(minutes, s, cfg.SOLVER.MAX_ITER, cfg.SOLVER.STEPS, cfg.SOLVER.WARMUP_ITERS,
+                                    cfg.TEST.EVAL_PERIOD, cfg.SOLVER.CHECKPOINT_PERIOD)
+    cfg.merge_from_list([x for k, v in schedule.items() for x in (k, v)])
+    return {"minutes": minutes, "calibration_s_per_iter": s, "calibration_steps": CALIBRATION_STEPS,
+            "schedule": {k: list(v) if isinstance(v, tuple) else v for k, v in schedule.items()}}
+
+
+def learn_config(cfg, name: str, minutes: float = 0.0) -> dict:
     """Train ``cfg`` (unfrozen; datasets registered, one test dataset) in this process,
-    evaluating as the config says and after the last step.
+    evaluating as the config says and after the last step; ``minutes`` > 0: with its
+    schedule fitted to that much training first (:func:`schedule_for_minutes`).
 
     Returns:
         dict as in benchmark.json's "configs": iterations, s_per_iter (mean),
@@ -58,6 +93,7 @@ def learn_config(cfg, name: str) -> dict:
     if len(cfg.DATASETS.TEST) != 1:
         raise ValueError(f"the learning benchmark evaluates on one dataset; DATASETS.TEST is {cfg.DATASETS.TEST}: "
                          "leave it to the benchmark's phantom val set, or give one")
+    budget = _fit_to_minutes(cfg, minutes) if minutes > 0 else None
     cfg.freeze()
     trainer = BenchmarkTrainer(cfg, warmup=0)
     trainer.resume_or_load(resume=False)
@@ -84,6 +120,7 @@ def learn_config(cfg, name: str) -> dict:
         "mean_width_px": width, "curve": curve, "best": read_json(best) if best.is_file() else None,
         "target": {"det_F1": TARGET_F1, "MRE_pct_width": TARGET_MRE_PCT, "met": meets[-1],
                    "met_after": {k: first[k] for k in ("iterations", "train_minutes")} if first else None},
+        "budget": budget,
     }
 
 
@@ -95,7 +132,7 @@ def run(args, folder: Path) -> int:
     out = Path(args.output).resolve()
     report = {"machine": torch_machine_info(args.threads),
               "settings": {"num_images": args.num_images, "image_size": args.image_size, "seed": args.seed,
-                           "difficulty": args.difficulty,
+                           "difficulty": args.difficulty, "minutes": args.minutes,
                            "opts": list(args.opts)},
               "configs": []}
     print(f"machine: {machine_line(report['machine'])}", flush=True)
@@ -107,7 +144,8 @@ def run(args, folder: Path) -> int:
         try:
             with open(log, "a", encoding="utf-8") as f, contextlib.redirect_stdout(f):  # pycocotools prints
                 r = {"config": config,
-                     **learn_config(benchmark_cfg(config, folder / "coco", out / name, args.opts), name)}
+                     **learn_config(benchmark_cfg(config, folder / "coco", out / name, args.opts), name,
+                                   args.minutes)}
         except Exception as e:  # report it, train the others
             logging.getLogger("vertkp").error(traceback.format_exc())
             r = {"name": name, "config": config, "error": f"{type(e).__name__}: {e}"}

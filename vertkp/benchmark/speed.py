@@ -10,7 +10,9 @@ For each config, on the current device, with random weights unless --weights is 
   (numpy's linear percentile) over --timed-images phantom images at the config's
   test size: the model alone (``VertebraPredictor.run_model`` on inputs made by its
   ``load`` and ``prepare``) and end to end (``VertebraPredictor.__call__`` on a file:
-  read, preprocess, model, grading);
+  read, preprocess, model, grading), with the config's test-time augmentation
+  (``end_to_end``; the shipped configs: flip) and in one pass (``end_to_end_one_pass``,
+  timed alternately with detectron2's predictor, below);
 * training seconds per iteration (median over --train-iters steps after --warmup
   untimed ones, as detectron2's IterationTimer records them: data, forward, backward,
   optimizer) and images per second, with the config's ``vertkp.engine.Trainer`` on the
@@ -152,6 +154,7 @@ def _vs_detectron2(predictor, paths: List[str], spec: Mapping, out: dict) -> Non
         ours.append(_timed_calls(vertkp, [path], device)[0][0])
         theirs.append(_timed_calls(read, [path], device)[0][0])
     a, b = latency_stats(ours), latency_stats(theirs)
+    out["end_to_end_one_pass"] = {**a, "warmup": int(spec["warmup"]), "tta": "none"}
     out["vs_detectron2"] = {"ratio": a["median_s"] / b["median_s"], "vertkp_median_s": a["median_s"],
                             "detectron2_median_s": b["median_s"], "vertkp": a, "detectron2": b,
                             "what": "end to end, one pass: vertkp's VertebraPredictor (its image reader, test "
@@ -197,7 +200,7 @@ def _inference(predictor, inputs: List[dict], paths: List[str], spec: Mapping, o
     for k in range(warmup):
         predictor(paths[k % len(paths)])
     seconds, results = _timed_calls(predictor, paths, device)
-    out["end_to_end"] = {**latency_stats(seconds), "warmup": warmup,
+    out["end_to_end"] = {**latency_stats(seconds), "warmup": warmup, "tta": predictor.tta,
                          "graded_vertebrae_per_image": float(np.mean([len(r.vertebrae) for r in results]))}
     out["memory"]["inference_MiB"] = _peak_mib(device)
     _progress(spec, f"end to end: median {out['end_to_end']['median_s']:.3f} s")
