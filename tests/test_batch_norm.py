@@ -53,6 +53,34 @@ def test_batch_norms_fold_into_the_convolutions(d2):
         fold_batch_norm(model.train())
 
 
+def test_a_timm_norm_with_an_activation_folds_and_keeps_the_activation(d2):
+    """MobileNetV4's conv + BatchNormAct2d (the norm applies the ReLU), frozen as the light config
+    freezes it: folded, the activation stays and the outputs are the same."""
+    import timm
+    import torch
+    from torch import nn
+
+    from vertkp.modeling.batch_norm import fold_batch_norm
+    from vertkp.modeling.timm_backbone import convert_norm
+
+    torch.manual_seed(0)
+    body = timm.create_model("mobilenetv4_conv_small", features_only=True, out_indices=(1, 2, 3, 4))
+    for m in body.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    body = convert_norm(body, "FrozenBN").eval()
+    relus = sum(isinstance(m, nn.ReLU) for m in body.modules())
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        before = body(x)
+        assert fold_batch_norm(body) > 0
+        after = body(x)
+    assert sum(isinstance(m, nn.ReLU) for m in body.modules()) == relus > 0
+    for b, a in zip(before, after):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.usefixtures("one_torch_thread")
 def test_the_predictor_folds_a_loaded_model_and_gives_its_answers(d2, tmp_path, phantom_root):
     import torch

@@ -23,6 +23,7 @@ from vertkp.modeling.weights import (D2_TIMM_PREFIX, WeightsError, check_weights
 
 CONFIGS = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "configs").rglob("*.yaml"))
 HRNET = str(REPO / "configs" / "kprcnn_hrnet_w32.yaml")
+MOBILENETV4 = str(REPO / "configs" / "kprcnn_mobilenetv4.yaml")
 R50_INSTANT = str(REPO / "configs" / "quick_schedules" / "kprcnn_r50_instant_test.yaml")
 R50_COCO_URL = "detectron2://COCO-Keypoints/keypoint_rcnn_R_50_FPN_3x/137849621/model_final_a6e10b.pkl"
 
@@ -79,6 +80,44 @@ def test_hrnet_imagenet_weights_are_one_converted_file_that_loads_exactly(timm_h
     assert list(got) == ["c2", "c3", "c4", "c5"]
     for g, w in zip(got.values(), want):
         torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-5)  # FrozenBN folds the same statistics
+    assert no_network == []
+
+
+def test_the_light_configs_imagenet_weights_convert_and_load_exactly(tmp_path, no_network):
+    """The MobileNetV4 config's weights: timm's classification checkpoint (random values here, with
+    batch-norm statistics that are not the identity) -> `vertkp convert-weights --model` -> the file its
+    MODEL.WEIGHTS names, which gives the same maps as timm's own features model."""
+    safetensors = pytest.importorskip("safetensors.torch")
+    torch.manual_seed(0)
+    timm_model = timm.create_model("mobilenetv4_conv_small")
+    sd = timm_model.state_dict()
+    for k, v in sd.items():  # statistics of a trained model, which FrozenBN must carry over
+        if k.endswith("running_mean"):
+            v.uniform_(-0.5, 0.5)
+        elif k.endswith("running_var"):
+            v.uniform_(0.5, 2.0)
+    safetensors.save_file(sd, str(tmp_path / "model.safetensors"))
+    w = PUBLISHED_WEIGHTS["mobilenetv4-conv-small-imagenet"]
+    assert w.timm_model == "mobilenetv4_conv_small"
+    assert Path(MOBILENETV4).read_text().count(f'WEIGHTS: "weights/{w.output}"') == 1
+    out = tmp_path / "weights" / w.output
+    r = run_main(convert_weights, tmp_path / "model.safetensors", "--model", w.timm_model, "--output", out)
+    assert r.returncode == 0, r.stderr
+
+    cfg = build_cfg(MOBILENETV4, ["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", str(out)])
+    model = build_model(cfg).eval()
+    DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
+    features = timm.create_model(w.timm_model, features_only=True, out_indices=(1, 2, 3, 4)).eval()
+    features.load_state_dict({k: v for k, v in sd.items() if k in features.state_dict()})
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        got, want = model.backbone.bottom_up(x), features(x)
+    assert [tuple(g.shape[1:2]) for g in got.values()] == [(32,), (64,), (96,), (960,)]
+    for g, v in zip(got.values(), want):
+        torch.testing.assert_close(g, v, rtol=1e-4, atol=1e-4)
+    with pytest.raises(WeightsError, match=rf"vertkp download mobilenetv4-conv-small-imagenet.*"
+                                           rf"convert-weights FILE --model mobilenetv4_conv_small"):
+        check_weights(f"weights/{w.output}")
     assert no_network == []
 
 

@@ -86,6 +86,12 @@ def test_any_timm_model_with_strides_2_to_32():
     assert {k: tuple(v.shape) for k, v in out.items()} == {
         "c2": (1, 32, 16, 24), "c3": (1, 64, 8, 12), "c4": (1, 96, 4, 6), "c5": (1, 960, 2, 3)}
     assert all(p.requires_grad for p in TimmBackbone("mobilenetv4_conv_small", norm="GN").parameters())
+    # timm fuses MobileNet's activations into its norms (BatchNormAct2d): every conversion keeps them
+    plain = sum(isinstance(m, nn.ReLU) for m in TimmBackbone("mobilenetv4_conv_small", norm="BN").modules())
+    for norm in ("FrozenBN", "GN", "SyncBN"):
+        converted = TimmBackbone("mobilenetv4_conv_small", norm=norm, freeze_at=2 if norm == "GN" else 0)
+        assert sum(isinstance(m, nn.ReLU) for m in converted.modules()) == plain > 20, norm
+        assert not any(type(m) is nn.BatchNorm2d for m in converted.modules()), norm
     with pytest.raises(ValueError, match="FREEZE_AT must be 0..5"):
         TimmBackbone("mobilenetv4_conv_small", freeze_at=6)
     with pytest.raises(ValueError, match="strides 2, 4, 8, 16, 32"):  # a ViT has its maps at stride 16

@@ -11,11 +11,18 @@ from __future__ import annotations
 
 import torch
 from detectron2.layers import FrozenBatchNorm2d
+from timm.layers import FrozenBatchNormAct2d
 from torch import nn
 
 __all__ = ["fold_batch_norm"]
 
-_NORMS = (FrozenBatchNorm2d, nn.BatchNorm2d)
+# timm's BatchNormAct2d is a BatchNorm2d; it and FrozenBatchNormAct2d apply an activation after the norm.
+_NORMS = (FrozenBatchNorm2d, nn.BatchNorm2d, FrozenBatchNormAct2d)
+
+
+def _left_after_folding(norm: nn.Module) -> nn.Module:
+    """What stays in the norm's place once it is folded: nothing, or timm's fused drop and activation."""
+    return nn.Sequential(norm.drop, norm.act) if hasattr(norm, "act") else nn.Identity()
 
 
 def _fold_into(conv: nn.Conv2d, norm: nn.Module) -> None:
@@ -37,7 +44,8 @@ def fold_batch_norm(model: nn.Module) -> int:
     """Fold inference-time batch norms into the convolutions before them, in place; returns
     how many. Folded: detectron2 ``Conv2d`` layers with a ``norm`` (ResNet, FPN), and a
     ``conv<N>`` / ``bn<N>`` pair of siblings or a ``Sequential`` whose ``Conv2d`` is followed by
-    a batch norm (timm's HRNet). Group norms are left alone (they depend on the input)."""
+    a batch norm (timm's HRNet, MobileNet: a norm with a fused activation leaves the activation).
+    Group norms are left alone (they depend on the input)."""
     if model.training:
         raise ValueError("fold_batch_norm is for inference: call model.eval() first")
     count = 0
@@ -53,7 +61,7 @@ def fold_batch_norm(model: nn.Module) -> int:
             for (_, a), (name_b, b) in zip(items, items[1:]):
                 if isinstance(a, nn.Conv2d) and isinstance(b, _NORMS) and not hasattr(a, "norm"):
                     _fold_into(a, b)
-                    setattr(module, name_b, nn.Identity())
+                    setattr(module, name_b, _left_after_folding(b))
                     count += 1
             continue
         for name, child in children.items():
@@ -61,6 +69,6 @@ def fold_batch_norm(model: nn.Module) -> int:
                 bn = children.get("bn" + name[len("conv"):])
                 if isinstance(bn, _NORMS):
                     _fold_into(child, bn)
-                    setattr(module, "bn" + name[len("conv"):], nn.Identity())
+                    setattr(module, "bn" + name[len("conv"):], _left_after_folding(bn))
                     count += 1
     return count

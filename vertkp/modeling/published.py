@@ -42,6 +42,14 @@ PUBLISHED_WEIGHTS = {
         timm_model="hrnet_w32",
         description="timm's ImageNet HRNet-W32 (hrnet_w32.ms_in1k), converted for the HRNet configs",
     ),
+    "mobilenetv4-conv-small-imagenet": PublishedWeights(
+        url="https://huggingface.co/timm/mobilenetv4_conv_small.e2400_r224_in1k/resolve/main/model.safetensors",
+        file_name="mobilenetv4_conv_small.e2400_r224_in1k.safetensors",
+        output="mobilenetv4_conv_small_imagenet.pth",
+        timm_model="mobilenetv4_conv_small",
+        description="timm's ImageNet MobileNetV4-Conv-Small (mobilenetv4_conv_small.e2400_r224_in1k), converted for "
+                    "the light CPU config configs/kprcnn_mobilenetv4.yaml",
+    ),
     "kprcnn-r50-coco": PublishedWeights(
         url="https://dl.fbaipublicfiles.com/detectron2/COCO-Keypoints/keypoint_rcnn_R_50_FPN_3x/137849621/"
             "model_final_a6e10b.pkl",

@@ -48,14 +48,39 @@ _HRNET_FREEZE_GROUPS = (
 )
 
 
-def _group_norm_like(bn: nn.BatchNorm2d) -> nn.GroupNorm:
+def _with_activation(norm: nn.Module, bn: nn.Module) -> nn.Module:
+    """``norm`` given the activation (and drop) that timm fused into ``bn`` (``BatchNormAct2d``:
+    MobileNet, EfficientNet, LCNet...), so that replacing a norm keeps the non-linearity."""
+    if hasattr(bn, "act"):
+        norm.drop, norm.act = bn.drop, bn.act
+    return norm
+
+
+def _group_norm_like(bn: nn.BatchNorm2d) -> nn.Module:
+    """GroupNorm (``gcd(32, C)`` groups) with the batch norm's scale and shift; timm's
+    ``GroupNormAct`` (the same parameters, then the activation) for a ``BatchNormAct2d``."""
+    from timm.layers import GroupNormAct
+
     c = bn.num_features
-    gn = nn.GroupNorm(math.gcd(32, c), c, eps=bn.eps, affine=True)
+    if hasattr(bn, "act"):
+        gn = _with_activation(GroupNormAct(c, math.gcd(32, c), eps=bn.eps, apply_act=False), bn)
+    else:
+        gn = nn.GroupNorm(math.gcd(32, c), c, eps=bn.eps, affine=True)
     if bn.affine:
         with torch.no_grad():
             gn.weight.copy_(bn.weight)
             gn.bias.copy_(bn.bias)
     return gn
+
+
+def _frozen_like(bn: nn.BatchNorm2d) -> nn.Module:
+    """detectron2's FrozenBatchNorm2d with the batch norm's statistics; timm's
+    ``FrozenBatchNormAct2d`` (the same buffers, then the activation) for a ``BatchNormAct2d``."""
+    if hasattr(bn, "act"):
+        from timm.layers import freeze_batch_norm_2d
+
+        return freeze_batch_norm_2d(bn)
+    return FrozenBatchNorm2d.convert_frozen_batchnorm(bn)
 
 
 def _replace_bn(module: nn.Module, make) -> nn.Module:
@@ -69,13 +94,16 @@ def _replace_bn(module: nn.Module, make) -> nn.Module:
 
 
 def convert_norm(module: nn.Module, norm: str) -> nn.Module:
-    """Return ``module`` with its BatchNorm layers converted to ``norm`` (one of NORMS)."""
+    """Return ``module`` with its BatchNorm layers converted to ``norm`` (one of NORMS); timm's
+    batch norms with a fused activation (``BatchNormAct2d``) keep their activation."""
     if norm == "BN":
         return module
     if norm == "FrozenBN":
-        return FrozenBatchNorm2d.convert_frozen_batchnorm(module)
+        return _replace_bn(module, _frozen_like)
     if norm == "SyncBN":
-        return nn.SyncBatchNorm.convert_sync_batchnorm(module)
+        from timm.layers import convert_sync_batchnorm
+
+        return convert_sync_batchnorm(module)
     if norm == "GN":
         return _replace_bn(module, _group_norm_like)
     raise ValueError(f"MODEL.TIMM.NORM must be one of {NORMS}, got {norm!r}")
@@ -155,7 +183,7 @@ class TimmBackbone(Backbone):
                 module = self.body.get_submodule(child)
                 for p in module.parameters():
                     p.requires_grad_(False)
-                frozen = FrozenBatchNorm2d.convert_frozen_batchnorm(module)
+                frozen = _replace_bn(module, _frozen_like)
                 if frozen is not module:
                     setattr(self.body.get_submodule(parent) if parent else self.body, attr, frozen)
 

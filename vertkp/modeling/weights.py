@@ -156,7 +156,7 @@ def fetch_hint(weights: str) -> str:
         get = f"`vertkp download {key}` (once, with network; it writes {WEIGHTS_FOLDER}/{w.output})"
         if w.timm_model:
             get += (f", or copy timm's {w.timm_model} checkpoint here and run `vertkp convert-weights FILE "
-                    f"--output {WEIGHTS_FOLDER}/{w.output}`")
+                    f"--model {w.timm_model} --output {WEIGHTS_FOLDER}/{w.output}`")
         return f"get it with {get}, then set MODEL.WEIGHTS to that file"
     return ("copy the file onto this machine and set MODEL.WEIGHTS to its path; MODEL.WEIGHTS \"\" starts from "
             "random weights (train with GroupNorm then, as the phantom configs do)")
