@@ -25,7 +25,8 @@ def test_the_expected_configs_exist():
     assert {"Base-KPRCNN.yaml", "kprcnn_r50.yaml", "kprcnn_hrnet_w32.yaml", "kprcnn_r50_buu_lateral.yaml",
             "kprcnn_hrnet_w32_buu_lateral.yaml", "kprcnn_r50_phantoms.yaml", "kprcnn_hrnet_w32_phantoms.yaml",
             "quick_schedules/kprcnn_r50_instant_test.yaml",
-            "quick_schedules/kprcnn_hrnet_w32_instant_test.yaml"} <= set(CONFIGS)
+            "quick_schedules/kprcnn_hrnet_w32_instant_test.yaml", "kprcnn_mobilenetv4.yaml",
+            "kprcnn_mobilenetv4_phantoms.yaml", "quick_schedules/kprcnn_mobilenetv4_instant_test.yaml"} <= set(CONFIGS)
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -37,13 +38,13 @@ def test_config_loads_and_builds_its_model(name):
     assert set(cfg.DATASETS.TRAIN) | set(cfg.DATASETS.TEST) <= set(DATASETS)
     assert cfg.MODEL.DEVICE == ("cuda" if torch.cuda.is_available() else "cpu")
     check_config(cfg, load_datasets=False)
-    hrnet = cfg.MODEL.BACKBONE.NAME == "build_timm_fpn_backbone"
-    assert ("hrnet" in name) == hrnet
+    timm = cfg.MODEL.BACKBONE.NAME == "build_timm_fpn_backbone"
+    assert ("hrnet" in name or "mobilenetv4" in name) == timm
     if "r50" in name or "Base" in name:
         assert cfg.MODEL.RESNETS.DEPTH == 50
     if name.startswith("kprcnn_") and "phantoms" not in name:  # user configs start from pretrained weights
         assert cfg.MODEL.WEIGHTS.startswith("detectron2://") if "r50" in name else \
-            cfg.MODEL.WEIGHTS == "weights/hrnet_w32_imagenet.pth"
+            cfg.MODEL.WEIGHTS == f"weights/{cfg.MODEL.TIMM.NAME}_imagenet.pth"
     else:
         assert cfg.MODEL.WEIGHTS == ""
     model = build_model(cfg)

@@ -102,12 +102,13 @@ SUBCOMMANDS = {
 }
 DEFAULT_SUBCOMMAND = "speed"
 # speed: the configs measured when --config-file is not given, and its phases (--skip).
-DEFAULT_CONFIGS = ("configs/kprcnn_r50.yaml", "configs/kprcnn_hrnet_w32.yaml")
+# The first is what the others' speed-ups are measured against (vertkp.benchmark.report.speedups).
+DEFAULT_CONFIGS = ("configs/kprcnn_r50.yaml", "configs/kprcnn_hrnet_w32.yaml", "configs/kprcnn_mobilenetv4.yaml")
 PHASES = ("inference", "train", "convert", "evaluate")
 # scale: the config measured when --config-file is not given.
 SCALE_CONFIG = "configs/quick_schedules/kprcnn_r50_instant_test.yaml"
 # learning --models: the phantom configs, configs/kprcnn_<model>_phantoms.yaml.
-MODELS = ("r50", "hrnet_w32")
+MODELS = ("r50", "hrnet_w32", "mobilenetv4")
 
 
 def model_config(model: str) -> str:

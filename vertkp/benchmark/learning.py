@@ -1,6 +1,6 @@
 """Learning benchmark: ``vertkp benchmark learning``: what the phantom configs reach, and how fast.
 
-    vertkp benchmark learning                                    # R50 and HRNet-W32 phantom configs
+    vertkp benchmark learning                                    # R50, HRNet-W32 and MobileNetV4 phantom configs
     vertkp benchmark learning --models r50 --threads 1
     vertkp benchmark learning --models hrnet_w32 --num-images 100 SOLVER.MAX_ITER 300
     vertkp benchmark learning --config-file configs/quick_schedules/kprcnn_r50_instant_test.yaml --num-images 10

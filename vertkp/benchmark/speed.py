@@ -1,6 +1,6 @@
 """Speed benchmark: ``vertkp benchmark [speed]`` / ``python tools/benchmark.py``.
 
-    vertkp benchmark                                            # R50 and HRNet-W32, real-size configs
+    vertkp benchmark                                            # R50, HRNet-W32, MobileNetV4: real-size configs
     vertkp benchmark speed --config-file configs/kprcnn_r50.yaml --timed-images 10 --train-iters 10
     vertkp benchmark --device cpu --threads 1 --output output/benchmark/speed SOLVER.IMS_PER_BATCH 2
 
