@@ -1,7 +1,7 @@
 """The whole story on phantoms, no download: ``make demo`` / ``vertkp demo`` / ``python tools/demo.py``.
 
     vertkp demo [--output output/demo] [--num-images 100] [--seed 0]
-            [--config-file configs/kprcnn_r50_phantoms.yaml] [KEY VALUE ...]
+            [--config-file configs/kprcnn_mobilenetv4_phantoms.yaml] [KEY VALUE ...]
 
 1. writes a synthetic phantom dataset packed as the Mendeley download is
    (OUT/data/phantoms_download.zip: an outer zip with a nested Dataset.zip),
@@ -46,7 +46,7 @@ if HAS_DETECTRON2:
 
 __all__ = ["build_parser", "main"]
 
-DEFAULT_CONFIG = "configs/kprcnn_r50_phantoms.yaml"
+DEFAULT_CONFIG = "configs/kprcnn_mobilenetv4_phantoms.yaml"
 # The phantom set, packed as the Mendeley download is (vertkp phantoms --archive).
 PHANTOM_ARCHIVE = "phantoms_download.zip"
 # The metrics the demo prints and keeps in demo_summary.json (names of vertkp.evaluation.METRICS).
