@@ -237,8 +237,10 @@ def test_speedups_against_the_first_config_and_the_references_at_its_size():
     assert mid["vs_references"][0]["ratio"] == pytest.approx(5.0) and not mid["vs_references"][0]["goal_met"]
     assert "speedup" not in small and small["vs_references"][0]["ratio"] == pytest.approx(4.0)  # other size than r50
     text = format_speedups(report).splitlines()
-    assert text[0] == ("light at 640 px, one pass end to end 0.160 s: 6.2x faster than r50 (goal >= 5x: met); "
+    assert text[0] == ("light at 640 px, one pass end to end 0.160 s: 6.2x faster than r50 (goal >= 5x faster: met); "
                        "2.0x Y's time (goal <= 3x: met)")
+    slow = format_speedups({"configs": [timed("r50", 640, 1.0), timed("hr", 640, 1.25)], "references": []})
+    assert slow == "hr at 640 px, one pass end to end 1.250 s: 1.2x slower than r50 (goal >= 5x faster: NOT met)"
     assert text[2] == "small at 256 px, one pass end to end 0.100 s: 4.0x Y's time (goal <= 3x: NOT met)"
     assert format_speedups({"configs": [timed("r50", 640, 1.0)]}) == ""
 
@@ -253,6 +255,8 @@ def test_schedule_for_minutes_scales_every_count_of_the_config():
                      "SOLVER.CHECKPOINT_PERIOD": 1}  # a step past MAX_ITER is dropped, a period of 0 stays off
     with pytest.raises(ValueError, match="minutes > 0"):
         schedule_for_minutes(0, 1.0, 420, (), 0, 0, 0)
+    # 250 iterations in 7.5 min: evaluations every 84 (83.3 up), not at 83, 166, 249 and again at 250
+    assert schedule_for_minutes(7.5, 1.8, 420, (330, 390), 50, 140, 140)["TEST.EVAL_PERIOD"] == 84
 
 
 def test_the_audit_line_of_the_data_benchmark():

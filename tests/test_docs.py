@@ -129,7 +129,9 @@ def test_readme_python_example_runs(tmp_path, monkeypatch, capsys, phantom_root)
     assert len(blocks) == 1
     (tmp_path / "configs").symlink_to(REPO / "configs")
     torch.manual_seed(0)
-    cfg = build_cfg(str(REPO / "configs" / "kprcnn_r50_phantoms.yaml"), ["MODEL.DEVICE", "cpu"])
+    from vertkp.demo import DEFAULT_CONFIG
+
+    cfg = build_cfg(str(REPO / DEFAULT_CONFIG), ["MODEL.DEVICE", "cpu"])
     (tmp_path / "output/demo/train").mkdir(parents=True)
     DetectionCheckpointer(build_model(cfg), save_dir=str(tmp_path / "output/demo/train")).save("model_best")
     test_dir = tmp_path / "output/demo/data/phantoms/Test"

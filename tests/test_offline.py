@@ -83,7 +83,7 @@ def test_hrnet_imagenet_weights_are_one_converted_file_that_loads_exactly(timm_h
     assert no_network == []
 
 
-def test_the_light_configs_imagenet_weights_convert_and_load_exactly(tmp_path, no_network):
+def test_the_light_configs_imagenet_weights_convert_and_load_exactly(tmp_path, monkeypatch, no_network):
     """The MobileNetV4 config's weights: timm's classification checkpoint (random values here, with
     batch-norm statistics that are not the identity) -> `vertkp convert-weights --model` -> the file its
     MODEL.WEIGHTS names, which gives the same maps as timm's own features model."""
@@ -100,9 +100,11 @@ def test_the_light_configs_imagenet_weights_convert_and_load_exactly(tmp_path, n
     w = PUBLISHED_WEIGHTS["mobilenetv4-conv-small-imagenet"]
     assert w.timm_model == "mobilenetv4_conv_small"
     assert Path(MOBILENETV4).read_text().count(f'WEIGHTS: "weights/{w.output}"') == 1
-    out = tmp_path / "weights" / w.output
-    r = run_main(convert_weights, tmp_path / "model.safetensors", "--model", w.timm_model, "--output", out)
+    monkeypatch.chdir(tmp_path)  # --output left out: weights/<model>_imagenet.pth, the file the config names
+    r = run_main(convert_weights, tmp_path / "model.safetensors", "--model", w.timm_model)
     assert r.returncode == 0, r.stderr
+    out = tmp_path / "weights" / w.output
+    assert out.is_file() and f"MODEL.WEIGHTS weights/{w.output}" in r.stdout
 
     cfg = build_cfg(MOBILENETV4, ["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", str(out)])
     model = build_model(cfg).eval()

@@ -183,7 +183,9 @@ def format_speedups(report: Mapping) -> str:
     for row in speedups(report):
         parts = []
         if "speedup" in row:
-            parts.append(f"{row['speedup']:.1f}x faster than {row['vs']} (goal >= {SPEEDUP_GOAL:g}x: "
+            x = row["speedup"]
+            than = f"{x:.1f}x faster than" if x >= 1 else f"{1 / x:.1f}x slower than"
+            parts.append(f"{than} {row['vs']} (goal >= {SPEEDUP_GOAL:g}x faster: "
                          f"{'met' if row['speedup_goal_met'] else 'NOT met'})")
         parts += [f"{ref['ratio']:.1f}x {ref['name']}'s time (goal <= {YOLO_RATIO_GOAL:g}x: "
                   f"{'met' if ref['goal_met'] else 'NOT met'})" for ref in row["vs_references"]]

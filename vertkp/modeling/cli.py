@@ -1,11 +1,14 @@
 """``vertkp convert-weights`` / ``tools/convert_weights.py``: a timm checkpoint -> a detectron2 weights file.
 
     vertkp convert-weights model.safetensors --output weights/hrnet_w32_imagenet.pth
+    vertkp convert-weights model.safetensors --model mobilenetv4_conv_small   (weights/mobilenetv4_conv_small_imagenet.pth)
     vertkp convert-weights hrnet_w18.pth --model hrnet_w18 --output weights/hrnet_w18_imagenet.pth
 
-The output is what ``MODEL.WEIGHTS`` names (``configs/kprcnn_hrnet_w32.yaml``:
-``weights/hrnet_w32_imagenet.pth``); nothing touches the network. ``vertkp download
-hrnet-w32-imagenet`` fetches timm's checkpoint and runs this conversion in one step.
+The output is what ``MODEL.WEIGHTS`` names (by default ``weights/<model>_imagenet.pth``:
+``configs/kprcnn_hrnet_w32.yaml`` names ``weights/hrnet_w32_imagenet.pth``,
+``configs/kprcnn_mobilenetv4.yaml`` ``weights/mobilenetv4_conv_small_imagenet.pth``); nothing
+touches the network. ``vertkp download hrnet-w32-imagenet`` (or ``mobilenetv4-conv-small-imagenet``)
+fetches timm's checkpoint and runs this conversion in one step.
 
 Exit status: 0 written, 2 bad arguments or a checkpoint that is not the model's.
 """
@@ -18,19 +21,19 @@ from pathlib import Path
 from .published import PUBLISHED_WEIGHTS, WEIGHTS_FOLDER
 from .weights import WeightsError, convert_timm_checkpoint
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "default_output", "main"]
 
 _DEFAULT = PUBLISHED_WEIGHTS["hrnet-w32-imagenet"]
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        description="Convert a timm HRNet checkpoint (.safetensors, .pth, .bin) into a detectron2 weights file "
-                    "for MODEL.WEIGHTS (keys of vertkp's HRNet-FPN model; nothing is downloaded).")
+        description="Convert a timm checkpoint (.safetensors, .pth, .bin) into a detectron2 weights file for "
+                    "MODEL.WEIGHTS (keys of vertkp's timm-FPN model; nothing is downloaded).")
     p.add_argument("checkpoint", type=Path, help="the timm checkpoint, e.g. model.safetensors of timm/hrnet_w32.ms_in1k")
-    p.add_argument("--output", type=Path, default=Path(WEIGHTS_FOLDER) / _DEFAULT.output,
-                   help=f"the detectron2 weights file to write (default {WEIGHTS_FOLDER}/{_DEFAULT.output}, "
-                        "the file configs/kprcnn_hrnet_w32.yaml names)")
+    p.add_argument("--output", type=Path, default=None,
+                   help=f"the detectron2 weights file to write (default {WEIGHTS_FOLDER}/<model>_imagenet.pth, the "
+                        f"file the configs name: {WEIGHTS_FOLDER}/{_DEFAULT.output} for {_DEFAULT.timm_model})")
     p.add_argument("--model", default=_DEFAULT.timm_model,
                    help=f"timm model the checkpoint is of (MODEL.TIMM.NAME; default {_DEFAULT.timm_model})")
     p.add_argument("--feature-location", default="", choices=["", "incre"],
@@ -38,9 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def default_output(model: str) -> Path:
+    """The weights file a converted timm ``model`` goes to, as the configs name them."""
+    return Path(WEIGHTS_FOLDER) / f"{model}_imagenet.pth"
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.output is None:
+        args.output = default_output(args.model)
     if args.output.is_dir():
         parser.error(f"--output {args.output} is a folder: name the weights file to write")
     try:

@@ -6,6 +6,8 @@ network (besides a weights URL a user names in ``MODEL.WEIGHTS``).
             [--timeout S] [--no-progress]
     vertkp download buu-lspine      (no public download: says how to get it)
     vertkp download hrnet-w32-imagenet [--to DIR] [--url URL]   (weights/hrnet_w32_imagenet.pth)
+    vertkp download mobilenetv4-conv-small-imagenet [--to DIR] [--url URL]
+                                       (weights/mobilenetv4_conv_small_imagenet.pth)
     vertkp download kprcnn-r50-coco    [--to DIR] [--url URL]   (weights/model_final_a6e10b.pkl)
 
 The archive is saved as ``DIR/<file name>`` (``DatasetSpec.published``): downloaded into
