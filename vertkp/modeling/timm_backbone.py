@@ -121,10 +121,11 @@ def _freeze_groups(body: nn.Module, name: str) -> tuple:
     stages = [info.info[i]["module"] for i in range(len(info.info)) if info.info[i]["reduction"] >= 4]
     order = [n for n, _ in body.named_parameters()]
 
-    def first(module: str) -> int:
-        return next(k for k, n in enumerate(order) if n.startswith(module + "."))
+    def first(module: str):
+        return next((k for k, n in enumerate(order) if n.startswith(module + ".")), None)
 
-    starts = [first(m) for m in stages] + [len(order)]
+    # a stage without parameters of its own (an activation) joins the one before it
+    starts = sorted({k for k in map(first, stages) if k is not None}) + [len(order)]
     groups = [tuple(order[:starts[0]])]
     groups += [tuple(order[a:b]) for a, b in zip(starts[:-1], starts[1:])]
     return tuple(tuple(n.rsplit(".", 1)[0] for n in g) for g in groups)
