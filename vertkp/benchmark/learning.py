@@ -42,7 +42,7 @@ from ..files import read_json, write_json
 from .device import set_threads, torch_machine_info
 from ..evaluation.metrics import mean_vertebra_width
 from .report import TARGET_F1, TARGET_MRE_PCT, evaluations, format_learning, machine_line, target_mre
-from .runs import BenchmarkTrainer, benchmark_cfg, log_to, step_seconds
+from .runs import BenchmarkTrainer, benchmark_cfg, log_to, step_seconds, timed_steps
 from .schedule import schedule_for_minutes
 
 __all__ = ["CALIBRATION_STEPS", "CALIBRATION_WARMUP", "calibrate_step_seconds",
@@ -56,13 +56,8 @@ def calibrate_step_seconds(cfg) -> float:
     """Median seconds of one training step of ``cfg`` (unfrozen), CALIBRATION_STEPS steps after
     CALIBRATION_WARMUP untimed ones, no evaluation nor checkpoint, in OUTPUT_DIR/calibration."""
     cfg = cfg.clone()
-    cfg.SOLVER.MAX_ITER = CALIBRATION_WARMUP + CALIBRATION_STEPS
-    cfg.SOLVER.STEPS = ()
     cfg.OUTPUT_DIR = str(Path(cfg.OUTPUT_DIR) / "calibration")
-    cfg.freeze()
-    trainer = BenchmarkTrainer(cfg, warmup=CALIBRATION_WARMUP, evaluate=False)
-    trainer.resume_or_load(resume=False)
-    trainer.train()
+    trainer, _ = timed_steps(cfg, CALIBRATION_STEPS, CALIBRATION_WARMUP)
     return float(np.median(step_seconds(trainer)))
 
 

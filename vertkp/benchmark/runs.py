@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 from detectron2.engine import hooks
@@ -19,7 +19,7 @@ from ..data.loading.registration import register_dataset
 from ..engine import Trainer
 
 __all__ = ["TRAIN_DATASET", "TEST_DATASET", "benchmark_cfg", "log_to", "BenchmarkTrainer", "step_seconds",
-           "calibrate_frozen_bn"]
+           "timed_steps", "calibrate_frozen_bn"]
 
 # The phantom set is registered under these names, so that a user's phantoms_{train,val} are left alone.
 TRAIN_DATASET, TEST_DATASET = "vertkp_benchmark_train", "vertkp_benchmark_val"
@@ -87,6 +87,26 @@ def step_seconds(trainer) -> List[float]:
     """The step times the IterationTimer put into the trainer's storage, in step order, s."""
     histories = trainer.storage.histories()
     return [v for v, _ in histories["time"].values()] if "time" in histories else []
+
+
+def timed_steps(cfg, iters: int, warmup: int, calibration: Optional[List[dict]] = None):
+    """Train ``cfg`` (unfrozen; a copy is changed) for ``warmup`` untimed then ``iters`` timed steps,
+    no evaluation nor checkpoint, LR steps past the end dropped; with ``calibration`` (model inputs),
+    random FrozenBN statistics are set from them first (:func:`calibrate_frozen_bn`).
+
+    Returns:
+        (the trainer, after its last step: :func:`step_seconds` reads its times; how many FrozenBN
+        layers were calibrated).
+    """
+    cfg = cfg.clone()
+    cfg.SOLVER.MAX_ITER = warmup + iters
+    cfg.SOLVER.STEPS = tuple(s for s in cfg.SOLVER.STEPS if s < cfg.SOLVER.MAX_ITER)
+    cfg.freeze()
+    trainer = BenchmarkTrainer(cfg, warmup=warmup, evaluate=False)
+    trainer.resume_or_load(resume=False)
+    calibrated = calibrate_frozen_bn(trainer.model, calibration) if calibration else 0
+    trainer.train()
+    return trainer, calibrated
 
 
 def calibrate_frozen_bn(model, inputs: List[dict]) -> int:

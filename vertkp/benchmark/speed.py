@@ -69,7 +69,7 @@ if HAS_DETECTRON2:  # the inference and train phases; the convert and evaluate o
     from detectron2.utils.env import seed_all_rng
 
     from ..inference import VertebraPredictor
-    from .runs import BenchmarkTrainer, benchmark_cfg, calibrate_frozen_bn, log_to, step_seconds
+    from .runs import benchmark_cfg, calibrate_frozen_bn, log_to, step_seconds, timed_steps
 
 __all__ = ["LR_RETRY_FACTOR", "check", "measure_config", "run"]
 
@@ -208,15 +208,8 @@ def _inference(predictor, inputs: List[dict], paths: List[str], spec: Mapping, o
 
 
 def _train_once(cfg, iters: int, warmup: int, calibration: Optional[List[dict]]) -> dict:
-    cfg = cfg.clone()
-    cfg.SOLVER.MAX_ITER = warmup + iters
-    cfg.SOLVER.STEPS = tuple(s for s in cfg.SOLVER.STEPS if s < cfg.SOLVER.MAX_ITER)
-    cfg.freeze()
     seed_all_rng(0)
-    trainer = BenchmarkTrainer(cfg, warmup=warmup, evaluate=False)
-    trainer.resume_or_load(resume=False)
-    calibrated = calibrate_frozen_bn(trainer.model, calibration) if calibration else 0
-    trainer.train()
+    trainer, calibrated = timed_steps(cfg, iters, warmup, calibration)
     losses = [v for v, _ in trainer.storage.history("total_loss").values()]
     stats = latency_stats(step_seconds(trainer))
     return {**stats, "warmup": warmup, "timer": "detectron2 IterationTimer (the storage's 'time' history)",
