@@ -18,10 +18,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from .published import PUBLISHED_WEIGHTS, WEIGHTS_FOLDER
+from .published import PUBLISHED_WEIGHTS, WEIGHTS_FOLDER, timm_weights_name
 from .weights import WeightsError, convert_timm_checkpoint
 
-__all__ = ["build_parser", "default_output", "main"]
+__all__ = ["build_parser", "main"]
 
 _DEFAULT = PUBLISHED_WEIGHTS["hrnet-w32-imagenet"]
 
@@ -41,16 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def default_output(model: str) -> Path:
-    """The weights file a converted timm ``model`` goes to, as the configs name them."""
-    return Path(WEIGHTS_FOLDER) / f"{model}_imagenet.pth"
-
-
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.output is None:
-        args.output = default_output(args.model)
+        args.output = Path(WEIGHTS_FOLDER) / timm_weights_name(args.model)
     if args.output.is_dir():
         parser.error(f"--output {args.output} is a folder: name the weights file to write")
     try:

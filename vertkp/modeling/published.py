@@ -6,11 +6,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["PublishedWeights", "PUBLISHED_WEIGHTS", "WEIGHTS_FOLDER"]
+__all__ = ["PublishedWeights", "PUBLISHED_WEIGHTS", "WEIGHTS_FOLDER", "timm_weights_name"]
 
 
 # The folder (relative to the working folder) initial weights are downloaded to and configs name them in.
 WEIGHTS_FOLDER = "weights"
+
+
+def timm_weights_name(model: str) -> str:
+    """The file name of timm ``model``'s converted ImageNet weights, as the configs name it
+    (``WEIGHTS_FOLDER/<name>``) and ``vertkp convert-weights`` writes it by default."""
+    return f"{model}_imagenet.pth"
 
 
 @dataclass(frozen=True)
@@ -38,14 +44,14 @@ PUBLISHED_WEIGHTS = {
     "hrnet-w32-imagenet": PublishedWeights(
         url="https://huggingface.co/timm/hrnet_w32.ms_in1k/resolve/main/model.safetensors",
         file_name="hrnet_w32.ms_in1k.safetensors",
-        output="hrnet_w32_imagenet.pth",
+        output=timm_weights_name("hrnet_w32"),
         timm_model="hrnet_w32",
         description="timm's ImageNet HRNet-W32 (hrnet_w32.ms_in1k), converted for the HRNet configs",
     ),
     "mobilenetv4-conv-small-imagenet": PublishedWeights(
         url="https://huggingface.co/timm/mobilenetv4_conv_small.e2400_r224_in1k/resolve/main/model.safetensors",
         file_name="mobilenetv4_conv_small.e2400_r224_in1k.safetensors",
-        output="mobilenetv4_conv_small_imagenet.pth",
+        output=timm_weights_name("mobilenetv4_conv_small"),
         timm_model="mobilenetv4_conv_small",
         description="timm's ImageNet MobileNetV4-Conv-Small (mobilenetv4_conv_small.e2400_r224_in1k), converted for "
                     "the light CPU config configs/kprcnn_mobilenetv4.yaml",

@@ -35,7 +35,7 @@ __all__ = ["D2_TIMM_PREFIX", "WeightsError", "read_state_dict", "timm_feature_ke
            "convert_timm_checkpoint", "timm_features_kwargs", "fetch_hint", "check_weights", "fetching",
            "load_trained_weights"]
 
-# Where the HRNet backbone's timm module sits in vertkp's model: FPN.bottom_up = TimmBackbone, .body = timm.
+# Where the timm module sits in vertkp's model: FPN.bottom_up = TimmBackbone, .body = timm.
 D2_TIMM_PREFIX = "backbone.bottom_up.body."
 
 
