@@ -12,14 +12,16 @@ VertebraKeypointEvaluator``).
     agreement      Bland-Altman, ICC(A,1) with its CI, Pearson r, slip per level / grade (plain arrays)
     bootstrap      percentile bootstrap 95% CIs from per-image sums, resampling patients or images
     scoring        EvaluationSettings, evaluate_image
-    dataset        evaluate_dataset -> metrics.json; METRICS, the name of every metric
+    metric_names   METRICS, the name (and unit) of every metric
+    dataset        evaluate_dataset -> metrics.json
     report, plots  the files: metrics.json, CSVs, PNGs; format_summary
     table          the results table of vertkp evaluate --table md|latex|csv
     cli            vertkp evaluate (evaluate_files)
 """
 from .agreement import LOA_Z, bland_altman, icc_a1, measure_agreement, pearson_r, slip_groups
 from .bootstrap import CI_METRICS, bootstrap_ci95
-from .dataset import METRICS, DatasetEvaluation, evaluate_dataset, flat_metrics, threshold_key
+from .dataset import DatasetEvaluation, evaluate_dataset, flat_metrics
+from .metric_names import METRICS, threshold_key
 from .ground_truth import (
     EvaluationInputError,
     GroundTruth,

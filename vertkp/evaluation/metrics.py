@@ -2,7 +2,7 @@
 the tails of the errors and the scores of predicted levels.
 
 The dict keys these functions return are the metric names of metrics.json and of
-detectron2's flat results (``vertkp.evaluation.dataset.METRICS``).
+detectron2's flat results (``vertkp.evaluation.metric_names.METRICS``).
 
 Rates (SDR, precision, recall, F1, grade accuracy) are in percent, 0-100.
 Errors are Euclidean distances in px, or in mm after multiplying by the
